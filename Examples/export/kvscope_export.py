@@ -1,0 +1,971 @@
+"""Record an attn-trace v1 (see TRACE-FORMAT.md §1 and §5) from a Hugging Face transformers model.
+
+The recorder registers its own attention function (``AttentionInterface.register``) together with
+the eager mask builder (``AttentionMaskInterface.register``, otherwise transformers builds no mask
+and the maps are silently non-causal). The function calls the model's own eager kernel, so the
+forward pass is unchanged, and writes one safetensors file per decoder layer as soon as that layer
+has run:
+
+* ``attn``         F16 ``[H, Q, T]``  post-softmax rows ``row_start ..< T``
+* ``attn_colsum``  F32 ``[H, T]``     sum over prefill rows ``0 ..< P``, accumulated in float32
+  (the softmax is recomputed in float32 when the model runs in bf16/fp16)
+* ``q``            F16 ``[H, Q, D]``  post-RoPE queries of the recorded rows (optional)
+* ``k``, ``v``     F16 ``[KVH, T, D]`` post-RoPE keys and values, before any GQA repeat (optional)
+* ``k_norm``, ``v_norm`` F32 ``[KVH, T]`` (optional)
+
+Typical use::
+
+    import kvscope_export as kx
+    info = kx.export_trace(model, input_ids, "out/my-trace", max_new_tokens=16, tokenizer=tok)
+
+which generates first with plain eager attention, then runs one recorded forward over
+prompt + generated tokens with ``prefill_len`` = the prompt length, and writes ``trace.json``
+(with the checks it ran: rows sum to 1, ``softmax(scale·q·kᵀ)`` reproduces ``attn``, column sums
+match the stored rows).
+
+For transformers releases without ``AttentionInterface`` (before 4.48) a forward-hook fallback
+records the weights returned by each ``self_attn`` and recomputes ``q``/``k``/``v`` from the
+``hidden_states`` and ``position_embeddings`` kwargs (Llama-like attention modules only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+try:  # safetensors is a hard requirement
+    from safetensors.torch import save_file
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("kvscope_export needs the 'safetensors' package") from exc
+
+import transformers
+
+try:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    HAVE_ATTENTION_INTERFACE = True
+except ImportError:  # transformers < 4.48: use the hook fallback
+    AttentionInterface = None
+    ALL_MASK_ATTENTION_FUNCTIONS = None
+    AttentionMaskInterface = None
+    HAVE_ATTENTION_INTERFACE = False
+
+__all__ = [
+    "RECORDER_NAME",
+    "TraceRecorder",
+    "export_trace",
+    "image_spans_from_ids",
+    "llava_image_spans",
+    "grid_for_count",
+    "decoder_attention_modules",
+    "text_config_of",
+    "write_trace_json",
+    "verify_trace",
+    "load_trace",
+]
+
+FORMAT_NAME = "attn-trace"
+FORMAT_VERSION = 1
+RECORDER_NAME = "kvscope_record"
+MODALITY_LEGEND = {"0": "text", "1": "image", "2": "video", "3": "audio"}
+
+# Check thresholds written next to the measured values in trace.json["checks"].
+ROW_SUM_TOL_F16 = 1e-2
+RECOMPUTE_TOL = 2e-2
+COLSUM_TOL = 1e-2
+
+
+# --------------------------------------------------------------------------------------------
+# model introspection
+# --------------------------------------------------------------------------------------------
+
+def text_config_of(model_or_config) -> Any:
+    """The text (decoder) config: ``config.get_text_config()`` where it exists."""
+    config = getattr(model_or_config, "config", model_or_config)
+    if hasattr(config, "get_text_config"):
+        try:
+            return config.get_text_config(decoder=True)
+        except TypeError:
+            return config.get_text_config()
+    return getattr(config, "text_config", config)
+
+
+def decoder_attention_modules(model) -> list[tuple[int, torch.nn.Module]]:
+    """``(layer_index, self_attn)`` for every decoder layer of the model's language model.
+
+    Vision towers and projectors are left out: only the text decoder is recorded.
+    """
+    decoder = model
+    for _ in range(4):  # unwrap ForCausalLM -> Model, ForConditionalGeneration -> language_model
+        nxt = None
+        if hasattr(decoder, "layers") and isinstance(decoder.layers, torch.nn.ModuleList):
+            break
+        if hasattr(decoder, "get_decoder"):
+            try:
+                cand = decoder.get_decoder()
+            except Exception:  # some models raise for missing rules
+                cand = None
+            if cand is not None and cand is not decoder:
+                nxt = cand
+        if nxt is None:
+            for name in ("language_model", "model", "text_model", "decoder"):
+                if isinstance(getattr(decoder, name, None), torch.nn.Module):
+                    nxt = getattr(decoder, name)
+                    break
+        if nxt is None:
+            break
+        decoder = nxt
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        n = getattr(text_config_of(model), "num_hidden_layers", None)
+        for _, mod in decoder.named_modules():
+            if isinstance(mod, torch.nn.ModuleList) and len(mod) == n and hasattr(mod[0], "self_attn"):
+                layers = mod
+                break
+    if layers is None:
+        raise ValueError(f"could not find the decoder layers of {type(model).__name__}")
+    out = []
+    for i, layer in enumerate(layers):
+        attn = getattr(layer, "self_attn", None)
+        if attn is None:
+            raise ValueError(f"decoder layer {i} of {type(model).__name__} has no self_attn")
+        idx = getattr(attn, "layer_idx", i)
+        out.append((int(idx) if idx is not None else i, attn))
+    return out
+
+
+def _module_eager(module) -> Callable:
+    mod = sys.modules[type(module).__module__]
+    fn = getattr(mod, "eager_attention_forward", None)
+    if fn is None:
+        raise RuntimeError(
+            f"{type(module).__module__} defines no eager_attention_forward; this architecture "
+            "does not use the AttentionInterface (try force_hooks=True)")
+    return fn
+
+
+def _current_attn_impl(model) -> str | None:
+    cfg = model.config
+    return getattr(cfg, "_attn_implementation", None) or getattr(cfg, "_attn_implementation_internal", None)
+
+
+def _set_attn_impl(model, name: str) -> None:
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(name)
+        return
+    # older releases: set the private attribute on every config we can reach
+    for mod in model.modules():
+        cfg = getattr(mod, "config", None)
+        if cfg is not None and hasattr(cfg, "_attn_implementation"):
+            try:
+                cfg._attn_implementation = name
+            except Exception:
+                cfg._attn_implementation_internal = name
+
+
+# --------------------------------------------------------------------------------------------
+# image spans
+# --------------------------------------------------------------------------------------------
+
+def grid_for_count(n: int) -> list[int]:
+    """Patch grid of an ``n``-token image: the square root when ``n`` is a perfect square, else 1×n."""
+    r = int(math.isqrt(int(n)))
+    return [r, r] if r * r == n else [1, int(n)]
+
+
+def _runs(mask: Sequence[bool]) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(mask)))
+    return runs
+
+
+def image_spans_from_ids(ids: Sequence[int], image_token_id: int, tokens_per_image: int | None = None,
+                         grid: Sequence[int] | None = None, first_id: int = 0) -> list[dict]:
+    """Image spans from expanded ids: runs of ``image_token_id``, split every ``tokens_per_image``.
+
+    ``grid`` defaults to :func:`grid_for_count` of each span's length.
+    """
+    ids = [int(x) for x in ids]
+    spans = []
+    for a, b in _runs([x == image_token_id for x in ids]):
+        n = b - a
+        step = tokens_per_image if tokens_per_image and n % tokens_per_image == 0 else n
+        if tokens_per_image and n % tokens_per_image:
+            warnings.warn(f"image-token run [{a},{b}) of length {n} is not a multiple of "
+                          f"{tokens_per_image}; kept as one span")
+        for s in range(a, b, step):
+            g = list(grid) if grid is not None and grid[0] * grid[1] == step else grid_for_count(step)
+            spans.append({"image_id": first_id + len(spans), "start": s, "stop": s + step, "grid": g,
+                          "order": "row-major"})
+    return spans
+
+
+def llava_image_spans(ids: Sequence[int], config) -> tuple[list[int], list[dict]]:
+    """``token_modality`` and image spans of a llava-hf model (TRACE-FORMAT.md §6).
+
+    ``token_modality = ids == config.image_token_id``; consecutive images are split every
+    ``config.image_seq_length`` tokens (576 for LLaVA-1.5, a 24×24 grid).
+    """
+    tok = getattr(config, "image_token_id", None)
+    if tok is None:
+        tok = getattr(config, "image_token_index", None)
+    if tok is None:
+        raise ValueError("config has neither image_token_id nor image_token_index")
+    n = getattr(config, "image_seq_length", None)
+    grid = None
+    vc = getattr(config, "vision_config", None)
+    if vc is not None and getattr(vc, "image_size", None) and getattr(vc, "patch_size", None):
+        side = vc.image_size // vc.patch_size
+        if n is None or n == side * side:
+            n, grid = side * side, [side, side]
+    modality = [1 if int(x) == tok else 0 for x in ids]
+    spans = image_spans_from_ids(ids, tok, tokens_per_image=n, grid=grid)
+    src = f"{type(config).__name__}: {getattr(vc, 'model_type', 'vision')} encoder features"
+    for s in spans:
+        s["source"] = src
+    return modality, spans
+
+
+# --------------------------------------------------------------------------------------------
+# the recorder
+# --------------------------------------------------------------------------------------------
+
+def _to_storage(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, str | None]:
+    """Downcast for storage; falls back to float32 when float16 would overflow."""
+    y = x.to(dtype)
+    if dtype == torch.float16 and not torch.isfinite(y).all() and torch.isfinite(x).all():
+        return x.float(), "float16 overflow: stored as float32"
+    return y, None
+
+
+def _causal_mask(q_rows: torch.Tensor, T: int, device) -> torch.Tensor:
+    cols = torch.arange(T, device=device)
+    return cols[None, :] <= q_rows[:, None]  # [Q, T] True = allowed
+
+
+def _softmax_rows(q: torch.Tensor, k: torch.Tensor, kv_map: torch.Tensor, scale: float,
+                  rows: torch.Tensor) -> torch.Tensor:
+    """softmax(scale·q·kᵀ) in float32 under the causal mask. q [H,Q,D], k [KVH,T,D] -> [H,Q,T]."""
+    kk = k.float()[kv_map]  # [H, T, D]
+    logits = torch.matmul(q.float(), kk.transpose(-1, -2)) * scale
+    allowed = _causal_mask(rows.to(logits.device), k.shape[1], logits.device)
+    logits = logits.masked_fill(~allowed[None], float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+class TraceRecorder:
+    """Records one forward pass of a model into an attn-trace v1 folder, layer by layer.
+
+    Use as a context manager around a single forward under ``torch.no_grad()``.
+    """
+
+    def __init__(self, model, out_dir: str, prefill_len: int, *, row_start: int = 0,
+                 keep_q: bool = True, keep_kv: bool = True, keep_norms: bool = True,
+                 layers: Iterable[int] | None = None, attn_dtype: torch.dtype = torch.float16,
+                 qkv_dtype: torch.dtype = torch.float16, force_hooks: bool = False,
+                 run_checks: bool = True):
+        self.model = model
+        self.out_dir = out_dir
+        self.prefill_len = int(prefill_len)
+        self.row_start = int(row_start)
+        self.keep_q, self.keep_kv, self.keep_norms = keep_q, keep_kv, keep_norms
+        self.attn_dtype, self.qkv_dtype = attn_dtype, qkv_dtype
+        self.run_checks = run_checks
+        self.use_hooks = force_hooks or not HAVE_ATTENTION_INTERFACE
+        mods = decoder_attention_modules(model)
+        wanted = None if layers is None else set(int(i) for i in layers)
+        self._layer_of = {id(m): i for i, m in mods if wanted is None or i in wanted}
+        self._all_layers = [i for i, _ in mods]
+        self._modules = [m for i, m in mods if wanted is None or i in wanted]
+        self.files: dict[int, str] = {}
+        self.checks: dict[int, dict] = {}
+        self.shapes: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        self.attn_scale: float | None = None
+        self.seq_len: int | None = None
+        self._prev_impl = None
+        self._hooks = []
+
+    # -- attach / detach ----------------------------------------------------------------------
+    def __enter__(self):
+        self.attach()
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+        return False
+
+    def attach(self):
+        os.makedirs(self.out_dir, exist_ok=True)
+        if self.use_hooks:
+            for m in self._modules:
+                self._hooks.append(m.register_forward_hook(self._hook, with_kwargs=True))
+            return
+        AttentionInterface.register(RECORDER_NAME, self._attention)
+        # Without this, transformers builds no mask for an unknown name: maps would be non-causal.
+        AttentionMaskInterface.register(RECORDER_NAME, ALL_MASK_ATTENTION_FUNCTIONS["eager"])
+        self._prev_impl = _current_attn_impl(self.model)
+        _set_attn_impl(self.model, RECORDER_NAME)
+
+    def detach(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        if self._prev_impl is not None:
+            _set_attn_impl(self.model, self._prev_impl)
+            self._prev_impl = None
+
+    # -- the registered attention function ----------------------------------------------------
+    def _attention(self, module, query, key, value, attention_mask, **kwargs):
+        eager = _module_eager(module)
+        out, probs = eager(module, query, key, value, attention_mask, **kwargs)
+        layer = self._layer_of.get(id(module))
+        if layer is not None:  # vision towers etc. pass straight through
+            scaling = kwargs.get("scaling", getattr(module, "scaling", None))
+            if scaling is None:
+                scaling = query.shape[-1] ** -0.5
+            self._record(layer, query, key, value, probs, attention_mask, float(scaling),
+                         softcap=kwargs.get("softcap"))
+        return out, probs
+
+    # -- hook fallback (older transformers) ---------------------------------------------------
+    def _hook(self, module, args, kwargs, output):
+        probs = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if probs is None:
+            raise RuntimeError("self_attn returned no attention weights: load the model with "
+                               "attn_implementation='eager' and pass output_attentions=True")
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        pe = kwargs.get("position_embeddings")
+        if pe is None:
+            raise RuntimeError("hook fallback needs the position_embeddings kwarg (transformers >= 4.45)")
+        mod = sys.modules[type(module).__module__]
+        bsz, T, _ = hidden.shape
+        D = module.head_dim
+        q = module.q_proj(hidden).view(bsz, T, -1, D).transpose(1, 2)
+        k = module.k_proj(hidden).view(bsz, T, -1, D).transpose(1, 2)
+        v = module.v_proj(hidden).view(bsz, T, -1, D).transpose(1, 2)
+        cos, sin = pe
+        q, k = mod.apply_rotary_pos_emb(q, k, cos, sin)
+        scaling = float(getattr(module, "scaling", D ** -0.5))
+        self._record(self._layer_of[id(module)], q, k, v, probs, kwargs.get("attention_mask"), scaling)
+
+    # -- reduce and write one layer -----------------------------------------------------------
+    def _record(self, layer, query, key, value, probs, attention_mask, scaling, softcap=None):
+        if query.shape[0] != 1:
+            raise ValueError("attn-trace v1 holds one sequence: run the recorded forward with batch size 1")
+        H, T, D = query.shape[1], query.shape[2], query.shape[3]
+        KVH = key.shape[1]
+        if key.shape[2] != T:
+            raise ValueError(f"layer {layer}: query covers {T} positions but keys {key.shape[2]}: "
+                             "record one forward over the whole sequence without a cache")
+        P, r0 = self.prefill_len, self.row_start
+        if not (1 <= P <= T) or not (0 <= r0 < T):
+            raise ValueError(f"prefill_len {P} / row_start {r0} out of range for T={T}")
+        self.seq_len = T
+        if self.attn_scale is None:
+            self.attn_scale = scaling
+        kv_map = torch.arange(H, device=query.device) // (H // KVH)
+
+        if probs.dtype == torch.float32:
+            p32 = probs[0]
+        else:  # bf16/fp16 model: recompute the softmax in float32 from the same inputs
+            g = H // KVH
+            kk = key[0].float().repeat_interleave(g, dim=0)
+            logits = torch.matmul(query[0].float(), kk.transpose(-1, -2)) * scaling
+            if softcap is not None:
+                logits = torch.tanh(logits / softcap) * softcap
+            if attention_mask is not None:
+                m = attention_mask[0]
+                if m.dtype == torch.bool:
+                    logits = logits.masked_fill(~m[..., :T], float("-inf"))
+                else:
+                    logits = logits + m[..., :T].float()
+            p32 = torch.softmax(logits, dim=-1)
+            if layer == self._all_layers[0]:
+                self.notes.append(f"model runs in {probs.dtype}: attn_colsum and attn recomputed in float32")
+
+        t: dict[str, torch.Tensor] = {}
+        notes = []
+        attn_rows = p32[:, r0:]
+        t["attn"], n = _to_storage(attn_rows, self.attn_dtype)
+        t["attn_colsum"] = p32[:, :P].sum(dim=1, dtype=torch.float32)
+        if self.keep_q:
+            t["q"], n2 = _to_storage(query[0, :, r0:], self.qkv_dtype)
+            notes += [x for x in (n2,) if x]
+        if self.keep_kv:
+            t["k"], n3 = _to_storage(key[0], self.qkv_dtype)
+            t["v"], n4 = _to_storage(value[0], self.qkv_dtype)
+            notes += [x for x in (n3, n4) if x]
+        if self.keep_norms:
+            t["k_norm"] = key[0].float().norm(dim=-1)
+            t["v_norm"] = value[0].float().norm(dim=-1)
+
+        if self.run_checks:
+            self.checks[layer] = self._layer_checks(t, p32, query, key, kv_map, scaling, H, T)
+        name = f"layer_{layer:03d}.safetensors"
+        path = os.path.join(self.out_dir, name)
+        save_file({k: v.detach().contiguous().cpu() for k, v in t.items()}, path,
+                  metadata={"layer": str(layer)})
+        os.chmod(path, 0o644)
+        self.files[layer] = name
+        if self.shapes is None:
+            self.shapes = {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
+                           for k, v in t.items()}
+        for x in notes:
+            self.notes.append(f"layer {layer}: {x}")
+
+    def _layer_checks(self, t, p32, query, key, kv_map, scaling, H, T):
+        P, r0 = self.prefill_len, self.row_start
+        rows = torch.arange(r0, T, device=p32.device)
+        a = t["attn"].float()
+        c: dict[str, float | None] = {}
+        c["row_sum_max_abs_err"] = (a.sum(-1) - 1).abs().max().item()
+        above = ~_causal_mask(rows, T, a.device)
+        c["above_diagonal_max"] = a.masked_select(above[None].expand_as(a)).abs().max().item() if above.any() else 0.0
+        # the recorded maps are exactly the causal softmax(scale·q·kᵀ) of the recorded vectors
+        ref32 = _softmax_rows(query[0, :, r0:], key[0], kv_map, scaling, rows)
+        c["recompute_f32_max_abs_diff"] = (ref32 - p32[:, r0:]).abs().max().item()
+        if "q" in t and "k" in t:
+            ref = _softmax_rows(t["q"], t["k"], kv_map, scaling, rows)
+            c["recompute_stored_qk_max_abs_diff"] = (ref - a).abs().max().item()
+        else:
+            c["recompute_stored_qk_max_abs_diff"] = None
+        if r0 == 0:
+            d = (a[:, :P].sum(1) - t["attn_colsum"]).abs()
+            c["colsum_vs_stored_rows_max_abs_diff"] = d.max().item()
+            c["colsum_vs_stored_rows_max_rel_diff"] = (d / t["attn_colsum"].abs().clamp(min=1.0)).max().item()
+        else:
+            c["colsum_vs_stored_rows_max_abs_diff"] = None
+            c["colsum_vs_stored_rows_max_rel_diff"] = None
+        c["colsum_beyond_prefill_max"] = t["attn_colsum"][:, P:].abs().max().item() if P < T else 0.0
+        return c
+
+    def summary(self) -> dict:
+        if not self.checks:
+            return {}
+        agg: dict[str, Any] = {}
+        for key in next(iter(self.checks.values())):
+            vals = [c[key] for c in self.checks.values() if c[key] is not None]
+            agg[key] = max(vals) if vals else None
+        rs = agg["row_sum_max_abs_err"]
+        ok = {
+            "rows_sum_to_1": rs is not None and rs <= ROW_SUM_TOL_F16,
+            "causal_zero_above_diagonal": agg["above_diagonal_max"] <= 1e-6,
+            "softmax_qk_reproduces_attn": agg["recompute_f32_max_abs_diff"] <= 1e-3 and (
+                agg["recompute_stored_qk_max_abs_diff"] is None
+                or agg["recompute_stored_qk_max_abs_diff"] <= RECOMPUTE_TOL),
+            "colsum_matches_stored_rows": (agg["colsum_vs_stored_rows_max_rel_diff"] is None
+                                           or agg["colsum_vs_stored_rows_max_rel_diff"] <= COLSUM_TOL),
+            "colsum_zero_beyond_prefill": agg["colsum_beyond_prefill_max"] == 0.0,
+        }
+        return {
+            "max_over_layers": agg,
+            "tolerances": {"row_sum": ROW_SUM_TOL_F16, "above_diagonal": 1e-6,
+                           "recompute_f32": 1e-3, "recompute_stored_qk": RECOMPUTE_TOL,
+                           "colsum": f"{COLSUM_TOL}·max(1, |colsum|)"},
+            "passed": ok,
+            "all_passed": all(ok.values()),
+            "notes": {
+                "recompute_f32_max_abs_diff": "softmax(attn_scale·q·kᵀ) under the plain causal mask from the "
+                                              "model's float vectors, against the float32 probabilities",
+                "recompute_stored_qk_max_abs_diff": "the same from the stored (F16) q and k, against stored attn",
+                "colsum_vs_stored_rows_max_abs_diff": "attn_colsum against the column sums of stored attn rows "
+                                                      "0..prefill_len-1 (null when the rows do not cover the prefill)",
+                "colsum_vs_stored_rows_max_rel_diff": "the same, divided by max(1, |attn_colsum|)",
+            },
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# trace.json
+# --------------------------------------------------------------------------------------------
+
+def _versions() -> dict:
+    v = {"transformers": transformers.__version__, "torch": torch.__version__,
+         "python": platform.python_version()}
+    for name in ("safetensors", "numpy", "accelerate", "gguf"):
+        try:
+            mod = __import__(name)
+            v[name] = getattr(mod, "__version__", "?")
+        except Exception:
+            pass
+    return v
+
+
+def model_metadata(model, *, name: str | None = None, attn_scale: float | None = None,
+                   num_layers: int | None = None, **extra) -> dict:
+    tc = text_config_of(model)
+    H = int(tc.num_attention_heads)
+    KVH = int(getattr(tc, "num_key_value_heads", None) or H)
+    D = int(getattr(tc, "head_dim", None) or tc.hidden_size // H)
+    cfg = model.config
+    meta = {
+        "name": name or getattr(cfg, "_name_or_path", None) or type(model).__name__,
+        "architecture": (getattr(cfg, "architectures", None) or [type(model).__name__])[0],
+        "num_layers": int(num_layers if num_layers is not None else tc.num_hidden_layers),
+        "num_heads": H,
+        "num_kv_heads": KVH,
+        "head_dim": D,
+        "hidden_size": int(getattr(tc, "hidden_size", H * D)),
+        "kv_head_of_query_head": [h // (H // KVH) for h in range(H)],
+        "attn_scale": float(attn_scale if attn_scale is not None else D ** -0.5),
+        "compute_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "attn_implementation": "eager",
+    }
+    rope = getattr(tc, "rope_theta", None)
+    if rope is None:
+        rp = getattr(tc, "rope_parameters", None) or getattr(tc, "rope_scaling", None)
+        if isinstance(rp, dict):
+            rope = rp.get("rope_theta")
+    if rope is not None:
+        meta["rope_theta"] = float(rope)
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+def write_trace_json(out_dir: str, meta: dict) -> str:
+    path = os.path.join(out_dir, "trace.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# high-level export
+# --------------------------------------------------------------------------------------------
+
+def _extend_inputs(model_inputs: dict, T: int) -> dict:
+    """Extend per-token inputs of length P (attention_mask, mm_token_type_ids, …) to length T."""
+    out = {}
+    for k, v in (model_inputs or {}).items():
+        if k in ("input_ids", "position_ids", "cache", "past_key_values"):
+            continue
+        if torch.is_tensor(v) and v.dim() == 2 and v.shape[0] == 1 and k.endswith(("mask", "type_ids")):
+            if v.shape[1] < T:
+                fill = 1 if k == "attention_mask" else 0
+                pad = torch.full((1, T - v.shape[1]), fill, dtype=v.dtype, device=v.device)
+                v = torch.cat([v, pad], dim=1)
+        out[k] = v
+    return out
+
+
+@torch.no_grad()
+def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
+                 model_inputs: dict | None = None, window: int | None = None,
+                 keep_q: bool = True, keep_kv: bool = True, keep_norms: bool = True,
+                 layers: Iterable[int] | None = None, token_modality: Sequence[int] | None = None,
+                 images: list[dict] | None = None, tokenizer=None, name: str | None = None,
+                 model_name: str | None = None, model_extra: dict | None = None,
+                 extra: dict | None = None, generate_kwargs: dict | None = None,
+                 position_ids=None, prefill_len: int | None = None, force_hooks: bool = False,
+                 strict: bool = False) -> dict:
+    """Generate, record one forward over prompt + generated tokens, and write a trace folder.
+
+    * ``input_ids``: the (expanded) prompt, ``[1, P]`` or a list; ``prefill_len`` = its length.
+      Or, with ``max_new_tokens=0`` and ``prefill_len=P``, a sequence generated beforehand
+      (prompt + answer): then nothing is generated and rows ``P ..< T`` are the decode rows.
+    * ``model_inputs``: extra forward inputs such as ``pixel_values``.
+    * ``window``: store only the last ``window`` rows of ``attn`` and ``q``.
+    * Image spans: ``images`` / ``token_modality`` when given; otherwise, for models whose config has
+      an ``image_token_id`` (llava-hf and friends), found with :func:`llava_image_spans`.
+
+    Returns the ``trace.json`` content.
+    """
+    model.eval()
+    original_impl = _current_attn_impl(model)
+    dev = next(model.parameters()).device
+    if not torch.is_tensor(input_ids):
+        input_ids = torch.tensor([list(input_ids)], dtype=torch.long)
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    input_ids = input_ids.to(dev)
+    P = int(input_ids.shape[1])
+    if prefill_len is not None:
+        if max_new_tokens:
+            raise ValueError("give either prefill_len (pre-generated sequence) or max_new_tokens")
+        P = int(prefill_len)
+    model_inputs = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in (model_inputs or {}).items()}
+    timing = {}
+
+    # 1. generate with plain eager attention
+    _set_attn_impl(model, "eager")  # generation, and the hook fallback, need the eager kernel
+    full = input_ids
+    if max_new_tokens > 0:
+        t0 = time.time()
+        gk = dict(do_sample=False, max_new_tokens=max_new_tokens)
+        gk.update(generate_kwargs or {})
+        gen_inputs = {k: v for k, v in model_inputs.items()}
+        if "attention_mask" not in gen_inputs:
+            gen_inputs["attention_mask"] = torch.ones_like(input_ids)
+        full = model.generate(input_ids=input_ids, **gen_inputs, **gk)
+        if full.shape[1] > P and not torch.equal(full[:, :P], input_ids):  # some models return new tokens only
+            full = torch.cat([input_ids, full], dim=1)
+        timing["generate"] = round(time.time() - t0, 3)
+    T = int(full.shape[1])
+    row_start = 0 if not window else max(0, T - int(window))
+
+    # 2. one recorded forward over prompt + generated tokens
+    fwd_inputs = _extend_inputs(model_inputs, T)
+    if position_ids is not None:
+        fwd_inputs["position_ids"] = position_ids
+    rec = TraceRecorder(model, out_dir, P, row_start=row_start, keep_q=keep_q, keep_kv=keep_kv,
+                        keep_norms=keep_norms, layers=layers, force_hooks=force_hooks)
+    t0 = time.time()
+    with rec:
+        kw = dict(use_cache=False)
+        if rec.use_hooks:
+            kw["output_attentions"] = True
+        model(input_ids=full, **fwd_inputs, **kw)
+    timing["record_forward"] = round(time.time() - t0, 3)
+    if original_impl and original_impl != _current_attn_impl(model):
+        try:
+            _set_attn_impl(model, original_impl)
+        except Exception:  # pragma: no cover - leave the model in eager mode
+            pass
+    if rec.seq_len != T:
+        raise RuntimeError(f"recorded {rec.seq_len} positions, expected {T}")
+    if not rec.files:
+        raise RuntimeError("no layer was recorded: is the attention implementation dispatched?")
+
+    # 3. modality and spans
+    ids = [int(x) for x in full[0].tolist()]
+    cfg = model.config
+    if images is None and token_modality is None and (
+            getattr(cfg, "image_token_id", None) is not None or getattr(cfg, "image_token_index", None) is not None):
+        token_modality, images = llava_image_spans(ids, cfg)
+    if token_modality is None:
+        token_modality = [0] * T
+        for s in images or []:
+            for i in range(s["start"], s["stop"]):
+                token_modality[i] = 1
+    token_modality = [int(x) for x in token_modality]
+    if len(token_modality) == P < T:  # generated tokens are text
+        token_modality += [0] * (T - P)
+    images = images or []
+
+    # 4. trace.json
+    meta: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model": model_metadata(model, name=model_name, attn_scale=rec.attn_scale, **(model_extra or {})),
+        "causal": True,
+        "batch_index": 0,
+        "seq_len": T,
+        "prefill_len": P,
+        "query_rows": {"start": row_start, "stop": T},
+        "colsum_over": "query rows 0..prefill_len-1 (float32, before any downcast)",
+        "position_ids": position_ids.tolist() if torch.is_tensor(position_ids) else position_ids,
+        "tokens": {"ids": ids},
+        "token_modality": token_modality,
+        "modality_legend": MODALITY_LEGEND,
+        "images": images,
+    }
+    if tokenizer is not None:
+        meta["tokens"]["pieces"] = tokenizer.convert_ids_to_tokens(ids)
+        if T > P:
+            meta["generated_text"] = tokenizer.decode(ids[P:], skip_special_tokens=True)
+    if any(s.get("pseudo") for s in images):
+        meta["synthetic_image_tokens"] = True
+    if name:
+        meta["name"] = name
+    for k in ("sliding_window", "layer_types"):
+        v = getattr(text_config_of(model), k, None)
+        if v is not None:
+            meta[k] = v
+    layer_ids = sorted(rec.files)
+    meta["layer_files"] = [rec.files[i] for i in layer_ids]
+    meta["tensors"] = rec.shapes
+    meta["recorder"] = {"script": "kvscope_export.py", "method": "hooks" if rec.use_hooks else
+                        f"AttentionInterface '{RECORDER_NAME}' + eager mask", "device": str(dev),
+                        "torch_threads": torch.get_num_threads(), **_versions()}
+    meta["timing_s"] = timing
+    meta["checks"] = rec.summary()
+    if rec.notes:
+        meta["notes"] = "; ".join(rec.notes)
+    if extra:
+        for k, v in extra.items():
+            if isinstance(v, dict) and isinstance(meta.get(k), dict):
+                meta[k].update(v)
+            else:
+                meta[k] = v
+    write_trace_json(out_dir, meta)
+    if meta["checks"] and not meta["checks"]["all_passed"]:
+        msg = f"trace checks failed: {meta['checks']['passed']} ({meta['checks']['max_over_layers']})"
+        if strict:
+            raise RuntimeError(msg)
+        warnings.warn(msg)
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# reading back (tests, quick checks)
+# --------------------------------------------------------------------------------------------
+
+def load_trace(trace_dir: str) -> tuple[dict, dict[int, dict[str, Any]]]:
+    """``(trace.json, {layer: {tensor name: numpy array}})``; also returns the file metadata as
+    ``tensors[layer]["__metadata__"]``."""
+    import numpy as np
+    from safetensors import safe_open
+
+    with open(os.path.join(trace_dir, "trace.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    layers = {}
+    for fn in meta["layer_files"]:
+        with safe_open(os.path.join(trace_dir, fn), framework="np") as f:
+            d = {k: np.asarray(f.get_tensor(k)) for k in f.keys()}
+            d["__metadata__"] = f.metadata()
+        layers[int(d["__metadata__"]["layer"])] = d
+    return meta, layers
+
+
+REQUIRED_KEYS = ("format", "version", "model", "causal", "seq_len", "prefill_len", "query_rows",
+                 "token_modality", "images", "layer_files")
+REQUIRED_MODEL_KEYS = ("name", "num_layers", "num_heads", "num_kv_heads", "head_dim", "kv_head_of_query_head")
+DTYPES = {"attn": {"F16", "BF16", "F32"}, "attn_colsum": {"F32", "F64"}, "q": {"F16", "BF16", "F32"},
+          "k": {"F16", "BF16", "F32"}, "v": {"F16", "BF16", "F32"}, "k_norm": {"F32"}, "v_norm": {"F32"}}
+
+
+def _raw_header(path: str) -> dict:
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n))
+
+
+def verify_trace(trace_dir: str) -> list[str]:
+    """Checks the layout against TRACE-FORMAT.md §1; returns a list of problems (empty = fine)."""
+    import re
+    import numpy as np
+
+    errs = []
+    meta, layers = load_trace(trace_dir)
+    for k in REQUIRED_KEYS:
+        if k not in meta:
+            errs.append(f"trace.json: missing {k}")
+    for k in REQUIRED_MODEL_KEYS:
+        if k not in meta.get("model", {}):
+            errs.append(f"trace.json: missing model.{k}")
+    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        errs.append("format/version")
+    m = meta["model"]
+    H, KVH, D, T, P = m["num_heads"], m["num_kv_heads"], m["head_dim"], meta["seq_len"], meta["prefill_len"]
+    r0, r1 = meta["query_rows"]["start"], meta["query_rows"]["stop"]
+    Q = r1 - r0
+    if not (1 <= P <= T) or not (0 <= r0 < r1 <= T):
+        errs.append("prefill_len / query_rows out of range")
+    kvmap = m["kv_head_of_query_head"]
+    if len(kvmap) != H or set(kvmap) != set(range(KVH)):
+        errs.append("kv_head_of_query_head")
+    if len(meta["token_modality"]) != T or any(c not in (0, 1, 2, 3) for c in meta["token_modality"]):
+        errs.append("token_modality")
+    prev = -1
+    for s in sorted(meta["images"], key=lambda s: s["start"]):
+        if not (0 <= s["start"] < s["stop"] <= T) or s["start"] < prev:
+            errs.append(f"image span {s}")
+        if s["grid"][0] * s["grid"][1] != s["stop"] - s["start"]:
+            errs.append(f"image {s['image_id']}: grid {s['grid']} != length")
+        if any(meta["token_modality"][i] == 0 for i in range(s["start"], s["stop"])):
+            errs.append(f"image {s['image_id']} covers text positions")
+        prev = s["stop"]
+    shapes = {"attn": [H, Q, T], "attn_colsum": [H, T], "q": [H, Q, D], "k": [KVH, T, D],
+              "v": [KVH, T, D], "k_norm": [KVH, T], "v_norm": [KVH, T]}
+    for fn in meta["layer_files"]:
+        mm = re.fullmatch(r"layer_(\d+)\.safetensors", fn)
+        hdr = _raw_header(os.path.join(trace_dir, fn))
+        md = hdr.pop("__metadata__", {})
+        if not mm or int(mm.group(1)) != int(md.get("layer", -1)):
+            errs.append(f"{fn}: layer number {md}")
+        for name, info in hdr.items():
+            if name not in shapes:
+                errs.append(f"{fn}: unexpected tensor {name}")
+                continue
+            if info["shape"] != shapes[name]:
+                errs.append(f"{fn}: {name} shape {info['shape']} != {shapes[name]}")
+            if info["dtype"] not in DTYPES[name]:
+                errs.append(f"{fn}: {name} dtype {info['dtype']}")
+        t = layers[int(md.get("layer", -1))]
+        if "attn" not in t and "attn_colsum" not in t and not ("q" in t and "k" in t):
+            errs.append(f"{fn}: no attn, attn_colsum or q+k")
+        for name in ("attn", "attn_colsum", "q", "k", "v"):
+            if name in t and not np.isfinite(t[name].astype(np.float32)).all():
+                errs.append(f"{fn}: {name} not finite")
+        if "attn_colsum" in t and P < T and np.abs(t["attn_colsum"][:, P:]).max() != 0:
+            errs.append(f"{fn}: attn_colsum nonzero beyond prefill")
+        if "attn" in t:
+            a = t["attn"].astype(np.float64)
+            if np.abs(a.sum(-1) - 1).max() > 1e-2:
+                errs.append(f"{fn}: rows do not sum to 1")
+            rows = np.arange(r0, r1)[:, None]
+            if np.abs(a * (np.arange(T)[None, :] > rows)).max() > 1e-6:
+                errs.append(f"{fn}: nonzero above diagonal")
+            if r0 == 0 and "attn_colsum" in t:
+                cs = a[:, :P].sum(1)
+                if (np.abs(cs - t["attn_colsum"]) > 1e-2 * np.maximum(1, np.abs(t["attn_colsum"]))).any():
+                    errs.append(f"{fn}: attn_colsum != column sums of stored prefill rows")
+    return errs
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+def sha256_of(path: str) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _parse_ints(s: str | None) -> list[int] | None:
+    return None if not s else [int(x) for x in s.replace(" ", "").split(",") if x]
+
+
+def build_arg_parser():
+    import argparse
+    p = argparse.ArgumentParser(
+        prog="python -m kvscope_export",
+        description="Record an attn-trace v1 folder (TRACE-FORMAT.md) from a Hugging Face model: "
+                    "greedy generation with eager attention, then one recorded forward over "
+                    "prompt + generated tokens.")
+    p.add_argument("--model", required=True, help="model id or local folder")
+    p.add_argument("--out", required=True, help="output trace folder")
+    p.add_argument("--gguf-file", help="load GGUF weights from this file inside --model")
+    p.add_argument("--revision")
+    p.add_argument("--prompt", help="prompt text (put <image> where each image goes, unless --chat)")
+    p.add_argument("--prompt-file")
+    p.add_argument("--ids", help="comma-separated prompt token ids (no tokenizer needed)")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    p.add_argument("--system", help="system prompt for --chat")
+    p.add_argument("--image", action="append", default=[], help="image file (repeatable): loads the "
+                   "model with AutoModelForImageTextToText and its processor")
+    p.add_argument("--max-new-tokens", type=int, default=16)
+    p.add_argument("--window", type=int, help="store only the last W rows of attn and q")
+    p.add_argument("--layers", help="comma-separated layer indices to record (default: all)")
+    p.add_argument("--no-q", action="store_true")
+    p.add_argument("--no-kv", action="store_true")
+    p.add_argument("--no-norms", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (auto: cuda when available)")
+    p.add_argument("--name", help="trace name written into trace.json")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--strict", action="store_true", help="fail when a check does not pass")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import inspect
+    args = build_arg_parser().parse_args(argv)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = {"auto": torch.float32 if device == "cpu" else torch.bfloat16, "float32": torch.float32,
+             "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    load = dict(revision=args.revision, trust_remote_code=args.trust_remote_code)
+    if args.gguf_file:
+        load["gguf_file"] = args.gguf_file
+    load = {k: v for k, v in load.items() if v}
+    model_extra = {"revision": args.revision}
+    if args.gguf_file and os.path.isfile(os.path.join(args.model, args.gguf_file)):
+        model_extra["weights_sha256"] = sha256_of(os.path.join(args.model, args.gguf_file))
+        model_extra["weights"] = args.gguf_file
+
+    prompt = args.prompt
+    if args.prompt_file:
+        with open(args.prompt_file, encoding="utf-8") as f:
+            prompt = f.read()
+    model_inputs: dict[str, Any] = {}
+    tokenizer = None
+    token_modality = None
+    if args.image:
+        from PIL import Image
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        processor = AutoProcessor.from_pretrained(args.model, **load)
+        tokenizer = getattr(processor, "tokenizer", None)
+        model = AutoModelForImageTextToText.from_pretrained(
+            args.model, dtype=dtype, attn_implementation="eager", **load).to(device)
+        images = [Image.open(p).convert("RGB") for p in args.image]
+        text = prompt or "Describe the image."
+        if args.chat:
+            content = [{"type": "image"} for _ in images] + [{"type": "text", "text": text}]
+            conv = ([{"role": "system", "content": [{"type": "text", "text": args.system}]}] if args.system else [])
+            conv.append({"role": "user", "content": content})
+            text = processor.apply_chat_template(conv, add_generation_prompt=True)
+        try:
+            enc = processor(images=images, text=text, return_tensors="pt", return_mm_token_type_ids=True)
+        except TypeError:
+            enc = processor(images=images, text=text, return_tensors="pt")
+        input_ids = enc.pop("input_ids")
+        mm = enc.get("mm_token_type_ids")
+        if mm is not None:
+            token_modality = [int(x) for x in mm[0].tolist()]
+            if "mm_token_type_ids" not in inspect.signature(model.forward).parameters:
+                enc.pop("mm_token_type_ids")
+        model_inputs = dict(enc)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        model = AutoModelForCausalLM.from_pretrained(
+            args.model, dtype=dtype, attn_implementation="eager", **load).to(device)
+        if args.ids:
+            input_ids = torch.tensor([_parse_ints(args.ids)])
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(args.model, **load)
+            except Exception:
+                tokenizer = None
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(args.model, **load)
+            if prompt is None:
+                raise SystemExit("give --prompt, --prompt-file or --ids")
+            if args.chat:
+                msgs = ([{"role": "system", "content": args.system}] if args.system else [])
+                msgs.append({"role": "user", "content": prompt})
+                text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+                input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            else:
+                input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+
+    images = None
+    if token_modality is not None and any(token_modality):
+        n = getattr(model.config, "image_seq_length", None)
+        images = []
+        for a, b in _runs([c != 0 for c in token_modality]):
+            step = n if n and (b - a) % n == 0 else b - a
+            for s in range(a, b, step):
+                images.append({"image_id": len(images), "start": s, "stop": s + step,
+                               "grid": grid_for_count(step), "order": "row-major"})
+    meta = export_trace(
+        model, input_ids, args.out, max_new_tokens=args.max_new_tokens, model_inputs=model_inputs,
+        window=args.window, keep_q=not args.no_q, keep_kv=not args.no_kv, keep_norms=not args.no_norms,
+        layers=_parse_ints(args.layers), token_modality=token_modality, images=images,
+        tokenizer=tokenizer, name=args.name or os.path.basename(os.path.normpath(args.out)),
+        model_name=args.model if not os.path.isdir(args.model) else None,
+        model_extra=model_extra, strict=args.strict,
+        extra={"recorder": {"command": "python -m kvscope_export " + " ".join(
+            a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:]))}})
+    c = meta.get("checks", {})
+    print(f"wrote {args.out}: T={meta['seq_len']} P={meta['prefill_len']} rows {meta['query_rows']} "
+          f"layers={len(meta['layer_files'])} images={len(meta['images'])} "
+          f"checks={'ok' if c.get('all_passed') else c.get('passed')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

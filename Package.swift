@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "KVScope",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kvscope", targets: ["kvscope"]),
+        .library(name: "KVTrace", targets: ["KVTrace"]),
+        .library(name: "KVPolicies", targets: ["KVPolicies"]),
+        .library(name: "KVPlot", targets: ["KVPlot"]),
+        .library(name: "KVCairo", targets: ["KVCairo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
+        .target(
+            name: "KVTrace",
+            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
+        ),
+        // Cache policies: LOOK-M family and baselines; decisions are values.
+        .target(name: "KVPolicies", dependencies: ["KVTrace"]),
+        // Backend-free charts (no Cairo here).
+        .target(name: "KVPlot"),
+        // Cairo bindings: only KVCairo imports it.
+        .systemLibrary(
+            name: "CCairo",
+            pkgConfig: "cairo",
+            providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]
+        ),
+        .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo"]),
+        .executableTarget(
+            name: "kvscope",
+            dependencies: [
+                "KVTrace", "KVPolicies", "KVPlot", "KVCairo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"]),
+        .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace"]),
+        .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
+        .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
+        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace"]),
+    ]
+)

@@ -1,0 +1,124 @@
+import Foundation
+
+/// The fixed colours of FIGURES.md §1.1.
+public enum Palette {
+    /// Masked cells (causal upper triangle, unrecorded rows): `#F2F2F2`.
+    public static let mask = RGB(hex: 0xF2F2F2)
+
+    /// Retention state: kept `#3B528B`.
+    public static let kept = RGB(hex: 0x3B528B)
+    /// Retention state: merged (evicted, folded into a kept slot) `#F28E2B`.
+    public static let merged = RGB(hex: 0xF28E2B)
+    /// Retention state: evicted (dropped) `#E5E5E5`.
+    public static let evicted = RGB(hex: 0xE5E5E5)
+    /// Retention state: generated (≥ P, always present) `#59A14F`.
+    public static let generatedState = RGB(hex: 0x59A14F)
+
+    /// Figure background.
+    public static let background = RGB.white
+}
+
+/// The kind of a span of positions, as drawn in modality strips and bars.
+public enum BandKind: String, Sendable, Hashable, CaseIterable {
+    case text, image, video, audio, generated
+
+    /// The modality colour (FIGURES.md §1.1).
+    public var color: RGB {
+        switch self {
+        case .text: return RGB(hex: 0x8DA0CB)
+        case .image: return RGB(hex: 0xFC8D62)
+        case .video: return RGB(hex: 0x66C2A5)
+        case .audio: return RGB(hex: 0xE78AC3)
+        case .generated: return RGB(hex: 0xB3B3B3)
+        }
+    }
+}
+
+/// A labelled span of token positions of one modality (a band along a heatmap axis, a strip).
+public struct ModalityBand: Sendable, Hashable {
+    /// Token positions (absolute, never pooled).
+    public var range: Range<Int>
+    public var kind: BandKind
+    /// Optional label drawn centred in the span when there is room (e.g. "image 1").
+    public var label: String?
+    /// A pseudo-image (text tokens standing in for an image): drawn with a diagonal hatch.
+    public var isPseudo: Bool
+    public init(_ range: Range<Int>, kind: BandKind, label: String? = nil, isPseudo: Bool = false) {
+        self.range = range; self.kind = kind; self.label = label; self.isPseudo = isPseudo
+    }
+}
+
+/// How a merge variant is drawn: line dash and marker.
+public enum MarkerShape: String, Sendable, Hashable, CaseIterable {
+    case none, circle, square, triangle, diamond, cross
+}
+
+/// The fixed look of one policy in every figure (FIGURES.md §1.1): colour marks the base
+/// selection; dash and marker mark the merge (none = solid + circle, pivotal = dashed + square,
+/// average = dash-dot + triangle, weighted = dotted + diamond). `full` is a black dashed line
+/// without markers, `oracle` a grey dotted line.
+public struct PolicyStyle: Sendable, Hashable {
+    public var color: RGB
+    /// Dash pattern for a 1.5 pt line (empty = solid).
+    public var dash: [Double]
+    public var marker: MarkerShape
+
+    public init(color: RGB, dash: [Double] = [], marker: MarkerShape = .circle) {
+        self.color = color; self.dash = dash; self.marker = marker
+    }
+
+    /// Base policy colours keyed by id (Okabe–Ito and Paul Tol palettes).
+    public static let baseColors: [String: UInt32] = [
+        "full": 0x000000, "oracle": 0x7F7F7F, "text-prior": 0xD55E00, "h2o": 0x0072B2,
+        "h2o-sinks": 0x56B4E9, "snapkv": 0x009E73, "snapkv-lookm": 0x44AA99, "vl-cache": 0xCC6677,
+        "pyramidkv": 0xCC79A7, "adakv": 0x882255, "streaming": 0x999933, "random": 0xBBBBBB,
+        "tova": 0x332288, "knorm": 0x88CCEE, "fastv": 0xDDCC77, "meda": 0xAA4499,
+    ]
+
+    /// Colours for ids missing from ``baseColors``, chosen by a stable hash of the id (never
+    /// by list order), so an unknown policy keeps its colour across figures.
+    static let fallbackColors: [UInt32] = [0x4477AA, 0x228833, 0xCCBB44, 0xEE6677, 0xAA3377, 0x66CCEE]
+
+    static let solid: [Double] = []
+    static let dashed: [Double] = [4.5, 2.25]
+    static let dashDot: [Double] = [4.5, 1.5, 1.2, 1.5]
+    static let dotted: [Double] = [1.2, 1.8]
+
+    /// Splits an id into base and merge: `"h2o+pivotal"` → (`h2o`, `pivotal`); `lookm` →
+    /// (`text-prior`, `pivotal`); `lookm-average` → (`text-prior`, `average`); `x-merge` →
+    /// (`x`, `pivotal`).
+    public static func parse(_ id: String) -> (base: String, merge: String?) {
+        let lower = id.lowercased()
+        if let plus = lower.firstIndex(of: "+") {
+            return (String(lower[..<plus]), String(lower[lower.index(after: plus)...]))
+        }
+        if lower.hasPrefix("lookm") && !lower.hasPrefix("lookm-text") {
+            let rest = lower.dropFirst("lookm".count)
+            let merge = rest.hasPrefix("-") ? String(rest.dropFirst()) : "pivotal"
+            return ("text-prior", merge.isEmpty ? "pivotal" : merge)
+        }
+        if lower.hasSuffix("-merge") { return (String(lower.dropLast("-merge".count)), "pivotal") }
+        return (lower, nil)
+    }
+
+    /// The style of a policy id.
+    public static func of(_ id: String) -> PolicyStyle {
+        let (base, merge) = parse(id)
+        if base == "full" && merge == nil { return PolicyStyle(color: .black, dash: dashed, marker: .none) }
+        if base == "oracle" && merge == nil { return PolicyStyle(color: RGB(hex: 0x7F7F7F), dash: dotted, marker: .none) }
+        let color = RGB(hex: baseColors[base] ?? fallbackColors[Int(fnv1a(base) % UInt64(fallbackColors.count))])
+        switch merge {
+        case nil, "none"?: return PolicyStyle(color: color, dash: solid, marker: .circle)
+        case "pivotal"?: return PolicyStyle(color: color, dash: dashed, marker: .square)
+        case "average"?, "avg"?: return PolicyStyle(color: color, dash: dashDot, marker: .triangle)
+        case "weighted"?: return PolicyStyle(color: color, dash: dotted, marker: .diamond)
+        default: return PolicyStyle(color: color, dash: dashed, marker: .cross)
+        }
+    }
+
+    static func fnv1a(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h
+    }
+}

@@ -1,0 +1,37 @@
+/// `--fidelity code|intended` (POLICIES.md §6).
+public enum Fidelity: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Reproduce the official LOOK-M classes, quirks included.
+    case code
+    /// Nominal budget, correctly paired merge sources, per-head filters.
+    case intended
+}
+
+/// How query-head scores are combined into KV-head scores (POLICIES.md §8).
+public enum GQAReduction: String, Sendable, Hashable, Codable, CaseIterable {
+    case mean, max, sum
+}
+
+/// The merge filter of the averaged and weighted merges (POLICIES.md §4.6).
+public enum MergeFilter: String, Sendable, Hashable, Codable, CaseIterable {
+    /// One flag per evicted rank, shared by all heads (the official code).
+    case rankShared = "rank-shared"
+    /// One flag per (head, evicted token).
+    case perHead = "per-head"
+}
+
+/// Run-wide options every policy may read.
+public struct PolicyOptions: Sendable, Hashable, Codable {
+    public var fidelity: Fidelity
+    public var gqa: GQAReduction
+    /// Seed of `random` (default 0).
+    public var seed: UInt64
+    /// `--image-gate`: keep text-only prompts whole under official H2O-family policies (§4.9).
+    public var imageGate: Bool
+
+    public init(fidelity: Fidelity = .code, gqa: GQAReduction = .mean, seed: UInt64 = 0, imageGate: Bool = false) {
+        self.fidelity = fidelity
+        self.gqa = gqa
+        self.seed = seed
+        self.imageGate = imageGate
+    }
+}

@@ -1,0 +1,357 @@
+import Foundation
+
+/// How the arrays of a bare `.npy`, `.npz` or `.safetensors` file map onto a trace
+/// (TRACE-FORMAT.md §3). Every field is optional; a sidecar `<stem>.trace.json` may supply
+/// metadata, and these flags override it.
+public struct BareArrayMapping: Sendable, Hashable, Codable {
+    public enum Layout: String, Sendable, Codable, CaseIterable { case hqt = "HQT", lhqt = "LHQT" }
+
+    public var attn: String?
+    public var colsum: String?
+    public var keys: String?
+    public var values: String?
+    public var queries: String?
+    public var modality: String?
+    public var tokenKind: String?
+    public var prefillLen: Int?
+    public var queryStart: Int?
+    public var layout: Layout?
+    public var layer: Int?
+    public var tril = false
+    public var imageSpans: [Range<Int>]?
+    public var placeholders: [Int]?
+    public var tokensPerImage: Int?
+    public var grid: GridSize?
+    public var bf16 = false
+    public var kvMap: [Int]?
+
+    public init() {}
+
+    /// True when any flag that only makes sense for bare arrays is set.
+    public var isSet: Bool { self != BareArrayMapping() }
+}
+
+/// A trace made of bare arrays plus a mapping.
+public struct BareTrace: TraceSource {
+    public let info: TraceInfo
+    public let files: [(path: String, bytes: Int)]
+    public let warnings: [TraceWarning]
+    public let layout: BareArrayMapping.Layout
+    let arrays: [String: Tensor]   // role → tensor, with a layer axis when layout is LHQT
+    let tril: Bool
+    let file: String
+
+    static let roles = ["attn", "attn_colsum", "q", "k", "v"]
+
+    public init(_ url: URL, mapping m: BareArrayMapping = .init()) throws {
+        let path = url.path
+        file = path
+        guard FileManager.default.fileExists(atPath: path) else { throw TraceError(file: path, "no such file") }
+        let ext = url.pathExtension.lowercased()
+        let folder = url.deletingLastPathComponent()
+        let npyOptions = NPY.Options(bf16: m.bf16)
+        var files: [(String, Int)] = []
+        var warnings: [TraceWarning] = []
+        func size(_ p: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0 }
+        files.append((path, size(path)))
+
+        // The container's own arrays.
+        var lookup: (String) throws -> Tensor?
+        var available: [String] = []
+        switch ext {
+        case "npz":
+            let z = try NPZArchive(url, options: npyOptions)
+            available = z.keys
+            lookup = { name in z.keys.contains(name) ? try z.array(name) : nil }
+        case "safetensors":
+            let st = try SafeTensorsFile(url)
+            warnings += st.warnings
+            available = st.names
+            lookup = { st.tensors[$0] }
+        case "npy":
+            let t = try NPY.read(url, options: npyOptions)
+            available = [url.lastPathComponent]
+            lookup = { $0 == url.lastPathComponent || $0 == url.deletingPathExtension().lastPathComponent ? t : nil }
+        default:
+            throw TraceError(file: path, "unknown file type '.\(ext)': expected an attn-trace folder, .safetensors, .npz or .npy")
+        }
+
+        // Sidecar metadata.
+        let sidecarURL = folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".trace.json")
+        var sidecar: [String: Any]?
+        if let d = FileManager.default.contents(atPath: sidecarURL.path) {
+            guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+                throw TraceError(file: sidecarURL.path, "sidecar is not a JSON object")
+            }
+            sidecar = o
+            files.append((sidecarURL.path, d.count))
+        }
+        let sidecarArrays = (sidecar?["arrays"] as? [String: String]) ?? [:]
+
+        func resolve(_ flag: String?, role: String, flagName: String) throws -> Tensor? {
+            let name = flag ?? sidecarArrays[role]
+            guard let name else { return try lookup(role) }
+            if name.hasSuffix(".npy") && ext != "npy" || (ext == "npy" && name.hasSuffix(".npy") && name != url.lastPathComponent) {
+                let other = folder.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: other.path) {
+                    files.append((other.path, size(other.path)))
+                    return try NPY.read(other, options: npyOptions)
+                }
+            }
+            guard let t = try lookup(name) else {
+                throw TraceError(file: path, "\(flagName) \(name): no such array (found: \(available.joined(separator: ", ")))")
+            }
+            return t
+        }
+        var arrays: [String: Tensor] = [:]
+        if ext == "npy" && m.attn == nil && m.colsum == nil {
+            arrays["attn"] = try lookup(url.lastPathComponent)
+        } else {
+            arrays["attn"] = try resolve(m.attn, role: "attn", flagName: "--attn")
+        }
+        if ext == "npy", m.colsum != nil, m.attn == nil {
+            arrays["attn_colsum"] = try lookup(url.lastPathComponent)
+        } else {
+            arrays["attn_colsum"] = try resolve(m.colsum, role: "attn_colsum", flagName: "--colsum")
+        }
+        arrays["q"] = try resolve(m.queries, role: "q", flagName: "--queries")
+        arrays["k"] = try resolve(m.keys, role: "k", flagName: "--keys")
+        arrays["v"] = try resolve(m.values, role: "v", flagName: "--values")
+        for (role, t) in arrays where !t.dtype.isFloat {
+            throw TraceError(file: path, tensor: role, "dtype \(t.dtype.rawValue) is not a float type")
+        }
+        guard arrays["attn"] != nil || arrays["attn_colsum"] != nil || (arrays["q"] != nil && arrays["k"] != nil) else {
+            throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys (arrays: \(available.joined(separator: ", ")))")
+        }
+
+        // Layout from ranks.
+        let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
+        var layout = m.layout
+        for role in Self.roles {
+            guard let t = arrays[role] else { continue }
+            let r0 = baseRank[role]!
+            let inferred: BareArrayMapping.Layout
+            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
+                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
+            }
+            if let l = layout, l != inferred {
+                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
+            }
+            layout = inferred
+        }
+        let lay = layout ?? .hqt
+        func inner(_ t: Tensor) -> [Int] { lay == .lhqt ? Array(t.shape.dropFirst()) : t.shape }
+        var numLayers = lay == .lhqt ? -1 : (m.layer ?? 0) + 1
+        if lay == .lhqt {
+            for role in Self.roles { if let t = arrays[role] {
+                if numLayers >= 0, t.shape[0] != numLayers {
+                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
+                }
+                numLayers = t.shape[0]
+            } }
+        }
+        guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
+
+        // Dimensions.
+        var seqLen: Int?
+        var heads: Int?
+        var q: Int?
+        if let a = arrays["attn"] {
+            let s = inner(a)
+            heads = s[0]
+            if m.tril {
+                let n = s[1]
+                let t = Int((Double(8 * n + 1).squareRoot() - 1) / 2)
+                guard t * (t + 1) / 2 == n else {
+                    throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
+                }
+                seqLen = t
+                q = t
+            } else {
+                q = s[1]
+                seqLen = s[2]
+            }
+        }
+        if let c = arrays["attn_colsum"] {
+            let s = inner(c)
+            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "attn_colsum", "has \(s[0]) heads, attn has \(h)") }
+            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: "attn_colsum", "has length \(s[1]), attn has T = \(t)") }
+            heads = s[0]
+            seqLen = s[1]
+        }
+        var kvHeads: Int?
+        var headDim: Int?
+        for role in ["k", "v"] { if let k = arrays[role] {
+            let s = inner(k)
+            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: role, "has T = \(s[1]), expected \(t)") }
+            if let g = kvHeads, g != s[0] { throw TraceError(file: path, tensor: role, "has \(s[0]) KV heads, expected \(g)") }
+            seqLen = s[1]
+            kvHeads = s[0]
+            headDim = s[2]
+        } }
+        if let qq = arrays["q"] {
+            let s = inner(qq)
+            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "q", "has \(s[0]) heads, expected \(h)") }
+            if let d = headDim, d != s[2] { throw TraceError(file: path, tensor: "q", "has head dim \(s[2]), keys have \(d)") }
+            if let qn = q, qn != s[1] { throw TraceError(file: path, tensor: "q", "has \(s[1]) rows, attn has \(qn)") }
+            heads = s[0]
+            q = s[1]
+            headDim = s[2]
+        }
+        guard let T = seqLen, let H = heads else { throw TraceError(file: path, "cannot tell the sequence length from the arrays") }
+        let Q = q ?? 0
+        let KVH = kvHeads ?? (m.kvMap.map { ($0.max() ?? 0) + 1 } ?? H)
+        let D = headDim ?? 0
+        let sideModel = sidecar?["model"] as? [String: Any]
+        let kvMap = m.kvMap ?? (sideModel?["kv_head_of_query_head"] as? [Int]) ?? TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH)
+        let prefill = m.prefillLen ?? (sidecar?["prefill_len"] as? Int) ?? T
+        let qStart = m.queryStart ?? ((sidecar?["query_rows"] as? [String: Int])?["start"]) ?? (T - Q)
+        guard qStart >= 0, qStart + Q <= T else {
+            throw TraceError(file: path, "--query-start \(qStart) with \(Q) rows runs past T = \(T)")
+        }
+
+        // Modality and images.
+        var modality = [Modality](repeating: .text, count: T)
+        var images: [ImageSpan] = []
+        func spansOf(_ ranges: [Range<Int>], ids: [Int]? = nil) {
+            for r in ranges where r.lowerBound >= 0 && r.upperBound <= T { for p in r { modality[p] = .image } }
+            images = ranges.enumerated().map {
+                ImageSpan(id: ids?[$0.offset] ?? $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count))
+            }
+        }
+        func checkLength(_ t: Tensor, _ flag: String) throws {
+            guard t.count == T else { throw TraceError(file: path, tensor: flag, "has \(t.count) entries, expected T = \(T)") }
+        }
+        if let name = m.tokenKind {
+            guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else { throw TraceError(file: path, "--token-kind \(name): no such array") }
+            try checkLength(t, name)
+            let kinds = t.ints()
+            var ranges: [Int: Range<Int>] = [:]
+            for (p, k) in kinds.enumerated() where k != 0 {
+                guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
+                if let r = ranges[k] {
+                    guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
+                    ranges[k] = r.lowerBound ..< p + 1
+                } else { ranges[k] = p ..< p + 1 }
+            }
+            spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted())
+        } else if let name = m.modality {
+            guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else { throw TraceError(file: path, "--modality \(name): no such array") }
+            try checkLength(t, name)
+            let codes = t.ints()
+            for (p, c) in codes.enumerated() {
+                guard let mm = Modality(rawValue: UInt8(clamping: c)), c >= 0, c <= 3 else {
+                    throw TraceError(file: path, tensor: name, "modality code \(c) at position \(p) is outside 0–3")
+                }
+                modality[p] = t.dtype == .bool ? (c != 0 ? .image : .text) : mm
+            }
+            var ranges: [Range<Int>] = []
+            var p = 0
+            while p < T {
+                if modality[p] == .image {
+                    var e = p
+                    while e < T, modality[e] == .image { e += 1 }
+                    ranges.append(p ..< e)
+                    p = e
+                } else { p += 1 }
+            }
+            images = ranges.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
+        } else if let spans = m.imageSpans {
+            for r in spans where r.lowerBound < 0 || r.upperBound > T || r.isEmpty {
+                throw TraceError(file: path, "--image-spans \(r.lowerBound):\(r.upperBound) is outside 0 … \(T) or empty")
+            }
+            spansOf(spans)
+        } else if let ph = m.placeholders {
+            let n = m.tokensPerImage ?? 576
+            let ranges = ph.enumerated().map { i, p in (p + (n - 1) * i) ..< (p + (n - 1) * i + n) }
+            for r in ranges where r.lowerBound < 0 || r.upperBound > T {
+                throw TraceError(file: path, "--placeholders: image span \(r.lowerBound):\(r.upperBound) (p + \(n - 1)·i) runs past T = \(T)")
+            }
+            spansOf(ranges)
+        } else if let sc = sidecar, let mod = sc["token_modality"] as? [Int] {
+            guard mod.count == T else { throw TraceError(file: sidecarURL.path, "token_modality has \(mod.count) entries, expected T = \(T)") }
+            modality = mod.map { Modality(rawValue: UInt8(clamping: $0)) ?? .text }
+            if let imgs = sc["images"] as? [[String: Any]] {
+                images = try imgs.enumerated().map { try TraceMetadata.parseSpan($0.element, path: "images[\($0.offset)]", id: nil, file: sidecarURL.path) }
+            }
+        }
+
+        let shape = TraceShape(layers: numLayers, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T, prefillLen: prefill,
+                               queryRows: qStart ..< qStart + Q, kvHeadOfQueryHead: kvMap)
+        var hasher = FNV64()
+        hasher.add(path.split(separator: "/").last.map(String.init) ?? path)
+        for role in Self.roles { if let t = arrays[role] { hasher.add(role + t.shape.shapeText + t.dtype.rawValue) } }
+        hasher.add(String(files.first?.1 ?? 0))
+        let info = TraceInfo(name: url.deletingPathExtension().lastPathComponent,
+                             modelName: (sideModel?["name"] as? String) ?? url.deletingPathExtension().lastPathComponent,
+                             shape: shape, modality: modality, images: images,
+                             recordedLayers: lay == .lhqt ? Array(0 ..< numLayers) : [m.layer ?? 0],
+                             attnScale: (sideModel?["attn_scale"] as? NSNumber)?.doubleValue,
+                             causal: (sidecar?["causal"] as? Bool) ?? true, contentHash: hasher.hex)
+        try TraceMetadata.validate(info, file: path)
+        guard kvMap.count == H else { throw TraceError(file: path, "--kv-map has \(kvMap.count) entries, expected H = \(H)") }
+        self.info = info
+        self.arrays = arrays
+        self.layout = lay
+        self.tril = m.tril
+        self.files = files
+        self.warnings = warnings
+        if !m.tril { _ = try layer(info.recordedLayers[0]) }
+    }
+
+    public func layer(_ index: Int) throws -> LayerTensors {
+        guard info.recordedLayers.contains(index) else {
+            throw TraceError(file: file, layer: index, "layer \(index) is not in the arrays (layers: \(info.recordedLayers.rangesText))")
+        }
+        func pick(_ role: String) -> Tensor? {
+            guard let t = arrays[role] else { return nil }
+            return layout == .lhqt ? t.slice(index) : t
+        }
+        var attn = pick("attn")
+        if tril, let packed = attn { attn = try Self.unpackTril(packed, seqLen: info.shape.seqLen, file: file) }
+        let t = LayerTensors(layer: index, file: file, attention: attn, colsum: pick("attn_colsum"), queries: pick("q"),
+                             keys: pick("k"), values: pick("v"))
+        try LayerValidation.check(t, info: info)
+        return t
+    }
+
+    /// Expands a packed lower triangle `[H, T(T+1)/2]` into `[H, T, T]` (same dtype, zeros above the diagonal).
+    static func unpackTril(_ packed: Tensor, seqLen T: Int, file: String) throws -> Tensor {
+        let H = packed.shape[0]
+        let w = packed.dtype.width
+        guard let bytes = checkedProduct([H, T, T, w]), bytes <= traceMemoryCap else {
+            throw TraceError(file: file, tensor: "attn", "unpacking the triangle needs more than the memory cap")
+        }
+        let out = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 16)
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        let src = packed.storage.base + packed.offset
+        let perHead = T * (T + 1) / 2
+        for h in 0 ..< H {
+            for i in 0 ..< T {
+                (out + ((h * T + i) * T) * w).copyMemory(from: src + (h * perHead + i * (i + 1) / 2) * w, byteCount: (i + 1) * w)
+            }
+        }
+        return Tensor(dtype: packed.dtype, shape: [H, T, T], storage: .owning(out, count: bytes, name: packed.storage.name),
+                      offset: 0, byteSwapped: packed.byteSwapped)
+    }
+}
+
+/// Opens any supported trace: an attn-trace folder or single file, or bare arrays with a mapping.
+public enum TraceLoader {
+    public static func open(_ path: String, mapping: BareArrayMapping = .init()) throws -> any TraceSource {
+        let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw TraceError(file: path, "no such file or folder")
+        }
+        if isDir.boolValue {
+            if mapping.isSet { throw TraceError(file: path, "mapping flags (--attn, --keys, …) apply to bare .npy/.npz/.safetensors files, not to an attn-trace folder") }
+            return try AttnTrace(url)
+        }
+        if url.pathExtension.lowercased() == "safetensors", !mapping.isSet {
+            let st = try SafeTensorsFile(url)
+            if st.metadata["attn-trace"] != nil { return try AttnTrace(url) }
+        }
+        return try BareTrace(url, mapping: mapping)
+    }
+}

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import KVTrace
+
+/// `kvscope info`: what a trace holds, and whether it is sound.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Describe a trace: shape, GQA map, modality spans, tensors per layer, and sanity checks.",
+        discussion: """
+            Prints the model, layers, query heads, KV heads (with the GQA map), head dim, sequence \
+            length, prefill length, recorded query rows, text/image runs with image ids and patch grids, \
+            the tensors of each layer with dtypes and shapes, bytes on disk, and checks every layer: \
+            NaN/Inf (an error), rows summing to 1, the causal mask, and stored versus recomputed \
+            column sums (warnings). Exit status 2 when the trace is malformed or holds NaN/Inf.
+
+            Examples:
+              kvscope info ../shared/traces/smollm2-pseudoimg2x64-full
+              kvscope info s1_text_heavy.npz --attn in_attention --keys in_keys --values in_values \\
+                  --queries in_queries --token-kind in_token_kind
+              kvscope info my-trace --json | jq .images
+            """
+    )
+
+    @OptionGroup var trace: TraceOptions
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    @Flag(name: .customLong("skip-checks"), help: "Skip the per-layer data checks (faster on large traces).")
+    var skipChecks = false
+
+    func run() throws {
+        let source = try trace.open()
+        let info = source.info
+        var layerSummaries: [[String: Any]] = []
+        var inspections = [LayerInspection?](repeating: nil, count: info.recordedLayers.count)
+        var failures = [String?](repeating: nil, count: info.recordedLayers.count)
+        for l in info.recordedLayers {
+            let t = try source.layer(l)
+            layerSummaries.append([
+                "layer": l, "file": t.file,
+                "tensors": t.named.map { ["name": $0.name, "dtype": $0.tensor.dtype.rawValue, "shape": $0.tensor.shape] as [String: Any] },
+            ])
+        }
+        if !skipChecks {
+            let layers = info.recordedLayers
+            let results = UnsafeMutableBufferPointer<(LayerInspection?, String?)>.allocate(capacity: layers.count)
+            results.initialize(repeating: (nil, nil))
+            defer { results.deallocate() }
+            let box = UnsafeSendable(results)
+            DispatchQueue.concurrentPerform(iterations: layers.count) { i in
+                do { box.value[i] = (LayerInspection(try source.layer(layers[i]), info: info), nil) } catch {
+                    box.value[i] = (nil, "\(error)")
+                }
+            }
+            for i in layers.indices { (inspections[i], failures[i]) = results[i] }
+        }
+        var errors: [String] = failures.compactMap { $0 }
+        var warnings: [String] = source.warnings.map(\.description)
+        var seenKinds = Set<String>()
+        for case let ins? in inspections {
+            errors += ins.errors.map { "layer \(ins.layer): \($0)" }
+            for w in ins.warnings {
+                let kind = String(w.prefix(24))
+                if seenKinds.insert(kind).inserted { warnings.append("layer \(ins.layer): \(w)") }
+            }
+        }
+        if info.syntheticImageTokens {
+            warnings.append("image spans are pseudo-images (text tokens standing in for patches): results about image tokens are not evidence about real VLMs")
+        }
+        let s = info.shape
+        let runs = info.modalityRuns.map { ["modality": $0.modality.description, "start": $0.positions.lowerBound, "stop": $0.positions.upperBound] as [String: Any] }
+        if json {
+            var o: [String: Any] = [
+                "name": info.name, "model": info.modelName, "layers": s.layers, "recorded_layers": info.recordedLayers,
+                "query_heads": s.queryHeads, "kv_heads": s.kvHeads, "kv_head_of_query_head": s.kvHeadOfQueryHead,
+                "head_dim": s.headDim, "seq_len": s.seqLen, "prefill_len": s.prefillLen,
+                "query_rows": ["start": s.queryRows.lowerBound, "stop": s.queryRows.upperBound],
+                "causal": info.causal, "attn_scale": info.attnScale, "synthetic_image_tokens": info.syntheticImageTokens,
+                "modality_runs": runs,
+                "images": info.images.map { img in
+                    ["image_id": img.id, "start": img.positions.lowerBound, "stop": img.positions.upperBound,
+                     "grid": [img.grid.rows, img.grid.cols], "pseudo": img.isPseudo, "tiles": img.tiles.count] as [String: Any]
+                },
+                "layer_tensors": layerSummaries,
+                "files": source.files.map { ["path": $0.path, "bytes": $0.bytes] as [String: Any] },
+                "bytes_on_disk": source.totalBytes, "content_hash": info.contentHash,
+                "warnings": warnings, "errors": errors,
+            ]
+            if !skipChecks {
+                o["checks"] = inspections.compactMap { $0 }.map { ins -> [String: Any] in
+                    var c: [String: Any] = ["layer": ins.layer]
+                    if let v = ins.maxRowSumError { c["max_row_sum_error"] = v }
+                    if let v = ins.maxAboveDiagonal { c["max_above_diagonal"] = v }
+                    if let v = ins.maxColsumError { c["max_colsum_error"] = v }
+                    return c
+                }
+            }
+            let data = try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            printText(info, source: source, layers: layerSummaries, inspections: inspections.compactMap { $0 }, warnings: warnings, errors: errors)
+        }
+        if !errors.isEmpty { throw ExitCode(2) }
+    }
+
+    func printText(_ info: TraceInfo, source: any TraceSource, layers: [[String: Any]], inspections: [LayerInspection],
+                   warnings: [String], errors: [String]) {
+        let s = info.shape
+        func row(_ k: String, _ v: String) { print(k.padding(toLength: 16, withPad: " ", startingAt: 0) + v) }
+        row("trace", "\(info.name)  (\(trace.path))")
+        row("model", info.modelName)
+        row("layers", "\(s.layers)" + (info.recordedLayers.count == s.layers ? "" : "  (recorded: \(info.recordedLayers.rangesText))"))
+        row("query heads", "\(s.queryHeads)")
+        let groups = (0 ..< s.kvHeads).map { g in "kv\(g)←q" + s.queryHeads(ofKVHead: g).rangesText }
+        row("KV heads", "\(s.kvHeads)  (GQA: \(groups.joined(separator: " ")))")
+        row("head dim", s.headDim > 0 ? "\(s.headDim)" : "unknown (no q or k)")
+        row("seq len T", "\(s.seqLen)")
+        row("prefill len P", "\(s.prefillLen)  (\(s.seqLen - s.prefillLen) generated)")
+        row("query rows", "\(s.queryRows.lowerBound) ..< \(s.queryRows.upperBound)  (\(s.queryRows.count) rows" +
+            (s.queryRows.upperBound > s.prefillLen ? ", \(s.queryRows.upperBound - max(s.prefillLen, s.queryRows.lowerBound)) future" : "") + ")")
+        row("causal", info.causal ? "yes" : "no")
+        row("attn scale", String(format: "%.6g", info.attnScale))
+        print("spans")
+        for r in info.modalityRuns {
+            var line = "  \(r.modality.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(r.positions.lowerBound) ..< \(r.positions.upperBound)  (\(r.positions.count) tokens)"
+            let imgs = info.images.filter { r.positions.overlaps($0.positions) }
+            if !imgs.isEmpty {
+                line += "  " + imgs.map { "image \($0.id) [\($0.positions.lowerBound), \($0.positions.upperBound)) grid \($0.grid)\($0.isPseudo ? " pseudo" : "")\($0.tiles.isEmpty ? "" : " \($0.tiles.count) tiles")" }.joined(separator: "; ")
+            }
+            print(line)
+        }
+        print("tensors")
+        var groupsByDesc: [(String, [Int])] = []
+        for l in layers {
+            let desc = (l["tensors"] as! [[String: Any]]).map { t in
+                "\(t["name"]!) \(t["dtype"]!) \((t["shape"] as! [Int]).shapeText)"
+            }.joined(separator: ", ")
+            if let i = groupsByDesc.firstIndex(where: { $0.0 == desc }) { groupsByDesc[i].1.append(l["layer"] as! Int) } else {
+                groupsByDesc.append((desc, [l["layer"] as! Int]))
+            }
+        }
+        for (desc, ls) in groupsByDesc { print("  layers \(ls.rangesText): \(desc)") }
+        row("bytes on disk", "\(source.totalBytes) (\(String(format: "%.1f", Double(source.totalBytes) / 1_048_576)) MiB in \(source.files.count) files)")
+        if !inspections.isEmpty {
+            let rowErr = inspections.compactMap(\.maxRowSumError).max()
+            let above = inspections.compactMap(\.maxAboveDiagonal).max()
+            let col = inspections.compactMap(\.maxColsumError).max()
+            var parts: [String] = []
+            if let rowErr { parts.append(String(format: "max |row sum − 1| %.2g", rowErr)) }
+            if let above { parts.append(String(format: "max above diagonal %.2g", above)) }
+            if let col { parts.append(String(format: "max colsum error %.2g", col)) }
+            row("checks", parts.isEmpty ? "no attention rows to check" : parts.joined(separator: ", "))
+        }
+        for w in warnings { print("warning: \(w)") }
+        for e in errors { printError("kvscope: error: \(e)") }
+    }
+}
+
+extension Array where Element == Int {
+    var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
+}
+
+/// Hands a buffer to `concurrentPerform` tasks that each write their own index.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import KVTrace
+
+/// The trace path plus the bare-array mapping flags of TRACE-FORMAT.md §3.
+struct TraceOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp(
+        "The trace: an attn-trace v1 folder, a single-file attn-trace .safetensors, or a bare .npy/.npz/.safetensors file.",
+        valueName: "trace"))
+    var path: String
+
+    @Option(name: .customLong("attn"), help: ArgumentHelp("Bare arrays: the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file).", valueName: "name"))
+    var attn: String?
+    @Option(name: .customLong("colsum"), help: ArgumentHelp("Bare arrays: prefill column sums over rows 0..<P, [H,T] or [L,H,T].", valueName: "name"))
+    var colsum: String?
+    @Option(name: .customLong("keys"), help: ArgumentHelp("Bare arrays: post-RoPE keys, [KVH,T,D] or [L,KVH,T,D].", valueName: "name"))
+    var keys: String?
+    @Option(name: .customLong("values"), help: ArgumentHelp("Bare arrays: values, [KVH,T,D] or [L,KVH,T,D].", valueName: "name"))
+    var values: String?
+    @Option(name: .customLong("queries"), help: ArgumentHelp("Bare arrays: post-RoPE queries of the recorded rows, [H,Q,D] or [L,H,Q,D].", valueName: "name"))
+    var queries: String?
+    @Option(name: .customLong("modality"), help: ArgumentHelp("Bare arrays: token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image).", valueName: "name"))
+    var modality: String?
+    @Option(name: .customLong("token-kind"), help: ArgumentHelp("Bare arrays: [T] ints, 0 text and k ≥ 1 a token of image k (the LOOK-M fixtures' in_token_kind).", valueName: "name"))
+    var tokenKind: String?
+    @Option(name: .customLong("prefill-len"), help: "Bare arrays: the prefill length P (default: T).")
+    var prefillLen: Int?
+    @Option(name: .customLong("query-start"), help: "Bare arrays: absolute position of the first recorded row (default: T − Q).")
+    var queryStart: Int?
+    @Option(name: .customLong("layout"), help: "Bare arrays: HQT (one layer) or LHQT (leading layer axis). Default: inferred from the ranks.")
+    var layout: BareArrayMapping.Layout?
+    @Option(name: .customLong("layer"), help: "Bare arrays with layout HQT: the layer index the arrays hold (default 0).")
+    var layer: Int?
+    @Flag(name: .customLong("tril"), help: "Bare arrays: --attn is a packed lower triangle [H, T(T+1)/2].")
+    var tril = false
+    @Option(name: .customLong("image-spans"), help: ArgumentHelp("Bare arrays: half-open image spans, e.g. 40:64,94:118.", valueName: "a:b,…"))
+    var imageSpans: String?
+    @Option(name: .customLong("placeholders"), help: ArgumentHelp("Bare arrays: LOOK-M placeholder positions p0,p1,…; image i spans [p_i+(N−1)i, +N).", valueName: "p0,p1,…"))
+    var placeholders: String?
+    @Option(name: .customLong("tokens-per-image"), help: "With --placeholders: tokens per image N (default 576).")
+    var tokensPerImage: Int?
+    @Option(name: .customLong("grid"), help: ArgumentHelp("Bare arrays: the patch grid of every image span (default: square when possible, else 1×n).", valueName: "RxC"))
+    var grid: String?
+    @Option(name: .customLong("dtype"), help: ArgumentHelp("Bare arrays: read 2-byte void / <i2 arrays as this dtype (only bf16).", valueName: "bf16"))
+    var dtype: String?
+    @Option(name: .customLong("kv-map"), help: ArgumentHelp("Bare arrays: kv_head_of_query_head, e.g. 0,0,0,1,1,1 (default h / (H/KVH)).", valueName: "list"))
+    var kvMap: String?
+
+    func validate() throws {
+        _ = try mapping()
+    }
+
+    /// The mapping the flags describe; malformed flag values are one-line errors naming the flag.
+    func mapping() throws -> BareArrayMapping {
+        var m = BareArrayMapping()
+        m.attn = attn
+        m.colsum = colsum
+        m.keys = keys
+        m.values = values
+        m.queries = queries
+        m.modality = modality
+        m.tokenKind = tokenKind
+        if let p = prefillLen {
+            guard p >= 1 else { throw ValidationError("--prefill-len must be ≥ 1, got \(p)") }
+            m.prefillLen = p
+        }
+        if let q = queryStart {
+            guard q >= 0 else { throw ValidationError("--query-start must be ≥ 0, got \(q)") }
+            m.queryStart = q
+        }
+        m.layout = layout
+        if let l = layer {
+            guard l >= 0 else { throw ValidationError("--layer must be ≥ 0, got \(l)") }
+            m.layer = l
+        }
+        m.tril = tril
+        let imageFlags = [tokenKind != nil, modality != nil, imageSpans != nil, placeholders != nil].filter { $0 }.count
+        guard imageFlags <= 1 else { throw ValidationError("use only one of --token-kind, --modality, --image-spans, --placeholders") }
+        if let s = imageSpans {
+            m.imageSpans = try s.split(separator: ",").map { part in
+                let ab = part.split(separator: ":")
+                guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a < b else {
+                    throw ValidationError("--image-spans: '\(part)' is not a span a:b with 0 ≤ a < b")
+                }
+                return a ..< b
+            }
+        }
+        if let p = placeholders {
+            m.placeholders = try p.split(separator: ",").map {
+                guard let v = Int($0), v >= 0 else { throw ValidationError("--placeholders: '\($0)' is not a non-negative integer") }
+                return v
+            }
+        }
+        if let n = tokensPerImage {
+            guard n >= 1 else { throw ValidationError("--tokens-per-image must be ≥ 1, got \(n)") }
+            guard placeholders != nil else { throw ValidationError("--tokens-per-image needs --placeholders") }
+            m.tokensPerImage = n
+        }
+        if let g = grid {
+            let rc = g.lowercased().split(separator: "x")
+            guard rc.count == 2, let r = Int(rc[0]), let c = Int(rc[1]), r > 0, c > 0 else {
+                throw ValidationError("--grid: '\(g)' is not RxC with positive integers (e.g. 24x24)")
+            }
+            m.grid = GridSize(rows: r, cols: c)
+        }
+        if let d = dtype {
+            guard d.lowercased() == "bf16" else { throw ValidationError("--dtype: only bf16 is accepted, got '\(d)'") }
+            m.bf16 = true
+        }
+        if let k = kvMap {
+            m.kvMap = try k.split(separator: ",").map {
+                guard let v = Int($0), v >= 0 else { throw ValidationError("--kv-map: '\($0)' is not a non-negative integer") }
+                return v
+            }
+        }
+        return m
+    }
+
+    /// Opens the trace (validated; layers are read later, one at a time).
+    func open() throws -> any TraceSource {
+        try TraceLoader.open(path, mapping: mapping())
+    }
+}
+
+extension BareArrayMapping.Layout: ExpressibleByArgument {}
