@@ -39,7 +39,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"]),
+        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),

@@ -200,10 +200,11 @@ public struct BareTrace: TraceSource {
         }
         guard let T = seqLen, let H = heads else { throw TraceError(file: path, "cannot tell the sequence length from the arrays") }
         let Q = q ?? 0
-        let KVH = kvHeads ?? (m.kvMap.map { ($0.max() ?? 0) + 1 } ?? H)
         let D = headDim ?? 0
         let sideModel = sidecar?["model"] as? [String: Any]
-        let kvMap = m.kvMap ?? (sideModel?["kv_head_of_query_head"] as? [Int]) ?? TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH)
+        let givenMap = m.kvMap ?? (sideModel?["kv_head_of_query_head"] as? [Int])
+        let KVH = kvHeads ?? givenMap.map { ($0.max() ?? 0) + 1 } ?? H
+        let kvMap = givenMap ?? TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH)
         let prefill = m.prefillLen ?? (sidecar?["prefill_len"] as? Int) ?? T
         let qStart = m.queryStart ?? ((sidecar?["query_rows"] as? [String: Int])?["start"]) ?? (T - Q)
         guard qStart >= 0, qStart + Q <= T else {

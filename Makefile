@@ -1,0 +1,57 @@
+# KVScope — `make demo` runs the main job, `make test` runs every test.
+# Both install the system packages they need (Debian: apt-get) when they are missing.
+
+SWIFT        ?= swift
+APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev pkg-config
+DEMO_TRACE   ?= $(firstword $(wildcard Examples/traces/*/trace.json))
+OUT          ?= Output/demo
+
+.PHONY: all deps build release test test-swift test-python demo bench clean
+
+all: build
+
+## deps: install the Debian packages the build needs, when absent
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product kvscope
+
+## test: build, then the Swift tests and the Python exporter tests
+test: deps
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory test-python
+	$(SWIFT) test --skip-build
+
+test-swift: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-python:
+	@if [ -f Examples/export/run_tests.sh ]; then \
+	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh; \
+	fi
+
+## demo: release build, then describe the shipped real trace
+demo: release
+	@test -n "$(DEMO_TRACE)" || { echo "make: no trace under Examples/traces/" >&2; exit 2; }
+	@mkdir -p $(OUT)
+	.build/release/kvscope info $(dir $(DEMO_TRACE))
+	.build/release/kvscope info $(dir $(DEMO_TRACE)) --json > $(OUT)/info.json.tmp && mv $(OUT)/info.json.tmp $(OUT)/info.json
+	@echo "make: wrote $(OUT)/info.json"
+
+## bench: benchmarks (never timed tests), compared with NumPy / matplotlib in the same command
+bench: deps
+	$(SWIFT) build -c release
+	bash Benchmarks/run.sh
+
+clean:
+	rm -rf .build Output/demo

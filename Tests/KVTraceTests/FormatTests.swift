@@ -1,0 +1,267 @@
+import Foundation
+import Testing
+@testable import KVTrace
+
+@Suite("npy and npz readers")
+struct NumpyTests {
+    @Test("every dtype of a numpy-written npz reads back its values", arguments: ["stored.npz", "deflated.npz"])
+    func npzValues(file: String) throws {
+        let z = try NPZArchive(Paths.fixtures.appendingPathComponent(file), options: .init(bf16: true))
+        let f16 = try z.array("f16")
+        #expect(f16.dtype == .f16 && f16.shape == [2, 3, 4])
+        #expect(f16.doubles() == (0 ..< 24).map(fixtureFloat))
+        let f32 = try z.array("f32")
+        #expect(f32.dtype == .f32 && f32.floats() == (0 ..< 24).map { Float(fixtureFloat($0)) })
+        #expect(try z.array("f64").doubles() == (0 ..< 5).map(fixtureFloat))
+        let be = try z.array("f32be")
+        #expect(be.byteSwapped && be.doubles() == (0 ..< 6).map(fixtureFloat))
+        #expect(try z.array("i32").ints() == (0 ..< 4).map(fixtureInt))
+        #expect(try z.array("i64").ints() == (0 ..< 4).map(fixtureInt))
+        let mask = try z.array("mask")
+        #expect(mask.dtype == .bool && mask.ints() == (0 ..< 6).map { $0 % 3 == 0 ? 1 : 0 })
+        #expect(try z.array("u8").ints() == Array(0 ..< 6))
+        let s = try z.array("scalar")
+        #expect(s.shape == [] && s.count == 1 && s.double(at: 0) == 2.5)
+        let bf = try z.array("bf16")
+        #expect(bf.dtype == .bf16 && bf.doubles() == (0 ..< 6).map(fixtureFloat))
+    }
+
+    @Test func voidArraysNeedTheBF16Flag() throws {
+        let z = try NPZArchive(Paths.fixtures.appendingPathComponent("stored.npz"))
+        #expect(throws: TraceError.self) { try z.array("bf16") }
+        do { _ = try z.array("bf16") } catch let e as TraceError { #expect(e.message.contains("--dtype bf16")) }
+    }
+
+    @Test func npyVersionsAndBool() throws {
+        let v2 = try NPY.read(Paths.fixtures.appendingPathComponent("v2.npy"))
+        #expect(v2.shape == [2, 3, 4] && v2.floats() == (0 ..< 24).map { Float(fixtureFloat($0)) })
+        let b = try NPY.read(Paths.fixtures.appendingPathComponent("bool.npy"))
+        #expect(b.ints() == [1, 0, 0, 1, 0, 0])
+        let h = try NPY.read(Paths.fixtures.appendingPathComponent("f16.npy"))
+        #expect(h.doubles() == (0 ..< 24).map(fixtureFloat))
+    }
+
+    @Test func npyWriterRoundTrips() throws {
+        let dir = Paths.tempDir()
+        for dtype in [DType.f16, .bf16, .f32, .f64] {
+            let vals: [Float] = [0.5, -1.25, 3, 1e-3]
+            let url = dir.appendingPathComponent("x-\(dtype.rawValue).npy")
+            try NPYWriter.write(TensorData(name: "x", floats: vals, shape: [2, 2], as: dtype), to: url)
+            let t = try NPY.read(url, options: .init(bf16: dtype == .bf16))
+            #expect(t.dtype == dtype && t.shape == [2, 2])
+            for (a, b) in zip(t.floats(), vals) { #expect(abs(a - b) <= abs(b) * 0.01) }
+        }
+        let ints = dir.appendingPathComponent("i.npy")
+        try NPYWriter.write(TensorData(name: "i", ints: [7, -3, 9], shape: [3], as: .i64), to: ints)
+        #expect(try NPY.read(ints).ints() == [7, -3, 9])
+    }
+
+    @Test func dictLiteralAcceptsAnyKeyOrder() throws {
+        var p = DictLiteralParser(text: "{'shape': (3,), 'fortran_order': False, 'descr': '<f4', }   ", file: "x")
+        let d = try p.parse()
+        #expect(d["shape"] == .tuple([3]) && d["descr"] == .string("<f4") && d["fortran_order"] == .bool(false))
+        var q = DictLiteralParser(text: "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", file: "x")
+        #expect(try q.parse()["shape"] == .tuple([]))
+    }
+}
+
+@Suite("safetensors and attn-trace")
+struct SafeTensorsTests {
+    @Test("every safetensors dtype round-trips with its values", arguments: [DType.f16, .bf16, .f32, .f64])
+    func floatDTypes(dtype: DType) throws {
+        let dir = Paths.tempDir()
+        let vals: [Float] = [1, -2, 0.5, 0.25, 1024, -0.125]
+        let url = dir.appendingPathComponent("a.safetensors")
+        try SafeTensorsWriter.write([
+            TensorData(name: "x", floats: vals, shape: [2, 3], as: dtype),
+            TensorData(name: "i32", ints: [1, -2, 3], shape: [3], as: .i32),
+            TensorData(name: "i64", ints: [Int(Int32.max) + 5, -7], shape: [2], as: .i64),
+            TensorData(name: "b", ints: [1, 0, 1, 1], shape: [4], as: .bool),
+        ], metadata: ["k": "v"], to: url)
+        let st = try SafeTensorsFile(url)
+        #expect(st.metadata == ["k": "v"])
+        #expect(st.tensors["x"]!.dtype == dtype && st.tensors["x"]!.floats() == vals)
+        #expect(st.tensors["i32"]!.ints() == [1, -2, 3])
+        #expect(st.tensors["i64"]!.ints() == [Int(Int32.max) + 5, -7])
+        #expect(st.tensors["b"]!.dtype == .bool && st.tensors["b"]!.ints() == [1, 0, 1, 1])
+        #expect(st.warnings.isEmpty)
+        let raw = try Data(contentsOf: url)
+        let n = raw.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        #expect((8 + Int(n)) % 8 == 0, "data starts 8-aligned like the reference writer")
+    }
+
+    @Test func folderTraceReadsValuesLayerByLayer() throws {
+        let tiny = TinyTrace()
+        let dir = try tiny.writeFolder(Paths.tempDir())
+        let trace = try TraceLoader.open(dir.path)
+        let info = trace.info
+        #expect(info.recordedLayers == [0, 1])
+        #expect(info.shape.queryHeads == 4 && info.shape.kvHeads == 2 && info.shape.kvHeadOfQueryHead == [0, 0, 1, 1])
+        #expect(info.images.count == 1 && info.images[0].positions == 3 ..< 7 && info.images[0].grid == GridSize(rows: 2, cols: 2))
+        #expect(info.modality[3] == .image && info.modality[2] == .text)
+        #expect(info.extras["notes"] == "tiny test trace")
+        let l1 = try trace.layer(1)
+        let k = l1.keys!.doubles()
+        // k[g=1, t=5, d=3] of layer 1, rounded to float16 like the file.
+        #expect(k[(1 * tiny.T + 5) * tiny.D + 3] == Double(Float16(TinyTrace.key(1, 1, 5, 3))))
+        let a = l1.attention!.doubles()
+        #expect(a[(2 * tiny.T + 3) * tiny.T + 2] == Double(Float16(Float(0.25))))
+        let ins = LayerInspection(l1, info: info)
+        #expect(ins.errors.isEmpty && ins.warnings.isEmpty)
+        #expect(ins.maxAboveDiagonal == 0)
+        #expect(ins.maxColsumError! < 5e-3)
+    }
+
+    @Test func singleFileVariantMatchesTheFolder() throws {
+        let tiny = TinyTrace()
+        let url = Paths.tempDir().appendingPathComponent("tiny.safetensors")
+        try AttnTraceWriter.writeSingleFile(info: tiny.info, layers: [0: tiny.tensors(layer: 0), 1: tiny.tensors(layer: 1)], to: url)
+        let single = try TraceLoader.open(url.path)
+        let folder = try TraceLoader.open(try tiny.writeFolder(Paths.tempDir()).path)
+        #expect(single.info.recordedLayers == [0, 1])
+        #expect(single.info.images == folder.info.images)
+        #expect(try single.layer(1).keys!.doubles() == folder.layer(1).keys!.doubles())
+        #expect(try single.layer(0).attention!.doubles() == folder.layer(0).attention!.doubles())
+    }
+
+    @Test func writerIsDeterministic() throws {
+        let tiny = TinyTrace()
+        let a = try tiny.writeFolder(Paths.tempDir()), b = try tiny.writeFolder(Paths.tempDir())
+        for f in ["trace.json", "layer_000.safetensors", "layer_001.safetensors"] {
+            #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)))
+        }
+    }
+
+    @Test func inspectionFindsBrokenRowsAndMask() throws {
+        var tiny = TinyTrace()
+        tiny.layers = 1
+        let dir = Paths.tempDir()
+        var w = try AttnTraceWriter(folder: dir, info: tiny.info)
+        var t = tiny.tensors(layer: 0, dtype: .f32)
+        var a = tiny.attention()
+        a[0 * tiny.T + 5] = 0.5          // above the diagonal on row 0, row sum 1.5
+        t[0] = TensorData(name: "attn", floats: a, shape: [tiny.H, tiny.T, tiny.T], as: .f32)
+        try w.write(layer: 0, tensors: t)
+        try w.finish()
+        let trace = try AttnTrace(dir)
+        let ins = LayerInspection(try trace.layer(0), info: trace.info)
+        #expect(ins.maxAboveDiagonal == 0.5)
+        #expect(abs(ins.maxRowSumError! - 0.5) < 1e-6)
+        #expect(ins.warnings.count == 3, "row sums, causal mask and colsum mismatch: \(ins.warnings)")
+    }
+}
+
+@Suite("bare arrays")
+struct BareArrayTests {
+    @Test func lhqtSafetensorsWithMapping() throws {
+        let tiny = TinyTrace()
+        let url = Paths.tempDir().appendingPathComponent("bare.safetensors")
+        var attn = [Float](), keys = [Float]()
+        for l in 0 ..< 3 {
+            attn += tiny.attention()
+            keys += tiny.tensors(layer: l, dtype: .f32)[3].data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        try SafeTensorsWriter.write([
+            TensorData(name: "A", floats: attn, shape: [3, tiny.H, tiny.T, tiny.T], as: .f32),
+            TensorData(name: "K", floats: keys, shape: [3, tiny.KVH, tiny.T, tiny.D], as: .f32),
+        ], to: url)
+        var m = BareArrayMapping()
+        m.attn = "A"
+        m.keys = "K"
+        m.prefillLen = 9
+        m.imageSpans = [2 ..< 6]
+        let trace = try TraceLoader.open(url.path, mapping: m)
+        #expect(trace.info.recordedLayers == [0, 1, 2])
+        #expect(trace.info.shape.kvHeads == 2 && trace.info.shape.kvHeadOfQueryHead == [0, 0, 1, 1])
+        #expect(trace.info.shape.prefillLen == 9 && trace.info.images[0].grid == GridSize(rows: 2, cols: 2))
+        let k2 = try trace.layer(2).keys!.floats()
+        #expect(k2[(1 * tiny.T + 4) * tiny.D + 2] == TinyTrace.key(2, 1, 4, 2))
+    }
+
+    @Test func packedLowerTriangleUnpacks() throws {
+        let T = 5, H = 2
+        var packed = [Float]()
+        for h in 0 ..< H { for i in 0 ..< T { for j in 0 ... i { packed.append(Float(h * 100 + i * 10 + j)) } } }
+        let url = Paths.tempDir().appendingPathComponent("tri.npy")
+        try NPYWriter.write(TensorData(name: "x", floats: packed, shape: [H, T * (T + 1) / 2], as: .f32), to: url)
+        var m = BareArrayMapping()
+        m.tril = true
+        let trace = try TraceLoader.open(url.path, mapping: m)
+        let a = try trace.layer(0).attention!
+        #expect(a.shape == [H, T, T])
+        let v = a.floats()
+        #expect(v[(1 * T + 3) * T + 2] == 132 && v[(1 * T + 3) * T + 4] == 0 && v[(0 * T + 4) * T + 4] == 44)
+    }
+
+    @Test func placeholdersFollowTheLookMRule() throws {
+        let tiny = TinyTrace(layers: 1, H: 2, KVH: 2, D: 4, T: 40, P: 40, images: [])
+        let url = Paths.tempDir().appendingPathComponent("p.npy")
+        try NPYWriter.write(TensorData(name: "a", floats: tiny.attention(), shape: [2, 40, 40], as: .f16), to: url)
+        var m = BareArrayMapping()
+        m.placeholders = [3, 10]
+        m.tokensPerImage = 9
+        let info = try TraceLoader.open(url.path, mapping: m).info
+        #expect(info.images.map(\.positions) == [3 ..< 12, 18 ..< 27])
+        #expect(info.images[1].grid == GridSize(rows: 3, cols: 3))
+    }
+
+    @Test func sidecarSuppliesMetadata() throws {
+        let tiny = TinyTrace(layers: 1, H: 2, KVH: 1, D: 4, T: 8, P: 6, images: [])
+        let dir = Paths.tempDir()
+        try NPYWriter.write(TensorData(name: "a", floats: tiny.attention(), shape: [2, 8, 8], as: .f32), to: dir.appendingPathComponent("x.npy"))
+        let side: [String: Any] = ["prefill_len": 6, "token_modality": [0, 1, 1, 1, 1, 0, 0, 0],
+                                   "images": [["image_id": 4, "start": 1, "stop": 5, "grid": [2, 2]]],
+                                   "model": ["name": "side-model", "kv_head_of_query_head": [0, 0]]]
+        try JSONSerialization.data(withJSONObject: side).write(to: dir.appendingPathComponent("x.trace.json"))
+        let info = try TraceLoader.open(dir.appendingPathComponent("x.npy").path).info
+        #expect(info.modelName == "side-model" && info.shape.prefillLen == 6 && info.shape.kvHeads == 1)
+        #expect(info.images.first?.id == 4 && info.modality[1] == .image)
+    }
+}
+
+@Suite("shared real traces and fixtures", .enabled(if: Paths.sharedExists, "needs ../shared (the design data) beside the project"))
+struct SharedDataTests {
+    @Test func pseudoImageTrace() throws {
+        let t = try TraceLoader.open(Paths.shared.appendingPathComponent("traces/smollm2-pseudoimg2x64-full").path)
+        let s = t.info.shape
+        #expect(s.layers == 30 && s.queryHeads == 9 && s.kvHeads == 3 && s.headDim == 64 && s.seqLen == 188 && s.prefillLen == 180)
+        #expect(t.info.images.map(\.positions) == [37 ..< 101, 105 ..< 169])
+        #expect(t.info.images.allSatisfy { $0.grid == GridSize(rows: 8, cols: 8) && $0.isPseudo })
+        #expect(t.info.syntheticImageTokens)
+        let l = try t.layer(29)
+        #expect(l.attention?.shape == [9, 188, 188] && l.keys == nil)
+        let ins = LayerInspection(l, info: t.info)
+        #expect(ins.errors.isEmpty && ins.maxRowSumError! < 1e-3 && ins.maxAboveDiagonal == 0)
+    }
+
+    @Test func chatTraceQKReproducesAttention() throws {
+        let t = try TraceLoader.open(Paths.shared.appendingPathComponent("traces/smollm2-chat-full").path)
+        let s = t.info.shape
+        #expect(s.seqLen == 111 && s.prefillLen == 47 && s.queryRows == 0 ..< 111)
+        let l = try t.layer(7)
+        let q = l.queries!.doubles(), k = l.keys!.doubles(), a = l.attention!.doubles()
+        // Row 60 of head 4 recomputed as softmax(scale · q·kᵀ) under the causal mask.
+        let h = 4, g = s.kvHeadOfQueryHead[h], i = 60, D = s.headDim, T = s.seqLen
+        var logits = (0 ... i).map { j in (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * t.info.attnScale }
+        let mx = logits.max()!
+        logits = logits.map { exp($0 - mx) }
+        let z = logits.reduce(0, +)
+        for j in 0 ... i { #expect(abs(logits[j] / z - a[(h * T + i) * T + j]) < 3e-3) }
+    }
+
+    @Test("oracle fixtures load with mapping flags", arguments: [("s1_text_heavy", 160, [40 ..< 64, 94 ..< 118]),
+                                                               ("s2_text_light", 200, [20 ..< 68, 74 ..< 122, 128 ..< 176]),
+                                                               ("s4_rounding", 97, [17 ..< 33, 53 ..< 69])])
+    func oracleFixture(name: String, length: Int, spans: [Range<Int>]) throws {
+        var m = BareArrayMapping()
+        m.attn = "in_attention"; m.keys = "in_keys"; m.values = "in_values"; m.queries = "in_queries"; m.tokenKind = "in_token_kind"
+        let url = Paths.shared.appendingPathComponent("fixtures/lookm-oracle/\(name).npz")
+        let t = try TraceLoader.open(url.path, mapping: m)
+        #expect(t.info.shape.seqLen == length && t.info.shape.headDim == 128 && t.info.shape.kvHeads == t.info.shape.queryHeads)
+        #expect(t.info.images.map(\.positions) == spans)
+        let z = try NPZArchive(url)
+        #expect(try z.array("in_image_spans").ints() == spans.flatMap { [$0.lowerBound, $0.upperBound] })
+        let l = try t.layer(0)
+        #expect(l.attention!.shape == [t.info.shape.queryHeads, length, length])
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import KVTrace
+import Testing
+
+/// Runs the built `kvscope` binary and captures its output.
+struct CLI {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared")
+    static var sharedExists: Bool { FileManager.default.fileExists(atPath: shared.appendingPathComponent("traces").path) }
+
+    static var binary: URL {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [here, here.deletingLastPathComponent(), repo.appendingPathComponent(".build/debug")] {
+            let u = dir.appendingPathComponent("kvscope")
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        return repo.appendingPathComponent(".build/debug/kvscope")
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ args: [String], env: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let r = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: r, as: UTF8.self))
+    }
+
+    static func tempDir() -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("kvscope-cli-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    /// A small valid trace: 2 layers, 4 heads over 2 KV heads, 10 tokens, one 2×2 image.
+    static func smallTrace() throws -> URL {
+        let T = 10, H = 4, KVH = 2, D = 4
+        var modality = [Modality](repeating: .text, count: T)
+        for p in 2 ..< 6 { modality[p] = .image }
+        let info = TraceInfo(name: "small", modelName: "m", shape: TraceShape(layers: 2, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T,
+                             prefillLen: 8, queryRows: 0 ..< T, kvHeadOfQueryHead: [0, 0, 1, 1]), modality: modality,
+                             images: [ImageSpan(id: 0, positions: 2 ..< 6)], recordedLayers: [])
+        let dir = tempDir().appendingPathComponent("small")
+        var w = try AttnTraceWriter(folder: dir, info: info)
+        var a = [Float](repeating: 0, count: H * T * T)
+        for h in 0 ..< H { for i in 0 ..< T { for j in 0 ... i { a[(h * T + i) * T + j] = 1 / Float(i + 1) } } }
+        for l in 0 ..< 2 {
+            try w.write(layer: l, tensors: [TensorData(name: "attn", floats: a, shape: [H, T, T], as: .f16),
+                                            TensorData(name: "k", floats: [Float](repeating: 0.5, count: KVH * T * D), shape: [KVH, T, D], as: .f16)])
+        }
+        try w.finish()
+        return dir
+    }
+}
+
+@Suite("kvscope CLI")
+struct CLITests {
+    @Test func infoJSONDescribesTheTrace() throws {
+        let dir = try CLI.smallTrace()
+        let r = try CLI.run(["info", dir.path, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(j["layers"] as? Int == 2 && j["query_heads"] as? Int == 4 && j["kv_heads"] as? Int == 2)
+        #expect(j["kv_head_of_query_head"] as? [Int] == [0, 0, 1, 1])
+        #expect(j["seq_len"] as? Int == 10 && j["prefill_len"] as? Int == 8 && j["head_dim"] as? Int == 4)
+        let images = j["images"] as! [[String: Any]]
+        #expect(images.count == 1 && images[0]["start"] as? Int == 2 && images[0]["grid"] as? [Int] == [2, 2])
+        let layers = j["layer_tensors"] as! [[String: Any]]
+        let names = (layers[1]["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(names == ["attn", "k"])
+        #expect((j["errors"] as! [String]).isEmpty)
+        #expect((j["bytes_on_disk"] as! Int) > 400)
+    }
+
+    @Test func infoTextListsSpans() throws {
+        let r = try CLI.run(["info", try CLI.smallTrace().path])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("image  2 ..< 6  (4 tokens)  image 0 [2, 6) grid 2×2"))
+        #expect(r.stdout.contains("KV heads        2  (GQA: kv0←q0-1 kv1←q2-3)"))
+    }
+
+    @Test("bad input: one line on stderr and exit status 2", arguments: [
+        (["info", "/nonexistent/trace"], "no such file or folder"),
+        (["info", "PLACEHOLDER", "--grid", "axb"], "--grid: 'axb' is not RxC"),
+        (["info", "PLACEHOLDER", "--attn", "x"], "mapping flags (--attn, --keys, …) apply to bare"),
+        (["info", "PLACEHOLDER", "--prefill-len", "0"], "--prefill-len must be ≥ 1"),
+        (["info", "PLACEHOLDER", "--no-such-flag"], "Unknown option '--no-such-flag'"),
+        (["frobnicate"], "Unexpected argument 'frobnicate'"),
+    ])
+    func badInput(args: [String], expected: String) throws {
+        let dir = try CLI.smallTrace()
+        let r = try CLI.run(args.map { $0 == "PLACEHOLDER" ? dir.path : $0 })
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func malformedLayerFileExitsTwo() throws {
+        let dir = try CLI.smallTrace()
+        let f = dir.appendingPathComponent("layer_001.safetensors")
+        let d = try Data(contentsOf: f)
+        try d.prefix(d.count - 7).write(to: f)
+        let r = try CLI.run(["info", dir.path])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("layer_001.safetensors") && r.stderr.contains("truncated"), "\(r.stderr)")
+    }
+
+    @Test func memoryCapIsCheckedBeforeAllocating() throws {
+        let url = CLI.tempDir().appendingPathComponent("big.npz")
+        let fixture = CLI.repo.appendingPathComponent("Tests/KVTraceTests/Fixtures/deflated.npz")
+        try FileManager.default.copyItem(at: fixture, to: url)
+        let r = try CLI.run(["info", url.path, "--attn", "f32"], env: ["KVSCOPE_MEMORY_CAP": "64"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("exceeds the memory cap of 64 bytes"), "\(r.stderr)")
+    }
+
+    @Test func nanInTraceIsAnErrorButInfoStillReports() throws {
+        let dir = try CLI.smallTrace()
+        let f = dir.appendingPathComponent("layer_000.safetensors")
+        var d = try Data(contentsOf: f)
+        d[d.count - 2] = 0x00; d[d.count - 1] = 0x7E   // last k element: F16 NaN
+        try d.write(to: f)
+        let r = try CLI.run(["info", dir.path, "--json"])
+        #expect(r.status == 2)
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect((j["errors"] as! [String]).first?.contains("layer 0: tensor 'k' holds NaN or Inf") == true)
+    }
+
+    @Test func helpExplainsTheFlags() throws {
+        let r = try CLI.run(["info", "--help"])
+        #expect(r.status == 0)
+        for flag in ["--attn", "--colsum", "--keys", "--values", "--queries", "--modality", "--token-kind", "--prefill-len", "--layout", "--tril", "--image-spans", "--placeholders", "--grid", "--kv-map", "--json"] {
+            #expect(r.stdout.contains(flag), "help lacks \(flag)")
+        }
+    }
+
+    @Test(.enabled(if: CLI.sharedExists, "needs ../shared beside the project"))
+    func realPseudoImageTrace() throws {
+        let r = try CLI.run(["info", CLI.shared.appendingPathComponent("traces/smollm2-pseudoimg2x64-full").path, "--json"])
+        #expect(r.status == 0)
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(j["layers"] as? Int == 30 && j["query_heads"] as? Int == 9 && j["kv_heads"] as? Int == 3)
+        let images = j["images"] as! [[String: Any]]
+        #expect(images.map { $0["start"] as! Int } == [37, 105] && images.map { $0["stop"] as! Int } == [101, 169])
+        #expect(j["synthetic_image_tokens"] as? Bool == true)
+    }
+
+    @Test(.enabled(if: CLI.sharedExists, "needs ../shared beside the project"))
+    func oracleFixtureWithMappingFlags() throws {
+        let r = try CLI.run(["info", CLI.shared.appendingPathComponent("fixtures/lookm-oracle/s2_text_light.npz").path,
+                             "--attn", "in_attention", "--keys", "in_keys", "--values", "in_values", "--queries", "in_queries",
+                             "--token-kind", "in_token_kind", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(j["seq_len"] as? Int == 200 && j["query_heads"] as? Int == 2 && j["head_dim"] as? Int == 128)
+        let images = j["images"] as! [[String: Any]]
+        #expect(images.map { [$0["start"] as! Int, $0["stop"] as! Int] } == [[20, 68], [74, 122], [128, 176]])
+        let t = (j["layer_tensors"] as! [[String: Any]])[0]["tensors"] as! [[String: Any]]
+        #expect(t.first { $0["name"] as? String == "attn" }?["shape"] as? [Int] == [2, 200, 200])
+    }
+}
