@@ -39,6 +39,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "plotbench", dependencies: ["KVPlot", "KVCairo"], path: "Benchmarks/PlotBench"),
         .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),

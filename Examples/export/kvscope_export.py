@@ -499,10 +499,10 @@ class TraceRecorder:
 def _versions() -> dict:
     v = {"transformers": transformers.__version__, "torch": torch.__version__,
          "python": platform.python_version()}
+    from importlib import metadata
     for name in ("safetensors", "numpy", "accelerate", "gguf"):
         try:
-            mod = __import__(name)
-            v[name] = getattr(mod, "__version__", "?")
+            v[name] = metadata.version(name)
         except Exception:
             pass
     return v
@@ -678,7 +678,7 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
         "images": images,
     }
     if tokenizer is not None:
-        meta["tokens"]["pieces"] = tokenizer.convert_ids_to_tokens(ids)
+        meta["tokens"]["pieces"] = [p if p is not None else "" for p in tokenizer.convert_ids_to_tokens(ids)]
         if T > P:
             meta["generated_text"] = tokenizer.decode(ids[P:], skip_special_tokens=True)
     if any(s.get("pseudo") for s in images):
@@ -879,6 +879,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = {"auto": torch.float32 if device == "cpu" else torch.bfloat16, "float32": torch.float32,
              "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    # `dtype=` since transformers 5 (`torch_dtype=` before)
+    dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     load = dict(revision=args.revision, trust_remote_code=args.trust_remote_code)
     if args.gguf_file:
         load["gguf_file"] = args.gguf_file
@@ -901,7 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         processor = AutoProcessor.from_pretrained(args.model, **load)
         tokenizer = getattr(processor, "tokenizer", None)
         model = AutoModelForImageTextToText.from_pretrained(
-            args.model, dtype=dtype, attn_implementation="eager", **load).to(device)
+            args.model, **{dtype_kw: dtype}, attn_implementation="eager", **load).to(device)
         images = [Image.open(p).convert("RGB") for p in args.image]
         text = prompt or "Describe the image."
         if args.chat:
@@ -923,7 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         model = AutoModelForCausalLM.from_pretrained(
-            args.model, dtype=dtype, attn_implementation="eager", **load).to(device)
+            args.model, **{dtype_kw: dtype}, attn_implementation="eager", **load).to(device)
         if args.ids:
             input_ids = torch.tensor([_parse_ints(args.ids)])
             try:
@@ -950,7 +952,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             step = n if n and (b - a) % n == 0 else b - a
             for s in range(a, b, step):
                 images.append({"image_id": len(images), "start": s, "stop": s + step,
-                               "grid": grid_for_count(step), "order": "row-major"})
+                               "grid": grid_for_count(step), "order": "row-major",
+                               "source": f"{type(processor).__name__} mm_token_type_ids"})
     meta = export_trace(
         model, input_ids, args.out, max_new_tokens=args.max_new_tokens, model_inputs=model_inputs,
         window=args.window, keep_q=not args.no_q, keep_kv=not args.no_kv, keep_norms=not args.no_norms,

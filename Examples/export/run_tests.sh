@@ -5,6 +5,7 @@
 # * Later runs: skip pip entirely while requirements.txt is unchanged (stamp file holding its hash).
 # * Falls back to `pip install --target .venv/site` when `python3 -m venv` is unavailable
 #   (Debian without the python3-venv package).
+#   KVSCOPE_EXPORT_NO_VENV=1 forces that mode.
 # * KVSCOPE_BIN=/path/to/kvscope enables the `kvscope info --json` test; it is skipped otherwise.
 #
 # Extra arguments go to pytest, e.g. `./run_tests.sh -k llava -x`.
@@ -21,11 +22,11 @@ WANT="$(hash_req)"
 
 PY=""
 MODE=""
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+if [ -z "${KVSCOPE_EXPORT_NO_VENV:-}" ] && [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   PY="$VENV/bin/python"; MODE=venv
 elif [ -d "$VENV/site" ]; then
   PY="$PY_BOOT"; MODE=target
-elif "$PY_BOOT" -m venv "$VENV" >/dev/null 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+elif [ -z "${KVSCOPE_EXPORT_NO_VENV:-}" ] && "$PY_BOOT" -m venv "$VENV" >/dev/null 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   PY="$VENV/bin/python"; MODE=venv
 else
   echo "run_tests.sh: python3 -m venv unavailable; installing into $VENV/site with pip --target" >&2

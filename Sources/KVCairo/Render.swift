@@ -36,7 +36,7 @@ public func render(_ figure: Figure, to url: URL, format: OutputFormat) throws {
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UUID().uuidString).tmp")
     do {
         try renderDirect(figure, to: tmp, format: format)
-        if Glibc.rename(tmp.path, url.path) != 0 {
+        if rename(tmp.path, url.path) != 0 {
             let e = errno
             throw CairoError(operation: "rename \(tmp.lastPathComponent) to \(url.path)", status: 0, message: String(cString: strerror(e)))
         }

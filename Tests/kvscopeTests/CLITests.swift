@@ -170,3 +170,34 @@ struct CLITests {
         #expect(t.first { $0["name"] as? String == "attn" }?["shape"] as? [Int] == [2, 200, 200])
     }
 }
+
+@Suite("kvscope synth")
+struct SynthCLITests {
+    @Test func llavaPresetHasThreeImagesOf576() throws {
+        let out = CLI.tempDir().appendingPathComponent("llava")
+        let r = try CLI.run(["synth", out.path, "--preset", "llava-1.5", "--layers", "1", "--heads", "2", "--head-dim", "16"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let info = try CLI.run(["info", out.path, "--json"])
+        let j = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as! [String: Any]
+        let images = j["images"] as! [[String: Any]]
+        #expect(images.count == 3)
+        for img in images {
+            #expect((img["stop"] as! Int) - (img["start"] as! Int) == 576 && img["grid"] as? [Int] == [24, 24])
+        }
+        #expect(j["query_rows"] as? [String: Int] == ["start": 2328 - 32, "stop": 2344])
+        #expect((j["errors"] as! [String]).isEmpty && (j["warnings"] as! [String]).isEmpty, "\(j["warnings"]!)")
+    }
+
+    @Test func sameSeedIdenticalFilesAndRefusesToOverwrite() throws {
+        let a = CLI.tempDir().appendingPathComponent("t"), b = CLI.tempDir().appendingPathComponent("t")
+        #expect(try CLI.run(["synth", a.path, "--seed", "7"]).status == 0)
+        #expect(try CLI.run(["synth", b.path, "--seed", "7"]).status == 0)
+        for f in try FileManager.default.contentsOfDirectory(atPath: a.path) {
+            #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)), "\(f)")
+        }
+        let again = try CLI.run(["synth", a.path])
+        #expect(again.status == 2 && again.stderr.contains("already exists; pass --force"))
+        let bad = try CLI.run(["synth", CLI.tempDir().appendingPathComponent("c").path, "--heads", "6", "--kv-heads", "4"])
+        #expect(bad.status == 2 && bad.stderr.contains("--heads must be a positive multiple of --kv-heads"))
+    }
+}

@@ -75,6 +75,12 @@ def text_traces(tmp_path_factory, text_model):
 
 # ---------------------------------------------------------------- helpers
 
+def child_env():
+    """Environment for CLI subprocesses: this folder first, keeping any PYTHONPATH (pip --target mode)."""
+    old = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=HERE + (os.pathsep + old if old else ""))
+
+
 def softmax_causal(q, k, kv_map, scale, row_start):
     """numpy reference: softmax(scale·q·kᵀ) with GQA and the causal mask. q [H,Q,D], k [KVH,T,D]."""
     q = q.astype(np.float64)
@@ -300,7 +306,7 @@ def test_cli_on_saved_model(tmp_path, text_model):
     mdir = tmp_path / "model"
     text_model.save_pretrained(str(mdir))
     out = tmp_path / "cli-trace"
-    env = dict(os.environ, PYTHONPATH=HERE)
+    env = child_env()
     r = subprocess.run([sys.executable, os.path.join(HERE, "export.py"), "--model", str(mdir), "--out", str(out),
                         "--ids", ",".join(map(str, TEXT_PROMPT[:12])), "--max-new-tokens", "3",
                         "--window", "4", "--device", "cpu", "--strict"],
@@ -308,4 +314,40 @@ def test_cli_on_saved_model(tmp_path, text_model):
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((out / "trace.json").read_text())
     assert meta["prefill_len"] == 12 and meta["query_rows"]["stop"] - meta["query_rows"]["start"] == 4
+    assert kx.verify_trace(str(out)) == []
+
+
+def test_cli_llava_with_processor(tmp_path):
+    """The --image path: a llava-hf processor expands <image> to image_seq_length tokens."""
+    from PIL import Image
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import CLIPImageProcessor, LlavaProcessor, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(3, IMAGE_TOKEN)] + ["<image>"]
+    words += ["USER:", "ASSISTANT:", "what", "is", "this", "?"] + [f"x{i}" for i in range(107, 128)]
+    vocab = {w: i for i, w in enumerate(words)}
+    assert vocab["<image>"] == IMAGE_TOKEN and len(vocab) == 128
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<unk>")
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    ip = CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
+    proc = LlavaProcessor(image_processor=ip, tokenizer=fast, patch_size=14, image_token="<image>",
+                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    mdir = tmp_path / "tiny-llava"
+    tiny_llava().save_pretrained(str(mdir))
+    proc.save_pretrained(str(mdir))
+    img = tmp_path / "img.png"
+    Image.fromarray((np.random.RandomState(0).rand(70, 90, 3) * 255).astype(np.uint8)).save(img)
+    out = tmp_path / "trace"
+    r = subprocess.run([sys.executable, os.path.join(HERE, "export.py"), "--model", str(mdir), "--image", str(img),
+                        "--image", str(img), "--prompt", "USER: <image> <image> what is this ? ASSISTANT:",
+                        "--out", str(out), "--max-new-tokens", "3", "--device", "cpu", "--strict"],
+                       capture_output=True, text=True, env=child_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((out / "trace.json").read_text())
+    assert [(s["start"], s["stop"], s["grid"]) for s in meta["images"]] == [(1, 17, [4, 4]), (17, 33, [4, 4])]
+    assert meta["token_modality"][:34] == [0] + [1] * 32 + [0]
+    assert meta["prefill_len"] == 38 and meta["seq_len"] == 41
     assert kx.verify_trace(str(out)) == []

@@ -65,7 +65,7 @@ public struct HeadDecision: Sendable, Equatable, Codable {
     /// For each evicted position (ascending), the slot it merged into, or −1 if it was dropped.
     public var mergeTarget: [Int] {
         var slotOf: [Int: Int] = [:]
-        for m in merges where m.sourceWeight != 0 || m.pivotWeight != 0 { slotOf[m.source] = m.slot }
+        for m in merges { slotOf[m.source] = m.slot }
         return evicted.map { slotOf[$0] ?? -1 }
     }
 }

@@ -1,7 +1,148 @@
 import ArgumentParser
+import Foundation
+import KVPolicies
+import KVTrace
 
-// Placeholder until the policies land.
+/// `kvscope simulate`: replays one policy once per layer at the end of prefill and reports what it keeps.
 struct SimulateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "simulate", abstract: "Replay a cache policy on a trace (not yet available).", shouldDisplay: false)
-    func run() throws { throw CLIError("simulate is not available yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Replay a cache policy on a trace and report, per layer, what it keeps and merges.",
+        discussion: """
+            Each layer is compressed once at the end of prefill (P). Per layer it prints the nominal \
+            cache size C and the actual size C_act (text-prior policies in code fidelity keep more than C), \
+            the kept tokens per modality and per image (means over KV heads), and the number of merges.
+
+            Scores are computed in Double; ties go to the lowest position (and the lowest slot for merge \
+            targets), whereas the official bf16 GPU runs had unspecified tie order.
+
+            --save-cache DIR writes the compressed cache as an attn-trace-style folder: per layer \
+            layer_NNN.safetensors with kept [KVH, C] int64 (original positions in cache order), k and v \
+            [KVH, C, D] float32 (merged where the policy merges), merge_target [KVH, E] int64 (for each \
+            evicted position in ascending order, the slot it merged into, −1 if dropped), plus cache.json. \
+            Ragged decisions (adakv) pad kept with −1 and merge_target with −2.
+            """
+    )
+
+    @OptionGroup var trace: TraceOptions
+    @OptionGroup var policy: PolicyArguments
+    @OptionGroup var budget: BudgetOptions
+
+    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to simulate, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
+    var layers: String?
+    @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
+    var saveCache: String?
+
+    func validate() throws {
+        if let l = layers { _ = try Self.parseLayers(l) }
+    }
+
+    static func parseLayers(_ s: String) throws -> [Int] {
+        var out: [Int] = []
+        for part in s.split(separator: ",") {
+            let ab = part.split(separator: "-", omittingEmptySubsequences: false)
+            if ab.count == 1, let v = Int(ab[0]), v >= 0 { out.append(v); continue }
+            guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a <= b else {
+                throw ValidationError("--layers: '\(part)' is not a layer or a range a-b")
+            }
+            out += Array(a ... b)
+        }
+        guard !out.isEmpty else { throw ValidationError("--layers: empty list") }
+        return Array(Set(out)).sorted()
+    }
+
+    func run() throws {
+        let source = try trace.open()
+        let info = source.info
+        let chosen = try layers.map(Self.parseLayers) ?? info.recordedLayers
+        if let missing = chosen.first(where: { !info.recordedLayers.contains($0) }) {
+            throw ValidationError("--layers: layer \(missing) is not in the trace (recorded: \(info.recordedLayers.map(String.init).joined(separator: ",")))")
+        }
+        let spec = try budget.spec()
+        let p = try policy.make()
+        let options = policy.options
+        let P = info.shape.prefillLen
+        let b = spec.resolve(P)
+        // Decide every layer first, so that a failure prints one line and nothing else.
+        var decided: [(LayerContext, LayerDecision)] = []
+        for l in chosen {
+            let ctx = try LayerContext(trace: source, layer: l, budget: spec, options: options)
+            decided.append((ctx, try p.decide(ctx)))
+        }
+        var compressed: [CompressedLayer] = []
+        if saveCache != nil {
+            for (ctx, d) in decided { compressed.append(DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())) }
+        }
+        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
+        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
+        let images = info.images
+        let imageOf = info.imageIdOfPosition
+        let shownModalities = Modality.allCases.filter { m in m == .text || info.modality.prefix(P).contains(m) }
+        let header = ["layer", "nominal", "actual"] + shownModalities.map(\.description) + images.map { "img\($0.id)" } + ["merges"]
+        var table: [[String]] = [header]
+        var notes: [String] = []
+        var summaries: [[String: Any]] = []
+        for (ctx, d) in decided {
+            let l = ctx.layer
+            let G = Double(max(d.heads.count, 1))
+            func mean(_ f: (HeadDecision) -> Int) -> String { fmt(Double(d.heads.reduce(0) { $0 + f($1) }) / G) }
+            let actual = d.actual
+            let actualText = d.isUniform ? String(actual.first ?? 0) : "\(actual.min()!)–\(actual.max()!) (mean \(mean { $0.kept.count }))"
+            var row = [String(l), String(d.nominal), actualText]
+            for m in shownModalities { row.append(mean { h in h.kept.filter { $0 < info.modality.count && info.modality[$0] == m }.count }) }
+            for img in images { row.append(mean { h in h.kept.filter { imageOf[$0] == img.id }.count }) }
+            row.append(String(d.mergeCount))
+            table.append(row)
+            for n in d.notes where !notes.contains(n.message) { notes.append(n.message) }
+            summaries.append(["layer": l, "nominal": d.nominal, "actual": actual, "merges": d.mergeCount, "notes": d.notes.map(\.code)])
+        }
+        var writerFolder: URL?
+        if let dir = saveCache {
+            let url = URL(fileURLWithPath: dir)
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            for (c, (_, d)) in zip(compressed, decided) {
+                try Self.save(c, decision: d, policy: p.id, to: url.appendingPathComponent(AttnTraceWriter.fileName(layer: c.layer)))
+            }
+            writerFolder = url
+        }
+        let widths = (0 ..< header.count).map { c in table.map { $0[c].count }.max()! }
+        for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        for n in notes { print("note: \(n)") }
+        if let folder = writerFolder {
+            let summary: [String: Any] = [
+                "format": "kvscope-cache", "version": 1, "trace": info.name, "trace_hash": info.contentHash,
+                "policy": p.id, "fidelity": options.fidelity.rawValue, "gqa": options.gqa.rawValue, "seed": options.seed,
+                "budget": spec.description, "prefill_len": P, "hh": b.heavy, "recent": b.recent, "nominal": b.nominal,
+                "kv_heads": info.shape.kvHeads, "head_dim": info.shape.headDim, "layers": summaries,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            try AtomicFile.write(data, to: folder.appendingPathComponent("cache.json"))
+            print("wrote \(chosen.count) layer file(s) and cache.json to \(folder.path)")
+        }
+    }
+
+    func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(format: "%.1f", x) }
+
+    /// One layer of the compressed cache as safetensors.
+    static func save(_ c: CompressedLayer, decision d: LayerDecision, policy: String, to url: URL) throws {
+        let G = c.heads.count, D = c.dim
+        let C = c.heads.map(\.kept.count).max() ?? 0
+        let E = c.heads.map(\.mergeTarget.count).max() ?? 0
+        var kept = [Int](repeating: -1, count: G * C), target = [Int](repeating: -2, count: G * E)
+        var k = [Double](repeating: 0, count: G * C * D), v = k
+        for (g, h) in c.heads.enumerated() {
+            for (s, p) in h.kept.enumerated() { kept[g * C + s] = p }
+            for (e, t) in h.mergeTarget.enumerated() { target[g * E + e] = t }
+            k.replaceSubrange(g * C * D ..< g * C * D + h.keys.count, with: h.keys)
+            v.replaceSubrange(g * C * D ..< g * C * D + h.values.count, with: h.values)
+        }
+        let tensors = [
+            TensorData(name: "kept", ints: kept, shape: [G, C]),
+            TensorData(name: "k", doubles: k, shape: [G, C, D], as: .f32),
+            TensorData(name: "v", doubles: v, shape: [G, C, D], as: .f32),
+            TensorData(name: "merge_target", ints: target, shape: [G, E]),
+        ]
+        try SafeTensorsWriter.write(tensors, metadata: ["kvscope-cache": "1", "policy": policy, "layer": String(c.layer),
+                                                        "nominal": String(d.nominal), "prefill_len": String(d.prefill)], to: url)
+    }
 }

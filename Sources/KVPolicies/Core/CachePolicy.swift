@@ -1,0 +1,93 @@
+import KVTrace
+
+/// The trace inputs a policy reads (POLICIES.md §9, "inputs needed").
+public struct Requirements: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// `attn_colsum`, or `attn` rows `0 ..< P`.
+    public static let colsum = Requirements(rawValue: 1 << 0)
+    /// Some prefill `attn` rows (a window), or `q` for them plus `k`.
+    public static let windowRows = Requirements(rawValue: 1 << 1)
+    /// `q` rows plus `k` (recomputed attention).
+    public static let queries = Requirements(rawValue: 1 << 2)
+    public static let keys = Requirements(rawValue: 1 << 3)
+    public static let values = Requirements(rawValue: 1 << 4)
+    /// Image spans / token modality.
+    public static let spans = Requirements(rawValue: 1 << 5)
+    /// Evaluation rows `i ≥ P`.
+    public static let future = Requirements(rawValue: 1 << 6)
+    /// Another layer of the trace.
+    public static let otherLayers = Requirements(rawValue: 1 << 7)
+
+    public var description: String {
+        let names: [(Requirements, String)] = [(.colsum, "colsum"), (.windowRows, "window rows"), (.queries, "q"),
+                                               (.keys, "k"), (.values, "v"), (.spans, "spans"), (.future, "future rows"),
+                                               (.otherLayers, "other layers")]
+        let s = names.filter { contains($0.0) }.map(\.1)
+        return s.isEmpty ? "—" : s.joined(separator: ", ")
+    }
+}
+
+/// A look-once KV-cache policy: decides, per layer, what each KV head keeps (and merges).
+///
+/// Decisions are values; `DecisionApplier` turns them into compressed keys and values.
+public protocol CachePolicy: Sendable {
+    /// The kebab-case registry id ("h2o", "lookm", "h2o+pivotal", …).
+    var id: String { get }
+    /// Tensors and rows it reads.
+    var requirements: Requirements { get }
+    /// Decides for one layer.
+    func decide(_ context: LayerContext) throws -> LayerDecision
+}
+
+/// A policy that only scores positions; selection, ties, cache order and early exits are shared
+/// (kvpress's "implement score, get selection"). Keeps the top `keepCount` of the candidates
+/// (positions `< P` not protected) by score per KV head, plus the protected positions, in
+/// ascending order. Ties go to the lowest position.
+public protocol ScoringPolicy: CachePolicy {
+    /// Scores `[KVH][P]`, higher = keep. Protected positions' scores are ignored.
+    func scores(_ context: LayerContext) throws -> ScoreMatrix
+    /// Positions kept in every head regardless of score. Default: the recent window `r`.
+    func protected(_ context: LayerContext) -> Range<Int>
+    /// How many candidates each head keeps. Default: `hh`.
+    func keepCount(_ context: LayerContext) -> Int
+}
+
+extension ScoringPolicy {
+    public func protected(_ context: LayerContext) -> Range<Int> {
+        let P = context.compressionPoint
+        return max(0, P - context.budget.recent) ..< P
+    }
+    public func keepCount(_ context: LayerContext) -> Int { context.budget.heavy }
+
+    public func decide(_ context: LayerContext) throws -> LayerDecision {
+        let ctx = context.named(id)
+        let P = ctx.compressionPoint
+        let nominal = ctx.budget.nominal
+        if P <= nominal {
+            return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: nominal, notes: [.earlyExit])
+        }
+        let prot = protected(ctx)
+        let k = keepCount(ctx)
+        let s = try scores(ctx)
+        let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in
+            let chosen = Selection.topK(Array(0 ..< prot.lowerBound), k: k, score: { s[g, $0] })
+            return HeadDecision(kept: (chosen + Array(prot)).sorted(), prefill: P)
+        }
+        return LayerDecision(layer: ctx.layer, heads: heads, nominal: nominal, prefill: P, notes: gqaNotes(ctx))
+    }
+}
+
+func gqaNotes(_ ctx: LayerContext) -> [DecisionNote] {
+    ctx.kvHeads != ctx.queryHeads ? [.gqaExtension] : []
+}
+
+/// Type-erased policy, so that `Merging` can wrap any registry entry.
+public struct AnyCachePolicy: CachePolicy {
+    public let base: any CachePolicy
+    public init(_ base: any CachePolicy) { self.base = base }
+    public var id: String { base.id }
+    public var requirements: Requirements { base.requirements }
+    public func decide(_ context: LayerContext) throws -> LayerDecision { try base.decide(context) }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import KVTrace
+
+/// Everything a policy may read for one layer: the trace's metadata, the layer's tensors, the
+/// compression point `P`, the resolved budget and the run options.
+///
+/// Accessors that need a tensor the trace lacks throw a `PolicyError` naming that tensor.
+public struct LayerContext: Sendable {
+    public let info: TraceInfo
+    public let layer: Int
+    public let tensors: LayerTensors
+    /// `P`: positions `0 ..< P` are candidates.
+    public let compressionPoint: Int
+    public let budget: Budget
+    public let options: PolicyOptions
+    /// The whole trace, for the policies that read another layer (FastV).
+    public let trace: (any TraceSource)?
+    /// The policy id used in error messages.
+    public var policyID: String = ""
+
+    public init(info: TraceInfo, tensors: LayerTensors, budget: BudgetSpec, options: PolicyOptions = .init(),
+                compressionPoint: Int? = nil, trace: (any TraceSource)? = nil) {
+        self.info = info
+        self.layer = tensors.layer
+        self.tensors = tensors
+        let P = compressionPoint ?? info.shape.prefillLen
+        self.compressionPoint = P
+        self.budget = budget.resolve(P)
+        self.options = options
+        self.trace = trace
+    }
+
+    /// Reads layer `layer` of `trace` and builds its context.
+    public init(trace: any TraceSource, layer: Int, budget: BudgetSpec, options: PolicyOptions = .init(),
+                compressionPoint: Int? = nil) throws {
+        self.init(info: trace.info, tensors: try trace.layer(layer), budget: budget, options: options,
+                  compressionPoint: compressionPoint, trace: trace)
+    }
+
+    /// The same context for the named policy (error messages name it).
+    public func named(_ id: String) -> LayerContext {
+        var c = self
+        c.policyID = id
+        return c
+    }
+
+    /// The same context with another budget.
+    public func with(budget: BudgetSpec) -> LayerContext {
+        LayerContext(info: info, tensors: tensors, budget: budget, options: options, compressionPoint: compressionPoint, trace: trace)
+            .named(policyID)
+    }
+
+    public var queryHeads: Int { info.shape.queryHeads }
+    public var kvHeads: Int { info.shape.kvHeads }
+    public var headDim: Int { info.shape.headDim }
+    /// The GQA map `g(h)`.
+    public var kvHeadOfQueryHead: [Int] { info.shape.kvHeadOfQueryHead }
+
+    /// True at each position `< P` whose modality is text.
+    public var isText: [Bool] {
+        (0 ..< compressionPoint).map { $0 < info.modality.count ? info.modality[$0] == .text : true }
+    }
+    /// True when some position `< P` is not text.
+    public var hasNonText: Bool { isText.contains(false) }
+
+    func missing(_ tensor: String, _ why: String) -> PolicyError {
+        .missing(tensor, policy: policyID, layer: layer, why)
+    }
+
+    // MARK: Scores
+
+    /// `s[h, j] = Σ_{i<P} A[h, i, j]` for `j < P`, per query head: `[H][P]`.
+    /// Read from `attn_colsum` when `P` is the prefill length, else summed from the `attn` rows
+    /// `0 ..< P`, else recomputed from `q` and `k`.
+    public func colsum() throws -> ScoreMatrix {
+        let H = queryHeads, P = compressionPoint, T = info.shape.seqLen
+        if let c = tensors.colsum, P == info.shape.prefillLen {
+            var out = ScoreMatrix(rows: H, count: P)
+            out.values.withUnsafeMutableBufferPointer { buf in
+                for h in 0 ..< H { c.copyDoubles(from: h * T, count: P, into: buf.baseAddress! + h * P) }
+            }
+            return out
+        }
+        let qr = info.shape.queryRows
+        if tensors.attention != nil && qr.lowerBound <= 0 && qr.upperBound >= P || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P {
+            var out = ScoreMatrix(rows: H, count: P)
+            // Sum in chunks of rows to bound memory.
+            let chunk = max(1, min(P, 4_000_000 / max(1, H * T)))
+            var start = 0
+            while start < P {
+                let end = min(P, start + chunk)
+                let block = try rows(start ..< end)
+                block.values.withUnsafeBufferPointer { src in
+                    out.values.withUnsafeMutableBufferPointer { dst in
+                        for h in 0 ..< H {
+                            let d = dst.baseAddress! + h * P
+                            for i in 0 ..< block.positions.count {
+                                let s = src.baseAddress! + block.offset(h, i)
+                                for j in 0 ..< P { d[j] += s[j] }
+                            }
+                        }
+                    }
+                }
+                start = end
+            }
+            return out
+        }
+        throw missing("attn_colsum", "prefill column sums, or attn rows 0..<\(P), or q rows 0..<\(P) with k")
+    }
+
+    /// Attention rows for query positions `positions`, all `T` key columns: from the recorded
+    /// `attn` when it covers them, else recomputed from `q` and `k` (causal softmax in `Double`).
+    public func rows(_ positions: Range<Int>) throws -> RowBlock {
+        let H = queryHeads, T = info.shape.seqLen
+        let qr = info.shape.queryRows
+        let covered = positions.lowerBound >= qr.lowerBound && positions.upperBound <= qr.upperBound
+        if covered, let a = tensors.attention {
+            let R = positions.count, Q = qr.count
+            var v = [Double](repeating: 0, count: H * R * T)
+            v.withUnsafeMutableBufferPointer { buf in
+                for h in 0 ..< H {
+                    a.copyDoubles(from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
+                                  into: buf.baseAddress! + h * R * T)
+                }
+            }
+            return RowBlock(heads: H, positions: positions, columns: T, values: v, recomputed: false)
+        }
+        if covered, tensors.queries != nil, tensors.keys != nil {
+            return try recomputedRows(positions, scale: info.attnScale, floatSoftmax: false)
+        }
+        let what = positions.count == 1 ? "row \(positions.lowerBound)" : "rows \(positions.lowerBound)..<\(positions.upperBound)"
+        if !covered {
+            throw missing("attn", "attention \(what); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+        }
+        throw missing(tensors.queries == nil ? "attn" : "k", "attention \(what), or q for them with k")
+    }
+
+    /// Recomputes attention rows from `q` (rows `positions`) and `k`: logits `scale·q·k` in
+    /// `Double`, causal mask `j ≤ i`, softmax in `Double` (or in `Float` after rounding the logits,
+    /// as the official SnapKV class does).
+    public func recomputedRows(_ positions: Range<Int>, scale: Double, floatSoftmax: Bool) throws -> RowBlock {
+        let H = queryHeads, T = info.shape.seqLen, D = headDim
+        let qr = info.shape.queryRows
+        guard let q = tensors.queries else { throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound)") }
+        guard let k = tensors.keys else { throw missing("k", "keys to recompute attention") }
+        guard positions.lowerBound >= qr.lowerBound, positions.upperBound <= qr.upperBound else {
+            throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound); the trace records \(qr.lowerBound)..<\(qr.upperBound)")
+        }
+        let R = positions.count, Q = qr.count
+        let causal = info.causal
+        let map = kvHeadOfQueryHead
+        var out = [Double](repeating: 0, count: H * R * T)
+        let keyBlocks: [[Double]] = (0 ..< kvHeads).map { g in
+            [Double](unsafeUninitializedCapacity: T * D) { b, n in k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D }
+        }
+        out.withUnsafeMutableBufferPointer { ob in
+            let optr = SendablePointer(ob.baseAddress!)
+            parallelFor(H * R) { task in
+                let h = task / R, i = task % R
+                let pos = positions.lowerBound + i
+                var qv = [Double](repeating: 0, count: D)
+                qv.withUnsafeMutableBufferPointer { q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!) }
+                let row = optr.pointer + (h * R + i) * T
+                let n = causal ? min(pos + 1, T) : T
+                keyBlocks[map[h]].withUnsafeBufferPointer { kb in
+                    qv.withUnsafeBufferPointer { qb in
+                        for j in 0 ..< n { row[j] = scale * dot(qb.baseAddress!, kb.baseAddress! + j * D, D) }
+                    }
+                }
+                if floatSoftmax {
+                    var f = (0 ..< n).map { Float(row[$0]) }
+                    let m = f.max() ?? 0
+                    var s: Float = 0
+                    for j in 0 ..< n { f[j] = expf(f[j] - m); s += f[j] }
+                    for j in 0 ..< n { row[j] = Double(f[j] / s) }
+                } else {
+                    var m = -Double.infinity
+                    for j in 0 ..< n { m = Swift.max(m, row[j]) }
+                    var s = 0.0
+                    for j in 0 ..< n { row[j] = Foundation.exp(row[j] - m); s += row[j] }
+                    for j in 0 ..< n { row[j] /= s }
+                }
+            }
+        }
+        return RowBlock(heads: H, positions: positions, columns: T, values: out, recomputed: true)
+    }
+
+    // MARK: Keys and values
+
+    /// Keys of positions `0 ..< P`, `[KVH][P][D]`.
+    public func keys() throws -> KVBlock {
+        guard let k = tensors.keys else { throw missing("k", "cached keys") }
+        return block(k)
+    }
+
+    /// Values of positions `0 ..< P`, `[KVH][P][D]`.
+    public func values() throws -> KVBlock {
+        guard let v = tensors.values else { throw missing("v", "cached values") }
+        return block(v)
+    }
+
+    func block(_ t: Tensor) -> KVBlock {
+        let G = kvHeads, T = info.shape.seqLen, D = headDim, P = compressionPoint
+        var v = [Double](repeating: 0, count: G * P * D)
+        v.withUnsafeMutableBufferPointer { buf in
+            for g in 0 ..< G { t.copyDoubles(from: g * T * D, count: P * D, into: buf.baseAddress! + g * P * D) }
+        }
+        return KVBlock(heads: G, count: P, dim: D, values: v)
+    }
+
+    /// L2 norms of the keys of positions `0 ..< P`, `[KVH][P]`: from `k_norm`, else from `k`.
+    public func keyNorms() throws -> ScoreMatrix {
+        let G = kvHeads, T = info.shape.seqLen, P = compressionPoint
+        if let n = tensors.keyNorms {
+            var out = ScoreMatrix(rows: G, count: P)
+            out.values.withUnsafeMutableBufferPointer { b in
+                for g in 0 ..< G { n.copyDoubles(from: g * T, count: P, into: b.baseAddress! + g * P) }
+            }
+            return out
+        }
+        guard tensors.keys != nil else { throw missing("k", "key norms (k_norm or k)") }
+        let k = try keys()
+        var out = ScoreMatrix(rows: G, count: P)
+        k.values.withUnsafeBufferPointer { kb in
+            for g in 0 ..< G { for j in 0 ..< P {
+                let p = kb.baseAddress! + k.offset(g, j)
+                out[g, j] = dot(p, p, k.dim).squareRoot()
+            } }
+        }
+        return out
+    }
+}

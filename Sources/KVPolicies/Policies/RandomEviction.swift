@@ -1,0 +1,60 @@
+/// `random`: a lower bound. Keeps the recent window `r` plus `hh` positions drawn uniformly
+/// without replacement from `[0, P−r)`, independently per (layer, KV head), ascending.
+///
+/// Reproducible everywhere from `seed` (the run's `--seed`, default 0): PolicyRandom seeded per
+/// (layer, KV head) by a fixed mix of `seed`, `layer` and `kvHead`; Lemire's multiply-and-reject
+/// bounded integers; a partial Fisher–Yates shuffle. Needs nothing from the trace.
+public struct RandomEviction: CachePolicy {
+    public init() {}
+    public var id: String { "random" }
+    public var requirements: Requirements { [] }
+
+    public func decide(_ context: LayerContext) throws -> LayerDecision {
+        let P = context.compressionPoint, b = context.budget
+        if P <= b.nominal { return .whole(layer: context.layer, kvHeads: context.kvHeads, prefill: P, nominal: b.nominal, notes: [.earlyExit]) }
+        let n = P - b.recent
+        let heads = (0 ..< context.kvHeads).map { g -> HeadDecision in
+            var rng = PolicyRandom(seed: PolicyRandom.mix(context.options.seed, UInt64(context.layer), UInt64(g)))
+            var pool = Array(0 ..< n)
+            let k = min(b.heavy, n)
+            for i in 0 ..< k {
+                let j = i + Int(rng.bounded(UInt64(n - i)))
+                pool.swapAt(i, j)
+            }
+            return HeadDecision(kept: pool[0 ..< k].sorted() + Array(n ..< P), prefill: P)
+        }
+        return LayerDecision(layer: context.layer, heads: heads, nominal: b.nominal, prefill: P)
+    }
+}
+
+/// PolicyRandom (Steele, Lea, Flood 2014): a tiny, fully specified generator.
+public struct PolicyRandom: Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// A uniform integer in `0 ..< bound` by Lemire's multiply-and-reject method.
+    public mutating func bounded(_ bound: UInt64) -> UInt64 {
+        precondition(bound > 0)
+        var m = next().multipliedFullWidth(by: bound)
+        if m.low < bound {
+            let t = (0 &- bound) % bound
+            while m.low < t { m = next().multipliedFullWidth(by: bound) }
+        }
+        return m.high
+    }
+    /// The fixed seed mix of (seed, layer, head).
+    public static func mix(_ seed: UInt64, _ layer: UInt64, _ head: UInt64) -> UInt64 {
+        var r = PolicyRandom(seed: seed)
+        var x = r.next()
+        r = PolicyRandom(seed: x ^ (layer &* 0xD1B5_4A32_D192_ED03))
+        x = r.next()
+        r = PolicyRandom(seed: x ^ (head &* 0x8CB9_2BA7_2F3D_8DD7))
+        return r.next()
+    }
+}
