@@ -23,6 +23,8 @@ let package = Package(
         ),
         // Cache policies: LOOK-M family and baselines; decisions are values.
         .target(name: "KVPolicies", dependencies: ["KVTrace"]),
+        // Replay engine, metrics, sweeps and result tables.
+        .target(name: "KVSimulator", dependencies: ["KVTrace", "KVPolicies"]),
         // Backend-free charts (no Cairo here).
         .target(name: "KVPlot"),
         // Cairo bindings: only KVCairo imports it.
@@ -35,15 +37,22 @@ let package = Package(
         .executableTarget(
             name: "kvscope",
             dependencies: [
-                "KVTrace", "KVPolicies", "KVPlot", "KVCairo",
+                "KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Examples: small readable programs that write into Output/; each is run by ExamplesTests.
+        .executableTarget(name: "QuickStart", dependencies: ["KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo"], path: "Examples/QuickStart"),
+        .executableTarget(name: "BudgetSweep", dependencies: ["KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo"], path: "Examples/BudgetSweep"),
+        .executableTarget(name: "ModalityRetention", dependencies: ["KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo"], path: "Examples/ModalityRetention"),
+        .executableTarget(name: "policybench", dependencies: ["KVTrace", "KVPolicies"], path: "Benchmarks/PolicyBench"),
         .executableTarget(name: "plotbench", dependencies: ["KVPlot", "KVCairo"], path: "Benchmarks/PlotBench"),
         .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
+        .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
         .testTarget(name: "kvscopeTests", dependencies: ["KVTrace"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["KVTrace"]),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KVPolicies
 import KVTrace
 
 /// The `kvscope` command-line tool.
@@ -33,6 +34,7 @@ struct KVScope: ParsableCommand {
             switch error {
             case let e as TraceError: message = e.description
             case let e as CLIError: message = e.description
+            case let e as PolicyError: message = e.description
             default: message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             }
             FileHandle.standardError.write(Data("kvscope: error: \(message)\n".utf8))
