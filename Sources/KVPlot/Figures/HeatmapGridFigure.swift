@@ -26,6 +26,9 @@ public struct HeatmapGridFigure: Sendable {
     public var panelSize: Double
     public var pooling: HeatmapData.Pooling
     public var scale: Double
+    /// Absolute position of the first row / column (window traces, crops).
+    public var rowStart: Int = 0
+    public var colStart: Int = 0
 
     /// - Parameters:
     ///   - panels: row-major small multiples (e.g. layer-major, head-minor).
@@ -51,23 +54,28 @@ public struct HeatmapGridFigure: Sendable {
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
         let bandPad = bands.isEmpty ? 0.0 : 7
         let left = 52.0 + bandPad, top = 12.0 + bandPad, bottom = 30.0, gap = 14.0 + bandPad, cbW = 62.0
-        let cell = panelSize + gap
-        let size = Size(left + Double(gridColumns) * cell + cbW + 10, header + top + Double(gridRows) * (cell + 10) + bottom)
+        // Non-square maps (window traces) keep square cells: the panel shrinks along the short side.
+        let aspect = Double(max(rows, 1)) / Double(max(cols, 1))
+        let panelW = panelSize * min(1, 1 / aspect), panelH = panelSize * min(1, aspect)
+        let cell = panelW + gap, cellH = panelH + gap
+        // Wide enough for the title block (estimated at 0.62 em per character).
+        let textW = max(Double(title.count) * 11 * 0.62, Double(sub.map(\.count).max() ?? 0) * 9 * 0.55) + 16
+        let size = Size(max(left + Double(gridColumns) * cell + cbW + 10, textW), header + top + Double(gridRows) * (cellH + 10) + bottom)
         var fig = Figure(size: size, title: title, subtitle: sub)
         for (i, p) in panels.enumerated() {
             let r = i / gridColumns, c = i % gridColumns
-            var data = HeatmapData(values: p.matrix, rows: rows, cols: cols)
+            var data = HeatmapData(values: p.matrix, rows: rows, cols: cols, rowStart: rowStart, colStart: colStart)
             if k > 1 { data = data.pooled(k, mode: pooling, causal: causal) }
             let isLeft = c == 0, isBottom = r == gridRows - 1 || i + gridColumns >= panels.count
-            let x = left + Double(c) * cell, y = header + top + Double(r) * (cell + 10)
+            let x = left + Double(c) * cell, y = header + top + Double(r) * (cellH + 10)
             let chart = HeatmapChart(
                 data: data, normalization: normalization, colorMap: colorMap, mask: causal ? .causal : .none, bands: bands,
                 separators: true, xLabel: isBottom ? "key" : nil, yLabel: isLeft ? "query" : nil, insets: EdgeInsets(),
                 squareCells: true, showXTickLabels: isBottom, showYTickLabels: isLeft, bandWidth: 5, panelTitle: p.title)
-            fig.add(chart, in: Rect(x: x, y: y, width: panelSize, height: panelSize))
+            fig.add(chart, in: Rect(x: x, y: y, width: panelW, height: panelH))
         }
         let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
-        let barH = min(Double(gridRows) * (cell + 10) - gap - 10, 260)
+        let barH = min(Double(gridRows) * (cellH + 10) - gap - 10, 260)
         fig.add(bar, in: Rect(x: left + Double(gridColumns) * cell + 4, y: header + top, width: cbW, height: max(barH, 80)))
         return fig
     }
