@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev pkg-config
-DEMO_TRACE   ?= $(firstword $(wildcard Examples/traces/*/trace.json))
+DEMO_TRACE_DIR ?= Examples/traces/smollm2-pseudoimg2x64-gen16-w24
 OUT          ?= Output/demo
 
 .PHONY: all deps build release test test-swift test-python demo bench clean
@@ -37,16 +37,14 @@ test-swift: deps
 
 test-python:
 	@if [ -f Examples/export/run_tests.sh ]; then \
-	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh; \
+	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh $(CURDIR)/Tests/python; \
 	fi
 
-## demo: release build, then describe the shipped real trace
+## demo: release build, then every figure from the shipped real trace and a synthetic
+## LLaVA-geometry trace, a budget sweep with its curves, into Output/demo/ (gallery: Output/gallery/)
 demo: release
-	@test -n "$(DEMO_TRACE)" || { echo "make: no trace under Examples/traces/" >&2; exit 2; }
-	@mkdir -p $(OUT)
-	.build/release/kvscope info $(dir $(DEMO_TRACE))
-	.build/release/kvscope info $(dir $(DEMO_TRACE)) --json > $(OUT)/info.json.tmp && mv $(OUT)/info.json.tmp $(OUT)/info.json
-	@echo "make: wrote $(OUT)/info.json"
+	@test -d "$(DEMO_TRACE_DIR)" || { echo "make: no trace at $(DEMO_TRACE_DIR)" >&2; exit 2; }
+	DEMO_TRACE=$(DEMO_TRACE_DIR) OUT=$(OUT) bash Scripts/demo.sh .build/release/kvscope
 
 ## bench: benchmarks (never timed tests), compared with NumPy / matplotlib in the same command
 bench: deps

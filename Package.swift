@@ -22,7 +22,9 @@ let package = Package(
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         // Cache policies: LOOK-M family and baselines; decisions are values.
-        .target(name: "KVPolicies", dependencies: ["KVTrace"]),
+        .target(name: "KVPolicies", dependencies: ["KVTrace", "CKernels"]),
+        // C inner loops for KVPolicies (AVX2+FMA chosen at run time, portable fallback).
+        .target(name: "CKernels"),
         // Replay engine, metrics, sweeps and result tables.
         .target(name: "KVSimulator", dependencies: ["KVTrace", "KVPolicies"]),
         // Backend-free charts (no Cairo here).

@@ -104,10 +104,11 @@ let lookm = LookMFamily.lookm()
 let snap = SnapKV()
 var lookmOut: CompressedLayer?
 var snapDecision: LayerDecision?
-// lookm: decide (scores, text prior, cosine assignment) + apply the merge, from the trace tensors.
+// lookm: decide (scores, text prior, cosine assignment) + apply the merge, reading K/V from the
+// trace tensors one head at a time.
 let tLookm = try time("lookm") {
     let d = try lookm.decide(ctx)
-    lookmOut = DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())
+    lookmOut = try DecisionApplier.apply(d, context: ctx)
 }
 // snapkv: window scores from the recorded rows, pooling, selection (no merge: nothing to apply).
 let tSnap = try time("snapkv") { snapDecision = try snap.decide(ctx) }

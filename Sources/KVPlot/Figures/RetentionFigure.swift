@@ -63,8 +63,9 @@ public struct RetentionFigure: Sendable {
             let first = i == 0, last = i == panels.count - 1
             if last { frame.size.height += 40 }
             if first { frame.origin.y -= 10; frame.size.height += 10 }
-            let rowsTicks = Ticks.linear(0 ... Double(max(p.rows - 1, 1)), target: 3).filter { $0.value < Double(p.rows) }
-                .map { Tick($0.value + 0.5, $0.label) }
+            // Rows are whole layers (or heads): integer ticks only, about three of them.
+            let rowStep = max(1, Int((Double(p.rows) / 3).rounded(.up)))
+            let rowsTicks = stride(from: 0, to: p.rows, by: rowStep).map { Tick(Double($0) + 0.5, String($0)) }
             // Band labels only above the first panel; later panels' titles sit where they would be.
             let panelBands = first ? bands : bands.map { ModalityBand($0.range, kind: $0.kind, isPseudo: $0.isPseudo) }
             let chart = HeatmapChart(

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import KVTrace
 
@@ -116,12 +117,13 @@ public struct LayerContext: Sendable {
         let covered = positions.lowerBound >= qr.lowerBound && positions.upperBound <= qr.upperBound
         if covered, let a = tensors.attention {
             let R = positions.count, Q = qr.count
-            var v = [Double](repeating: 0, count: H * R * T)
-            v.withUnsafeMutableBufferPointer { buf in
-                for h in 0 ..< H {
-                    a.copyDoubles(from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
-                                  into: buf.baseAddress! + h * R * T)
+            let v = [Double](unsafeUninitializedCapacity: H * R * T) { buf, n in
+                let out = SendablePointer(buf.baseAddress!)
+                parallelFor(H) { h in
+                    Self.copyDoubles(a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
+                                     into: out.pointer + h * R * T)
                 }
+                n = H * R * T
             }
             return RowBlock(heads: H, positions: positions, columns: T, values: v, recomputed: false)
         }
@@ -200,12 +202,31 @@ public struct LayerContext: Sendable {
     }
 
     func block(_ t: Tensor) -> KVBlock {
-        let G = kvHeads, T = info.shape.seqLen, D = headDim, P = compressionPoint
-        var v = [Double](repeating: 0, count: G * P * D)
-        v.withUnsafeMutableBufferPointer { buf in
-            for g in 0 ..< G { t.copyDoubles(from: g * T * D, count: P * D, into: buf.baseAddress! + g * P * D) }
+        let G = kvHeads, P = compressionPoint, D = headDim
+        let v = [Double](unsafeUninitializedCapacity: G * P * D) { buf, n in
+            let out = SendablePointer(buf.baseAddress!)
+            parallelFor(G) { g in copyHeadRows(t, head: g, into: out.pointer + g * P * D) }
+            n = G * P * D
         }
         return KVBlock(heads: G, count: P, dim: D, values: v)
+    }
+
+    /// Rows `0 ..< P` of KV head `g` of a `[KVH][T][D]` tensor (keys or values), as `Double`, into
+    /// `out` (`P·D` elements).
+    func copyHeadRows(_ t: Tensor, head g: Int, into out: UnsafeMutablePointer<Double>) {
+        let T = info.shape.seqLen, D = headDim, P = compressionPoint
+        Self.copyDoubles(t, from: g * T * D, count: P * D, into: out)
+    }
+
+    /// `Tensor.copyDoubles`, with the vectorised CKernels conversions for little-endian f16 and f32.
+    static func copyDoubles(_ t: Tensor, from start: Int, count n: Int, into out: UnsafeMutablePointer<Double>) {
+        precondition(start >= 0 && start + n <= t.count)
+        let p = t.storage.base + t.offset + start * t.dtype.width
+        switch (t.dtype, t.byteSwapped) {
+        case (.f16, false): ck_f16_to_f64(p, n, out)
+        case (.f32, false): ck_f32_to_f64(p, n, out)
+        default: t.copyDoubles(from: start, count: n, into: out)
+        }
     }
 
     /// L2 norms of the keys of positions `0 ..< P`, `[KVH][P]`: from `k_norm`, else from `k`.

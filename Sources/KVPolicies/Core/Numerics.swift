@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// A raw pointer that may cross into `concurrentPerform` tasks writing disjoint ranges.
 struct SendablePointer<T>: @unchecked Sendable {
@@ -26,6 +27,44 @@ func parallelMap<T>(_ n: Int, _ body: (Int) throws -> T) throws -> [T] {
         parallelFor(n) { i in p.pointer[i] = Result { try body(i) } }
     }
     return try results.map { try $0!.get() }
+}
+
+/// Maps `0 ..< n` in parallel, keeping the order, with one `scratch()` per worker thread (handed
+/// out dynamically, so uneven tasks balance). For tasks that reuse big working buffers.
+func parallelMap<S, T>(_ n: Int, scratch: () -> S, _ body: (S, Int) -> T) -> [T] {
+    let workers = Swift.min(n, ProcessInfo.processInfo.activeProcessorCount)
+    if workers <= 1 {
+        let s = scratch()
+        return (0 ..< n).map { body(s, $0) }
+    }
+    var results = [T?](repeating: nil, count: n)
+    let counter = TaskCounter()
+    results.withUnsafeMutableBufferPointer { buf in
+        let p = SendablePointer(buf.baseAddress!)
+        withoutActuallyEscaping(scratch) { make in
+            withoutActuallyEscaping(body) { run in
+                let box = UncheckedBox((make, run))
+                DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                    let s = box.value.0()
+                    while let i = counter.next(below: n) { p.pointer[i] = box.value.1(s, i) }
+                }
+            }
+        }
+    }
+    return results.map { $0! }
+}
+
+/// Hands out `0, 1, 2, …` to worker threads.
+final class TaskCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func next(below n: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < n else { return nil }
+        value += 1
+        return value - 1
+    }
 }
 
 struct UncheckedBox<T>: @unchecked Sendable {

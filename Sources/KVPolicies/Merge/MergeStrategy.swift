@@ -1,3 +1,5 @@
+import CKernels
+
 /// What a merge scatters into the kept slots (POLICIES.md §4.6).
 public enum MergeStrategy: String, Sendable, Hashable, Codable, CaseIterable {
     /// Every evicted token adds `(K[ε] + K[κ_t])/2` to its nearest kept key (LOOK-M's pivotal merge).
@@ -22,79 +24,125 @@ public enum MergeAssigner {
     /// (lowest slot on ties) and that cosine. A zero-norm key has cosine 0 with everything.
     /// `keys` is `[KVH][P][D]`; `g` the KV head.
     public static func assign(keys: KVBlock, head g: Int, kept: [Int], evicted: [Int]) -> (target: [Int], cosine: [Double]) {
-        let D = keys.dim, C = kept.count, E = evicted.count
-        guard C > 0, E > 0 else { return (Array(repeating: -1, count: E), Array(repeating: 0, count: E)) }
-        var kn = [Double](repeating: 0, count: C * D)
-        var en = [Double](repeating: 0, count: E * D)
         keys.values.withUnsafeBufferPointer { kb in
-            func normalize(_ positions: [Int], into out: UnsafeMutablePointer<Double>) {
-                for (r, p) in positions.enumerated() {
-                    let src = kb.baseAddress! + keys.offset(g, p)
-                    let n = dot(src, src, D).squareRoot()
-                    let dst = out + r * D
-                    if n > 0 { for d in 0 ..< D { dst[d] = src[d] / n } }
+            let base = kb.baseAddress! + keys.offset(g, 0), D = keys.dim
+            return assign(dim: D, kept: kept, evicted: evicted) { p, out in out.update(from: base + p * D, count: D) }
+        }
+    }
+
+    /// The same for one head whose key at position `p` is written by `load(p, out)` (`D` values).
+    ///
+    /// Keys are normalised in `Double`. A `Float` pass (CKernels' fused top-2 kernel: the best and
+    /// second-best cosine of each evicted key, without materialising the E×C matrix) settles every
+    /// row whose best beats its second by more than `margin`; the few others are re-scored: every
+    /// slot within `margin` of the row's `Float` maximum is scored in `Double`. The target (lowest
+    /// slot on ties) and μ are therefore the `Double` ones. `Float` error on unit vectors is at
+    /// most about `D·2⁻²⁴` per cosine, far below `margin`. `scratch` may be reused across calls
+    /// on one thread.
+    static func assign(dim D: Int, kept: [Int], evicted: [Int], scratch: AssignScratch = AssignScratch(),
+                       load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
+        let C = kept.count, E = evicted.count
+        guard C > 0, E > 0 else { return (Array(repeating: -1, count: E), Array(repeating: 0, count: E)) }
+        let m = scratch
+        m.reserve(C: C, E: E, D: D)
+        let kn = m.kn, en = m.en, kf = m.knf, ef = m.enf, src = m.src
+        var finite = true
+        func normalize(_ positions: [Int], into out: UnsafeMutablePointer<Double>, _ outf: UnsafeMutablePointer<Float>) {
+            for (r, p) in positions.enumerated() {
+                load(p, src)
+                let n = dot(src, src, D).squareRoot()
+                if !n.isFinite { finite = false }
+                let dst = out + r * D, dstf = outf + r * D
+                if n > 0 {
+                    for d in 0 ..< D { let x = src[d] / n; dst[d] = x; dstf[d] = Float(x) }
+                } else {
+                    dst.update(repeating: 0, count: D)
+                    dstf.update(repeating: 0, count: D)
                 }
             }
-            kn.withUnsafeMutableBufferPointer { normalize(kept, into: $0.baseAddress!) }
-            en.withUnsafeMutableBufferPointer { normalize(evicted, into: $0.baseAddress!) }
         }
+        normalize(kept, into: kn, kf)
+        normalize(evicted, into: en, ef)
+        let margin = Swift.max(Float(1e-4), Float(D) * 2.4e-7)
+        let row = m.row
         var target = [Int](repeating: 0, count: E)
         var cosine = [Double](repeating: 0, count: E)
-        // A Float pass finds, for four evicted rows at a time, every slot within `margin` of the
-        // row's Float maximum; those candidates are re-scored in Double, so the argmax (lowest
-        // slot on ties) and μ are the Double ones. Float error on unit vectors is ≲ D·2⁻²³ ≪ margin.
-        let margin: Float = 1e-3
-        let knf = kn.map { Float($0) }, enf = en.map { Float($0) }
-        var sf = [Float](repeating: 0, count: 4 * C)
-        kn.withUnsafeBufferPointer { kb in
-            en.withUnsafeBufferPointer { eb in
-                knf.withUnsafeBufferPointer { kfb in
-                    enf.withUnsafeBufferPointer { efb in
-                        sf.withUnsafeMutableBufferPointer { sb in
-                            let k0 = kb.baseAddress!, e0 = eb.baseAddress!, kf = kfb.baseAddress!, ef = efb.baseAddress!, s0 = sb.baseAddress!
-                            var e = 0
-                            while e < E {
-                                let rows = min(4, E - e)
-                                let r0 = ef + e * D, r1 = ef + (e + min(1, rows - 1)) * D
-                                let r2 = ef + (e + min(2, rows - 1)) * D, r3 = ef + (e + min(3, rows - 1)) * D
-                                for k in 0 ..< C {
-                                    let kr = kf + k * D
-                                    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-                                    var d = 0
-                                    while d + 16 <= D {
-                                        let kv = UnsafeRawPointer(kr + d).loadUnaligned(as: SIMD16<Float>.self)
-                                        a0 += kv * UnsafeRawPointer(r0 + d).loadUnaligned(as: SIMD16<Float>.self)
-                                        a1 += kv * UnsafeRawPointer(r1 + d).loadUnaligned(as: SIMD16<Float>.self)
-                                        a2 += kv * UnsafeRawPointer(r2 + d).loadUnaligned(as: SIMD16<Float>.self)
-                                        a3 += kv * UnsafeRawPointer(r3 + d).loadUnaligned(as: SIMD16<Float>.self)
-                                        d += 16
-                                    }
-                                    var t0 = a0.sum(), t1 = a1.sum(), t2 = a2.sum(), t3 = a3.sum()
-                                    while d < D {
-                                        t0 += kr[d] * r0[d]; t1 += kr[d] * r1[d]; t2 += kr[d] * r2[d]; t3 += kr[d] * r3[d]
-                                        d += 1
-                                    }
-                                    s0[k] = t0; s0[C + k] = t1; s0[2 * C + k] = t2; s0[3 * C + k] = t3
-                                }
-                                for u in 0 ..< rows {
-                                    let su = s0 + u * C
-                                    var mf = -Float.infinity
-                                    for k in 0 ..< C { mf = Swift.max(mf, su[k]) }
-                                    var best = -Double.infinity, arg = 0
-                                    for k in 0 ..< C where su[k] >= mf - margin {
-                                        let s = dot(e0 + (e + u) * D, k0 + k * D, D)
-                                        if s > best { best = s; arg = k }
-                                    }
-                                    target[e + u] = arg
-                                    cosine[e + u] = best
-                                }
-                                e += rows
-                            }
-                        }
+        target.withUnsafeMutableBufferPointer { tb in
+            cosine.withUnsafeMutableBufferPointer { cb in
+                let t0 = tb.baseAddress!, c0 = cb.baseAddress!
+                /// Re-scores row `e` from its `Float` cosines with every slot.
+                func rescore(_ e: Int, all: Bool) {
+                    ck_dots(ef + e * D, kf, C, D, row)
+                    var mf = -Float.infinity
+                    for k in 0 ..< C { mf = Swift.max(mf, row[k]) }
+                    var best = -Double.infinity, arg = 0
+                    for k in 0 ..< C where all || row[k] >= mf - margin {
+                        let s = dot(en + e * D, kn + k * D, D)
+                        if s > best { best = s; arg = k }
+                    }
+                    t0[e] = arg
+                    c0[e] = best
+                }
+                if !finite {
+                    // NaN or infinite keys: score every slot in Double.
+                    for e in 0 ..< E { rescore(e, all: true) }
+                    return
+                }
+                ck_pack_panels(kf, C, D, m.packed)
+                ck_top2(ef, E, D, m.packed, C, m.best, m.second, m.arg)
+                for e in 0 ..< E {
+                    if m.best[e] - m.second[e] > margin {
+                        let k = Int(m.arg[e])
+                        t0[e] = k
+                        c0[e] = dot(en + e * D, kn + k * D, D)
+                    } else {
+                        rescore(e, all: false)
                     }
                 }
             }
         }
         return (target, cosine)
+    }
+}
+
+/// Working memory of `MergeAssigner.assign`, grown on demand and reused by one thread at a time.
+final class AssignScratch {
+    private(set) var kn = UnsafeMutablePointer<Double>.allocate(capacity: 1), en = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+    private(set) var knf = UnsafeMutablePointer<Float>.allocate(capacity: 1), enf = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var packed = UnsafeMutablePointer<Float>.allocate(capacity: 1), row = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var best = UnsafeMutablePointer<Float>.allocate(capacity: 1), second = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var arg = UnsafeMutablePointer<Int32>.allocate(capacity: 1), src = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+    private var capC = 0, capE = 0, capD = 0
+
+    init() {}
+
+    /// Room for `c` kept and `e` evicted keys of dimension `d`.
+    func reserve(C c: Int, E e: Int, D d: Int) {
+        if d > capD {
+            capD = d
+            capC = 0
+            capE = 0
+            src.deallocate(); src = .allocate(capacity: d)
+        }
+        if c > capC {
+            capC = c
+            kn.deallocate(); kn = .allocate(capacity: c * capD)
+            knf.deallocate(); knf = .allocate(capacity: c * capD)
+            packed.deallocate(); packed = .allocate(capacity: ck_packed_count(c, capD))
+            row.deallocate(); row = .allocate(capacity: c)
+        }
+        if e > capE {
+            capE = e
+            en.deallocate(); en = .allocate(capacity: e * capD)
+            enf.deallocate(); enf = .allocate(capacity: e * capD)
+            best.deallocate(); best = .allocate(capacity: e)
+            second.deallocate(); second = .allocate(capacity: e)
+            arg.deallocate(); arg = .allocate(capacity: e)
+        }
+    }
+
+    deinit {
+        kn.deallocate(); en.deallocate(); knf.deallocate(); enf.deallocate(); packed.deallocate()
+        row.deallocate(); best.deallocate(); second.deallocate(); arg.deallocate(); src.deallocate()
     }
 }

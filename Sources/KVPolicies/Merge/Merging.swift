@@ -41,9 +41,14 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         guard ctx.tensors.values != nil else { throw ctx.missing("v", "values of the \(strategy.rawValue) merge") }
         var d = try base.decide(ctx)
         if d.heads.allSatisfy({ $0.evicted.isEmpty }) { return d }
-        let keys = try ctx.keys()
-        let assigned = try parallelMap(d.heads.count) { g in
-            MergeAssigner.assign(keys: keys, head: g, kept: d.heads[g].kept, evicted: d.heads[g].evicted)
+        // Per head, straight from the trace tensor: no `[KVH][P][D]` Double copy of all keys.
+        let kt = ctx.tensors.keys!, P = ctx.compressionPoint, D = ctx.headDim
+        let T = ctx.info.shape.seqLen
+        precondition(kt.count >= d.heads.count * T * D && P <= T, "keys tensor smaller than [KVH][T][D]")
+        let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
+            MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch) { p, out in
+                LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+            }
         }
         let G = d.heads.count
         // Filter.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVPolicies
+import KVSimulator
 import KVTrace
 
 /// `kvscope simulate`: replays one policy once per layer at the end of prefill and reports what it keeps.
@@ -30,6 +31,8 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to simulate, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
     var layers: String?
+    @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of METRICS.md (attention recall, output error, retention per modality and image, …).")
+    var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
     var saveCache: String?
 
@@ -108,6 +111,11 @@ struct SimulateCommand: ParsableCommand {
         let widths = (0 ..< header.count).map { c in table.map { $0[c].count }.max()! }
         for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
         for n in notes { print("note: \(n)") }
+        if metrics {
+            let result = try Replay(trace: source, layers: chosen).runSync(p, budget: spec, options: options)
+            print("")
+            print(SummaryTable.render(result), terminator: "")
+        }
         if let folder = writerFolder {
             let summary: [String: Any] = [
                 "format": "kvscope-cache", "version": 1, "trace": info.name, "trace_hash": info.contentHash,

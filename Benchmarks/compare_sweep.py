@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""Compares the per-layer metrics of `kvscope sweep` (results.csv) with sweep_numpy.py --out."""
+import sys
+
+import pandas as pd
+
+s = pd.read_csv(sys.argv[1])
+n = pd.read_csv(sys.argv[2])
+s = s[(s["layer"] != "all") & (s["head"] == "all")].copy()
+s["layer"] = s["layer"].astype(int)
+p = s.groupby(["layer", "policy", "budget", "metric"])["value"].first().unstack().reset_index()
+m = p.merge(n, on=["layer", "policy", "budget"], suffixes=("_swift", "_numpy"))
+print(f"compared {len(m)} (layer, policy, budget) cells")
+for c in ["attention_recall", "topk_recall", "output_error", "output_cosine", "output_error_evict"]:
+    d = (m[c + "_numpy"] - m[c + "_swift"]).abs()
+    worst = m.loc[d.idxmax(), ["layer", "policy", "budget"]].tolist()
+    print(f"  {c:20s} max |numpy − swift| = {d.max():.3g}  (at {worst})")

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The full demo: every figure from the shipped real trace and from a synthetic LLaVA-1.5-geometry
+# trace, a budget sweep with its curves, and the curated gallery.
+#
+#     bash Scripts/demo.sh [path/to/kvscope]        (default .build/release/kvscope)
+#
+# Writes Output/demo/ (figures, sweep, synthetic trace) and refreshes Output/gallery/.
+set -euo pipefail
+
+KV=${1:-.build/release/kvscope}
+OUT=${OUT:-Output/demo}
+GALLERY=${GALLERY:-Output/gallery}
+REAL=${DEMO_TRACE:-Examples/traces/smollm2-pseudoimg2x64-gen16-w24}
+SYNTH=$OUT/llava-synth
+SYNTH_LAYERS=${SYNTH_LAYERS:-8}
+
+[ -x "$KV" ] || { echo "demo: no kvscope binary at $KV (make release first)" >&2; exit 2; }
+[ -d "$REAL" ] || [ -f "$REAL" ] || { echo "demo: no trace at $REAL" >&2; exit 2; }
+mkdir -p "$OUT" "$GALLERY"
+step() { printf '\n== %s\n' "$*"; }
+run() { echo "+ kvscope $*"; "$KV" "$@"; }
+
+step "real trace: $REAL"
+run info "$REAL"
+run info "$REAL" --json > "$OUT/info.json.tmp" && mv "$OUT/info.json.tmp" "$OUT/info.json"
+run render heatmap "$REAL" --layer 3 --mean --out "$OUT/real-heatmap-L3-mean.png"
+run render heatmap "$REAL" --layer 3 --grid --out "$OUT/real-heatmap-L3-grid.png"
+run render heatmap "$REAL" --layer 12 --head 4 --cmap magma --out "$OUT/real-heatmap-L12-H4-magma.svg"
+run render retention "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/real-retention-b0.2.png"
+run render patches "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/real-patches-b0.2.png"
+run render modality "$REAL" --policies h2o,snapkv,text-prior,lookm --budget 0.2 --out "$OUT/real-modality-b0.2.png"
+run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --out "$OUT/real-merges-L3-G0.png"
+run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --range 0:90 --out "$OUT/real-merges-L3-G0-zoom.pdf"
+
+step "synthetic LLaVA-1.5 geometry trace ($SYNTH_LAYERS layers)"
+run synth "$SYNTH" --preset llava-1.5 --layers "$SYNTH_LAYERS" --force
+run info "$SYNTH"
+run render heatmap "$SYNTH" --layer 1 --mean --out "$OUT/llava-heatmap-L1-mean.png"
+run render heatmap "$SYNTH" --layer 1 --grid --out "$OUT/llava-heatmap-L1-grid.png"
+run render retention "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/llava-retention-b0.2.png"
+run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/llava-patches-b0.2.png"
+run render modality "$SYNTH" --policies h2o,snapkv,text-prior,lookm --budget 0.2 --out "$OUT/llava-modality-b0.2.png"
+run render merges "$SYNTH" --policy lookm --budget 0.2 --layer 1 --head 0 --out "$OUT/llava-merges-L1-G0.png"
+
+step "budget sweep"
+SWEPT=""
+if "$KV" sweep --help 2>/dev/null | grep -q -- "--budgets"; then
+  for name in real llava; do
+    trace=$REAL; [ $name = llava ] && trace=$SYNTH
+    run sweep "$trace" --policies full,oracle,h2o,snapkv,text-prior,lookm,streaming,random \
+      --budgets 0.05,0.1,0.2,0.3,0.5 --out "$OUT/sweep-$name"
+    for metric in attention_recall recall_image output_error; do
+      if ! run render curves "$OUT/sweep-$name/results.csv" --metric $metric --out "$OUT/$name-curves-$metric.png"; then
+        echo "demo: no $metric curve for $name (metric absent from the sweep)"
+      fi
+    done
+  done
+  SWEPT=1
+else
+  echo "demo: this kvscope has no sweep command yet; skipping the sweep and its curves"
+fi
+
+step "gallery: $GALLERY"
+gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-modality-b0.2.png llava-retention-b0.2.png llava-patches-b0.2.png)
+[ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png)
+for f in "${gallery[@]}"; do
+  [ -f "$OUT/$f" ] && cp "$OUT/$f" "$GALLERY/$f" && echo "gallery: $GALLERY/$f ($(( $(wc -c < "$OUT/$f") / 1024 )) KB)"
+done
+echo
+echo "demo: figures in $OUT, gallery in $GALLERY"

@@ -1,0 +1,321 @@
+// See include/ckernels.h. Built without special flags: the AVX2/FMA/F16C functions carry a
+// `target` attribute and are only called after a CPUID check, so dependents need no unsafeFlags.
+#include "ckernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CK_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+// MARK: CPU detection
+
+static int detect_avx2(void) {
+#if CK_X86
+    const char *off = getenv("KVSCOPE_NO_AVX2");
+    if (off && *off && *off != '0') return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 6) != 6) return 0; // the OS saves XMM and YMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1;
+#else
+    return 0;
+#endif
+}
+
+static int cached = -1; // a benign race: every thread computes the same value
+
+int ck_uses_avx2(void) {
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = detect_avx2();
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+// MARK: Packing
+
+size_t ck_packed_count(long c, long d) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    return (size_t)(panels * d * CK_PANEL);
+}
+
+void ck_pack_panels(const float *b, long c, long d, float *out) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    for (long p = 0; p < panels; p++) {
+        float *o = out + p * d * CK_PANEL;
+        for (long j = 0; j < CK_PANEL; j++) {
+            const long row = p * CK_PANEL + j;
+            if (row < c) {
+                const float *src = b + row * d;
+                for (long k = 0; k < d; k++) o[k * CK_PANEL + j] = src[k];
+            } else {
+                for (long k = 0; k < d; k++) o[k * CK_PANEL + j] = 0.0f;
+            }
+        }
+    }
+}
+
+// MARK: Top-2 of a·bᵀ per row of a
+
+#define CK_ROWS 6
+
+/// Lane-wise running top-2 of one row: lane j sees columns p·16 + j in increasing p.
+typedef struct {
+    float b1[CK_PANEL], b2[CK_PANEL];
+    int32_t i1[CK_PANEL];
+} lane_top2;
+
+static void lane_init(lane_top2 *t) {
+    for (int j = 0; j < CK_PANEL; j++) { t->b1[j] = -INFINITY; t->b2[j] = -INFINITY; t->i1[j] = 0; }
+}
+
+/// Reduces the 16 lanes into best, second and the column of best.
+static void lane_finish(const lane_top2 *t, float *best, float *second, int32_t *arg) {
+    float b = -INFINITY;
+    int lane = 0;
+    for (int j = 0; j < CK_PANEL; j++) if (t->b1[j] > b) { b = t->b1[j]; lane = j; }
+    float s = -INFINITY;
+    for (int j = 0; j < CK_PANEL; j++) {
+        if (t->b2[j] > s) s = t->b2[j];
+        if (j != lane && t->b1[j] > s) s = t->b1[j];
+    }
+    *best = b;
+    *second = s;
+    *arg = t->i1[lane] * CK_PANEL + lane;
+}
+
+static void top2_portable(const float *a, long e, long d, const float *packed, long c,
+                          float *best, float *second, int32_t *arg) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    lane_top2 st[CK_ROWS];
+    for (long i0 = 0; i0 < e; i0 += CK_ROWS) {
+        const long rows = e - i0 < CK_ROWS ? e - i0 : CK_ROWS;
+        const float *r[CK_ROWS];
+        for (int u = 0; u < CK_ROWS; u++) { r[u] = a + (i0 + (u < rows ? u : rows - 1)) * d; lane_init(&st[u]); }
+        for (long p = 0; p < panels; p++) {
+            const float *bp = packed + p * d * CK_PANEL;
+            float acc[CK_ROWS][CK_PANEL];
+            memset(acc, 0, sizeof acc);
+            for (long k = 0; k < d; k++) {
+                const float *bk = bp + k * CK_PANEL;
+                for (int u = 0; u < CK_ROWS; u++) {
+                    const float x = r[u][k];
+                    for (int j = 0; j < CK_PANEL; j++) acc[u][j] += x * bk[j];
+                }
+            }
+            const long valid = c - p * CK_PANEL < CK_PANEL ? c - p * CK_PANEL : CK_PANEL;
+            for (int u = 0; u < CK_ROWS; u++) {
+                lane_top2 *t = &st[u];
+                for (long j = 0; j < valid; j++) {
+                    const float v = acc[u][j];
+                    const float lo = v < t->b1[j] ? v : t->b1[j];
+                    if (lo > t->b2[j]) t->b2[j] = lo;
+                    if (v > t->b1[j]) { t->b1[j] = v; t->i1[j] = (int32_t)p; }
+                }
+            }
+        }
+        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+    }
+}
+
+#if CK_X86
+__attribute__((target("avx2,fma")))
+static void top2_avx2(const float *a, long e, long d, const float *packed, long c,
+                      float *best, float *second, int32_t *arg) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    // −∞ on the padding columns of the last panel.
+    float biasv[CK_PANEL];
+    for (int j = 0; j < CK_PANEL; j++) biasv[j] = (panels - 1) * CK_PANEL + j < c ? 0.0f : -INFINITY;
+    const __m256 bias0 = _mm256_loadu_ps(biasv), bias1 = _mm256_loadu_ps(biasv + 8);
+    __attribute__((aligned(32))) lane_top2 st[CK_ROWS];
+    for (long i0 = 0; i0 < e; i0 += CK_ROWS) {
+        const long rows = e - i0 < CK_ROWS ? e - i0 : CK_ROWS;
+        const float *r[CK_ROWS];
+        for (int u = 0; u < CK_ROWS; u++) { r[u] = a + (i0 + (u < rows ? u : rows - 1)) * d; lane_init(&st[u]); }
+        const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5];
+        for (long p = 0; p < panels; p++) {
+            const float *bp = packed + p * d * CK_PANEL;
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+            __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+            for (long k = 0; k < d; k++) {
+                const __m256 x0 = _mm256_loadu_ps(bp + k * CK_PANEL), x1 = _mm256_loadu_ps(bp + k * CK_PANEL + 8);
+                __m256 t;
+                t = _mm256_broadcast_ss(r0 + k); c00 = _mm256_fmadd_ps(t, x0, c00); c01 = _mm256_fmadd_ps(t, x1, c01);
+                t = _mm256_broadcast_ss(r1 + k); c10 = _mm256_fmadd_ps(t, x0, c10); c11 = _mm256_fmadd_ps(t, x1, c11);
+                t = _mm256_broadcast_ss(r2 + k); c20 = _mm256_fmadd_ps(t, x0, c20); c21 = _mm256_fmadd_ps(t, x1, c21);
+                t = _mm256_broadcast_ss(r3 + k); c30 = _mm256_fmadd_ps(t, x0, c30); c31 = _mm256_fmadd_ps(t, x1, c31);
+                t = _mm256_broadcast_ss(r4 + k); c40 = _mm256_fmadd_ps(t, x0, c40); c41 = _mm256_fmadd_ps(t, x1, c41);
+                t = _mm256_broadcast_ss(r5 + k); c50 = _mm256_fmadd_ps(t, x0, c50); c51 = _mm256_fmadd_ps(t, x1, c51);
+            }
+            if (p == panels - 1) {
+                c00 = _mm256_add_ps(c00, bias0); c01 = _mm256_add_ps(c01, bias1);
+                c10 = _mm256_add_ps(c10, bias0); c11 = _mm256_add_ps(c11, bias1);
+                c20 = _mm256_add_ps(c20, bias0); c21 = _mm256_add_ps(c21, bias1);
+                c30 = _mm256_add_ps(c30, bias0); c31 = _mm256_add_ps(c31, bias1);
+                c40 = _mm256_add_ps(c40, bias0); c41 = _mm256_add_ps(c41, bias1);
+                c50 = _mm256_add_ps(c50, bias0); c51 = _mm256_add_ps(c51, bias1);
+            }
+            const __m256 pi = _mm256_castsi256_ps(_mm256_set1_epi32((int)p));
+            const __m256 acc[CK_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+            for (int u = 0; u < CK_ROWS; u++) {
+                lane_top2 *t = &st[u];
+                for (int h = 0; h < 2; h++) {
+                    const __m256 v = acc[u][h];
+                    const __m256 b1 = _mm256_load_ps(t->b1 + 8 * h), b2 = _mm256_load_ps(t->b2 + 8 * h);
+                    const __m256 i1 = _mm256_load_ps((const float *)(t->i1 + 8 * h));
+                    const __m256 gt = _mm256_cmp_ps(v, b1, _CMP_GT_OQ);
+                    _mm256_store_ps(t->b2 + 8 * h, _mm256_max_ps(b2, _mm256_min_ps(b1, v)));
+                    _mm256_store_ps(t->b1 + 8 * h, _mm256_blendv_ps(b1, v, gt));
+                    _mm256_store_ps((float *)(t->i1 + 8 * h), _mm256_blendv_ps(i1, pi, gt));
+                }
+            }
+        }
+        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+    }
+}
+#endif
+
+void ck_top2(const float *a, long e, long d, const float *packed, long c,
+             float *best, float *second, int32_t *arg) {
+    if (e <= 0) return;
+    if (c <= 0) {
+        for (long i = 0; i < e; i++) { best[i] = -INFINITY; second[i] = -INFINITY; arg[i] = 0; }
+        return;
+    }
+#if CK_X86
+    if (ck_uses_avx2()) { top2_avx2(a, e, d, packed, c, best, second, arg); return; }
+#endif
+    top2_portable(a, e, d, packed, c, best, second, arg);
+}
+
+// MARK: One row against many
+
+#if CK_X86
+__attribute__((target("avx2,fma")))
+static void dots_avx2(const float *a, const float *b, long c, long d, float *out) {
+    for (long k = 0; k < c; k++) {
+        const float *bk = b + k * d;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        long i = 0;
+        for (; i + 16 <= d; i += 16) {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(bk + i), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(bk + i + 8), s1);
+        }
+        s0 = _mm256_add_ps(s0, s1);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        float s = _mm_cvtss_f32(h);
+        for (; i < d; i++) s += a[i] * bk[i];
+        out[k] = s;
+    }
+}
+#endif
+
+void ck_dots(const float *a, const float *b, long c, long d, float *out) {
+#if CK_X86
+    if (ck_uses_avx2()) { dots_avx2(a, b, c, d, out); return; }
+#endif
+    for (long k = 0; k < c; k++) {
+        const float *bk = b + k * d;
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        long i = 0;
+        for (; i + 8 <= d; i += 8)
+            for (int j = 0; j < 8; j++) s[j] += a[i + j] * bk[i + j];
+        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (; i < d; i++) t += a[i] * bk[i];
+        out[k] = t;
+    }
+}
+
+// MARK: Conversions
+
+static inline float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t ex = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t bits;
+    if (ex == 0) {
+        const float v = (float)man * 0x1p-24f; // zero or subnormal: exact
+        memcpy(&bits, &v, 4);
+        bits |= sign;
+    } else if (ex == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((ex + 112u) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float half_at(const void *src, long i) {
+    uint16_t h;
+    memcpy(&h, (const char *)src + 2 * i, 2);
+    return half_to_float(h);
+}
+
+static inline float float_at(const void *src, long i) {
+    float f;
+    memcpy(&f, (const char *)src + 4 * i, 4);
+    return f;
+}
+
+#if CK_X86
+__attribute__((target("avx2,f16c")))
+static void f16_to_f64_x86(const void *src, long n, double *dst) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)src + 2 * i)));
+        _mm256_storeu_pd(dst + i, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+        _mm256_storeu_pd(dst + i + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+    }
+    for (; i < n; i++) dst[i] = (double)half_at(src, i);
+}
+
+__attribute__((target("avx2,f16c")))
+static void f16_to_f32_x86(const void *src, long n, float *dst) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)src + 2 * i))));
+    for (; i < n; i++) dst[i] = half_at(src, i);
+}
+
+__attribute__((target("avx2")))
+static void f32_to_f64_x86(const void *src, long n, double *dst) {
+    long i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(dst + i, _mm256_cvtps_pd(_mm_loadu_ps((const float *)((const char *)src + 4 * i))));
+    for (; i < n; i++) dst[i] = (double)float_at(src, i);
+}
+#endif
+
+void ck_f16_to_f64(const void *src, long n, double *dst) {
+#if CK_X86
+    if (ck_uses_avx2()) { f16_to_f64_x86(src, n, dst); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = (double)half_at(src, i);
+}
+
+void ck_f16_to_f32(const void *src, long n, float *dst) {
+#if CK_X86
+    if (ck_uses_avx2()) { f16_to_f32_x86(src, n, dst); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = half_at(src, i);
+}
+
+void ck_f32_to_f64(const void *src, long n, double *dst) {
+#if CK_X86
+    if (ck_uses_avx2()) { f32_to_f64_x86(src, n, dst); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = (double)float_at(src, i);
+}

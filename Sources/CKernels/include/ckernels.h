@@ -1,0 +1,48 @@
+// CKernels: the few numeric inner loops of KVPolicies that Swift cannot vectorise well at the
+// baseline x86-64 target (SSE2, no FMA). Each has an AVX2+FMA (or F16C) version chosen at run
+// time and a portable version; results that decide anything are re-checked in Double by the
+// Swift callers, so the choice never changes a decision.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Columns per packed panel of `ck_pack_panels`.
+#define CK_PANEL 16
+
+/// 1 when the AVX2+FMA kernels are used on this machine.
+int ck_uses_avx2(void);
+
+/// Floats needed by `ck_pack_panels` for `c` rows of dimension `d`.
+size_t ck_packed_count(long c, long d);
+
+/// Packs the row-major `c`×`d` matrix `b` into panels of CK_PANEL rows, each stored
+/// dimension-major: `out[(p·d + k)·CK_PANEL + j] = b[(p·CK_PANEL + j)·d + k]`, zero padded.
+void ck_pack_panels(const float *b, long c, long d, float *out);
+
+/// For each of the `e` rows `a_i` of the row-major `e`×`d` matrix `a`, the largest and the
+/// second-largest of `a_i · b_k` over the `c` rows of `b` (given packed by `ck_pack_panels`),
+/// and an index attaining the largest. When the two largest are equal, `second == best` and the
+/// index is unspecified among them. Inputs must be finite.
+void ck_top2(const float *a, long e, long d, const float *packed, long c,
+             float *best, float *second, int32_t *arg);
+
+/// `out[k] = a · b_k` for the `c` rows of the row-major `c`×`d` matrix `b`.
+void ck_dots(const float *a, const float *b, long c, long d, float *out);
+
+/// Little-endian IEEE half → double / float, exactly. `src` need not be aligned.
+void ck_f16_to_f64(const void *src, long n, double *dst);
+void ck_f16_to_f32(const void *src, long n, float *dst);
+/// Little-endian float → double, exactly. `src` need not be aligned.
+void ck_f32_to_f64(const void *src, long n, double *dst);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

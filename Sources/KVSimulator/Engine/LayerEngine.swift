@@ -1,0 +1,190 @@
+import Foundation
+import KVPolicies
+import KVTrace
+
+/// A combination ready to run: the policy built from the registry (or given directly).
+public struct PlannedRun: Sendable {
+    public var combination: Combination
+    public var policy: any CachePolicy
+    /// True when the policy merges (its `output_error_evict` is omitted).
+    public var merges: Bool
+
+    public init(_ combination: Combination) throws {
+        self.combination = combination
+        policy = try PolicyRegistry.make(combination.policy, parameters: combination.parameters)
+        merges = PolicyRegistry.entry(combination.policy)?.merges ?? false
+    }
+
+    public init(policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions) {
+        combination = Combination(policy: policy.id, options: options, budget: budget)
+        self.policy = policy
+        merges = PolicyRegistry.entry(policy.id)?.merges ?? policy.id.contains("+")
+    }
+}
+
+/// Replays one layer for many combinations: maps the layer once, builds the evaluation context once
+/// (attention rows, full-cache outputs), then decides, applies and measures each combination.
+public enum LayerEngine {
+    /// The per-layer result rows (`layer = l`, `head = all`, plus per-head rows when asked).
+    public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
+                           settings: EvaluationSettings) throws -> [ResultRow] {
+        let info = trace.info
+        let tensors = try trace.layer(l)
+        let P = settings.compressionPoint ?? info.shape.prefillLen
+        var rows: [ResultRow] = []
+        var evalContext: EvaluationContext?
+        for run in runs {
+            let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: run.combination.options,
+                                   compressionPoint: P, trace: trace)
+            if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
+            let ec = evalContext!
+            let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
+            let decision: LayerDecision
+            do { decision = try run.policy.decide(ctx) } catch {
+                for m in metrics { for s in m.series(info, compressionPoint: P) {
+                    rows.append(template.row(s, layer: String(l), head: "all", actual: .nan, value: nil, note: "\(error)"))
+                } }
+                continue
+            }
+            let replay = ReplayLayer(decision, merges: run.merges, context: ec)
+            let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
+            for m in metrics {
+                let series = m.series(info, compressionPoint: P)
+                if let why = m.missing(replay, ec) {
+                    for s in series { rows.append(template.row(s, layer: String(l), head: "all", actual: actual, value: nil, note: why)) }
+                    continue
+                }
+                let values = try m.evaluate(replay, ec)
+                for s in series {
+                    let mine = values.filter { $0.metric == s.metric && $0.image == s.image }
+                    if let whole = mine.first(where: { $0.head == nil }) {
+                        rows.append(template.row(s, layer: String(l), head: "all", actual: actual, value: whole.value, note: whole.note))
+                        continue
+                    }
+                    let defined = mine.compactMap(\.value)
+                    let note = defined.isEmpty ? (mine.first(where: { $0.note != nil })?.note ?? "undefined on this layer") : nil
+                    rows.append(template.row(s, layer: String(l), head: "all", actual: actual,
+                                             value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count), note: note))
+                    if settings.perHead {
+                        for v in mine.sorted(by: { ($0.head ?? -1) < ($1.head ?? -1) }) {
+                            let g = ec.kvHeadOfQueryHead[v.head ?? 0]
+                            rows.append(template.row(s, layer: String(l), head: String(v.head ?? 0),
+                                                     actual: Double(decision.heads[g].kept.count), value: v.value, note: v.value == nil ? v.note : nil))
+                        }
+                    }
+                }
+            }
+        }
+        return rows
+    }
+
+    struct Template {
+        var info: TraceInfo
+        var combination: Combination
+        var P: Int
+        var nominal: Int
+        var context: EvaluationContext
+
+        func row(_ s: MetricSeries, layer: String, head: String, actual: Double, value: Double?, note: String?) -> ResultRow {
+            ResultRow(trace: info.name, traceHash: info.contentHash, policy: combination.policy, params: combination.paramsText,
+                      fidelity: combination.options.fidelity.rawValue, budget: combination.budget.fraction,
+                      budgetSpec: combination.budgetText, compressionPoint: P, nominalTokens: nominal,
+                      actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image,
+                      value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
+                      note: value == nil ? (note ?? "undefined") : nil)
+        }
+    }
+
+    /// Adds the `layer = all` rows: per combination, metric, image and head, the uniform mean over
+    /// layers of the defined values (the sum for `cache_bytes`), or an empty value with the first note.
+    public static func aggregate(_ layerRows: [ResultRow], metrics: [any Metric]) -> [ResultRow] {
+        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: String }
+        var groups: [Key: [ResultRow]] = [:]
+        var order: [Key] = []
+        for r in layerRows where r.layer != "all" {
+            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, head: r.head)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(r)
+        }
+        let sums = Set(metrics.filter { $0.aggregation == .sum }.map { type(of: $0).id })
+        var out: [ResultRow] = []
+        for k in order {
+            let g = groups[k]!
+            var row = g[0]
+            row.layer = "all"
+            let defined = g.compactMap(\.value)
+            let actuals = g.map(\.actualTokens).filter { $0.isFinite }
+            row.actualTokens = actuals.isEmpty ? .nan : actuals.reduce(0, +) / Double(actuals.count)
+            if defined.isEmpty {
+                row.value = nil
+                row.note = g.first(where: { $0.note != nil })?.note ?? "undefined"
+            } else {
+                let s = defined.reduce(0, +)
+                row.value = sums.contains(k.metric) ? s : s / Double(defined.count)
+                row.note = nil
+            }
+            out.append(row)
+        }
+        return out
+    }
+}
+
+/// Sorting of result rows, so that output does not depend on scheduling.
+public enum ResultOrder {
+    /// Sorts by trace, then the given policy and budget order, metric order, layer (`all` last),
+    /// head (`all` first), image.
+    public static func sort(_ rows: [ResultRow], policies: [String] = [], budgets: [String] = [], metrics: [String] = []) -> [ResultRow] {
+        func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
+        func metricIndex(_ m: String) -> Int {
+            if let i = metrics.firstIndex(of: m) { return i }
+            let family = m.hasPrefix("recall_") ? "recall_<modality>" : m.hasPrefix("retention_") ? "retention_<modality>" : m
+            return metrics.firstIndex(of: family) ?? metrics.count
+        }
+        func num(_ s: String, allFirst: Bool) -> Int { Int(s) ?? (allFirst ? -1 : Int.max) }
+        return rows.sorted { a, b in
+            let ka: [Int] = [idx(policies, a.policy), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1]
+            let kb: [Int] = [idx(policies, b.policy), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1]
+            if a.trace != b.trace { return a.trace < b.trace }
+            if a.traceHash != b.traceHash { return a.traceHash < b.traceHash }
+            if ka != kb { return ka.lexicographicallyPrecedes(kb) }
+            if a.policy != b.policy { return a.policy < b.policy }
+            if a.params != b.params { return a.params < b.params }
+            if a.fidelity != b.fidelity { return a.fidelity < b.fidelity }
+            if a.budgetSpec != b.budgetSpec { return a.budgetSpec < b.budgetSpec }
+            return a.metric < b.metric
+        }
+    }
+}
+
+/// Runs `body` over `items` on `workers` threads; `done` is called under a lock as each finishes.
+func parallelEach(_ items: [Int], workers: Int, _ body: @Sendable (Int) throws -> [ResultRow],
+                  done: @Sendable (Int, [ResultRow]) throws -> Void) throws {
+    final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var next = 0
+        var error: (any Error)?
+    }
+    let state = State()
+    let n = max(1, min(workers, items.count))
+    DispatchQueue.concurrentPerform(iterations: n) { _ in
+        while true {
+            state.lock.lock()
+            if state.error != nil || state.next >= items.count { state.lock.unlock(); return }
+            let item = items[state.next]
+            state.next += 1
+            state.lock.unlock()
+            do {
+                let rows = try body(item)
+                state.lock.lock()
+                defer { state.lock.unlock() }
+                try done(item, rows)
+            } catch {
+                state.lock.lock()
+                if state.error == nil { state.error = error }
+                state.lock.unlock()
+                return
+            }
+        }
+    }
+    if let e = state.error { throw e }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import KVPolicies
+import KVTrace
+
+/// The replay engine (ARCHITECTURE.md §3.3): compresses once at the compression point `P`
+/// (default: the prefill length), applies the policy's decision to every layer and KV head
+/// (keeping, dropping, merging K/V), appends later positions unchanged, and evaluates the metrics
+/// on the evaluation rows (true future rows when recorded, else the last `W` prefill rows,
+/// flagged `proxy`). Layers run on both cores; results are sorted.
+public struct Replay: Sendable {
+    public let trace: any TraceSource
+    public var settings: EvaluationSettings
+    /// Layers to replay (default: every recorded layer).
+    public var layers: [Int]?
+
+    public init(trace: any TraceSource, compressionPoint: Int? = nil, settings: EvaluationSettings = .init(), layers: [Int]? = nil) {
+        self.trace = trace
+        var s = settings
+        if let p = compressionPoint { s.compressionPoint = p }
+        self.settings = s
+        self.layers = layers
+    }
+
+    public func run(_ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
+                    metrics: [any Metric] = MetricCatalogue.all) async throws -> ReplayResult {
+        try runSync(policy, budget: budget, options: options, metrics: metrics)
+    }
+
+    /// The same, synchronously (for command-line tools).
+    public func runSync(_ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
+                        metrics: [any Metric] = MetricCatalogue.all) throws -> ReplayResult {
+        let info = trace.info
+        let P = settings.compressionPoint ?? info.shape.prefillLen
+        guard P >= 1 && P <= info.shape.seqLen else {
+            throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen)")
+        }
+        let run = PlannedRun(policy: policy, budget: budget, options: options)
+        let chosen = layers ?? info.recordedLayers
+        let source = trace, settings = settings
+        let collected = RowCollector()
+        try parallelEach(chosen, workers: 2, { l in
+            try LayerEngine.run(trace: source, layer: l, runs: [run], metrics: metrics, settings: settings)
+        }, done: { _, rows in collected.rows += rows })
+        var rows = collected.rows
+        rows += LayerEngine.aggregate(rows, metrics: metrics)
+        rows = ResultOrder.sort(rows, metrics: metrics.map { type(of: $0).id })
+        return ReplayResult(info: info, combination: run.combination, compressionPoint: P, rows: rows)
+    }
+}
+
+final class RowCollector: @unchecked Sendable {
+    var rows: [ResultRow] = []
+}
+
+/// The rows of one replay (per layer and `all`), with accessors.
+public struct ReplayResult: Sendable {
+    public let info: TraceInfo
+    public let combination: Combination
+    public let compressionPoint: Int
+    public let rows: [ResultRow]
+
+    /// The value of `metric` on `layer` (nil → `all`), head `all`.
+    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil) -> Double? {
+        row(metric, layer: layer, image: image)?.value
+    }
+
+    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil) -> ResultRow? {
+        let l = layer.map(String.init) ?? "all"
+        return rows.first { $0.metric == metric && $0.layer == l && $0.head == "all" && $0.image == image }
+    }
+
+    /// Whether evaluation used true future rows or a proxy.
+    public var evalRows: EvaluationRows { rows.first?.evalRows ?? .none }
+}

@@ -1,0 +1,20 @@
+import KVTrace
+
+/// `attention_recall`: `R(h,i) = Σ_{j∈S_g(h) ∪ [P,i]} A[h,i,j] / Σ_{j≤i} A[h,i,j]`, the share of
+/// the row's recorded attention that falls on tokens still in the cache. Merged-away tokens count
+/// as lost. Averaged over evaluation rows. Source: METRICS.md.
+public struct AttentionRecall: Metric {
+    public static let id = "attention_recall"
+    public init() {}
+    public func missing(_ layer: ReplayLayer, _ c: EvaluationContext) -> String? { c.attentionNote }
+    public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
+        let R = c.rowCount
+        return (0 ..< c.queryHeads).map { h in
+            MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
+                let x = h * R + r
+                let total = c.prefixMass[x] + c.tailMass[x]
+                return total > 0 ? (layer.keptMass[h][r] + c.tailMass[x]) / total : nil
+            })
+        }
+    }
+}

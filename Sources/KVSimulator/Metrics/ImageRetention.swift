@@ -1,0 +1,27 @@
+import KVTrace
+
+/// `image_retention[i]`: for image `i`, the share of its tokens (before `P`) a head keeps, per
+/// query head and averaged. Omitted with a note when the trace has no image spans.
+/// Source: METRICS.md.
+public struct ImageRetention: Metric {
+    public static let id = "image_retention"
+    public init() {}
+    public func series(_ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {
+        let imgs = info.images.filter { $0.positions.lowerBound < P }
+        return imgs.isEmpty ? [MetricSeries(Self.id)] : imgs.map { MetricSeries(Self.id, image: $0.id) }
+    }
+    public func missing(_ layer: ReplayLayer, _ c: EvaluationContext) -> String? {
+        c.info.images.contains { $0.positions.lowerBound < c.compressionPoint } ? nil : "the trace has no image spans before P"
+    }
+    public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
+        var out: [MetricValue] = []
+        for img in c.info.images where img.positions.lowerBound < c.compressionPoint {
+            let span = img.positions.clamped(to: 0 ..< c.compressionPoint)
+            let keptPerKV = layer.decision.heads.map { head in head.kept.filter { span.contains($0) }.count }
+            for h in 0 ..< c.queryHeads {
+                out.append(MetricValue(Self.id, head: h, image: img.id, value: Double(keptPerKV[c.kvHeadOfQueryHead[h]]) / Double(span.count)))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,83 @@
+import KVPolicies
+import KVTrace
+
+/// How a metric's per-layer values combine into the `layer = all` value.
+public enum Aggregation: String, Sendable, Codable {
+    /// Uniform mean over layers (METRICS.md: rows, then heads, then layers).
+    case mean
+    /// Sum over layers (`cache_bytes`).
+    case sum
+}
+
+/// One series a metric produces on a trace: a concrete metric id, and an image for per-image ones.
+public struct MetricSeries: Sendable, Hashable {
+    public var metric: String
+    public var image: Int?
+    public init(_ metric: String, image: Int? = nil) {
+        self.metric = metric
+        self.image = image
+    }
+}
+
+/// A measurement of a replayed layer (METRICS.md). Metrics return per-query-head values
+/// (`head: h`), which the engine averages over heads, or a single layer value (`head: nil`).
+public protocol Metric: Sendable {
+    /// The id of METRICS.md (a family id such as `recall_<modality>` for expanded metrics).
+    static var id: String { get }
+    /// How layers combine (default: mean).
+    var aggregation: Aggregation { get }
+    /// The concrete series this metric produces on a trace at compression point `P`.
+    func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries]
+    /// Why the metric cannot be computed on this layer (missing inputs), or nil.
+    func missing(_ layer: ReplayLayer, _ context: EvaluationContext) -> String?
+    /// The values of one layer.
+    func evaluate(_ layer: ReplayLayer, _ context: EvaluationContext) throws -> [MetricValue]
+}
+
+extension Metric {
+    public var aggregation: Aggregation { .mean }
+    public var id: String { Self.id }
+    public func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries] { [MetricSeries(Self.id)] }
+    public func missing(_ layer: ReplayLayer, _ context: EvaluationContext) -> String? { nil }
+}
+
+/// Per-head helpers shared by the row metrics.
+enum RowMean {
+    /// Mean over the rows where `f(r)` is defined, or nil when none is.
+    static func mean(_ R: Int, _ f: (Int) -> Double?) -> Double? {
+        var s = 0.0, n = 0
+        for r in 0 ..< R { if let v = f(r) { s += v; n += 1 } }
+        return n > 0 ? s / Double(n) : nil
+    }
+}
+
+/// The metrics of METRICS.md, in the order results list them.
+public enum MetricCatalogue {
+    public static let all: [any Metric] = [
+        KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), TopKRecall(),
+        OutputError(), OutputCosine(), OutputErrorEvict(), ModalityRetention(), ImageRetention(),
+    ]
+
+    /// Every family id, in order.
+    public static var ids: [String] { all.map { type(of: $0).id } }
+
+    /// The metrics named in `ids` (family ids; `recall_text` also selects `recall_<modality>`).
+    public static func select(_ ids: [String]) throws -> [any Metric] {
+        var out: [any Metric] = []
+        for id in ids {
+            let family = id.hasPrefix("recall_") && id != "recall_<modality>" ? "recall_<modality>"
+                : id.hasPrefix("retention_") && id != "retention_<modality>" ? "retention_<modality>" : id
+            guard let m = all.first(where: { type(of: $0).id == family }) else {
+                throw SimulatorError("unknown metric '\(id)' (known: \(Self.ids.joined(separator: ", ")))")
+            }
+            if !out.contains(where: { type(of: $0).id == family }) { out.append(m) }
+        }
+        return out
+    }
+}
+
+/// A simulator failure with a one-line message.
+public struct SimulatorError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ message: String) { description = message }
+}

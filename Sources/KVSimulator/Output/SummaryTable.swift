@@ -1,0 +1,37 @@
+import Foundation
+
+/// The summary table of a replay: one line per metric series (value over all layers, then the
+/// first and last layer), then the notes of omitted metrics and the evaluation-row flag.
+///
+/// `kvscope simulate --metrics` prints `SummaryTable.render(result)`.
+public enum SummaryTable {
+    public static func render(_ result: ReplayResult) -> String {
+        let all = result.rows.filter { $0.layer == "all" && $0.head == "all" }
+        let layers = result.info.recordedLayers
+        var table: [[String]] = [["metric", "all layers", "layer \(layers.first ?? 0)", "layer \(layers.last ?? 0)"]]
+        var notes: [String] = []
+        for r in all {
+            let name = r.image.map { "\(r.metric)[\($0)]" } ?? r.metric
+            func fmt(_ v: Double?) -> String {
+                guard let v else { return "—" }
+                if r.metric == "kept_tokens" || r.metric == "cache_bytes" { return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+                return String(format: "%.4f", v)
+            }
+            let first = result.value(r.metric, layer: layers.first, image: r.image)
+            let last = result.value(r.metric, layer: layers.last, image: r.image)
+            table.append([name, fmt(r.value), fmt(first), fmt(last)])
+            if r.value == nil, let n = r.note { notes.append("\(name) omitted: \(n)") }
+        }
+        let widths = (0 ..< 4).map { c in table.map { $0[c].count }.max()! }
+        var out = table.map { row in
+            zip(row, widths).enumerated().map { i, p in i == 0 ? p.0.padding(toLength: p.1, withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: p.1 - p.0.count) + p.0 }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+        let first = result.rows.first
+        let kind = result.evalRows
+        out += "evaluation rows: \(first?.evalRowCount ?? 0) \(kind.rawValue)"
+        out += kind == .proxy ? " (the last prefill rows, which also fed the scores: a proxy)\n" : "\n"
+        for n in notes { out += "note: \(n)\n" }
+        return out
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import KVPlot
+import KVPolicies
+import KVTrace
+
+/// `kvscope render patches`: each image's patch grid coloured by how often its patches are kept
+/// (FIGURES.md §2.3).
+struct PatchesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "patches",
+        abstract: "Per-image patch grids: the fraction of (layer, KV head) pairs that keep each patch, one row per policy.",
+        discussion: """
+            Patches are laid out row-major as the trace's images[].grid says; tiled images are drawn as \
+            separate sub-grids in tile order. A pseudo-image (text tokens standing in for an image) is titled \
+            so; when the trace carries its grey levels, the picture is drawn beside the first row.
+
+            Example: kvscope render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2
+            """
+    )
+
+    @OptionGroup var trace: TraceOptions
+    @OptionGroup var policy: RenderPolicyOptions
+    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers counted, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
+    var layers: String?
+    @OptionGroup var output: RenderOutputOptions
+
+    func validate() throws {
+        _ = try policy.ids(required: true)
+        try policy.validateBudget()
+        if let l = layers { _ = try RenderSupport.layerList(l) }
+    }
+
+    /// The grids drawn: each image, or each of its tiles.
+    static func grids(_ info: TraceInfo) -> [(span: ImageSpan, title: String)] {
+        var out: [(ImageSpan, String)] = []
+        for img in info.images {
+            let pseudo = img.isPseudo || info.syntheticImageTokens
+            let name = pseudo ? "pseudo-image \(img.id) (text tokens)" : "image \(img.id)"
+            if img.tiles.isEmpty {
+                out.append((img, "\(name), \(img.grid)"))
+            } else {
+                for (t, tile) in img.tiles.enumerated() {
+                    let last = t == img.tiles.count - 1
+                    out.append((tile, "\(name) \(last ? "thumbnail" : "tile \(t)"), \(tile.grid)"))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Grey levels normalised to 0…1 with one scale for every image of the trace (0…1 as is;
+    /// digits 0–9, as the pseudo-image traces write them, over 9; else over the largest level).
+    static func levels(_ img: ImageSpan, info: TraceInfo) -> [Double]? {
+        guard let lv = img.levels else { return nil }
+        let flat = lv.flatMap { $0 }
+        guard flat.count == img.grid.count else { return nil }
+        let every = info.images.flatMap { ($0.levels ?? []).flatMap { $0 } }
+        let hi = every.max() ?? 1, lo = min(every.min() ?? 0, 0)
+        let top = hi <= 1 ? 1.0 : (hi <= 9 && every.allSatisfy { $0 == $0.rounded() } ? 9.0 : hi)
+        return flat.map { top > lo ? ($0 - lo) / (top - lo) : 0 }
+    }
+
+    func run() throws {
+        let source = try trace.open()
+        let info = source.info
+        let grids = Self.grids(info)
+        guard !grids.isEmpty else { throw CLIError("\(trace.path): the trace has no image spans to draw") }
+        let ids = try policy.ids(required: true)
+        let chosen = try RenderSupport.layers(layers, info: info)
+        let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
+        let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.budget, fidelity: policy.fidelity, title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
+        try output.write(figure, defaultName: "patches-\(info.name)-b\(policy.budget)")
+    }
+
+    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: Double, fidelity: Fidelity,
+                       title: (String) -> String, notes: [String] = []) -> Figure {
+        let grids = grids(info)
+        let kept: [[[Double]]] = runs.map { run in
+            // count[j]: (layer, KV head) pairs that keep position j.
+            var count = [Int](repeating: 0, count: info.shape.seqLen)
+            var pairs = 0
+            for d in run.decisions {
+                for h in d.heads {
+                    pairs += 1
+                    for j in h.kept where j < count.count { count[j] += 1 }
+                }
+            }
+            return grids.map { g in
+                (0 ..< g.span.grid.count).map { k in
+                    let j = g.span.positions.lowerBound + k
+                    return j < g.span.positions.upperBound && j < count.count ? Double(count[j]) / Double(max(pairs, 1)) : .nan
+                }
+            }
+        }
+        let images = grids.map { g in
+            PatchImage(title: g.title, rows: g.span.grid.rows, cols: g.span.grid.cols, levels: levels(g.span, info: info))
+        }
+        var sub = ["cell: fraction of (layer, KV head) pairs keeping the patch; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads"]
+        sub.append(runs.map { "\($0.id): C = \($0.nominal), C_act = \(RenderSupport.fmt($0.meanActual))" }.joined(separator: "   ") + "   (fidelity \(fidelity.rawValue))")
+        sub += notes
+        if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
+        let maxSide = grids.map { max($0.span.grid.rows, $0.span.grid.cols) }.max() ?? 8
+        let cell = maxSide >= 16 ? 140.0 : 110.0
+        let fig = PatchGridFigure(
+            policies: runs.map(\.id), images: images, kept: kept,
+            title: title("\(RenderSupport.traceTitle(info)): patches kept at budget \(budget)"), subtitle: sub, cellSize: cell)
+        return fig.build()
+    }
+}

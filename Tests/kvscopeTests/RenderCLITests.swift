@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+
+/// `kvscope render …` end to end, on the shipped real trace (177 tokens, 2 pseudo-images).
+@Suite("kvscope render")
+struct RenderCLITests {
+    static let trace = CLI.repo.appendingPathComponent("Examples/traces/smollm2-pseudoimg2x64-gen16-w24").path
+
+    /// Width and height from a PNG's IHDR, or nil when the bytes are not a PNG.
+    static func pngSize(_ url: URL) -> (width: Int, height: Int)? {
+        guard let d = FileManager.default.contents(atPath: url.path), d.count > 24 else { return nil }
+        let b = [UInt8](d.prefix(24))
+        guard b[0 ..< 8] == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], b[12 ..< 16] == [0x49, 0x48, 0x44, 0x52] else { return nil }
+        func be(_ i: Int) -> Int { b[i ..< i + 4].reduce(0) { $0 << 8 | Int($1) } }
+        return (be(16), be(20))
+    }
+
+    /// Runs `render args… --out dir/name` and checks exit 0, one "wrote" line, and the file.
+    @discardableResult
+    static func renders(_ args: [String], name: String, in dir: URL) throws -> URL {
+        let out = dir.appendingPathComponent(name)
+        let r = try CLI.run(["render"] + args + ["--out", out.path])
+        #expect(r.status == 0, "\(args): \(r.stderr)")
+        #expect(r.stdout.contains("wrote \(out.path)"), "\(r.stdout)")
+        #expect(FileManager.default.fileExists(atPath: out.path), "\(name) missing")
+        return out
+    }
+
+    @Test("each figure renders a plausible PNG", arguments: [
+        ["heatmap", "TRACE", "--layer", "3"],
+        ["heatmap", "TRACE", "--layer", "3", "--head", "2", "--norm", "linear", "--cmap", "magma"],
+        ["heatmap", "TRACE", "--layer", "0", "--grid", "--vmin", "auto"],
+        ["heatmap", "TRACE", "--layer", "5", "--mean", "--rows", "160:177", "--cols", "100:177", "--norm", "power"],
+        ["retention", "TRACE", "--policies", "h2o,snapkv,lookm", "--budget", "0.2"],
+        ["retention", "TRACE", "--policies", "text-prior", "--budget", "0.3", "--layers", "0-3", "--fidelity", "intended"],
+        ["patches", "TRACE", "--policies", "h2o,lookm", "--budget", "0.2"],
+        ["modality", "TRACE"],
+        ["modality", "TRACE", "--policies", "h2o,snapkv,lookm", "--budget", "0.2", "--layers", "0-9"],
+        ["merges", "TRACE", "--policy", "lookm", "--budget", "0.2", "--layer", "3", "--head", "1"],
+        ["merges", "TRACE", "--policy", "h2o", "--merge", "pivotal", "--layer", "2", "--range", "0:100"],
+    ])
+    func figurePNG(args: [String]) throws {
+        let dir = CLI.tempDir()
+        let out = try Self.renders(args.map { $0 == "TRACE" ? Self.trace : $0 }, name: "fig.png", in: dir)
+        let size = try #require(Self.pngSize(out))
+        #expect(size.width >= 400 && size.width <= 4000 && size.height >= 200 && size.height <= 4000, "\(size)")
+        // Nothing but the figure is left in the folder (the temporary file was renamed).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["fig.png"])
+    }
+
+    @Test func scaleSetsThePixelSize() throws {
+        let dir = CLI.tempDir()
+        let a = try Self.renders(["heatmap", Self.trace, "--layer", "1"], name: "a.png", in: dir)
+        let b = try Self.renders(["heatmap", Self.trace, "--layer", "1", "--scale", "1"], name: "b.png", in: dir)
+        let sa = try #require(Self.pngSize(a)), sb = try #require(Self.pngSize(b))
+        #expect(sa.width == 2 * sb.width && sa.height == 2 * sb.height)
+    }
+
+    @Test func svgAndPDFByExtension() throws {
+        let dir = CLI.tempDir()
+        let svg = try Self.renders(["retention", Self.trace, "--policies", "h2o", "--layers", "0-4"], name: "r.svg", in: dir)
+        let pdf = try Self.renders(["heatmap", Self.trace, "--layer", "2"], name: "h.pdf", in: dir)
+        let s = String(decoding: try Data(contentsOf: svg), as: UTF8.self)
+        #expect(s.contains("<svg") && s.contains("width=\"620"))
+        #expect(try Data(contentsOf: pdf).prefix(5) == Data("%PDF-".utf8))
+    }
+
+    @Test("the same inputs give the same bytes", arguments: [
+        (["heatmap", "TRACE", "--layer", "4", "--grid"], "png"),
+        (["heatmap", "TRACE", "--layer", "4"], "svg"),
+        (["retention", "TRACE", "--policies", "h2o,lookm", "--layers", "0-5"], "png"),
+        (["patches", "TRACE", "--policies", "snapkv"], "svg"),
+        (["modality", "TRACE", "--policies", "lookm", "--layers", "0-5"], "png"),
+    ])
+    func deterministic(args: [String], ext: String) throws {
+        let dir = CLI.tempDir()
+        let a = args.map { $0 == "TRACE" ? Self.trace : $0 }
+        let one = try Self.renders(a, name: "one.\(ext)", in: dir)
+        let two = try Self.renders(a, name: "two.\(ext)", in: dir)
+        #expect(try Data(contentsOf: one) == Data(contentsOf: two))
+    }
+
+    /// A results.csv in the long layout of METRICS.md, with quoted fields, per-layer rows and two traces.
+    static func resultsCSV(in dir: URL) throws -> URL {
+        // The columns of KVSimulator's ResultRow.columns.
+        var lines = ["trace,trace_hash,policy,params,fidelity,budget,budget_spec,compression_point,nominal_tokens,actual_tokens,metric,layer,head,image,value,eval_rows,eval_row_count,note"]
+        for (t, hash) in [("a", "h1"), ("b", "h2")] {
+            for policy in ["h2o", "snapkv", "lookm", "full"] {
+                for b in [0.1, 0.2, 0.5] {
+                    let kept = policy == "full" ? 1 : (policy == "lookm" ? b + 0.1 : b)
+                    for layer in 0 ..< 2 {
+                        let recall = policy == "full" ? 1 : min(1, 0.5 + b + (policy == "lookm" ? 0.1 : 0) + Double(layer) * 0.05 + (t == "b" ? 0.02 : 0))
+                        lines.append("\(t),\(hash),\(policy),\"window=32, kernel=7\",code,\(b),\"fraction \(b), s=0.5\",100,10,12,attention_recall,\(layer),all,,\(recall),future,16,")
+                        lines.append("\(t),\(hash),\(policy),\"\",code,\(b),b,100,10,12,kept_ratio,\(layer),all,,\(kept),future,16,\"a \"\"quoted\"\" note\"")
+                        lines.append("\(t),\(hash),\(policy),,code,\(b),b,100,10,12,output_error,\(layer),all,,,future,16,no q in trace")
+                    }
+                }
+            }
+        }
+        let url = dir.appendingPathComponent("results.csv")
+        try (lines.joined(separator: "\r\n") + "\r\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    @Test func curvesFromResultsCSV() throws {
+        let dir = CLI.tempDir()
+        let csv = try Self.resultsCSV(in: dir)
+        let out = try Self.renders(["curves", csv.path, "--metric", "attention_recall"], name: "c.png", in: dir)
+        #expect(Self.pngSize(out) != nil)
+        try Self.renders(["curves", csv.path, "--metric", "kept_ratio", "--x", "nominal", "--policies", "lookm,h2o"], name: "k.svg", in: dir)
+        // The wide layout: one column per metric.
+        let wide = dir.appendingPathComponent("wide.csv")
+        try "policy,budget,attention_recall\nh2o,0.1,0.6\nh2o,0.2,0.7\n\"lookm\",0.1,0.8\n".write(to: wide, atomically: true, encoding: .utf8)
+        try Self.renders(["curves", wide.path], name: "w.png", in: dir)
+    }
+
+    @Test("bad input: one line on stderr and exit status 2", arguments: [
+        (["render", "heatmap", "TRACE", "--layer", "99"], "--layer 99: not in the trace"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--head", "9"], "--head 9: the trace has 9 query heads"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--head", "1", "--mean"], "use only one of --head and --mean"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--out", "x.gif"], "unknown format 'gif'"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--rows", "0:10"], "the trace records rows 153..<177"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "--cols: '5:3' is not a range"),
+        (["render", "heatmap", "/nonexistent/trace", "--layer", "1"], "no such file or folder"),
+        (["render", "retention", "TRACE"], "give --policies"),
+        (["render", "retention", "TRACE", "--policies", "h2o,nope"], "unknown id 'nope'"),
+        (["render", "retention", "TRACE", "--policies", "h2o", "--budget", "1.5"], "--budget must be in (0, 1]"),
+        (["render", "patches", "TRACE", "--policies", "h2o", "--layers", "40"], "layer 40 is not in the trace"),
+        (["render", "modality", "TRACE", "--scale", "0"], "--scale must be in (0, 16]"),
+        (["render", "merges", "TRACE", "--policy", "h2o", "--layer", "1"], "does not merge"),
+        (["render", "merges", "TRACE", "--layer", "1", "--head", "3"], "--head 3: the trace has 3 KV heads"),
+        (["render", "curves", "/nonexistent/results.csv"], "cannot read the file"),
+        (["render", "curves", "CSV", "--metric", "no_such_metric"], "no values for metric 'no_such_metric'"),
+        (["render", "curves", "CSV", "--policies", "tova"], "--policies: 'tova' is not in"),
+        (["render", "curves", "BADCSV"], "unterminated quoted field"),
+        (["render", "nothing"], "Unexpected argument 'nothing'"),
+    ])
+    func badInput(args: [String], expected: String) throws {
+        let dir = CLI.tempDir()
+        let csv = try Self.resultsCSV(in: dir)
+        let bad = dir.appendingPathComponent("bad.csv")
+        try "policy,budget,metric,value\nh2o,0.1,attention_recall,\"0.5\n".write(to: bad, atomically: true, encoding: .utf8)
+        let subst = ["TRACE": Self.trace, "CSV": csv.path, "BADCSV": bad.path]
+        let r = try CLI.run(args.map { subst[$0] ?? $0 } + (args.contains("--out") ? [] : ["--out", dir.appendingPathComponent("x.png").path]).filter { _ in args.count > 2 })
+        #expect(r.status == 2, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.png").path))
+    }
+
+    @Test func helpListsTheFigures() throws {
+        let r = try CLI.run(["render", "--help"])
+        #expect(r.status == 0)
+        for s in ["heatmap", "retention", "patches", "curves", "modality", "merges"] { #expect(r.stdout.contains(s), "\(s)") }
+        let h = try CLI.run(["render", "heatmap", "--help"])
+        for s in ["--norm", "--cmap", "--grid", "--rows", "--out", "--scale", "viridis", "magma", "cividis"] { #expect(h.stdout.contains(s), "\(s)") }
+    }
+}

@@ -1,0 +1,67 @@
+"""`kvscope sweep` results load straight into pandas (pd.read_csv with no arguments).
+
+Run: KVSCOPE_BIN=.build/debug/kvscope python3 -m pytest Tests/python
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BIN = os.environ.get("KVSCOPE_BIN", str(Path(__file__).resolve().parents[2] / ".build" / "debug" / "kvscope"))
+
+COLUMNS = ["trace", "trace_hash", "policy", "params", "fidelity", "budget", "budget_spec", "compression_point",
+           "nominal_tokens", "actual_tokens", "metric", "layer", "head", "image", "value", "eval_rows",
+           "eval_row_count", "note"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    if not Path(BIN).exists():
+        pytest.skip(f"no kvscope binary at {BIN} (set KVSCOPE_BIN)")
+    root = tmp_path_factory.mktemp("sweep")
+    trace = root / "tiny"
+    subprocess.run([BIN, "synth", str(trace), "--preset", "tiny"], check=True, capture_output=True)
+    out = root / "out"
+    r = subprocess.run([BIN, "sweep", str(trace), "--policies", "full,h2o,lookm,oracle", "--budgets", "0.1,0.3",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", "no progress bar when stderr is not a terminal"
+    return out
+
+
+def test_loads_without_cleaning(sweep):
+    df = pd.read_csv(sweep / "results.csv")
+    assert list(df.columns) == COLUMNS
+    assert df["value"].dtype == "float64"
+    assert df["budget"].dtype == "float64"
+    assert df["compression_point"].dtype == "int64"
+    assert df["eval_row_count"].dtype == "int64"
+    assert set(df["eval_rows"]) <= {"future", "proxy", "none"}
+    # Omitted metrics are empty (NaN) with a note, never 0.
+    omitted = df[df["value"].isna()]
+    assert omitted["note"].notna().all()
+    assert df[df["value"].notna()]["note"].isna().all()
+
+
+def test_full_cache_is_exact_and_oracle_bounds(sweep):
+    df = pd.read_csv(sweep / "results.csv")
+    allrows = df[(df["layer"] == "all") & (df["head"] == "all")]
+    full = allrows[allrows["policy"] == "full"].set_index(["budget", "metric"])["value"]
+    assert (full.xs("attention_recall", level="metric") == 1.0).all()
+    assert (full.xs("output_error", level="metric") == 0.0).all()
+    rec = allrows[allrows["metric"] == "attention_recall"].pivot(index="budget", columns="policy", values="value")
+    assert (rec["oracle"] >= rec["h2o"] - 1e-12).all()
+
+
+def test_layers_and_json_agree(sweep):
+    df = pd.read_csv(sweep / "results.csv")
+    per_layer = df[df["layer"] != "all"]
+    assert per_layer["layer"].astype(int).between(0, 3).all()
+    doc = json.loads((sweep / "results.json").read_text())
+    assert len(doc["rows"]) == len(df)
+    assert doc["metadata"]["kvscope_version"]
+    assert doc["metadata"]["command_line"][1] == "sweep"
+    assert doc["rows"][0]["trace_hash"] == df["trace_hash"][0]
