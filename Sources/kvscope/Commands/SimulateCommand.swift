@@ -37,27 +37,13 @@ struct SimulateCommand: ParsableCommand {
     var saveCache: String?
 
     func validate() throws {
-        if let l = layers { _ = try Self.parseLayers(l) }
-    }
-
-    static func parseLayers(_ s: String) throws -> [Int] {
-        var out: [Int] = []
-        for part in s.split(separator: ",") {
-            let ab = part.split(separator: "-", omittingEmptySubsequences: false)
-            if ab.count == 1, let v = Int(ab[0]), v >= 0 { out.append(v); continue }
-            guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a <= b else {
-                throw ValidationError("--layers: '\(part)' is not a layer or a range a-b")
-            }
-            out += Array(a ... b)
-        }
-        guard !out.isEmpty else { throw ValidationError("--layers: empty list") }
-        return Array(Set(out)).sorted()
+        if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
     func run() throws {
         let source = try trace.open()
         let info = source.info
-        let chosen = try layers.map(Self.parseLayers) ?? info.recordedLayers
+        let chosen = try layers.map { try RenderSupport.layerList($0) } ?? info.recordedLayers
         if let missing = chosen.first(where: { !info.recordedLayers.contains($0) }) {
             throw ValidationError("--layers: layer \(missing) is not in the trace (recorded: \(info.recordedLayers.map(String.init).joined(separator: ",")))")
         }
