@@ -121,7 +121,7 @@ struct PropertyTests {
 
     @Test("Lemire bounded draws stay in range and cover it")
     func boundedDraws() {
-        var rng = PolicyRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var seen = Set<UInt64>()
         for _ in 0 ..< 2000 {
             let x = rng.bounded(7)
@@ -133,7 +133,7 @@ struct PropertyTests {
 
     @Test("top-k equals a full sort by (score desc, position asc)", arguments: [0, 1, 5, 30, 64])
     func topK(_ k: Int) {
-        var rng = PolicyRandom(seed: UInt64(k) + 3)
+        var rng = SplitMix64(seed: UInt64(k) + 3)
         let scores = (0 ..< 64).map { _ in Double(rng.bounded(10)) }   // many ties
         let got = Selection.topK(Array(0 ..< 64), k: k, score: { scores[$0] })
         let expected = (0 ..< 64).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }.prefix(k)

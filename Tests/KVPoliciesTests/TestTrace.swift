@@ -33,7 +33,7 @@ struct TestTrace: TraceSource {
 
     init(_ o: Options = Options()) {
         let T = o.prefill + o.future, H = o.heads, G = o.kvHeads, D = o.dim
-        var rng = PolicyRandom(seed: o.seed)
+        var rng = SplitMix64(seed: o.seed)
         func gauss() -> Double {
             let u1 = (Double(rng.next() >> 11) + 1) / 9_007_199_254_740_993.0, u2 = Double(rng.next() >> 11) / 9_007_199_254_740_992.0
             return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)

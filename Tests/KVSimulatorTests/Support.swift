@@ -54,7 +54,7 @@ struct ArrayTrace: TraceSource {
     /// A random trace with exact causal-softmax attention on every row, images at 8..<16 and 20..<24.
     static func random(layers: Int = 2, H: Int = 4, G: Int = 2, D: Int = 8, P: Int = 32, future: Int = 8, seed: UInt64 = 7) -> ArrayTrace {
         let T = P + future
-        var rng = PolicyRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         func u() -> Double { Double(rng.next() >> 11) / 9_007_199_254_740_992.0 * 2 - 1 }
         let map = TraceShape.defaultGQAMap(queryHeads: H, kvHeads: G)
         let scale = 1 / Double(D).squareRoot()

@@ -1,7 +1,9 @@
+import KVTrace
+
 /// `random`: a lower bound. Keeps the recent window `r` plus `hh` positions drawn uniformly
 /// without replacement from `[0, P−r)`, independently per (layer, KV head), ascending.
 ///
-/// Reproducible everywhere from `seed` (the run's `--seed`, default 0): PolicyRandom seeded per
+/// Reproducible everywhere from `seed` (the run's `--seed`, default 0): SplitMix64 seeded per
 /// (layer, KV head) by a fixed mix of `seed`, `layer` and `kvHead`; Lemire's multiply-and-reject
 /// bounded integers; a partial Fisher–Yates shuffle. Needs nothing from the trace.
 public struct RandomEviction: CachePolicy {
@@ -14,7 +16,7 @@ public struct RandomEviction: CachePolicy {
         if P <= b.nominal { return .whole(layer: context.layer, kvHeads: context.kvHeads, prefill: P, nominal: b.nominal, notes: [.earlyExit]) }
         let n = P - b.recent
         let heads = (0 ..< context.kvHeads).map { g -> HeadDecision in
-            var rng = PolicyRandom(seed: PolicyRandom.mix(context.options.seed, UInt64(context.layer), UInt64(g)))
+            var rng = SplitMix64(seed: SplitMix64.mix(context.options.seed, UInt64(context.layer), UInt64(g)))
             var pool = Array(0 ..< n)
             let k = min(b.heavy, n)
             for i in 0 ..< k {
@@ -27,17 +29,9 @@ public struct RandomEviction: CachePolicy {
     }
 }
 
-/// PolicyRandom (Steele, Lea, Flood 2014): a tiny, fully specified generator.
-public struct PolicyRandom: Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Seeded draws for `random`, on KVTrace's SplitMix64 (Steele, Lea, Flood 2014), so that the
+/// same seed gives the same selection everywhere.
+extension SplitMix64 {
     /// A uniform integer in `0 ..< bound` by Lemire's multiply-and-reject method.
     public mutating func bounded(_ bound: UInt64) -> UInt64 {
         precondition(bound > 0)
@@ -50,11 +44,11 @@ public struct PolicyRandom: Sendable {
     }
     /// The fixed seed mix of (seed, layer, head).
     public static func mix(_ seed: UInt64, _ layer: UInt64, _ head: UInt64) -> UInt64 {
-        var r = PolicyRandom(seed: seed)
+        var r = SplitMix64(seed: seed)
         var x = r.next()
-        r = PolicyRandom(seed: x ^ (layer &* 0xD1B5_4A32_D192_ED03))
+        r = SplitMix64(seed: x ^ (layer &* 0xD1B5_4A32_D192_ED03))
         x = r.next()
-        r = PolicyRandom(seed: x ^ (head &* 0x8CB9_2BA7_2F3D_8DD7))
+        r = SplitMix64(seed: x ^ (head &* 0x8CB9_2BA7_2F3D_8DD7))
         return r.next()
     }
 }
