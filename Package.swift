@@ -26,7 +26,7 @@ let package = Package(
         // C inner loops for KVPolicies (AVX2+FMA chosen at run time, portable fallback).
         .target(name: "CKernels"),
         // Replay engine, metrics, sweeps and result tables.
-        .target(name: "KVSimulator", dependencies: ["KVTrace", "KVPolicies"]),
+        .target(name: "KVSimulator", dependencies: ["KVTrace", "KVPolicies", "CKernels"]),
         // Backend-free charts (no Cairo here).
         .target(name: "KVPlot"),
         // Cairo bindings: only KVCairo imports it.

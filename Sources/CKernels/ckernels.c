@@ -319,3 +319,122 @@ void ck_f32_to_f64(const void *src, long n, double *dst) {
 #endif
     for (long i = 0; i < n; i++) dst[i] = (double)float_at(src, i);
 }
+
+// MARK: Weighted row sums (no FMA: results must match Swift's separate multiply and add)
+
+#pragma STDC FP_CONTRACT OFF
+
+static inline double elem_at(const void *v, int vtype, long i) {
+    switch (vtype) {
+    case CK_F32: return (double)float_at(v, i);
+    case CK_F16: return (double)half_at(v, i);
+    default: { double x; memcpy(&x, (const char *)v + 8 * i, 8); return x; }
+    }
+}
+
+static void accum_portable(long r, long d, const double *w, long ldw, const long *pos, long n,
+                           const void *v, int vtype, double *acc, int subtract) {
+    for (long i = 0; i < r; i++) {
+        double *y = acc + i * d;
+        for (long k = 0; k < n; k++) {
+            const long p = pos[k];
+            const double a = w[i * ldw + p];
+            for (long e = 0; e < d; e++) {
+                const double t = a * elem_at(v, vtype, p * d + e);
+                y[e] = subtract ? y[e] - t : y[e] + t;
+            }
+        }
+    }
+}
+
+#if CK_X86
+// Eight elements of row `p` from column `e`, as two vectors of doubles.
+__attribute__((target("avx2,f16c")))
+static inline void load8(const void *v, int vtype, long at, __m256d *lo, __m256d *hi) {
+    if (vtype == CK_F16) {
+        const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)v + 2 * at)));
+        *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
+        *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    } else if (vtype == CK_F32) {
+        const float *f = (const float *)v + at;
+        *lo = _mm256_cvtps_pd(_mm_loadu_ps(f));
+        *hi = _mm256_cvtps_pd(_mm_loadu_ps(f + 4));
+    } else {
+        const double *x = (const double *)v + at;
+        *lo = _mm256_loadu_pd(x);
+        *hi = _mm256_loadu_pd(x + 4);
+    }
+}
+
+#define CK_ROWS 4
+__attribute__((target("avx2,f16c")))
+static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *pos, long n,
+                         const void *v, int vtype, double *acc, int subtract) {
+    long i0 = 0;
+    for (; i0 + CK_ROWS <= r; i0 += CK_ROWS) {
+        for (long e = 0; e < d; e += 8) {
+            __m256d a0l = _mm256_loadu_pd(acc + (i0 + 0) * d + e), a0h = _mm256_loadu_pd(acc + (i0 + 0) * d + e + 4);
+            __m256d a1l = _mm256_loadu_pd(acc + (i0 + 1) * d + e), a1h = _mm256_loadu_pd(acc + (i0 + 1) * d + e + 4);
+            __m256d a2l = _mm256_loadu_pd(acc + (i0 + 2) * d + e), a2h = _mm256_loadu_pd(acc + (i0 + 2) * d + e + 4);
+            __m256d a3l = _mm256_loadu_pd(acc + (i0 + 3) * d + e), a3h = _mm256_loadu_pd(acc + (i0 + 3) * d + e + 4);
+            const double *w0 = w + (i0 + 0) * ldw, *w1 = w + (i0 + 1) * ldw, *w2 = w + (i0 + 2) * ldw, *w3 = w + (i0 + 3) * ldw;
+            if (subtract) {
+                for (long k = 0; k < n; k++) {
+                    const long p = pos[k];
+                    __m256d xl, xh;
+                    load8(v, vtype, p * d + e, &xl, &xh);
+                    __m256d b = _mm256_set1_pd(w0[p]);
+                    a0l = _mm256_sub_pd(a0l, _mm256_mul_pd(b, xl)); a0h = _mm256_sub_pd(a0h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w1[p]);
+                    a1l = _mm256_sub_pd(a1l, _mm256_mul_pd(b, xl)); a1h = _mm256_sub_pd(a1h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w2[p]);
+                    a2l = _mm256_sub_pd(a2l, _mm256_mul_pd(b, xl)); a2h = _mm256_sub_pd(a2h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w3[p]);
+                    a3l = _mm256_sub_pd(a3l, _mm256_mul_pd(b, xl)); a3h = _mm256_sub_pd(a3h, _mm256_mul_pd(b, xh));
+                }
+            } else {
+                for (long k = 0; k < n; k++) {
+                    const long p = pos[k];
+                    __m256d xl, xh;
+                    load8(v, vtype, p * d + e, &xl, &xh);
+                    __m256d b = _mm256_set1_pd(w0[p]);
+                    a0l = _mm256_add_pd(a0l, _mm256_mul_pd(b, xl)); a0h = _mm256_add_pd(a0h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w1[p]);
+                    a1l = _mm256_add_pd(a1l, _mm256_mul_pd(b, xl)); a1h = _mm256_add_pd(a1h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w2[p]);
+                    a2l = _mm256_add_pd(a2l, _mm256_mul_pd(b, xl)); a2h = _mm256_add_pd(a2h, _mm256_mul_pd(b, xh));
+                    b = _mm256_set1_pd(w3[p]);
+                    a3l = _mm256_add_pd(a3l, _mm256_mul_pd(b, xl)); a3h = _mm256_add_pd(a3h, _mm256_mul_pd(b, xh));
+                }
+            }
+            _mm256_storeu_pd(acc + (i0 + 0) * d + e, a0l); _mm256_storeu_pd(acc + (i0 + 0) * d + e + 4, a0h);
+            _mm256_storeu_pd(acc + (i0 + 1) * d + e, a1l); _mm256_storeu_pd(acc + (i0 + 1) * d + e + 4, a1h);
+            _mm256_storeu_pd(acc + (i0 + 2) * d + e, a2l); _mm256_storeu_pd(acc + (i0 + 2) * d + e + 4, a2h);
+            _mm256_storeu_pd(acc + (i0 + 3) * d + e, a3l); _mm256_storeu_pd(acc + (i0 + 3) * d + e + 4, a3h);
+        }
+    }
+    for (; i0 < r; i0++) {
+        const double *wi = w + i0 * ldw;
+        for (long e = 0; e < d; e += 8) {
+            __m256d al = _mm256_loadu_pd(acc + i0 * d + e), ah = _mm256_loadu_pd(acc + i0 * d + e + 4);
+            for (long k = 0; k < n; k++) {
+                const long p = pos[k];
+                __m256d xl, xh;
+                load8(v, vtype, p * d + e, &xl, &xh);
+                const __m256d b = _mm256_set1_pd(wi[p]);
+                if (subtract) { al = _mm256_sub_pd(al, _mm256_mul_pd(b, xl)); ah = _mm256_sub_pd(ah, _mm256_mul_pd(b, xh)); }
+                else { al = _mm256_add_pd(al, _mm256_mul_pd(b, xl)); ah = _mm256_add_pd(ah, _mm256_mul_pd(b, xh)); }
+            }
+            _mm256_storeu_pd(acc + i0 * d + e, al); _mm256_storeu_pd(acc + i0 * d + e + 4, ah);
+        }
+    }
+}
+#endif
+
+void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
+                   const void *v, int vtype, double *acc, int subtract) {
+#if CK_X86
+    if (d % 8 == 0 && ck_uses_avx2()) { accum_avx2_t(r, d, w, ldw, pos, n, v, vtype, acc, subtract); return; }
+#endif
+    accum_portable(r, d, w, ldw, pos, n, v, vtype, acc, subtract);
+}

@@ -41,6 +41,19 @@ void ck_f16_to_f32(const void *src, long n, float *dst);
 /// Little-endian float → double, exactly. `src` need not be aligned.
 void ck_f32_to_f64(const void *src, long n, double *dst);
 
+/// Element types of `ck_accum_rows`'s `v`.
+#define CK_F64 0
+#define CK_F32 1
+#define CK_F16 2
+
+/// For each of the `r` rows `i` and each `k` in `0 ..< n` in order, with `p = pos[k]`:
+/// `acc[i·d + e] = acc[i·d + e] ± w[i·ldw + p] · v[p·d + e]` for `e < d`, rounding the product
+/// and then the sum (no fused multiply-add), exactly as a scalar loop would, so results are
+/// bit-identical to `y += a·x` (or `y -= a·x` when `subtract`) done vector by vector in `Double`.
+/// `v` is little-endian of type `vtype` (CK_F64, CK_F32 or CK_F16), converted exactly.
+void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
+                   const void *v, int vtype, double *acc, int subtract);
+
 #ifdef __cplusplus
 }
 #endif

@@ -219,7 +219,7 @@ public struct LayerContext: Sendable {
     }
 
     /// `Tensor.copyDoubles`, with the vectorised CKernels conversions for little-endian f16 and f32.
-    static func copyDoubles(_ t: Tensor, from start: Int, count n: Int, into out: UnsafeMutablePointer<Double>) {
+    public static func copyDoubles(_ t: Tensor, from start: Int, count n: Int, into out: UnsafeMutablePointer<Double>) {
         precondition(start >= 0 && start + n <= t.count)
         let p = t.storage.base + t.offset + start * t.dtype.width
         switch (t.dtype, t.byteSwapped) {

@@ -61,9 +61,10 @@ public struct EvaluationContext: Sendable {
     public let topSets: [[Int]]
 
     // Exact outputs (q, k, v).
-    /// Full keys and values `[KVH][T][D]`, or nil with `outputNote`.
-    public let keys: [Double]?
-    public let values: [Double]?
+    /// Keys and values `[KVH][T][D]` of the layer (read in place), when recorded.
+    let keyRows: KVRows?
+    let valueRows: KVRows?
+    /// Queries of the evaluation rows `[H·R·D]`, or nil with `outputNote`.
     public let queries: [Double]?
     public let outputNote: String?
     /// `exp(s·q·k_j − m)` for `j ≤ i`, else 0: `[H·R·T]`; `m` per row.
@@ -150,7 +151,8 @@ public struct EvaluationContext: Sendable {
         }
         prefixMass = pm; tailMass = tm; modalityMass = mm; topSets = tops
 
-        // Exact outputs from q, k, v.
+        // Exact outputs from q, k, v: one KV head's keys converted to `Double` at a time; values
+        // are read in place by the accumulation kernel.
         var oNote: String? = nil
         let kt = ctx.tensors.keys, vt = ctx.tensors.values, qt = ctx.tensors.queries
         if R == 0 { oNote = aNote }
@@ -159,10 +161,14 @@ public struct EvaluationContext: Sendable {
         else if vt == nil { oNote = "needs v: the trace has none" }
         else if chosen.lowerBound < qr.lowerBound || chosen.upperBound > qr.upperBound { oNote = "needs q of rows \(chosen.lowerBound)..<\(chosen.upperBound)" }
         outputNote = oNote
+        let vrows = vt.map { KVRows($0, seqLen: T, headDim: D) }
+        let krows = kt.map { KVRows($0, seqLen: T, headDim: D) }
+        valueRows = vrows
+        keyRows = krows
+        let prefixPositions = Array(0 ..< P), tailPositions = Array(P ..< T)
         var w = [Double](), mx = [Double](), pn = [Double](), pz = [Double](), tn = [Double](), tz = [Double](), fo = [Double]()
-        var kk: [Double]? = nil, vv: [Double]? = nil, qq: [Double]? = nil
-        if oNote == nil, let kt, let vt, let qt {
-            let kd = kt.doubles(), vd = vt.doubles()
+        var qq: [Double]? = nil
+        if oNote == nil, let krows, let vrows, let qt {
             let Q = qr.count
             var q = [Double](repeating: 0, count: H * R * D)
             q.withUnsafeMutableBufferPointer { b in
@@ -174,10 +180,14 @@ public struct EvaluationContext: Sendable {
             pz = [Double](repeating: 0, count: H * R); tz = pz
             fo = pn
             let map = kvHeadOfQueryHead, sc = scale
-            kd.withUnsafeBufferPointer { kb in vd.withUnsafeBufferPointer { vb in q.withUnsafeBufferPointer { qb in
+            var kbuf = [Double](repeating: 0, count: T * D)
+            var lastG = -1
+            kbuf.withUnsafeMutableBufferPointer { kbm in q.withUnsafeBufferPointer { qb in
                 w.withUnsafeMutableBufferPointer { wb in pn.withUnsafeMutableBufferPointer { pnb in tn.withUnsafeMutableBufferPointer { tnb in
+                    let kb = UnsafePointer(kbm.baseAddress!)
                     for h in 0 ..< H {
                         let g = map[h]
+                        if g != lastG { krows.copyHead(g, into: kbm.baseAddress!); lastG = g }
                         for r in 0 ..< R {
                             let i = chosen.lowerBound + r
                             let n = min(i + 1, T)
@@ -185,55 +195,50 @@ public struct EvaluationContext: Sendable {
                             let qp = qb.baseAddress! + (h * R + r) * D
                             var m = -Double.infinity
                             for j in 0 ..< n {
-                                let l = sc * Kernels.dot(qp, kb.baseAddress! + (g * T + j) * D, D)
+                                let l = sc * Kernels.dot(qp, kb + j * D, D)
                                 row[j] = l
                                 m = Swift.max(m, l)
                             }
                             for j in 0 ..< n { row[j] = Foundation.exp(row[j] - m) }
                             mx[h * R + r] = m
                             var z = 0.0
-                            let acc = pnb.baseAddress! + (h * R + r) * D
-                            for j in 0 ..< min(P, n) {
-                                z += row[j]
-                                Kernels.axpy(row[j], vb.baseAddress! + (g * T + j) * D, acc, D)
-                            }
+                            for j in 0 ..< min(P, n) { z += row[j] }
                             pz[h * R + r] = z
                             var zt = 0.0
-                            let tacc = tnb.baseAddress! + (h * R + r) * D
-                            if n > P { for j in P ..< n { zt += row[j]; Kernels.axpy(row[j], vb.baseAddress! + (g * T + j) * D, tacc, D) } }
+                            if n > P { for j in P ..< n { zt += row[j] } }
                             tz[h * R + r] = zt
                         }
+                        let wh = UnsafePointer(wb.baseAddress! + h * R * T)
+                        vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: wh, ldw: T,
+                                               positions: prefixPositions, into: pnb.baseAddress! + h * R * D, subtract: false)
+                        vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: wh, ldw: T,
+                                               positions: tailPositions, into: tnb.baseAddress! + h * R * D, subtract: false)
                     }
                 } } }
-            } } }
+            } }
             for x in 0 ..< H * R {
                 let z = pz[x] + tz[x]
                 for d in 0 ..< D { fo[x * D + d] = (pn[x * D + d] + tn[x * D + d]) / z }
             }
-            kk = kd; vv = vd; qq = q
+            qq = q
         }
-        keys = kk; values = vv; queries = qq
+        queries = qq
         weights = w; rowMax = mx; prefixNum = pn; prefixZ = pz; tailNum = tn; tailZ = tz; fullOutput = fo
 
         // Eviction-only estimate from the attention rows and v.
         var eNote: String? = nil
         var epn = [Double](), etn = [Double](), efo = [Double]()
-        if let a = attn, let vt {
-            let vd = vv ?? vt.doubles()
+        if let a = attn, let vrows {
             epn = [Double](repeating: 0, count: H * R * D); etn = epn; efo = epn
             let map = kvHeadOfQueryHead
-            vd.withUnsafeBufferPointer { vb in epn.withUnsafeMutableBufferPointer { pb in etn.withUnsafeMutableBufferPointer { tb in
+            a.withUnsafeBufferPointer { ab in epn.withUnsafeMutableBufferPointer { pb in etn.withUnsafeMutableBufferPointer { tb in
                 for h in 0 ..< H {
                     let g = map[h]
-                    for r in 0 ..< R {
-                        let i = chosen.lowerBound + r
-                        let n = min(i + 1, T)
-                        let base = (h * R + r) * T
-                        let acc = pb.baseAddress! + (h * R + r) * D
-                        for j in 0 ..< min(P, n) { Kernels.axpy(a[base + j], vb.baseAddress! + (g * T + j) * D, acc, D) }
-                        let tacc = tb.baseAddress! + (h * R + r) * D
-                        if n > P { for j in P ..< n { Kernels.axpy(a[base + j], vb.baseAddress! + (g * T + j) * D, tacc, D) } }
-                    }
+                    let ah = ab.baseAddress! + h * R * T
+                    vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: ah, ldw: T,
+                                           positions: prefixPositions, into: pb.baseAddress! + h * R * D, subtract: false)
+                    vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: ah, ldw: T,
+                                           positions: tailPositions, into: tb.baseAddress! + h * R * D, subtract: false)
                 }
             } } }
             for x in 0 ..< H * R {

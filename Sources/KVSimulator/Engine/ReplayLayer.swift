@@ -51,51 +51,57 @@ public struct ReplayLayer: Sendable {
                 var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: c.modalities.count)
                 var hit = [Int](repeating: 0, count: R)
                 let complement = head.evicted.count < head.kept.count
-                for r in 0 ..< R {
-                    let i = c.rows.lowerBound + r
-                    let base = (h * R + r) * T
-                    if complement {
-                        var s = 0.0
-                        for p in head.evicted where p <= i { s += a[base + p] }
-                        mass[r] = c.prefixMass[h * R + r] - s
-                    } else {
-                        var s = 0.0
-                        for p in ascending where p <= i { s += a[base + p] }
-                        mass[r] = s
-                    }
-                    for p in ascending where p <= i { mod[modIndex[p]][r] += a[base + p] }
-                    hit[r] = c.topSets[h * R + r].reduce(0) { $0 + (mask[$1] ? 1 : 0) }
-                }
+                let M = c.modalities.count
+                var modAcc = [Double](repeating: 0, count: M)
+                a.withUnsafeBufferPointer { ab in head.evicted.withUnsafeBufferPointer { ev in ascending.withUnsafeBufferPointer { asc in
+                    modIndex.withUnsafeBufferPointer { mi in modAcc.withUnsafeMutableBufferPointer { macc in mask.withUnsafeBufferPointer { mk in
+                        for r in 0 ..< R {
+                            let i = c.rows.lowerBound + r
+                            let row = ab.baseAddress! + (h * R + r) * T
+                            if complement {
+                                var s = 0.0
+                                for p in ev where p <= i { s += row[p] }
+                                mass[r] = c.prefixMass[h * R + r] - s
+                            } else {
+                                var s = 0.0
+                                for p in asc where p <= i { s += row[p] }
+                                mass[r] = s
+                            }
+                            for m in 0 ..< M { macc[m] = 0 }
+                            for p in asc where p <= i { macc[mi[p]] += row[p] }
+                            for m in 0 ..< M { mod[m][r] = macc[m] }
+                            var n = 0
+                            for t in c.topSets[h * R + r] where mk[t] { n += 1 }
+                            hit[r] = n
+                        }
+                    } } }
+                } } }
                 km[h] = mass; kmm[h] = mod; hits[h] = hit
             }
-            if let V = c.values, let K = c.keys, let Q = c.queries {
+            if let V = c.valueRows, let K = c.keyRows, let Q = c.queries, c.outputNote == nil {
                 outs[h] = Self.output(head, g: g, h: h, K: K, V: V, Q: Q, c: c, merged: merging)
             }
-            if let a = c.attention, c.evictNote == nil, !merging {
+            if let a = c.attention, let V = c.valueRows, c.evictNote == nil, !merging {
                 // Eviction estimate: o' = Σ_{S ∪ [P,i]} A v / Σ_{same} A.
                 var o = [Double](repeating: 0, count: R * D)
-                let vsrc = c.values
-                let vt = vsrc == nil ? nil : vsrc!
                 let complement = head.evicted.count < head.kept.count
                 o.withUnsafeMutableBufferPointer { ob in
-                    c.evictPrefixNum.withUnsafeBufferPointer { pn in c.evictTailNum.withUnsafeBufferPointer { tn in
-                        let vv = vt ?? []
-                        vv.withUnsafeBufferPointer { vb in
-                            for r in 0 ..< R {
-                                let acc = ob.baseAddress! + r * D
-                                let i = c.rows.lowerBound + r
-                                let base = (h * R + r) * T
-                                if complement {
-                                    acc.update(from: pn.baseAddress! + (h * R + r) * D, count: D)
-                                    for p in head.evicted where p <= i { Kernels.axmy(a[base + p], vb.baseAddress! + (g * T + p) * D, acc, D) }
-                                } else {
-                                    for p in ascending where p <= i { Kernels.axpy(a[base + p], vb.baseAddress! + (g * T + p) * D, acc, D) }
-                                }
-                                let z = km[h][r] + c.tailMass[h * R + r]
-                                for d in 0 ..< D { acc[d] = z > 0 ? (acc[d] + tn[(h * R + r) * D + d]) / z : 0 }
-                            }
+                    c.evictPrefixNum.withUnsafeBufferPointer { pn in c.evictTailNum.withUnsafeBufferPointer { tn in a.withUnsafeBufferPointer { ab in
+                        let ah = ab.baseAddress! + h * R * T
+                        if complement {
+                            ob.baseAddress!.update(from: pn.baseAddress! + h * R * D, count: R * D)
+                            V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                               positions: head.evicted, into: ob.baseAddress!, subtract: true)
+                        } else {
+                            V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                               positions: ascending, into: ob.baseAddress!, subtract: false)
                         }
-                    } }
+                        for r in 0 ..< R {
+                            let acc = ob.baseAddress! + r * D
+                            let z = km[h][r] + c.tailMass[h * R + r]
+                            for d in 0 ..< D { acc[d] = z > 0 ? (acc[d] + tn[(h * R + r) * D + d]) / z : 0 }
+                        }
+                    } } }
                 }
                 eouts[h] = o
             }
@@ -105,7 +111,7 @@ public struct ReplayLayer: Sendable {
 
     /// `o'` for query head `h` on every evaluation row: softmax over the kept slots (merged keys
     /// re-scored as `s·q·k'`) and positions `P..i`, values `V'` in merged slots.
-    static func output(_ head: HeadDecision, g: Int, h: Int, K: [Double], V: [Double], Q: [Double], c: EvaluationContext,
+    static func output(_ head: HeadDecision, g: Int, h: Int, K: KVRows, V: KVRows, Q: [Double], c: EvaluationContext,
                        merged: Bool) -> [Double] {
         let R = c.rowCount, D = c.headDim, T = c.seqLen
         var o = [Double](repeating: 0, count: R * D)
@@ -120,45 +126,53 @@ public struct ReplayLayer: Sendable {
                 let pv = head.kept[m.slot]
                 var ak = accK[m.slot] ?? [Double](repeating: 0, count: D)
                 var av = accV[m.slot] ?? [Double](repeating: 0, count: D)
+                let ks = K.vector(g, m.source), kp = K.vector(g, pv), vs = V.vector(g, m.source), vp = V.vector(g, pv)
                 for d in 0 ..< D {
-                    ak[d] += m.sourceWeight * K[(g * T + m.source) * D + d] + m.pivotWeight * K[(g * T + pv) * D + d]
-                    av[d] += m.sourceWeight * V[(g * T + m.source) * D + d] + m.pivotWeight * V[(g * T + pv) * D + d]
+                    ak[d] += m.sourceWeight * ks[d] + m.pivotWeight * kp[d]
+                    av[d] += m.sourceWeight * vs[d] + m.pivotWeight * vp[d]
                 }
                 accK[m.slot] = ak; accV[m.slot] = av
                 count[m.slot, default: 0] += 1
             }
             for (s, n) in count {
                 let pv = head.kept[s], div = Double(1 + n)
-                slotK[s] = (0 ..< D).map { (K[(g * T + pv) * D + $0] + accK[s]![$0]) / div }
-                slotV[s] = (0 ..< D).map { (V[(g * T + pv) * D + $0] + accV[s]![$0]) / div }
+                let kp = K.vector(g, pv), vp = V.vector(g, pv)
+                slotK[s] = (0 ..< D).map { (kp[$0] + accK[s]![$0]) / div }
+                slotV[s] = (0 ..< D).map { (vp[$0] + accV[s]![$0]) / div }
             }
         }
         let complement = slotK.isEmpty && head.evicted.count < head.kept.count
-        c.weights.withUnsafeBufferPointer { wb in V.withUnsafeBufferPointer { vb in Q.withUnsafeBufferPointer { qb in
+        let first = c.rows.lowerBound
+        c.weights.withUnsafeBufferPointer { wb in Q.withUnsafeBufferPointer { qb in
             o.withUnsafeMutableBufferPointer { ob in
-                let w0 = wb.baseAddress!, v0 = vb.baseAddress!, o0 = ob.baseAddress!
+                let w0 = wb.baseAddress!, o0 = ob.baseAddress!
+                let wh = w0 + h * R * T
                 if complement {
+                    c.prefixNum.withUnsafeBufferPointer { o0.update(from: $0.baseAddress! + h * R * D, count: R * D) }
                     for r in 0 ..< R {
-                        let i = c.rows.lowerBound + r
-                        let acc = o0 + r * D
-                        c.prefixNum.withUnsafeBufferPointer { acc.update(from: $0.baseAddress! + (h * R + r) * D, count: D) }
+                        let i = first + r
                         var zz = c.prefixZ[h * R + r]
-                        for p in head.evicted where p <= i {
-                            let wt = w0[(h * R + r) * T + p]
-                            zz -= wt
-                            Kernels.axmy(wt, v0 + (g * T + p) * D, acc, D)
-                        }
+                        for p in head.evicted where p <= i { zz -= wh[r * T + p] }
                         z[r] = zz
                     }
+                    V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
                 } else {
                     // Kept slots in ascending position order (the full cache then sums exactly as the reference).
+                    // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
                     let order = head.kept.indices.sorted { head.kept[$0] < head.kept[$1] }
+                    var run: [Int] = []
+                    run.reserveCapacity(order.count)
+                    func flush() {
+                        V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
+                        run.removeAll(keepingCapacity: true)
+                    }
                     for s in order {
                         let p = head.kept[s]
                         if let kp = slotK[s], let vp = slotV[s] {
+                            flush()
                             vp.withUnsafeBufferPointer { vpb in kp.withUnsafeBufferPointer { kpb in
                                 for r in 0 ..< R {
-                                    let i = c.rows.lowerBound + r
+                                    let i = first + r
                                     guard p <= i else { continue }
                                     let l = c.scale * Kernels.dot(qb.baseAddress! + (h * R + r) * D, kpb.baseAddress!, D)
                                     let wt = Foundation.exp(l - c.rowMax[h * R + r])
@@ -167,22 +181,18 @@ public struct ReplayLayer: Sendable {
                                 }
                             } }
                         } else {
-                            let vp = v0 + (g * T + p) * D
-                            for r in 0 ..< R {
-                                let wt = w0[(h * R + r) * T + p]
-                                if p > c.rows.lowerBound + r { continue }
-                                z[r] += wt
-                                Kernels.axpy(wt, vp, o0 + r * D, D)
-                            }
+                            for r in 0 ..< R where p <= first + r { z[r] += wh[r * T + p] }
+                            run.append(p)
                         }
                     }
+                    flush()
                 }
                 for r in 0 ..< R {
                     let zt = z[r] + c.tailZ[h * R + r]
                     for d in 0 ..< D { o0[r * D + d] = (o0[r * D + d] + c.tailNum[(h * R + r) * D + d]) / zt }
                 }
             }
-        } } }
+        } }
         return o
     }
 }

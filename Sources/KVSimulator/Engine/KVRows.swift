@@ -1,0 +1,80 @@
+import CKernels
+import KVPolicies
+import KVTrace
+
+/// Keys or values `[KVH][T][D]` of one layer, read in place from the mapped tensor when it is
+/// little-endian f16, f32 or f64 (converted exactly to `Double` inside the kernels), else
+/// converted once to `Double`. Keeps the layer's storage alive.
+struct KVRows: @unchecked Sendable {
+    let tensor: Tensor
+    /// Converted copy for the dtypes the kernels do not read directly.
+    let converted: [Double]?
+    let vtype: Int32
+    let seqLen: Int, headDim: Int
+
+    init(_ t: Tensor, seqLen: Int, headDim: Int) {
+        tensor = t
+        self.seqLen = seqLen
+        self.headDim = headDim
+        switch (t.dtype, t.byteSwapped) {
+        case (.f16, false): vtype = Int32(CK_F16); converted = nil
+        case (.f32, false): vtype = Int32(CK_F32); converted = nil
+        case (.f64, false): vtype = Int32(CK_F64); converted = nil
+        default: vtype = Int32(CK_F64); converted = t.doubles()
+        }
+    }
+
+    /// Calls `body` with the first element of KV head `g` (element type `vtype`).
+    func withHead<R>(_ g: Int, _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+        let start = g * seqLen * headDim
+        if let c = converted { return try c.withUnsafeBufferPointer { try body(UnsafeRawPointer($0.baseAddress! + start)) } }
+        return try body(tensor.storage.base + tensor.offset + start * tensor.dtype.width)
+    }
+
+    /// Vector `(g, p)` as `Double`.
+    func vector(_ g: Int, _ p: Int) -> [Double] {
+        let D = headDim
+        if let c = converted { return Array(c[(g * seqLen + p) * D ..< (g * seqLen + p + 1) * D]) }
+        return [Double](unsafeUninitializedCapacity: D) { b, n in
+            LayerContext.copyDoubles(tensor, from: (g * seqLen + p) * D, count: D, into: b.baseAddress!)
+            n = D
+        }
+    }
+
+    /// Rows of KV head `g` as `Double` into `out` (`T·D` elements).
+    func copyHead(_ g: Int, into out: UnsafeMutablePointer<Double>) {
+        let n = seqLen * headDim
+        if let c = converted { c.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + g * n, count: n) }; return }
+        LayerContext.copyDoubles(tensor, from: g * n, count: n, into: out)
+    }
+
+    /// `acc[r] ±= Σ_k w[r][pos[k]] · v_g[pos[k]]` for `r < rows`, in the order of `pos`
+    /// (`w` rows `ldw` apart, `acc` rows `D` apart).
+    func accumulate(head g: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
+                    into acc: UnsafeMutablePointer<Double>, subtract: Bool) {
+        guard !pos.isEmpty, rows > 0 else { return }
+        withHead(g) { v in
+            pos.withUnsafeBufferPointer { pb in
+                ck_accum_rows(rows, headDim, w, ldw, pb.baseAddress!, pos.count, v, vtype, acc, subtract ? 1 : 0)
+            }
+        }
+    }
+
+    /// The same for evaluation rows `first ..< first + rows` (absolute positions), honouring the
+    /// causal limit `p ≤ i` per row: one blocked call when every position is visible to every
+    /// row, else one call per row with its visible positions (same order).
+    func accumulateCausal(head g: Int, firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int,
+                          positions pos: [Int], into acc: UnsafeMutablePointer<Double>, subtract: Bool) {
+        guard !pos.isEmpty, rows > 0 else { return }
+        let maxP = pos.max()!
+        if maxP <= firstRow {
+            accumulate(head: g, rows: rows, weights: w, ldw: ldw, positions: pos, into: acc, subtract: subtract)
+            return
+        }
+        for r in 0 ..< rows {
+            let i = firstRow + r
+            let mine = maxP <= i ? pos : pos.filter { $0 <= i }
+            accumulate(head: g, rows: 1, weights: w + r * ldw, ldw: ldw, positions: mine, into: acc + r * headDim, subtract: subtract)
+        }
+    }
+}
