@@ -49,6 +49,22 @@ enum RowMean {
         for r in 0 ..< R { if let v = f(r) { s += v; n += 1 } }
         return n > 0 ? s / Double(n) : nil
     }
+
+    /// Per query head, the row mean of `‖o − o'‖ / ‖o‖`, with `full` laid out `[H, R, D]` and
+    /// `approx[h]` laid out `[R, D]`; rows with `‖o‖ = 0` are left out.
+    static func relativeL2(id: String, full: [Double], approx: [[Double]], heads: Int, rows R: Int, dim D: Int) -> [MetricValue] {
+        (0 ..< heads).map { h in
+            MetricValue(id, head: h, value: mean(R) { r in
+                var num = 0.0, den = 0.0
+                for d in 0 ..< D {
+                    let o = full[(h * R + r) * D + d], e = o - approx[h][r * D + d]
+                    num += e * e
+                    den += o * o
+                }
+                return den > 0 ? (num / den).squareRoot() : nil
+            })
+        }
+    }
 }
 
 /// The metrics of METRICS.md, in the order results list them.

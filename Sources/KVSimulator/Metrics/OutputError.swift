@@ -9,17 +9,6 @@ public struct OutputError: Metric {
     public init() {}
     public func missing(_ layer: ReplayLayer, _ c: EvaluationContext) -> String? { c.outputNote }
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
-        let R = c.rowCount, D = c.headDim
-        return (0 ..< c.queryHeads).map { h in
-            MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
-                var num = 0.0, den = 0.0
-                for d in 0 ..< D {
-                    let o = c.fullOutput[(h * R + r) * D + d], e = o - layer.outputs[h][r * D + d]
-                    num += e * e
-                    den += o * o
-                }
-                return den > 0 ? (num / den).squareRoot() : nil
-            })
-        }
+        RowMean.relativeL2(id: Self.id, full: c.fullOutput, approx: layer.outputs, heads: c.queryHeads, rows: c.rowCount, dim: c.headDim)
     }
 }

@@ -12,17 +12,6 @@ public struct OutputErrorEvict: Metric {
         return layer.merges ? "undefined for merging policies (use output_error)" : nil
     }
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
-        let R = c.rowCount, D = c.headDim
-        return (0 ..< c.queryHeads).map { h in
-            MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
-                var num = 0.0, den = 0.0
-                for d in 0 ..< D {
-                    let o = c.evictFullOutput[(h * R + r) * D + d], e = o - layer.evictOutputs[h][r * D + d]
-                    num += e * e
-                    den += o * o
-                }
-                return den > 0 ? (num / den).squareRoot() : nil
-            })
-        }
+        RowMean.relativeL2(id: Self.id, full: c.evictFullOutput, approx: layer.evictOutputs, heads: c.queryHeads, rows: c.rowCount, dim: c.headDim)
     }
 }
