@@ -30,12 +30,16 @@ struct KVScope: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit { exit(withError: error) }
-            let message: String
+            var message: String
             switch error {
             case let e as TraceError: message = e.description
             case let e as CLIError: message = e.description
             case let e as PolicyError: message = e.description
             default: message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            }
+            // `render heatmap --grid` drew every head before the bare-array flags came to it.
+            if message.hasPrefix("Missing value for '--grid"), CommandLine.arguments.contains("heatmap") {
+                message += " (the patch grid of bare arrays; every head as small multiples is --all-heads)"
             }
             FileHandle.standardError.write(Data("kvscope: error: \(message)\n".utf8))
             Foundation.exit(2)

@@ -19,10 +19,11 @@ struct CLI {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ args: [String], env: [String: String] = [:]) throws -> Result {
+    static func run(_ args: [String], env: [String: String] = [:], cwd: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
+        if let cwd { p.currentDirectoryURL = cwd }
         var e = ProcessInfo.processInfo.environment
         for (k, v) in env { e[k] = v }
         p.environment = e

@@ -1,4 +1,5 @@
 import Foundation
+import KVTrace
 import Testing
 
 /// `kvscope render …` end to end, on the shipped real trace (177 tokens, 2 pseudo-images).
@@ -29,7 +30,7 @@ struct RenderCLITests {
     @Test("each figure renders a plausible PNG", arguments: [
         ["heatmap", "TRACE", "--layer", "3"],
         ["heatmap", "TRACE", "--layer", "3", "--head", "2", "--norm", "linear", "--cmap", "magma"],
-        ["heatmap", "TRACE", "--layer", "0", "--grid", "--vmin", "auto"],
+        ["heatmap", "TRACE", "--layer", "0", "--all-heads", "--vmin", "auto"],
         ["heatmap", "TRACE", "--layer", "5", "--mean", "--rows", "160:177", "--cols", "100:177", "--norm", "power"],
         ["retention", "TRACE", "--policies", "h2o,snapkv,lookm", "--budget", "0.2"],
         ["retention", "TRACE", "--policies", "text-prior", "--budget", "0.3", "--layers", "0-3", "--fidelity", "intended"],
@@ -66,7 +67,7 @@ struct RenderCLITests {
     }
 
     @Test("the same inputs give the same bytes", arguments: [
-        (["heatmap", "TRACE", "--layer", "4", "--grid"], "png"),
+        (["heatmap", "TRACE", "--layer", "4", "--all-heads"], "png"),
         (["heatmap", "TRACE", "--layer", "4"], "svg"),
         (["retention", "TRACE", "--policies", "h2o,lookm", "--layers", "0-5"], "png"),
         (["patches", "TRACE", "--policies", "snapkv"], "svg"),
@@ -148,11 +149,158 @@ struct RenderCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.png").path))
     }
 
+    // MARK: heatmap and merges on bare arrays (TraceOptions: --layer in both meanings)
+
+    /// The LOOK-M oracle fixture: bare HQT arrays, 3 heads, 160 tokens, two images.
+    static let oracle = CLI.shared.appendingPathComponent("fixtures/lookm-oracle/s1_text_heavy.npz").path
+    static let oracleFlags = ["--attn", "in_attention", "--keys", "in_keys", "--values", "in_values",
+                              "--queries", "in_queries", "--token-kind", "in_token_kind"]
+
+    @Test("heatmap and merges on the oracle fixture with mapping flags",
+          .enabled(if: CLI.sharedExists, "needs ../shared beside the project"), arguments: [
+        ["heatmap", "--all-heads"],
+        ["heatmap", "--head", "2", "--norm", "linear", "--cols", "30:130"],
+        ["heatmap", "--layer", "5", "--mean"],
+        ["merges", "--policy", "lookm", "--budget", "0.2", "--head", "1"],
+        ["merges", "--policy", "h2o", "--merge", "pivotal", "--layer", "5", "--range", "20:140"],
+    ])
+    func oracleFigure(args: [String]) throws {
+        let dir = CLI.tempDir()
+        let out = try Self.renders([args[0], Self.oracle] + Self.oracleFlags + args.dropFirst(), name: "fig.png", in: dir)
+        let size = try #require(Self.pngSize(out))
+        #expect(size.width >= 400 && size.width <= 4000 && size.height >= 200 && size.height <= 4000, "\(size)")
+    }
+
+    /// Causal attention rows `[H, T, T]` (row i spread over 0…i, head-dependent), one layer.
+    static func attention(heads H: Int, tokens T: Int, seed: Int) -> [Float] {
+        var a = [Float](repeating: 0, count: H * T * T)
+        for h in 0 ..< H { for i in 0 ..< T {
+            let w = (0 ... i).map { j in Float(1 + (j * 7 + h * 3 + i + seed) % 5) }
+            let sum = w.reduce(0, +)
+            for j in 0 ... i { a[(h * T + i) * T + j] = w[j] / sum }
+        } }
+        return a
+    }
+
+    /// Keys or values `[KVH, T, D]` that differ from token to token.
+    static func vectors(kvHeads: Int, tokens T: Int, dim D: Int, seed: Int) -> [Float] {
+        (0 ..< kvHeads * T * D).map { Float(sin(Double($0 * 13 + seed) * 0.37)) }
+    }
+
+    /// Writes bare `.npy` files into a new folder: `a.npy` ([H,T,T] HQT), `k.npy`, `v.npy`
+    /// ([KVH,T,D]), `lhqt2.npy` ([2,H,T,T]) and `lhqt1.npy` ([1,H,T,T]).
+    static func bareArrays() throws -> URL {
+        let dir = CLI.tempDir()
+        let H = 4, KVH = 2, T = 12, D = 4
+        let a = attention(heads: H, tokens: T, seed: 0)
+        try NPYWriter.write(TensorData(name: "attn", floats: a, shape: [H, T, T], as: .f32), to: dir.appendingPathComponent("a.npy"))
+        try NPYWriter.write(TensorData(name: "k", floats: vectors(kvHeads: KVH, tokens: T, dim: D, seed: 1), shape: [KVH, T, D], as: .f32),
+                            to: dir.appendingPathComponent("k.npy"))
+        try NPYWriter.write(TensorData(name: "v", floats: vectors(kvHeads: KVH, tokens: T, dim: D, seed: 2), shape: [KVH, T, D], as: .f32),
+                            to: dir.appendingPathComponent("v.npy"))
+        try NPYWriter.write(TensorData(name: "attn", floats: a + attention(heads: H, tokens: T, seed: 1), shape: [2, H, T, T], as: .f16),
+                            to: dir.appendingPathComponent("lhqt2.npy"))
+        try NPYWriter.write(TensorData(name: "attn", floats: a, shape: [1, H, T, T], as: .f32), to: dir.appendingPathComponent("lhqt1.npy"))
+        return dir
+    }
+
+    @Test("heatmap and merges on bare .npy arrays: --layer is the layer held (HQT) or drawn (LHQT)", arguments: [
+        (["heatmap", "a.npy"], "heatmap-a-L0-mean.png"),
+        (["heatmap", "a.npy", "--layer", "5"], "heatmap-a-L5-mean.png"),
+        (["heatmap", "a.npy", "--layer", "7", "--all-heads"], "heatmap-a-L7-all-heads.png"),
+        (["heatmap", "a.npy", "--head", "3", "--image-spans", "2:6", "--grid", "2x2"], "heatmap-a-L0-H3.png"),
+        (["heatmap", "lhqt2.npy", "--layer", "1", "--head", "0"], "heatmap-lhqt2-L1-H0.png"),
+        (["heatmap", "lhqt1.npy"], "heatmap-lhqt1-L0-mean.png"),
+        (["merges", "a.npy", "--keys", "k.npy", "--values", "v.npy", "--policy", "lookm", "--budget", "0.5"], "merges-a-lookm-L0-G0.png"),
+        (["merges", "a.npy", "--keys", "k.npy", "--values", "v.npy", "--layer", "2", "--policy", "h2o", "--merge", "pivotal", "--budget", "0.5", "--head", "1"],
+         "merges-a-h2o+pivotal-L2-G1.png"),
+    ])
+    func bareNPY(args: [String], expectedName: String) throws {
+        let dir = try Self.bareArrays()
+        let r = try CLI.run(["render", args[0], dir.appendingPathComponent(args[1]).path] + args.dropFirst(2), cwd: dir)
+        #expect(r.status == 0, "\(args): \(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("Output").path)
+        #expect(files.count == 1, "\(files)")
+        let name = try #require(files.first)
+        // The default name carries the layer: N for HQT arrays with --layer N, else 0 / the chosen one.
+        #expect(name == RenderSupportName.safe(expectedName), "\(name)")
+        #expect(r.stdout.contains("/Output/\(name)"), "\(r.stdout)")
+        let size = try #require(Self.pngSize(dir.appendingPathComponent("Output").appendingPathComponent(name)))
+        #expect(size.width >= 400 && size.width <= 4000 && size.height >= 200 && size.height <= 4000, "\(size)")
+    }
+
+    @Test func layerPicksTheLayerOfAttnTraceFiles() throws {
+        // A single-file attn-trace (.safetensors): --layer picks the layer; it is no mapping flag.
+        let dir = CLI.tempDir()
+        let H = 2, T = 8
+        let info = TraceInfo(name: "one", modelName: "m", shape: TraceShape(layers: 3, queryHeads: H, kvHeads: 1, headDim: 4, seqLen: T,
+                             prefillLen: T, queryRows: 0 ..< T, kvHeadOfQueryHead: [0, 0]), modality: [Modality](repeating: .text, count: T),
+                             images: [], recordedLayers: [0, 2])
+        var layers: [Int: [TensorData]] = [:]
+        for l in [0, 2] {
+            layers[l] = [TensorData(name: "attn", floats: Self.attention(heads: H, tokens: T, seed: l), shape: [H, T, T], as: .f16),
+                         TensorData(name: "k", floats: Self.vectors(kvHeads: 1, tokens: T, dim: 4, seed: l), shape: [1, T, 4], as: .f16),
+                         TensorData(name: "v", floats: Self.vectors(kvHeads: 1, tokens: T, dim: 4, seed: l + 5), shape: [1, T, 4], as: .f16)]
+        }
+        let file = dir.appendingPathComponent("one.safetensors")
+        try AttnTraceWriter.writeSingleFile(info: info, layers: layers, to: file)
+        try Self.renders(["heatmap", file.path, "--layer", "2"], name: "h.png", in: dir)
+        try Self.renders(["merges", file.path, "--layer", "2", "--policy", "lookm", "--budget", "0.5"], name: "m.png", in: dir)
+        let r = try CLI.run(["render", "heatmap", file.path, "--layer", "1", "--out", dir.appendingPathComponent("x.png").path])
+        #expect(r.status == 2 && r.stderr.contains("--layer 1: not in the trace (recorded: 0,2)"), "\(r.stderr)")
+        let all = try CLI.run(["render", "heatmap", file.path, "--out", dir.appendingPathComponent("x.png").path])
+        #expect(all.status == 2 && all.stderr.contains("--layer: required, the trace records 2 layers (0,2)"), "\(all.stderr)")
+        // A bare HQT .safetensors with only --layer: the arrays are that layer.
+        let bare = dir.appendingPathComponent("bare.safetensors")
+        try SafeTensorsWriter.write([TensorData(name: "attn", floats: Self.attention(heads: H, tokens: T, seed: 0), shape: [H, T, T])], to: bare)
+        let b = try CLI.run(["render", "heatmap", bare.path, "--layer", "3"], cwd: dir)
+        #expect(b.status == 0 && b.stdout.contains("/Output/heatmap-bare-L3-mean.png"), "\(b.stdout) \(b.stderr)")
+    }
+
+    @Test("bad bare-array input to heatmap and merges: one line, exit status 2", arguments: [
+        (["heatmap", "lhqt1.npy", "--layer", "5"], "--layer 5: not in the trace (recorded: 0)"),
+        (["heatmap", "lhqt2.npy"], "--layer: required, the trace records 2 layers (0,1)"),
+        (["heatmap", "lhqt2.npy", "--layer", "2", "--all-heads"], "--layer 2: not in the trace (recorded: 0,1)"),
+        (["heatmap", "a.npy", "--layer=-1"], "--layer must be ≥ 0, got -1"),
+        (["heatmap", "a.npy", "--head", "4"], "--head 4: the trace has 4 query heads"),
+        (["heatmap", "a.npy", "--layout", "LHQT"], "does not fit layout LHQT"),
+        (["heatmap", "a.npy", "--grid"], "every head as small multiples is --all-heads"),
+        (["merges", "a.npy", "--keys", "k.npy", "--layer", "1", "--head", "2"], "--head 2: the trace has 2 KV heads"),
+        (["merges", "lhqt1.npy", "--layer", "5"], "--layer 5: not in the trace (recorded: 0)"),
+    ])
+    func badBareInput(args: [String], expected: String) throws {
+        let dir = try Self.bareArrays()
+        let out = dir.appendingPathComponent("x.png")
+        let r = try CLI.run(["render", args[0], dir.appendingPathComponent(args[1]).path] + args.dropFirst(2) + ["--out", out.path])
+        #expect(r.status == 2, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    @Test func oldGridFlagPointsToAllHeads() throws {
+        let dir = CLI.tempDir()
+        let out = dir.appendingPathComponent("x.png").path
+        for args in [["render", "heatmap", Self.trace, "--layer", "3", "--grid"], ["render", "heatmap", Self.trace, "--layer", "3", "--grid", "--out", out],
+                     ["render", "heatmap", Self.trace, "--layer", "3", "--grid", "4x4", "--out", out]] {
+            let r = try CLI.run(args)
+            #expect(r.status == 2 && r.stderr.contains("--all-heads"), "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        }
+    }
+
     @Test func helpListsTheFigures() throws {
         let r = try CLI.run(["render", "--help"])
         #expect(r.status == 0)
         for s in ["heatmap", "retention", "patches", "curves", "modality", "merges"] { #expect(r.stdout.contains(s), "\(s)") }
         let h = try CLI.run(["render", "heatmap", "--help"])
-        for s in ["--norm", "--cmap", "--grid", "--rows", "--out", "--scale", "viridis", "magma", "cividis"] { #expect(h.stdout.contains(s), "\(s)") }
+        for s in ["--norm", "--cmap", "--all-heads", "--rows", "--out", "--scale", "viridis", "magma", "cividis", "--attn", "--token-kind", "--grid <RxC>"] { #expect(h.stdout.contains(s), "\(s)") }
+    }
+}
+
+/// File names as `RenderOutputOptions` makes them safe (`+` → `_`).
+enum RenderSupportName {
+    static func safe(_ s: String) -> String {
+        String(s.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
     }
 }

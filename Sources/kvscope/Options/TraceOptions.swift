@@ -29,7 +29,7 @@ struct TraceOptions: ParsableArguments {
     var queryStart: Int?
     @Option(name: .customLong("layout"), help: "Bare arrays: HQT (one layer) or LHQT (leading layer axis). Default: inferred from the ranks.")
     var layout: BareArrayMapping.Layout?
-    @Option(name: .customLong("layer"), help: "Bare arrays with layout HQT: the layer index the arrays hold (default 0).")
+    @Option(name: .customLong("layer"), help: "Bare arrays with layout HQT: the layer index the arrays hold (default 0). In render heatmap / merges also the layer drawn, for any trace.")
     var layer: Int?
     @Flag(name: .customLong("tril"), help: "Bare arrays: --attn is a packed lower triangle [H, T(T+1)/2].")
     var tril = false
@@ -119,6 +119,37 @@ struct TraceOptions: ParsableArguments {
     /// Opens the trace (validated; layers are read later, one at a time).
     func open() throws -> any TraceSource {
         try TraceLoader.open(path, mapping: mapping())
+    }
+
+    /// Opens the trace for a figure of one layer (`render heatmap`, `render merges`) and picks the
+    /// layer to draw. `--layer N` serves both meanings: bare HQT arrays ARE layer N (so the figure
+    /// draws layer N); for attn-trace folders and files and LHQT arrays it picks the recorded layer
+    /// to draw. Without `--layer` a trace that records one layer draws it; one that records several
+    /// needs `--layer`.
+    func openOneLayer() throws -> (source: any TraceSource, layer: Int) {
+        let full = try mapping()
+        var withoutLayer = full
+        withoutLayer.layer = nil
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        let maybeAttnTrace = exists && (isDir.boolValue || URL(fileURLWithPath: path).pathExtension.lowercased() == "safetensors")
+        let source: any TraceSource
+        if layer != nil, !withoutLayer.isSet, maybeAttnTrace {
+            // Only --layer, on a folder or .safetensors: an attn-trace picks the layer to draw with
+            // it; a bare .safetensors (HQT: the layer the arrays hold) takes it as a mapping flag.
+            let plain = try TraceLoader.open(path, mapping: withoutLayer)
+            source = plain is BareTrace ? try TraceLoader.open(path, mapping: full) : plain
+        } else {
+            // Bare arrays: --layer is the mapping's (LHQT arrays ignore it; it then picks the layer).
+            source = try TraceLoader.open(path, mapping: full)
+        }
+        let info = source.info
+        let recorded = info.recordedLayers
+        guard let l = layer ?? (recorded.count == 1 ? recorded[0] : nil) else {
+            throw CLIError("--layer: required, the trace records \(recorded.count) layers (\(RenderSupport.compactList(recorded)))")
+        }
+        try RenderSupport.checkLayer(l, info: info)
+        return (source, l)
     }
 }
 

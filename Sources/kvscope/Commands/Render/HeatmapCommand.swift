@@ -7,28 +7,32 @@ import KVTrace
 struct HeatmapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatmap",
-        abstract: "Attention heatmap of one layer: one head, the mean over heads, or every head (--grid).",
+        abstract: "Attention heatmap of one layer: one head, the mean over heads, or every head (--all-heads).",
         discussion: """
             Query rows (the recorded ones, at their absolute positions) run down, key positions across. \
             The causal upper triangle is drawn in the mask colour #F2F2F2. Modality bands run along both \
             axes (hatched for pseudo-images); ticks mark span boundaries. When a cell would be smaller than \
             a device pixel the map is pooled k×k (--pool), and the subtitle says so.
 
-            Example: kvscope render heatmap Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --layer 3 --mean
+            --layer N picks the layer drawn (required when the trace records several layers). For bare \
+            arrays of one layer (HQT) it is also the layer the arrays hold, so the title says layer N; \
+            without it they are layer 0. (--grid RxC is the bare-array patch grid, not the small multiples.)
+
+            Example: kvscope render heatmap Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --layer 3 --all-heads
+
+            Example (bare arrays): kvscope render heatmap s1_text_heavy.npz --attn in_attention --token-kind in_token_kind --mean
             """
     )
 
     enum Norm: String, ExpressibleByArgument, CaseIterable { case log, linear, power }
 
-    @OptionGroup var trace: RenderTraceArgument
-    @Option(name: .customLong("layer"), help: "Model layer index.")
-    var layerIndex: Int
+    @OptionGroup var trace: TraceOptions
     @Option(name: .customLong("head"), help: "Query head (default: the mean over heads).")
     var head: Int?
     @Flag(name: .customLong("mean"), help: "The mean over query heads (the default without --head).")
     var mean = false
-    @Flag(name: .customLong("grid"), help: "Every head of the layer as small multiples sharing one colour scale.")
-    var grid = false
+    @Flag(name: .customLong("all-heads"), help: "Every head of the layer as small multiples sharing one colour scale.")
+    var allHeads = false
     @Option(name: .customLong("norm"), help: "Colour scale: log (default range 1e-4…1), linear (0…max) or power (γ 0.5, 0…max).")
     var norm: Norm = .log
     @Option(name: .customLong("vmin"), help: ArgumentHelp("Lower end of the log scale: a number, or auto (1st percentile of the positive entries, floored at 1e-6).", valueName: "v|auto"))
@@ -45,7 +49,11 @@ struct HeatmapCommand: ParsableCommand {
 
     func validate() throws {
         if head != nil && mean { throw ValidationError("use only one of --head and --mean") }
-        if grid && (head != nil || mean) { throw ValidationError("--grid draws every head: drop --head / --mean") }
+        var isDir: ObjCBool = false
+        if let g = trace.grid, FileManager.default.fileExists(atPath: trace.path, isDirectory: &isDir), isDir.boolValue {
+            throw ValidationError("--grid \(g) is the patch grid of bare arrays, not of an attn-trace folder; every head as small multiples is --all-heads")
+        }
+        if allHeads && (head != nil || mean) { throw ValidationError("--all-heads draws every head: drop --head / --mean") }
         if let h = head, h < 0 { throw ValidationError("--head must be ≥ 0, got \(h)") }
         if let v = vmin, v != "auto" {
             guard let d = Double(v), d > 0, d < 1 else { throw ValidationError("--vmin: '\(v)' is not auto or a number in (0, 1)") }
@@ -55,9 +63,8 @@ struct HeatmapCommand: ParsableCommand {
     }
 
     func run() throws {
-        let source = try trace.open()
+        let (source, layerIndex) = try trace.openOneLayer()
         let info = source.info
-        try RenderSupport.checkLayer(layerIndex, info: info)
         let H = info.shape.queryHeads, T = info.shape.seqLen
         if let h = head, h >= H { throw CLIError("--head \(h): the trace has \(H) query heads (0..<\(H))") }
         let tensors = try source.layer(layerIndex)
@@ -96,7 +103,7 @@ struct HeatmapCommand: ParsableCommand {
 
         let matrices: [Float]
         let headText: String
-        if grid {
+        if allHeads {
             matrices = (0 ..< H).flatMap { crop($0) }
             headText = "all \(H) heads"
         } else if let h = head {
@@ -130,7 +137,7 @@ struct HeatmapCommand: ParsableCommand {
         let title = output.title("\(RenderSupport.traceTitle(info)): layer \(layerIndex), \(headText)")
         let figure: Figure
         let name: String
-        if grid {
+        if allHeads {
             let panels = (0 ..< H).map { h in
                 HeatmapGridPanel(title: "L\(layerIndex) H\(h)", matrix: Array(matrices[h * R * C ..< (h + 1) * R * C]))
             }
@@ -142,7 +149,7 @@ struct HeatmapCommand: ParsableCommand {
             g.rowStart = rowRange.lowerBound
             g.colStart = colRange.lowerBound
             figure = g.build()
-            name = "heatmap-\(info.name)-L\(layerIndex)-grid"
+            name = "heatmap-\(info.name)-L\(layerIndex)-all-heads"
         } else {
             var f = HeatmapFigure(
                 matrix: matrices, rows: R, cols: C, rowStart: rowRange.lowerBound, causal: info.causal, bands: bands,

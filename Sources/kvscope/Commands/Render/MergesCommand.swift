@@ -14,11 +14,17 @@ struct MergesCommand: ParsableCommand {
             (viridis). Kept positions are ticks below the axis; evicted tokens that the merge filter left \
             out are grey crosses. The policy must merge (lookm, lookm-avg, …, or any id with --merge).
 
+            --layer N picks the layer drawn (required when the trace records several layers). For bare \
+            arrays of one layer (HQT) it is also the layer the arrays hold; without it they are layer 0.
+
             Example: kvscope render merges Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2 --layer 3 --head 0
+
+            Example (bare arrays): kvscope render merges s1_text_heavy.npz --attn in_attention --keys in_keys \
+            --values in_values --token-kind in_token_kind --policy lookm --budget 0.2
             """
     )
 
-    @OptionGroup var trace: RenderTraceArgument
+    @OptionGroup var trace: TraceOptions
     @Option(name: .customLong("policy"), help: ArgumentHelp("A merging policy id.", valueName: "id"))
     var policyID: String = "lookm"
     @Option(name: .customLong("merge"), help: "Merge the evicted tokens of a non-merging policy.")
@@ -27,8 +33,6 @@ struct MergesCommand: ParsableCommand {
     var budget: Double = 0.2
     @Option(name: .customLong("fidelity"), help: "code or intended.")
     var fidelity: Fidelity = .code
-    @Option(name: .customLong("layer"), help: "Model layer index.")
-    var layerIndex: Int
     @Option(name: .customLong("head"), help: "KV head g.")
     var head: Int = 0
     @Option(name: .customLong("range"), help: ArgumentHelp("Zoom to positions a:b.", valueName: "a:b"))
@@ -46,9 +50,8 @@ struct MergesCommand: ParsableCommand {
     }
 
     func run() throws {
-        let source = try trace.open()
+        let (source, layerIndex) = try trace.openOneLayer()
         let info = source.info
-        try RenderSupport.checkLayer(layerIndex, info: info)
         guard head < info.shape.kvHeads else { throw CLIError("--head \(head): the trace has \(info.shape.kvHeads) KV heads (0..<\(info.shape.kvHeads))") }
         let P = info.shape.prefillLen
         let zoom = try range.map { try RenderSupport.range($0, flag: "--range", limit: P) }

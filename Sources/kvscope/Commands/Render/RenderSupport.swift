@@ -254,15 +254,3 @@ enum RenderSupport {
         return runs
     }
 }
-
-/// The trace argument of the render commands that have their own `--layer` / `--grid` flags
-/// (heatmap, merges), which clash with the bare-array flags of `TraceOptions`: attn-trace folders
-/// and files, and bare arrays with the default mapping.
-struct RenderTraceArgument: ParsableArguments {
-    @Argument(help: ArgumentHelp(
-        "The trace: an attn-trace v1 folder or .safetensors file (bare arrays with the default mapping; for other mappings see `kvscope info --help`).",
-        valueName: "trace"))
-    var path: String
-
-    func open() throws -> any TraceSource { try TraceLoader.open(path) }
-}
