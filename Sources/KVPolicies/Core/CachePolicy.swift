@@ -39,6 +39,35 @@ public protocol CachePolicy: Sendable {
     var requirements: Requirements { get }
     /// Decides for one layer.
     func decide(_ context: LayerContext) throws -> LayerDecision
+    /// Decides for one layer under each of `budgets` (the budget of `context` is ignored): element
+    /// `i` is exactly `Result { try decide(context.with(budget: budgets[i])) }`, error included.
+    /// The default loops over the budgets; policies whose scores do not depend on the budget
+    /// compute them once per layer and select per budget.
+    func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>]
+}
+
+extension CachePolicy {
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        budgets.map { b in Result { try decide(context.with(budget: b)) } }
+    }
+
+    /// `decisions(_:budgets:)`, throwing the first error.
+    public func decide(_ context: LayerContext, budgets: [BudgetSpec]) throws -> [LayerDecision] {
+        try decisions(context, budgets: budgets).map { try $0.get() }
+    }
+}
+
+/// A budget-independent computation done at most once per multi-budget call: the first `get`
+/// runs `make`, later ones return its value (or rethrow its error).
+final class Memo<Value> {
+    private var stored: Result<Value, any Error>?
+    init() {}
+    func get(_ make: () throws -> Value) throws -> Value {
+        if let s = stored { return try s.get() }
+        let r = Result { try make() }
+        stored = r
+        return try r.get()
+    }
 }
 
 /// A policy that only scores positions; selection, ties, cache order and early exits are shared
@@ -52,6 +81,9 @@ public protocol ScoringPolicy: CachePolicy {
     func protected(_ context: LayerContext) -> Range<Int>
     /// How many candidates each head keeps. Default: `hh`.
     func keepCount(_ context: LayerContext) -> Int
+    /// True when `scores` reads nothing of `context.budget`, so that `decisions(_:budgets:)` may
+    /// compute them once for all budgets. Default: false (scores recomputed per budget).
+    var scoresIndependentOfBudget: Bool { get }
 }
 
 extension ScoringPolicy {
@@ -60,8 +92,19 @@ extension ScoringPolicy {
         return max(0, P - context.budget.recent) ..< P
     }
     public func keepCount(_ context: LayerContext) -> Int { context.budget.heavy }
+    public var scoresIndependentOfBudget: Bool { false }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try scores($0) })
+    }
+
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        guard scoresIndependentOfBudget else { return budgets.map { b in Result { try decide(context.with(budget: b)) } } }
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { c in try memo.get { try scores(c) } }) } }
+    }
+
+    func decide(_ context: LayerContext, scores score: (LayerContext) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint
         let nominal = ctx.budget.nominal
@@ -70,7 +113,7 @@ extension ScoringPolicy {
         }
         let prot = protected(ctx)
         let k = keepCount(ctx)
-        let s = try scores(ctx)
+        let s = try score(ctx)
         let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in
             let chosen = Selection.topK(Array(0 ..< prot.lowerBound), k: k, score: { s[g, $0] })
             return HeadDecision(kept: (chosen + Array(prot)).sorted(), prefill: P)
@@ -90,4 +133,7 @@ public struct AnyCachePolicy: CachePolicy {
     public var id: String { base.id }
     public var requirements: Requirements { base.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try base.decide(context) }
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        base.decisions(context, budgets: budgets)
+    }
 }

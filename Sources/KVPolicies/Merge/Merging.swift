@@ -37,9 +37,27 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
         let ctx = context.named(id)
+        try checkTensors(ctx)
+        return try merge(try base.decide(ctx), ctx)
+    }
+
+    /// The base decides for all budgets at once (reusing its scores where it can); the merge runs
+    /// per budget.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let ctx = context.named(id)
+        do { try checkTensors(ctx) } catch { return budgets.map { _ in .failure(error) } }
+        let bases = base.decisions(ctx, budgets: budgets)
+        return zip(budgets, bases).map { b, d in Result { try merge(try d.get(), ctx.with(budget: b)) } }
+    }
+
+    func checkTensors(_ ctx: LayerContext) throws {
         guard ctx.tensors.keys != nil else { throw ctx.missing("k", "key similarity of the \(strategy.rawValue) merge") }
         guard ctx.tensors.values != nil else { throw ctx.missing("v", "values of the \(strategy.rawValue) merge") }
-        var d = try base.decide(ctx)
+    }
+
+    /// Adds the merge to the base decision `d` made under `ctx`.
+    func merge(_ decision: LayerDecision, _ ctx: LayerContext) throws -> LayerDecision {
+        var d = decision
         if d.heads.allSatisfy({ $0.evicted.isEmpty }) { return d }
         // Per head, straight from the trace tensor: no `[KVH][P][D]` Double copy of all keys.
         let kt = ctx.tensors.keys!, P = ctx.compressionPoint, D = ctx.headDim

@@ -23,6 +23,17 @@ public struct AdaKV: CachePolicy {
     public var requirements: Requirements { .windowRows }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try $0() })
+    }
+
+    /// SnapKV's scores over window `w` do not depend on the budget, only the allocation does:
+    /// computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
+    }
+
+    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         guard alpha >= 0, alpha <= 1 else { throw PolicyError(.parameter, policy: id, "alpha must be in [0, 1], got \(alpha)") }
         let P = ctx.compressionPoint, C = ctx.budget.nominal, w = base.window
@@ -30,7 +41,7 @@ public struct AdaKV: CachePolicy {
         if C <= w {
             return try SnapKV.select(ctx, keep: [], window: w, nominal: C) { _ in ScoreMatrix(rows: 0, count: 0) }
         }
-        let s = try base.scores(ctx, window: w)
+        let s = try memo { try base.scores(ctx, window: w) }
         let G = ctx.kvHeads, n = P - w, B = C - w
         let floor = Int(alpha * Double(B))
         var chosen = (0 ..< G).map { g in Selection.topK(Array(0 ..< n), k: floor, score: { s[g, $0] }) }

@@ -33,6 +33,8 @@ public struct H2O: ScoringPolicy {
 
     public var id: String { customID ?? (sinks > 0 ? "h2o-sinks" : "h2o") }
     public var requirements: Requirements { .colsum }
+    /// The scores read the column sums, `P`, `--gqa` and `sinks`, never the budget.
+    public var scoresIndependentOfBudget: Bool { true }
 
     public func scores(_ context: LayerContext) throws -> ScoreMatrix {
         var s = try context.colsum()

@@ -14,13 +14,23 @@ public struct KNorm: CachePolicy {
     public var requirements: Requirements { .keys }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, norms: { try $0() })
+    }
+
+    /// The key norms do not depend on the budget: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), norms: { try memo.get($0) }) } }
+    }
+
+    func decide(_ context: LayerContext, norms memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if P <= C || skipLayers.contains(ctx.layer) {
             return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C,
                           notes: [P <= C ? .earlyExit : DecisionNote("skipped-layer", "layer \(ctx.layer) is kept whole (--skip-layers)")])
         }
-        let norms = try ctx.keyNorms()
+        let norms = try memo { try ctx.keyNorms() }
         let heads = (0 ..< ctx.kvHeads).map { g in
             HeadDecision(kept: Selection.topK(Array(0 ..< P), k: C, score: { -norms[g, $0] }).sorted(), prefill: P)
         }

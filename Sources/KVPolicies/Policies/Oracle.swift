@@ -37,10 +37,20 @@ public struct Oracle: CachePolicy {
     }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try $0() })
+    }
+
+    /// The future-attention scores do not depend on the budget: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
+    }
+
+    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if counts == nil && P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        let s = try scores(ctx)
+        let s = try memo { try scores(ctx) }
         let heads = (0 ..< ctx.kvHeads).map { g in
             HeadDecision(kept: Selection.topK(Array(0 ..< P), k: min(P, counts?[g] ?? C), score: { s[g, $0] }).sorted(), prefill: P)
         }

@@ -38,13 +38,24 @@ public struct PyramidKV: CachePolicy {
     }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try $0() })
+    }
+
+    /// SnapKV's scores (window `min(w, P)`) do not depend on the budget, only the layer's keep count
+    /// does: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
+    }
+
+    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         guard P > C, let k = layerKeep(P: P, C: C, layer: ctx.layer, layers: ctx.info.shape.layers) else {
             return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit])
         }
-        var d = try SnapKV.select(ctx, keep: Array(repeating: max(0, k), count: ctx.kvHeads), window: snap.window, nominal: C) {
-            try snap.scores(ctx, window: $0)
+        var d = try SnapKV.select(ctx, keep: Array(repeating: max(0, k), count: ctx.kvHeads), window: snap.window, nominal: C) { w in
+            try memo { try snap.scores(ctx, window: w) }
         }
         d.notes.append(DecisionNote("layer-budget", "layer \(ctx.layer) keeps \(max(0, k)) + window \(snap.window)"))
         return d

@@ -82,12 +82,25 @@ public struct SnapKV: CachePolicy {
     }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try $0() })
+    }
+
+    /// The pooled window scores (window `min(w, P)`) do not depend on the budget: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
+    }
+
+    /// `memo(make)` returns `make()` or an earlier result of it (the window is the same for every budget).
+    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         guard kernel >= 1, kernel % 2 == 1 else { throw PolicyError(.parameter, policy: id, "kernel must be odd and ≥ 1, got \(kernel)") }
         guard window >= 1 else { throw PolicyError(.parameter, policy: id, "window must be ≥ 1, got \(window)") }
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        return try Self.select(ctx, keep: Array(repeating: C - window, count: ctx.kvHeads), window: window, nominal: C) { w in try scores(ctx, window: w) }
+        return try Self.select(ctx, keep: Array(repeating: C - window, count: ctx.kvHeads), window: window, nominal: C) { w in
+            try memo { try scores(ctx, window: w) }
+        }
     }
 
     /// Keeps the top `keep[g]` prefix positions by `score` plus the window, ascending; clamps the

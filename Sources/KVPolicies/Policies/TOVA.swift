@@ -14,13 +14,26 @@ public struct TOVA: CachePolicy {
     public var requirements: Requirements { .windowRows }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, scores: { try $0() })
+    }
+
+    /// The last row's head-mean attention does not depend on the budget: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<[Double]>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
+    }
+
+    func decide(_ context: LayerContext, scores memo: (() throws -> [Double]) throws -> [Double]) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        let row = try ctx.rows(P - 1 ..< P)
-        var score = [Double](repeating: 0, count: P)
-        for h in 0 ..< row.heads { for j in 0 ..< P { score[j] += row[h, 0, j] } }
-        for j in 0 ..< P { score[j] /= Double(row.heads) }
+        let score = try memo {
+            let row = try ctx.rows(P - 1 ..< P)
+            var score = [Double](repeating: 0, count: P)
+            for h in 0 ..< row.heads { for j in 0 ..< P { score[j] += row[h, 0, j] } }
+            for j in 0 ..< P { score[j] /= Double(row.heads) }
+            return score
+        }
         let head = HeadDecision(kept: Selection.topK(Array(0 ..< P), k: C, score: { score[$0] }).sorted(), prefill: P)
         return LayerDecision(layer: ctx.layer, heads: Array(repeating: head, count: ctx.kvHeads), nominal: C, prefill: P)
     }

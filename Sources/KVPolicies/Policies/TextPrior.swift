@@ -26,6 +26,17 @@ public struct TextPrior: CachePolicy {
     public var requirements: Requirements { [.colsum, .spans] }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, colsum: { try $0() })
+    }
+
+    /// The GQA-combined column sums do not depend on the budget: computed once for all budgets.
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<ScoreMatrix>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), colsum: { try memo.get($0) }) } }
+    }
+
+    /// `colsum(make)` returns `make()` or an earlier result of it.
+    func decide(_ context: LayerContext, colsum: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(context.policyID.isEmpty ? id : context.policyID)
         let P = ctx.compressionPoint, b = ctx.budget
         var notes = gqaNotes(ctx)
@@ -41,7 +52,7 @@ public struct TextPrior: CachePolicy {
             throw PolicyError(.budget, policy: ctx.policyID, layer: ctx.layer,
                               "text prior (official code) needs a recent window: \(b.recentFormula); use --fidelity intended or a larger recent ratio")
         }
-        let s = aggregateGQA(try ctx.colsum(), map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa)
+        let s = try colsum { aggregateGQA(try ctx.colsum(), map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa) }
         let text = ctx.isText
         let cut = P - b.recent
         let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in

@@ -8,22 +8,34 @@ public struct PlannedRun: Sendable {
     public var policy: any CachePolicy
     /// True when the policy merges (its `output_error_evict` is omitted).
     public var merges: Bool
+    /// Runs with the same key differ only in their budget, so one `decisions(_:budgets:)` call
+    /// serves them all: the registry id, parameters and options; nil for a policy given directly.
+    var shareKey: ShareKey?
+
+    struct ShareKey: Hashable {
+        var policy: String
+        var parameters: [String: String]
+        var options: PolicyOptions
+    }
 
     public init(_ combination: Combination) throws {
         self.combination = combination
         policy = try PolicyRegistry.make(combination.policy, parameters: combination.parameters)
         merges = PolicyRegistry.entry(combination.policy)?.merges ?? false
+        shareKey = ShareKey(policy: combination.policy, parameters: combination.parameters, options: combination.options)
     }
 
     public init(policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions) {
         combination = Combination(policy: policy.id, options: options, budget: budget)
         self.policy = policy
         merges = PolicyRegistry.entry(policy.id)?.merges ?? policy.id.contains("+")
+        shareKey = nil
     }
 }
 
 /// Replays one layer for many combinations: maps the layer once, builds the evaluation context once
-/// (attention rows, full-cache outputs), then decides, applies and measures each combination.
+/// (attention rows, full-cache outputs), decides once per policy for all its budgets (scores
+/// computed once where they do not depend on the budget), then applies and measures each combination.
 public enum LayerEngine {
     /// The per-layer result rows (`layer = l`, `head = all`, plus per-head rows when asked).
     public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
@@ -33,14 +45,35 @@ public enum LayerEngine {
         let P = settings.compressionPoint ?? info.shape.prefillLen
         var rows: [ResultRow] = []
         var evalContext: EvaluationContext?
-        for run in runs {
+        // Runs sharing a policy (differing only in budget), in order; unshareable runs alone.
+        var groupOf = [Int](repeating: 0, count: runs.count)
+        var groups: [[Int]] = []
+        var groupIndex: [PlannedRun.ShareKey: Int] = [:]
+        for (i, run) in runs.enumerated() {
+            if let key = run.shareKey, let g = groupIndex[key] {
+                groups[g].append(i)
+                groupOf[i] = g
+            } else {
+                if let key = run.shareKey { groupIndex[key] = groups.count }
+                groupOf[i] = groups.count
+                groups.append([i])
+            }
+        }
+        var decided: [Int: Result<LayerDecision, any Error>] = [:]
+        for (i, run) in runs.enumerated() {
             let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: run.combination.options,
                                    compressionPoint: P, trace: trace)
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
             let ec = evalContext!
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
+            if decided[i] == nil {
+                let members = groups[groupOf[i]]
+                let results = members.count == 1 ? [Result { try run.policy.decide(ctx) }]
+                    : run.policy.decisions(ctx, budgets: members.map { runs[$0].combination.budget })
+                for (m, r) in zip(members, results) { decided[m] = r }
+            }
             let decision: LayerDecision
-            do { decision = try run.policy.decide(ctx) } catch {
+            do { decision = try decided.removeValue(forKey: i)!.get() } catch {
                 for m in metrics { for s in m.series(info, compressionPoint: P) {
                     rows.append(template.row(s, layer: String(l), head: "all", actual: .nan, value: nil, note: "\(error)"))
                 } }

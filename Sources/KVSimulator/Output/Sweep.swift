@@ -3,8 +3,9 @@ import KVPolicies
 import KVTrace
 
 /// A sweep: every combination of policies × budgets × fidelities on every trace, streamed layer
-/// by layer (each layer is mapped once and its evaluation context shared by all combinations),
-/// two layers at a time. Finished layers are saved atomically under `OUT/.parts/`, so an
+/// by layer (each layer is mapped once and its evaluation context shared by all combinations; each
+/// policy decides once per layer for all its budgets, reusing its scores where they do not depend on
+/// the budget), two layers at a time. Finished layers are saved atomically under `OUT/.parts/`, so an
 /// interrupted sweep rerun with `resume` skips the combinations already written; `results.csv`
 /// and `results.json` are written atomically (temporary name, then rename) at the end.
 public struct Sweep: Sendable {
