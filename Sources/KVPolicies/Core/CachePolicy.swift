@@ -57,6 +57,26 @@ extension CachePolicy {
     }
 }
 
+/// A policy whose costly input (scores, key norms, column sums) does not depend on the budget.
+/// It implements `decide(_:reusing:)`, obtaining that input through `reusing(make)`, and gets
+/// `decide(_:)` and a multi-budget `decisions` that computes the input once for all budgets.
+public protocol ReusesWorkAcrossBudgets: CachePolicy {
+    associatedtype Reused
+    /// Decides for one budget; `reusing(make)` returns `make()` or an earlier result of it.
+    func decide(_ context: LayerContext, reusing: (() throws -> Reused) throws -> Reused) throws -> LayerDecision
+}
+
+extension ReusesWorkAcrossBudgets {
+    public func decide(_ context: LayerContext) throws -> LayerDecision {
+        try decide(context, reusing: { try $0() })
+    }
+
+    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
+        let memo = Memo<Reused>()
+        return budgets.map { b in Result { try decide(context.with(budget: b), reusing: { try memo.get($0) }) } }
+    }
+}
+
 /// A budget-independent computation done at most once per multi-budget call: the first `get`
 /// runs `make`, later ones return its value (or rethrow its error).
 final class Memo<Value> {

@@ -11,7 +11,7 @@ import KVTrace
 ///
 /// Defaults: `α = 0.2` (kvpress `alpha_safeguard`); SnapKV defaults.
 /// Based on Ada-KV (arXiv 2407.11550).
-public struct AdaKV: CachePolicy {
+public struct AdaKV: ReusesWorkAcrossBudgets {
     /// Default 0.2.
     public var alpha: Double
     public var base: SnapKV
@@ -22,18 +22,8 @@ public struct AdaKV: CachePolicy {
     public var id: String { "adakv" }
     public var requirements: Requirements { .windowRows }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try $0() })
-    }
-
-    /// SnapKV's scores over window `w` do not depend on the budget, only the allocation does:
-    /// computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
-    }
-
-    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: SnapKV's scores over window `w` (only the allocation depends on the budget).
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         guard alpha >= 0, alpha <= 1 else { throw PolicyError(.parameter, policy: id, "alpha must be in [0, 1], got \(alpha)") }
         let P = ctx.compressionPoint, C = ctx.budget.nominal, w = base.window

@@ -6,24 +6,15 @@ import KVTrace
 /// is compressed, as in kvpress. Does not use `--recent-share`.
 ///
 /// Based on "A Simple and Effective L2 Norm-Based Strategy for KV Cache Compression" (arXiv 2406.11430).
-public struct KNorm: CachePolicy {
+public struct KNorm: ReusesWorkAcrossBudgets {
     /// Layers kept whole (default none).
     public var skipLayers: [Int]
     public init(skipLayers: [Int] = []) { self.skipLayers = skipLayers }
     public var id: String { "knorm" }
     public var requirements: Requirements { .keys }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, norms: { try $0() })
-    }
-
-    /// The key norms do not depend on the budget: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), norms: { try memo.get($0) }) } }
-    }
-
-    func decide(_ context: LayerContext, norms memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: the key norms.
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if P <= C || skipLayers.contains(ctx.layer) {

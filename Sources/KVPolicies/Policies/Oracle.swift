@@ -5,7 +5,7 @@ import KVTrace
 /// the evaluation rows `E` (recorded rows `i ≥ P`) give them, each row divided by its total.
 /// At the same kept count per (layer, KV head) no eviction policy has a higher attention recall
 /// (METRICS.md). Not realisable: it reads the future. Needs rows `i ≥ P` (`attn`, or `q` and `k`).
-public struct Oracle: CachePolicy {
+public struct Oracle: ReusesWorkAcrossBudgets {
     /// Per-KV-head kept counts to use instead of `C` (`--match POLICY`).
     public var counts: [Int]?
     public init(counts: [Int]? = nil) { self.counts = counts }
@@ -36,17 +36,8 @@ public struct Oracle: CachePolicy {
         return out
     }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try $0() })
-    }
-
-    /// The future-attention scores do not depend on the budget: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
-    }
-
-    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: the future-attention scores.
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if counts == nil && P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }

@@ -10,7 +10,7 @@ import KVTrace
 ///
 /// Defaults: `β = 20`; window 32, kernel 7, max pooling as `snapkv`.
 /// Based on PyramidKV (arXiv 2406.02069).
-public struct PyramidKV: CachePolicy {
+public struct PyramidKV: ReusesWorkAcrossBudgets {
     /// Default 20.
     public var beta: Int
     public var snap: SnapKV
@@ -37,18 +37,8 @@ public struct PyramidKV: CachePolicy {
         return hi - l * step
     }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try $0() })
-    }
-
-    /// SnapKV's scores (window `min(w, P)`) do not depend on the budget, only the layer's keep count
-    /// does: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
-    }
-
-    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: SnapKV's scores over window `min(w, P)` (only the layer's keep count depends on the budget).
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         guard P > C, let k = layerKeep(P: P, C: C, layer: ctx.layer, layers: ctx.info.shape.layers) else {

@@ -57,7 +57,7 @@ enum WindowScores {
 ///
 /// Defaults: window 32, kernel 7, max pooling (SnapKV's LongBench settings `…_w32_k7_maxpool`).
 /// Based on SnapKV (arXiv 2404.14469).
-public struct SnapKV: CachePolicy {
+public struct SnapKV: ReusesWorkAcrossBudgets {
     /// Observation window `w` (default 32).
     public var window: Int
     /// Pooling kernel, odd (default 7).
@@ -81,18 +81,8 @@ public struct SnapKV: CachePolicy {
         return aggregateGQA(pooled, map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa)
     }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try $0() })
-    }
-
-    /// The pooled window scores (window `min(w, P)`) do not depend on the budget: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
-    }
-
-    /// `memo(make)` returns `make()` or an earlier result of it (the window is the same for every budget).
-    func decide(_ context: LayerContext, scores memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: the pooled window scores (the window `min(w, P)` is the same for every budget).
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(id)
         guard kernel >= 1, kernel % 2 == 1 else { throw PolicyError(.parameter, policy: id, "kernel must be odd and ≥ 1, got \(kernel)") }
         guard window >= 1 else { throw PolicyError(.parameter, policy: id, "window must be ≥ 1, got \(window)") }

@@ -8,22 +8,13 @@ import KVTrace
 /// Needs row `P−1` (or `q[P−1]` and `k`).
 ///
 /// Based on TOVA (arXiv 2401.06104).
-public struct TOVA: CachePolicy {
+public struct TOVA: ReusesWorkAcrossBudgets {
     public init() {}
     public var id: String { "tova" }
     public var requirements: Requirements { .windowRows }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try $0() })
-    }
-
-    /// The last row's head-mean attention does not depend on the budget: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<[Double]>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { try memo.get($0) }) } }
-    }
-
-    func decide(_ context: LayerContext, scores memo: (() throws -> [Double]) throws -> [Double]) throws -> LayerDecision {
+    /// Reused across budgets: the last row's head-mean attention.
+    public func decide(_ context: LayerContext, reusing memo: (() throws -> [Double]) throws -> [Double]) throws -> LayerDecision {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         if P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }

@@ -18,25 +18,15 @@ import KVTrace
 /// Spans come from the trace's modality (non-text = image, video, audio). Ties → lowest position.
 ///
 /// Based on LOOK-M (arXiv 2406.18139), official code `SUSTechBruce/LOOK-M`.
-public struct TextPrior: CachePolicy {
+public struct TextPrior: ReusesWorkAcrossBudgets {
     /// The offset the official code subtracts (`65516`).
     public var offset: Double
     public init(offset: Double = 65516) { self.offset = offset }
     public var id: String { "text-prior" }
     public var requirements: Requirements { [.colsum, .spans] }
 
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, colsum: { try $0() })
-    }
-
-    /// The GQA-combined column sums do not depend on the budget: computed once for all budgets.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), colsum: { try memo.get($0) }) } }
-    }
-
-    /// `colsum(make)` returns `make()` or an earlier result of it.
-    func decide(_ context: LayerContext, colsum: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
+    /// Reused across budgets: the GQA-combined column sums.
+    public func decide(_ context: LayerContext, reusing colsum: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
         let ctx = context.named(context.policyID.isEmpty ? id : context.policyID)
         let P = ctx.compressionPoint, b = ctx.budget
         var notes = gqaNotes(ctx)
