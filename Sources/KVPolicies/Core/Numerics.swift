@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import KVTrace
 
 /// A raw pointer that may cross into `concurrentPerform` tasks writing disjoint ranges.
 struct SendablePointer<T>: @unchecked Sendable {
@@ -14,7 +15,7 @@ func parallelFor(_ n: Int, _ body: (Int) -> Void) {
         return
     }
     withoutActuallyEscaping(body) { b in
-        let box = UncheckedBox(b)
+        let box = UnsafeSendableBox(b)
         DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
     }
 }
@@ -43,7 +44,7 @@ func parallelMap<S, T>(_ n: Int, scratch: () -> S, _ body: (S, Int) -> T) -> [T]
         let p = SendablePointer(buf.baseAddress!)
         withoutActuallyEscaping(scratch) { make in
             withoutActuallyEscaping(body) { run in
-                let box = UncheckedBox((make, run))
+                let box = UnsafeSendableBox((make, run))
                 DispatchQueue.concurrentPerform(iterations: workers) { _ in
                     let s = box.value.0()
                     while let i = counter.next(below: n) { p.pointer[i] = box.value.1(s, i) }
@@ -65,11 +66,6 @@ final class TaskCounter: @unchecked Sendable {
         value += 1
         return value - 1
     }
-}
-
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
 }
 
 /// Dot product of two contiguous `Double` vectors of length `n`.

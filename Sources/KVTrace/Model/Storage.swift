@@ -77,3 +77,11 @@ public var traceMemoryCap: Int {
     if let s = ProcessInfo.processInfo.environment["KVSCOPE_MEMORY_CAP"], let v = Int(s), v > 0 { return v }
     return Int(ProcessInfo.processInfo.physicalMemory / 2)
 }
+
+/// Carries a value that is not `Sendable` (a buffer pointer, a closure pair) into
+/// `DispatchQueue.concurrentPerform` tasks. Safe only when each task touches disjoint elements
+/// and the value outlives the tasks; every use in KVScope is of that kind.
+public struct UnsafeSendableBox<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ v: T) { value = v }
+}

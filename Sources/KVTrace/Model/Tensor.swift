@@ -169,7 +169,7 @@ public struct Tensor: Sendable {
 
 extension Array where Element == Int {
     /// `[9, 111, 111]`-style text for messages.
-    var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
+    public var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
 }
 
 /// Product of dimensions, or nil when it overflows or a dimension is negative.

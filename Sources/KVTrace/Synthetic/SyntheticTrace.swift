@@ -267,9 +267,3 @@ public enum SyntheticTraceGenerator {
     while d < n { s += a[d] * b[d]; d += 1 }
     return s
 }
-
-/// Carries a raw pointer into `concurrentPerform`; each task writes disjoint elements.
-struct UnsafeSendableBox<P>: @unchecked Sendable {
-    let value: P
-    init(_ v: P) { value = v }
-}

@@ -48,7 +48,7 @@ struct InfoCommand: ParsableCommand {
             let results = UnsafeMutableBufferPointer<(LayerInspection?, String?)>.allocate(capacity: layers.count)
             results.initialize(repeating: (nil, nil))
             defer { results.deallocate() }
-            let box = UnsafeSendable(results)
+            let box = UnsafeSendableBox(results)
             DispatchQueue.concurrentPerform(iterations: layers.count) { i in
                 do { box.value[i] = (LayerInspection(try source.layer(layers[i]), info: info), nil) } catch {
                     box.value[i] = (nil, "\(error)")
@@ -156,14 +156,4 @@ struct InfoCommand: ParsableCommand {
         for w in warnings { print("warning: \(w)") }
         for e in errors { printError("kvscope: error: \(e)") }
     }
-}
-
-extension Array where Element == Int {
-    var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
-}
-
-/// Hands a buffer to `concurrentPerform` tasks that each write their own index.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
 }
