@@ -1203,7 +1203,13 @@ def build_arg_parser():
         description="Record an attn-trace v1 folder (TRACE-FORMAT.md) from a Hugging Face model: "
                     "greedy generation with eager attention, then one recorded forward over "
                     "prompt + generated tokens.")
-    p.add_argument("--model", required=True, help="model id or local folder")
+    p.add_argument("--model", help="model id or local folder")
+    p.add_argument("--tiny-random", metavar="FAMILY", choices=["llava", "qwen2_vl", "qwen2_5_vl", "llava_next",
+                   "llava_onevision", "idefics3", "gemma3"],
+                   help="instead of --model: a tiny randomly initialised model of this family, built from a "
+                        "config on the CPU with random images (no downloads): llava, qwen2_vl, qwen2_5_vl, "
+                        "llava_next, llava_onevision, idefics3, gemma3")
+    p.add_argument("--images", type=int, default=1, help="images in the --tiny-random prompt (default 1)")
     p.add_argument("--out", required=True, help="output trace folder")
     p.add_argument("--gguf-file", help="load GGUF weights from this file inside --model")
     p.add_argument("--revision")
@@ -1230,7 +1236,14 @@ def build_arg_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     import inspect
-    args = build_arg_parser().parse_args(argv)
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    if not args.model and not args.tiny_random:
+        parser.error("give --model or --tiny-random")
+    if args.tiny_random:
+        if not 1 <= args.images <= 2:
+            parser.error(f"--images must be 1 or 2 with --tiny-random, found {args.images}")
+        return _main_tiny(args, argv)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -1302,6 +1315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
 
     images = None
+    if family_of(model) is not None:
+        token_modality = None  # vlm_layout places the spans and tiles from the processor outputs
     if token_modality is not None and any(token_modality):
         n = getattr(model.config, "image_seq_length", None)
         images = []
@@ -1324,6 +1339,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}: T={meta['seq_len']} P={meta['prefill_len']} rows {meta['query_rows']} "
           f"layers={len(meta['layer_files'])} images={len(meta['images'])} "
           f"checks={'ok' if c.get('all_passed') else c.get('passed')}")
+    return 0
+
+
+def _command_text(argv) -> str:
+    return "python -m kvscope_export " + " ".join(
+        a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
+def _main_tiny(args, argv) -> int:
+    """``--tiny-random FAMILY``: record a trace from a tiny random model on the CPU."""
+    import tiny_models
+    case = tiny_models.make(args.tiny_random, args.images)
+    meta = export_trace(
+        case.model, case.input_ids, args.out, max_new_tokens=args.max_new_tokens, model_inputs=case.model_inputs,
+        window=args.window, keep_q=not args.no_q, keep_kv=not args.no_kv, keep_norms=not args.no_norms,
+        layers=_parse_ints(args.layers), tokenizer=case.tokenizer,
+        name=args.name or os.path.basename(os.path.normpath(args.out)),
+        model_name=f"tiny-random-{args.tiny_random}", strict=args.strict,
+        extra={"recorder": {"command": _command_text(argv)},
+               "notes": "randomly initialised weights and random images: for testing tools, not a study"})
+    c = meta.get("checks", {})
+    print(f"wrote {args.out}: T={meta['seq_len']} P={meta['prefill_len']} layers={len(meta['layer_files'])} "
+          f"images={len(meta['images'])} checks={'ok' if c.get('all_passed') else c.get('passed')}")
     return 0
 
 
