@@ -1,4 +1,4 @@
-"""Record an attn-trace v1 (see TRACE-FORMAT.md §1 and §5) from a Hugging Face transformers model.
+"""Record an attn-trace v1 (the trace format kvscope reads; see README.md) from a Hugging Face transformers model.
 
 The recorder registers its own attention function (``AttentionInterface.register``) together with
 the eager mask builder (``AttentionMaskInterface.register``, otherwise transformers builds no mask
@@ -225,7 +225,7 @@ def image_spans_from_ids(ids: Sequence[int], image_token_id: int, tokens_per_ima
 
 
 def llava_image_spans(ids: Sequence[int], config) -> tuple[list[int], list[dict]]:
-    """``token_modality`` and image spans of a llava-hf model (TRACE-FORMAT.md §6).
+    """``token_modality`` and image spans of a llava-hf model.
 
     ``token_modality = ids == config.image_token_id``; consecutive images are split every
     ``config.image_seq_length`` tokens (576 for LLaVA-1.5, a 24×24 grid).
@@ -855,11 +855,37 @@ def model_metadata(model, *, name: str | None = None, attn_scale: float | None =
 
 
 def write_trace_json(out_dir: str, meta: dict) -> str:
+    """Writes ``out_dir/trace.json`` through a temporary file renamed into place."""
     path = os.path.join(out_dir, "trace.json")
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = path + f".tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
+    os.replace(tmp, path)
     return path
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Refuses an output path that exists and is neither an empty folder nor an earlier trace
+    (a folder holding ``trace.json``), which :func:`export_trace` would replace."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: exists and is not a folder; choose another output path")
+    if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "trace.json")):
+        raise ValueError(f"{out_dir}: exists and holds no trace.json, so it is not replaced; choose another output path")
+
+
+def _publish(work: str, out_dir: str) -> None:
+    """Moves the finished trace folder ``work`` to ``out_dir``, replacing an earlier trace there."""
+    import shutil
+    old = None
+    if os.path.exists(out_dir):
+        old = out_dir.rstrip(os.sep) + f".old-{os.getpid()}"
+        os.replace(out_dir, old)
+    os.replace(work, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -879,6 +905,14 @@ def _extend_inputs(model_inputs: dict, T: int) -> dict:
                 v = torch.cat([v, pad], dim=1)
         out[k] = v
     return out
+
+
+def _record_forward(model, rec: "TraceRecorder", ids: torch.Tensor, fwd_inputs: dict) -> None:
+    with rec:
+        kw = dict(use_cache=False)
+        if rec.use_hooks:
+            kw["output_attentions"] = True
+        model(input_ids=ids, **fwd_inputs, **kw)
 
 
 @torch.no_grad()
@@ -966,25 +1000,31 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
     fwd_inputs = _extend_inputs(model_inputs, T)
     if position_ids is not None:
         fwd_inputs["position_ids"] = position_ids
-    rec = TraceRecorder(model, out_dir, P, row_start=row_start, keep_q=keep_q, keep_kv=keep_kv,
+    # the trace is recorded into a sibling folder and moved to out_dir once complete
+    import shutil
+    check_out_dir(out_dir)
+    work = os.path.normpath(out_dir) + f".partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    rec = TraceRecorder(model, work, P, row_start=row_start, keep_q=keep_q, keep_kv=keep_kv,
                         keep_norms=keep_norms, layers=layers, force_hooks=force_hooks)
     rec.bidirectional = [(s["start"], s["stop"]) for s in images if s.get("bidirectional")]
     t0 = time.time()
-    with rec:
-        kw = dict(use_cache=False)
-        if rec.use_hooks:
-            kw["output_attentions"] = True
-        model(input_ids=full, **fwd_inputs, **kw)
+    try:
+        _record_forward(model, rec, full, fwd_inputs)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     timing["record_forward"] = round(time.time() - t0, 3)
     if original_impl and original_impl != _current_attn_impl(model):
         try:
             _set_attn_impl(model, original_impl)
         except Exception:  # pragma: no cover - leave the model in eager mode
             pass
-    if rec.seq_len != T:
+    if rec.seq_len != T or not rec.files:
+        shutil.rmtree(work, ignore_errors=True)
+        if not rec.files:
+            raise RuntimeError("no layer was recorded: is the attention implementation dispatched?")
         raise RuntimeError(f"recorded {rec.seq_len} positions, expected {T}")
-    if not rec.files:
-        raise RuntimeError("no layer was recorded: is the attention implementation dispatched?")
 
     # position ids: as given, else as the decoder's rotary embedding received them; null for 0 ..< T
     pos = position_ids if position_ids is not None else rec.position_ids
@@ -1052,7 +1092,8 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
                 meta[k].update(v)
             else:
                 meta[k] = v
-    write_trace_json(out_dir, meta)
+    write_trace_json(work, meta)
+    _publish(work, out_dir)
     if meta["checks"] and not meta["checks"]["all_passed"]:
         msg = f"trace checks failed: {meta['checks']['passed']} ({meta['checks']['max_over_layers']})"
         if strict:
@@ -1097,7 +1138,7 @@ def _raw_header(path: str) -> dict:
 
 
 def verify_trace(trace_dir: str) -> list[str]:
-    """Checks the layout against TRACE-FORMAT.md §1; returns a list of problems (empty = fine)."""
+    """Checks the layout against attn-trace v1; returns a list of problems (empty = fine)."""
     import re
     import numpy as np
 
@@ -1200,9 +1241,15 @@ def build_arg_parser():
     import argparse
     p = argparse.ArgumentParser(
         prog="python -m kvscope_export",
-        description="Record an attn-trace v1 folder (TRACE-FORMAT.md) from a Hugging Face model: "
+        description="Record an attn-trace v1 folder (the format kvscope reads) from a Hugging Face model: "
                     "greedy generation with eager attention, then one recorded forward over "
-                    "prompt + generated tokens.")
+                    "prompt + generated tokens.",
+        epilog="examples:\n"
+               "  python export.py --tiny-random llava --out tiny-llava-trace --max-new-tokens 8\n"
+               "  python export.py --tiny-random qwen2_vl --images 2 --out tiny-qwen2vl-trace\n"
+               "  python export.py --model Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --chat "
+               "--prompt 'Describe this image.' --out qwen2vl-photo   (GPU recipes: README.md)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model id or local folder")
     p.add_argument("--tiny-random", metavar="FAMILY", choices=["llava", "qwen2_vl", "qwen2_5_vl", "llava_next",
                    "llava_onevision", "idefics3", "gemma3"],
@@ -1240,6 +1287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model and not args.tiny_random:
         parser.error("give --model or --tiny-random")
+    try:
+        check_out_dir(args.out)
+    except ValueError as e:
+        print(f"python -m kvscope_export: error: --out {e}", file=sys.stderr)
+        return 2
     if args.tiny_random:
         if not 1 <= args.images <= 2:
             parser.error(f"--images must be 1 or 2 with --tiny-random, found {args.images}")

@@ -235,3 +235,26 @@ def test_kvscope_info_reads_back(traces, family, n):
                                                     for t in s.get("tiles", [])]) for s in meta["images"]]
     assert got == want
     assert [i["grid"] for i in info["images"]] == [s["grid"] for s in meta["images"]]
+
+
+def test_out_path_that_is_not_a_trace_is_refused(tmp_path):
+    """--out naming a file, or a folder with other content, fails with one line and status 2."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for out in (tmp_path / "notes.txt", tmp_path):
+        r = subprocess.run([sys.executable, os.path.join(HERE, "export.py"), "--tiny-random", "llava",
+                            "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 2
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("[transformers]")]
+        assert len(lines) == 1 and str(out) in lines[0], r.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_rerecording_replaces_an_earlier_trace(tmp_path):
+    case = tm.make("gemma3", 1)
+    out = str(tmp_path / "t")
+    kw = dict(model_inputs=case.model_inputs, tokenizer=case.tokenizer)
+    kx.export_trace(case.model, case.input_ids, out, max_new_tokens=2, generate_kwargs={"min_new_tokens": 2}, **kw)
+    meta = kx.export_trace(case.model, case.input_ids, out, max_new_tokens=0, **kw)
+    assert json.loads(open(os.path.join(out, "trace.json")).read())["seq_len"] == meta["seq_len"] == case.input_ids.shape[1]
+    assert sorted(os.listdir(tmp_path)) == ["t"]   # no partial or old folders left behind
