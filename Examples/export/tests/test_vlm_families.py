@@ -229,6 +229,12 @@ def test_kvscope_info_reads_back(traces, family, n):
     info = json.loads(r.stdout)
     assert (info["seq_len"], info["prefill_len"]) == (meta["seq_len"], meta["prefill_len"])
     assert info["errors"] == []
+    # Gemma 3's bidirectional image spans are expected attention above the diagonal, not a warning
+    assert not any("above the diagonal" in w for w in info["warnings"]), info["warnings"]
+    if meta.get("bidirectional_spans"):
+        assert info["bidirectional_spans"] == meta["bidirectional_spans"]
+        assert info["sliding_windows"] == {str(a["layer"]): a["window"] for a in meta["layer_attention"] if a["window"]}
+    assert (info["position_ids"] is None) == (meta["position_ids"] is None)
     got = [(i["image_id"], i["start"], i["stop"], [(t["start"], t["stop"], t["grid"], t.get("label"))
                                                    for t in i["tiles"]]) for i in info["images"]]
     want = [(s["image_id"], s["start"], s["stop"], [(t["start"], t["stop"], t["grid"], t.get("label"))

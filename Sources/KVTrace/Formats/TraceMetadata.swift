@@ -146,12 +146,6 @@ public enum TraceMetadata {
             if n > 0, spans[n - 1].positions.upperBound > r.lowerBound {
                 throw fail("image spans \(spans[n - 1].id) and \(img.id) overlap")
             }
-            if let p = img.tokenRanges.joined().first(where: { info.modality[$0] == .text }) {
-                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
-            }
-            for (a, b) in zip(img.tiles, img.tiles.dropFirst()) where a.positions.upperBound > b.positions.lowerBound {
-                throw fail("tiles of image \(img.id) overlap or are out of order")
-            }
             guard img.grid.count == r.count || !img.tiles.isEmpty else {
                 throw fail("image \(img.id) grid \(img.grid) has \(img.grid.count) patches, span has \(r.count) tokens")
             }
@@ -162,6 +156,13 @@ public enum TraceMetadata {
                 guard t.grid.count == t.positions.count else {
                     throw fail("a tile of image \(img.id) has grid \(t.grid) for \(t.positions.count) tokens")
                 }
+            }
+            for (a, b) in zip(img.tiles, img.tiles.dropFirst()) where a.positions.upperBound > b.positions.lowerBound {
+                throw fail("tiles of image \(img.id) overlap or are out of order")
+            }
+            // an image with tiles may hold text between its tiles (tile tags); its tiles may not
+            if let p = img.tokenRanges.joined().first(where: { info.modality[$0] == .text }) {
+                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
             }
         }
     }
