@@ -1252,10 +1252,10 @@ def build_arg_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model id or local folder")
     p.add_argument("--tiny-random", metavar="FAMILY", choices=["llava", "qwen2_vl", "qwen2_5_vl", "llava_next",
-                   "llava_onevision", "idefics3", "gemma3"],
+                   "llava_onevision", "idefics3", "smolvlm", "gemma3"],
                    help="instead of --model: a tiny randomly initialised model of this family, built from a "
                         "config on the CPU with random images (no downloads): llava, qwen2_vl, qwen2_5_vl, "
-                        "llava_next, llava_onevision, idefics3, gemma3")
+                        "llava_next, llava_onevision, idefics3, smolvlm, gemma3")
     p.add_argument("--images", type=int, default=1, help="images in the --tiny-random prompt (default 1)")
     p.add_argument("--out", required=True, help="output trace folder")
     p.add_argument("--gguf-file", help="load GGUF weights from this file inside --model")

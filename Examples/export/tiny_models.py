@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl", "llava_next", "llava_onevision", "idefics3", "gemma3")
+FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl", "llava_next", "llava_onevision", "idefics3", "smolvlm", "gemma3")
 VOCAB = 160
 
 
@@ -187,17 +187,21 @@ def _llava_next(n, onevision: bool):
     return model, enc, tok, tid, counts, None, imgs
 
 
-def _idefics3(n):
+def _idefics3(n, smolvlm: bool = False):
+    """Idefics3, or SmolVLM (same prompt layout; its own processor needs torchvision for videos,
+    so the Idefics3 processor expands the prompt)."""
     from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
-                              Idefics3Processor, LlamaConfig)
+                              Idefics3Processor, LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration)
     specials = (["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
                 + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)])
     tok = _tokenizer(specials)
     tid = tok.convert_tokens_to_ids("<image>")
-    cfg = Idefics3Config(vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                            num_attention_heads=2, image_size=56, patch_size=14),
-                         text_config=LlamaConfig(**_text_kw()), image_token_id=tid, scale_factor=2)
-    model = Idefics3ForConditionalGeneration(cfg)
+    Cfg, Model = (SmolVLMConfig, SmolVLMForConditionalGeneration) if smolvlm else (
+        Idefics3Config, Idefics3ForConditionalGeneration)
+    cfg = Cfg(vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, image_size=56, patch_size=14),
+              text_config=LlamaConfig(**_text_kw()), image_token_id=tid, scale_factor=2)
+    model = Model(cfg)
     ip = Idefics3ImageProcessor(size={"longest_edge": 112}, max_image_size={"longest_edge": 56},
                                 do_image_splitting=True)
     proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4)
@@ -239,7 +243,8 @@ def make(family: str, n_images: int = 1, seed: int = 0) -> TinyCase:
              "qwen2_5_vl": functools.partial(_qwen, v25=True),
              "llava_next": functools.partial(_llava_next, onevision=False),
              "llava_onevision": functools.partial(_llava_next, onevision=True),
-             "idefics3": _idefics3, "gemma3": _gemma3}[family]
+             "idefics3": _idefics3, "smolvlm": functools.partial(_idefics3, smolvlm=True),
+             "gemma3": _gemma3}[family]
     model, enc, tok, tid, counts, tiles, imgs = build(n_images)
     enc = dict(enc)
     input_ids = enc.pop("input_ids")

@@ -109,9 +109,9 @@ def test_llava_next_tiles(traces, family, n):
         assert meta["images"][0]["tiles"][1]["grid"] != meta["images"][1]["tiles"][1]["grid"]
 
 
-@pytest.mark.parametrize("n", [1, 2])
-def test_idefics3_tiles(traces, n):
-    case, _, meta, _ = traces("idefics3", n)
+@pytest.mark.parametrize("family,n", [c for c in CASES if c[0] in ("idefics3", "smolvlm")])
+def test_idefics3_tiles(traces, family, n):
+    case, _, meta, _ = traces(family, n)
     assert [len(s["tiles"]) for s in meta["images"]] == case.expected_tiles
     ids = meta["tokens"]["ids"]
     pieces = meta["tokens"]["pieces"]

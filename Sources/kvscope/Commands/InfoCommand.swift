@@ -17,7 +17,7 @@ struct InfoCommand: ParsableCommand {
             column sums (warnings). Exit status 2 when the trace is malformed or holds NaN/Inf.
 
             Examples:
-              kvscope info ../shared/traces/smollm2-pseudoimg2x64-full
+              kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24
               kvscope info s1_text_heavy.npz --attn in_attention --keys in_keys --values in_values \\
                   --queries in_queries --token-kind in_token_kind
               kvscope info my-trace --json | jq .images
