@@ -1,8 +1,9 @@
 """Tiny randomly initialised VLMs of each supported family, with prompts built by each family's own
 processor code (no downloads). Used by the tests and by ``export.py --tiny-random FAMILY``.
 
-Every model has a 2-layer text decoder (hidden size 64, 4 query heads, 2 KV heads, head dim 16),
-a 1- or 2-layer vision tower of width 32, and images of 28–112 px. ``make(family, n_images)``
+Every model has a 2-layer text decoder (3 for Gemma 3: two sliding-window layers, window 8, and a
+full one; hidden size 64, 4 query heads, 2 KV heads, head dim 16), a 1-layer vision tower of
+width 32, and random non-square images of 56×84 and 84×56 px. ``make(family, n_images)``
 returns a :class:`TinyCase`: the model, the prompt ids as the processor expanded them, the extra
 forward inputs (``pixel_values``, ``image_grid_thw``, ``image_sizes``, …), a word-level tokenizer,
 and ``expected``: the image-token count of each image as the processor computed it (plus, for

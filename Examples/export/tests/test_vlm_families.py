@@ -170,6 +170,21 @@ def test_rows_colsums_and_recompute(traces, family, n):
 
 
 @pytest.mark.parametrize("family,n", CASES)
+def test_recorded_forward_reproduces_generation(traces, family, n):
+    """One forward over prompt + generated tokens (as recorded) predicts the generated tokens greedily:
+    the recorded positions and masks are the ones generation used."""
+    case, _, meta, _ = traces(family, n)
+    ids = meta["tokens"]["ids"]
+    P = meta["prefill_len"]
+    inputs = kx._extend_inputs(case.model_inputs, len(ids))
+    with torch.no_grad():
+        logits = case.model(input_ids=torch.tensor([ids]), **inputs, use_cache=False).logits
+    pred = logits[0, P - 1:-1].clone()
+    pred[:, kx.placeholder_token_ids(case.model)] = -float("inf")   # suppressed in generation
+    assert pred.argmax(-1).tolist() == ids[P:]
+
+
+@pytest.mark.parametrize("family,n", CASES)
 def test_position_ids_only_when_not_arange(traces, family, n):
     _, _, meta, _ = traces(family, n)
     if family.startswith("qwen"):
