@@ -60,8 +60,16 @@ public struct ArcChart: Chart {
         }
         canvas.popClip()
         canvas.line(from: Point(plot.minX, baseline), to: Point(plot.maxX, baseline), .axis)
-        let strip = Rect(x: plot.minX, y: baseline + 2, width: plot.width, height: 6)
+        let strip = Rect(x: plot.minX, y: baseline + 2, width: plot.width, height: 9)
         BandStrip(bands: bands, domain: domain).draw(in: canvas, frame: strip)
+        // Span labels ("text", "image 1") inside the strip, centred in their span, when they fit.
+        let ls = TextStyle(size: 6.5, color: RGB(hex: 0x222222))
+        for b in bands {
+            guard let label = b.label, let r = BandStrip(bands: [], domain: domain).rect(of: b, in: strip) else { continue }
+            if canvas.measure(label, style: ls).width + 4 <= r.width {
+                canvas.text(label, at: Point(r.midX, r.midY), style: ls, anchor: .center)
+            }
+        }
         var ticks = Path()
         for k in kept where domain.contains(k) {
             let xx = x(k, plot: plot)

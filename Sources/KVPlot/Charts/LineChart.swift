@@ -130,10 +130,20 @@ public struct LineChart: Chart {
                 canvas.fill(.polygon(upper + lower), RGBA(s.color, alpha: 0.18))
             }
         }
-        for s in series {
+        // Solid lines first, then dashed ones over them, then every marker (filled circles under
+        // open shapes): lines with equal values stay visible through the dashes and marker rings.
+        let order = series.indices.sorted { (series[$0].dash.isEmpty ? 0 : 1, $0) < (series[$1].dash.isEmpty ? 0 : 1, $1) }
+        for i in order {
+            let s = series[i]
             let pts = s.points.map(pt).filter { $0.x.isFinite && $0.y.isFinite }
             canvas.stroke(.polyline(pts), StrokeStyle(s.color, width: s.lineWidth, dash: s.dash, join: .round))
-            for p in pts { Markers.draw(s.marker, at: p, color: s.color, in: canvas) }
+        }
+        for i in order.sorted(by: { (series[$0].marker == .circle ? 0 : 1, $0) < (series[$1].marker == .circle ? 0 : 1, $1) }) {
+            let s = series[i]
+            let pts = s.points.map(pt).filter { $0.x.isFinite && $0.y.isFinite }
+            // A one-point series with no marker would draw nothing: give it a circle.
+            let marker = s.marker == .none && pts.count == 1 ? .circle : s.marker
+            for p in pts { Markers.draw(marker, at: p, color: s.color, in: canvas) }
         }
         canvas.popClip()
         if let panelTitle { canvas.text(panelTitle, at: Point(plot.midX, plot.minY - 3), style: .axisLabel, anchor: .bottom) }

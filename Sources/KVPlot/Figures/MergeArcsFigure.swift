@@ -37,6 +37,7 @@ public struct MergeArcsFigure: Sendable {
     }
 
     public func build() -> Figure {
+        let size = Size(max(self.size.width, Figure.titleBlockWidth(title: title, subtitle: subtitle)), self.size.height)
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         let top = fig.headerHeight
         let cbW = 62.0
@@ -47,7 +48,7 @@ public struct MergeArcsFigure: Sendable {
         fig.add(chart, in: frame)
         let plot = chart.plotRect(in: frame)
         let legend = Legend([
-            LegendEntry("kept", key: .swatch(Palette.kept)),
+            LegendEntry("kept (ticks under the strip)", key: .tick(Palette.kept)),
             LegendEntry("not merged (filtered)", key: .line(RGB(hex: 0x999999), dash: [], marker: .cross)),
         ], layout: .rows)
         fig.add(legend, in: Rect(x: plot.minX, y: frame.maxY + 2, width: plot.width, height: 11))

@@ -44,10 +44,13 @@ public struct PatchGridFigure: Sendable {
 
     public func build() -> Figure {
         let header = Figure.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty)
-        let labelW = 74.0, gap = 10.0, cbW = 62.0, colTitle = 12.0
+        let baseLabelW = 74.0, gap = 10.0, cbW = 62.0, colTitle = 12.0
         let pictures = images.filter { $0.levels != nil }.count
         let nCols = images.count + pictures
-        let width = max(labelW + Double(nCols) * (cellSize + gap) + cbW + 16, 240)
+        let contentW = baseLabelW + Double(nCols) * (cellSize + gap) + cbW + 16
+        let width = max(contentW, 240, Figure.titleBlockWidth(title: title, subtitle: subtitle))
+        // Centre the panels when the title block is the wider.
+        let labelW = baseLabelW + (width - contentW) / 2
         let height = header + colTitle + Double(policies.count) * (cellSize + gap) + 6
         var fig = Figure(size: Size(width, height), title: title, subtitle: subtitle)
         let norm = Normalization.linear(0 ... 1)

@@ -105,7 +105,7 @@ struct ModalityCommand: ParsableCommand {
         let fig = ModalityFigure(
             layers: layers, textMean: text, imageMean: image, policies: runs.map(\.id),
             shares: runs.map { keptShare($0, isImage: isImage) }, promptShare: [(P - nImage) / P, nImage / P],
-            title: title("\(RenderSupport.traceTitle(info)): text vs image tokens"), subtitle: sub,
+            title: title("\(RenderSupport.traceTitle(info)): do text or image tokens get the attention, and the cache?"), subtitle: sub,
             size: Size(max(640, 460 + Double(runs.count + 1) * 40), 330))
         return fig.build()
     }
