@@ -72,7 +72,10 @@ public struct LayoutAudit: Sendable {
         for e in path.elements {
             switch e {
             case let .move(a), let .line(a): pts.append(a)
-            case let .curve(a, b, c): pts += [a, b, c]
+            case let .curve(b, c, d):
+                // The curve's midpoint, not its control points (which overshoot an arc).
+                let a = pts.last ?? b
+                pts += [Point((a.x + 3 * b.x + 3 * c.x + d.x) / 8, (a.y + 3 * b.y + 3 * c.y + d.y) / 8), d]
             case .close: break
             }
         }
