@@ -46,6 +46,8 @@ import Testing
         let fate = PatchFateGrid(rows: 8, cols: 8, counts: (0 ..< 64).map { [$0 % 4 == 0 ? 3 : 0, $0 % 4 == 1 ? 3 : 0, $0 % 4 == 2 ? 3 : 0, $0 % 4 == 3 ? 3 : 0] })
         out.append(("patch fate", PatchFateFigure(policies: policies, imageTitles: images.map(\.title), grids: policies.map { _ in [fate, fate] },
                                                   title: "\(long): where does each image's K/V go at budget 0.2?", subtitle: sub).build()))
+        out.append(("patch fate, short title", PatchFateFigure(policies: policies, imageTitles: ["image 1, 24×24"], grids: policies.map { _ in [fate] },
+                                                               title: "t").build()))
         out.append(("one-layer modality", ModalityFigure(layers: [3], textMean: [0.02], imageMean: [0.004], policies: policies,
                                                          shares: policies.map { _ in [0.7, 0.3] }, promptShare: [0.6, 0.4],
                                                          title: "\(long): do text or image tokens get the attention, and the cache?").build()))
@@ -60,6 +62,8 @@ import Testing
                                            title: "\(long): how much attention mass survives as the budget shrinks?", yRange: 0 ... 1, reference: 1).build()))
         return out
     }()
+
+    static func figure(_ name: String) -> Figure { figures.first { $0.0 == name }!.1 }
 
     @Test("no text or shape leaves the page", arguments: figures.indices)
     func nothingClipped(index: Int) {
@@ -90,7 +94,7 @@ import Testing
     }
 
     @Test func windowHeatmapMapIsNotAStrip() throws {
-        let f = Self.figures[0].1
+        let f = Self.figure("window heatmap")
         let c = Self.record(f)
         let map = try #require(c.images.first).rect
         #expect(map.height >= HeatmapFigure.minimumMapHeight - 0.01)
@@ -105,37 +109,37 @@ import Testing
         // Wide window-trace panels stack in more rows than columns.
         let wide = HeatmapGridFigure.gridShape(count: 32, panelAspect: 0.3)
         #expect(wide.rows > wide.cols && wide.rows * wide.cols == 32)
-        let grid = Self.figures[2].1
+        let grid = Self.figure("8-head square grid")
         #expect(grid.size.width < 2.6 * grid.size.height, "8 square heads: \(grid.size)")
     }
 
     @Test func windowGridPanelsAreTallerThanTheirBand() throws {
-        let c = Self.record(Self.figures[1].1)
+        let c = Self.record(Self.figure("32-head window grid"))
         let maps = c.images.map(\.rect).filter { $0.width > 30 }   // not the colour bar
         #expect(maps.count == 32)
         #expect(maps.allSatisfy { $0.height >= HeatmapGridFigure.minimumPanelHeight - 0.01 })
     }
 
     @Test func oneLayerModalityTicksAreWholeLayers() {
-        let labels = Set(Self.record(Self.figures[5].1).texts.filter { $0.style == .tick }.map(\.string))
+        let labels = Set(Self.record(Self.figure("one-layer modality")).texts.filter { $0.style == .tick }.map(\.string))
         #expect(labels.contains("3"))
         #expect(!labels.contains { $0.contains(".") && Double($0).map { $0 >= 2 && $0 <= 4 } == true }, "\(labels)")
     }
 
     @Test func modalityLegendsSitOnTheSameSide() throws {
-        let c = Self.record(Self.figures[5].1)
+        let c = Self.record(Self.figure("one-layer modality"))
         let text = try #require(c.text("text token")), bar = try #require(c.text("text"))
         // Both legends are to the right of their panel, at the panel's top.
         #expect(abs(text.point.y - bar.point.y) < 1)
     }
 
     @Test func fourLayerRetentionLabelsEveryLayer() {
-        let c = Self.record(Self.figures[6].1)
+        let c = Self.record(Self.figure("4-layer retention"))
         for l in ["0", "1", "2", "3"] { #expect(c.texts.contains { $0.string == l }, "layer \(l) unlabelled") }
     }
 
     @Test func mergedTicksSitInTheirOwnLaneNotOnTheBand() throws {
-        let c = Self.record(Self.figures[6].1)
+        let c = Self.record(Self.figure("4-layer retention"))
         let ticks = c.strokes(Palette.merged)
         let tick = try #require(ticks.first)
         let image = c.filledRects(BandKind.image.color)
@@ -144,7 +148,7 @@ import Testing
     }
 
     @Test func mergeLegendDrawsTheMarksItNames() throws {
-        let c = Self.record(Self.figures[7].1)
+        let c = Self.record(Self.figure("merges"))
         // Kept positions are 0.6 pt ticks in the kept colour; the legend's kept key is the same.
         let kept = c.operations.compactMap { op -> StrokeStyle? in
             if case let .stroke(_, s) = op, s.color.rgb == Palette.kept { return s }
@@ -183,7 +187,7 @@ import Testing
     }
 
     @Test func legendKeysDrawTheirSeriesStyle() throws {
-        let f = Self.figures[8].1
+        let f = Self.figure("curves")
         let c = Self.record(f)
         let chart = try #require(f.panels.first?.chart as? LineChart)
         for s in chart.series {

@@ -110,7 +110,8 @@ public struct PatchFateFigure: Sendable {
 
     public func build() -> Figure {
         let header = Figure.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty)
-        let labelW = 74.0, gap = 14.0, colTitle = 12.0, shareH = 20.0, legendW = 100.0
+        let labelW = 74.0, gap = 14.0, colTitle = 12.0, shareH = 20.0
+        let legendW = Legend.keyWidth + 4 + (PatchFate.allCases.map { Figure.textWidth($0.label, style: .legend) }.max() ?? 0) + 8
         let panelW = max(cellSize, imageTitles.map { Figure.textWidth($0, style: .panelTitle) }.max() ?? 0)
         let contentW = labelW + Double(imageTitles.count) * (panelW + gap) + legendW
         let width = max(contentW, Figure.titleBlockWidth(title: title, subtitle: subtitle))
