@@ -18,7 +18,7 @@ public final class CairoCanvas: Canvas {
 
     /// The PDF creation and modification date written into every PDF, so output is byte-stable.
     public static let pinnedPDFDate = "2024-01-01T00:00:00Z"
-    /// The font family, selected by name (FIGURES.md §3).
+    /// The font family, selected by name.
     public static let fontFamily = "DejaVu Sans"
 
     public let size: Size

@@ -43,6 +43,10 @@ import Testing
         out.append(("patches 2 images × 3 policies", PatchGridFigure(
             policies: policies, images: images, kept: policies.map { _ in images.map { _ in [Double](repeating: 0.5, count: 64) } },
             title: "\(long): which patches stay cached at budget 0.2?", subtitle: sub).build()))
+        let strips = [PatchImage(title: "image 1, 1×24", rows: 1, cols: 24), PatchImage(title: "image 2, 1×24", rows: 1, cols: 24)]
+        out.append(("patches of 1 × 24 strips", PatchGridFigure(
+            policies: policies, images: strips, kept: policies.map { _ in strips.map { _ in [Double](repeating: 0.5, count: 24) } },
+            title: "t: which patches stay cached at budget 0.2?").build()))
         let fate = PatchFateGrid(rows: 8, cols: 8, counts: (0 ..< 64).map { [$0 % 4 == 0 ? 3 : 0, $0 % 4 == 1 ? 3 : 0, $0 % 4 == 2 ? 3 : 0, $0 % 4 == 3 ? 3 : 0] })
         out.append(("patch fate", PatchFateFigure(policies: policies, imageTitles: images.map(\.title), grids: policies.map { _ in [fate, fate] },
                                                   title: "\(long): where does each image's K/V go at budget 0.2?", subtitle: sub).build()))

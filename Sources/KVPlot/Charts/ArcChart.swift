@@ -9,8 +9,8 @@ public struct MergeArc: Sendable, Hashable {
     public init(source: Int, target: Int, value: Double) { self.source = source; self.target = target; self.value = value }
 }
 
-/// A horizontal token axis with arcs above it from each evicted position to its merge target
-/// (FIGURES.md §2.7), a modality strip, kept positions as ticks below, and excluded evictions
+/// A horizontal token axis with arcs above it from each evicted position to its merge target,
+/// a modality strip, kept positions as ticks below, and excluded evictions
 /// as small grey crosses.
 public struct ArcChart: Chart {
     public var domain: Range<Int>

@@ -154,7 +154,7 @@ public struct Legend: Chart, Hashable {
     }
 }
 
-/// Data markers (FIGURES.md §1.1: circle, square, triangle, diamond).
+/// Data markers (circle, square, triangle, diamond).
 public enum Markers {
     /// The path of a marker of `size` points centred at `p`.
     public static func path(_ shape: MarkerShape, at p: Point, size: Double = 4.5) -> Path {

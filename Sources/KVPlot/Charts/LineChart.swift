@@ -19,7 +19,7 @@ public struct LineSeries: Sendable, Hashable {
         self.lineWidth = lineWidth; self.band = band
     }
 
-    /// A series in a policy's fixed style (FIGURES.md §1.1).
+    /// A series in a policy's fixed style.
     public init(policy id: String, label: String? = nil, points: [Point], band: [ClosedRange<Double>]? = nil) {
         let s = PolicyStyle.of(id)
         self.init(label: label ?? id, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band)
@@ -42,7 +42,7 @@ public struct ReferenceLine: Sendable, Hashable {
 /// Where a chart's legend goes.
 public enum LegendPlacement: String, Sendable, Hashable {
     case none, right, below
-    /// Right when there are at most 8 entries, below otherwise (FIGURES.md §2.4).
+    /// Right when there are at most 8 entries, below otherwise.
     case automatic
 }
 

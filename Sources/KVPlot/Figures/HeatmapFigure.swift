@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the attention heatmap figure (FIGURES.md §2.1) from a plain row-major matrix.
+/// Builds the attention heatmap figure from a plain row-major matrix.
 ///
 /// Query rows run top to bottom, keys left to right, cells are square. Cells above the diagonal
 /// (causal) and NaN cells are drawn in the mask colour. Modality bands run along both axes and

@@ -9,7 +9,7 @@ public struct HeatmapGridPanel: Sendable {
     public init(title: String, matrix: [Float]) { self.title = title; self.matrix = matrix }
 }
 
-/// Builds the `--grid` heatmap (FIGURES.md §2.1): layers × heads small multiples sharing one
+/// Builds the `--grid` heatmap: layers × heads small multiples sharing one
 /// normalisation and one colour bar; only the outer panels carry tick labels.
 public struct HeatmapGridFigure: Sendable {
     public var panels: [HeatmapGridPanel]

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the merge view (FIGURES.md §2.7): a token axis with arcs from each evicted position to
+/// Builds the merge view: a token axis with arcs from each evicted position to
 /// the position of the slot it merged into, coloured by cosine similarity (viridis, colour bar),
 /// width 0.5 pt, alpha 0.6; kept positions as ticks below the axis; evicted tokens the filter
 /// left out as grey crosses.

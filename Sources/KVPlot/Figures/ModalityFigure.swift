@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the modality figure (FIGURES.md §2.5–2.6): left, per layer, the mean attention a text
+/// Builds the modality figure: left, per layer, the mean attention a text
 /// token versus an image token receives (two lines, log y); right, a stacked bar per policy of
 /// the kept cache's share by modality (0–1), with an optional "prompt" reference bar.
 public struct ModalityFigure: Sendable {

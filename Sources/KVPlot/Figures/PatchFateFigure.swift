@@ -116,7 +116,9 @@ public struct PatchFateFigure: Sendable {
         let contentW = labelW + Double(imageTitles.count) * (panelW + gap) + legendW
         let width = max(contentW, Figure.titleBlockWidth(title: title, subtitle: subtitle))
         let dx = (width - contentW) / 2
-        let rowH = cellSize + shareH + gap
+        let aspect = grids.flatMap { $0 }.map { Double($0.rows) / Double(max($0.cols, 1)) }.max() ?? 1
+        let panelH = max(8, cellSize * min(1, aspect))
+        let rowH = panelH + shareH + gap
         let legendH = Double(PatchFate.allCases.count) * 11 + 4
         let height = header + colTitle + max(Double(policies.count) * rowH - gap, legendH) + 6
         var fig = Figure(size: Size(width, height), title: title, subtitle: subtitle)
@@ -125,11 +127,11 @@ public struct PatchFateFigure: Sendable {
             let y = top + Double(pi) * rowH
             let style = PolicyStyle.of(policy)
             fig.add(TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .right),
-                    in: Rect(x: dx + labelW - 6, y: y + cellSize / 2, width: 0, height: 0))
+                    in: Rect(x: dx + labelW - 6, y: y + panelH / 2, width: 0, height: 0))
             for (ii, grid) in grids[pi].enumerated() {
                 let x = dx + labelW + Double(ii) * (panelW + gap)
                 let chart = ImageChart(image: grid.raster)
-                let frame = Rect(x: x + (panelW - cellSize) / 2, y: y, width: cellSize, height: cellSize)
+                let frame = Rect(x: x + (panelW - cellSize) / 2, y: y, width: cellSize, height: panelH)
                 fig.add(chart, in: frame)
                 let r = chart.imageRect(in: frame)
                 for (k, line) in grid.shareLines.enumerated() {

@@ -15,7 +15,7 @@ public struct RetentionPanel: Sendable, Hashable {
     }
 }
 
-/// Builds the retention map (FIGURES.md §2.2): per policy a [layers × tokens] grid of the kept
+/// Builds the retention map: per policy a [layers × tokens] grid of the kept
 /// fraction (cividis, linear 0–1, one shared colour bar), a modality strip along the top, a
 /// vertical line at the prefill length `P`, policies stacked with a shared x axis.
 public struct RetentionFigure: Sendable {

@@ -67,11 +67,15 @@ public struct Figure: Sendable {
         Double(text.unicodeScalars.count) * style.size * (style.weight == .bold ? 0.68 : 0.62)
     }
 
-    /// The narrowest page width that shows `title` and every `subtitle` line whole.
+    /// The narrowest page width that shows `title` and every `subtitle` line whole, capped at
+    /// ``maximumTitleBlockWidth`` (longer lines are shrunk to fit when drawn).
     public static func titleBlockWidth(title: String, subtitle: [String]) -> Double {
         let widths = [textWidth(title, style: .title)] + subtitle.map { textWidth($0, style: .subtitle) }
-        return (widths.max() ?? 0) + 2 * textMargin + 4
+        return min((widths.max() ?? 0) + 2 * textMargin + 4, maximumTitleBlockWidth)
     }
+
+    /// The widest a title block may make a page, in points.
+    public static let maximumTitleBlockWidth = 1000.0
 
     /// Adds a panel.
     public mutating func add(_ chart: any Chart, in frame: Rect) { panels.append(Panel(frame: frame, chart: chart)) }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KVPlot
 
-/// `kvscope render curves`: any metric versus budget from a sweep's results (FIGURES.md §2.4).
+/// `kvscope render curves`: any metric versus budget from a sweep's results.
 struct CurvesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curves",

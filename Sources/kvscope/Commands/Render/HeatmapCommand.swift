@@ -3,7 +3,7 @@ import Foundation
 import KVPlot
 import KVTrace
 
-/// `kvscope render heatmap`: the attention map of one layer (FIGURES.md §2.1).
+/// `kvscope render heatmap`: the attention map of one layer.
 struct HeatmapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatmap",

@@ -4,7 +4,7 @@ import KVPlot
 import KVPolicies
 import KVTrace
 
-/// `kvscope render merges`: arcs from each evicted token to the slot it merged into (FIGURES.md §2.7).
+/// `kvscope render merges`: arcs from each evicted token to the slot it merged into.
 struct MergesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merges",

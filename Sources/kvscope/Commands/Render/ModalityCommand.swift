@@ -5,7 +5,7 @@ import KVPolicies
 import KVTrace
 
 /// `kvscope render modality`: text versus image attention per layer, and what each policy keeps by
-/// modality (FIGURES.md §2.5–2.6, the LOOK-M observation).
+/// modality (the LOOK-M observation).
 struct ModalityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "modality",

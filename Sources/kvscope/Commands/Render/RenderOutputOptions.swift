@@ -15,6 +15,10 @@ struct RenderOutputOptions: ParsableArguments {
     var title: String?
     @Option(name: .customLong("scale"), help: "PNG device pixels per point.")
     var scale: Double = 2
+    /// For tests and figure work: audit the layout (text or shapes off the page, a blank band
+    /// under the content) before writing, and fail with the problems instead of writing.
+    @Flag(name: .customLong("check-layout"), help: .hidden)
+    var checkLayout = false
 
     func validate() throws {
         guard scale.isFinite, scale > 0, scale <= 16 else { throw ValidationError("--scale must be in (0, 16], got \(scale)") }
@@ -37,6 +41,16 @@ struct RenderOutputOptions: ParsableArguments {
     /// Renders `figure` atomically and prints where it went.
     func write(_ figure: Figure, defaultName: String) throws {
         let url = url(defaultName: defaultName)
+        if checkLayout {
+            let audit = LayoutAudit(figure)
+            var problems = audit.problems().filter { !$0.contains(" overlaps ") }
+            if let content = audit.contentBounds, figure.size.height - content.maxY > 30 {
+                problems.append("\(Int(figure.size.height - content.maxY)) pt of blank page under the content")
+            }
+            if !problems.isEmpty {
+                throw CLIError("--check-layout \(url.lastPathComponent): \(problems.count) problem(s): \(problems.prefix(3).joined(separator: "; "))")
+            }
+        }
         guard let format = OutputFormat(pathExtension: url.pathExtension, scale: scale) else {
             throw CLIError("--output \(url.path): unknown format '\(url.pathExtension)' (use .png, .svg or .pdf)")
         }

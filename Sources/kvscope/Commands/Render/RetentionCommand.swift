@@ -4,7 +4,7 @@ import KVPlot
 import KVPolicies
 import KVTrace
 
-/// `kvscope render retention`: what each policy keeps, per layer and position (FIGURES.md §2.2).
+/// `kvscope render retention`: what each policy keeps, per layer and position.
 struct RetentionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retention",
