@@ -161,6 +161,9 @@ import Testing
         #expect(kept.count >= 2 && kept.allSatisfy { $0.width == 0.6 })
         #expect(c.filledRects(Palette.kept).isEmpty)   // no square: none is drawn on the axis either
         #expect(c.text("text") != nil && c.text("image 1") != nil)   // the band is labelled
+        // The filtered-out key is a grey cross like the ones on the axis, with no line through it.
+        let grey = c.strokes(ArcChart.excludedColor)
+        #expect(grey.count == 2 && grey.allSatisfy { $0.elements.count == 4 })
     }
 
     @Test func everyPairOfLinesHasItsOwnStyle() {

@@ -36,6 +36,10 @@ public struct ArcChart: Chart {
         self.xLabel = xLabel; self.insets = insets
     }
 
+    /// Evicted tokens the merge filter left out: grey crosses of 3 pt.
+    public static let excludedColor = RGB(hex: 0x999999)
+    public static let excludedSize = 3.0
+
     /// The arc area (arcs rise from its bottom edge, the baseline).
     public func plotRect(in frame: Rect) -> Rect { frame.inset(by: insets) }
 
@@ -77,7 +81,7 @@ public struct ArcChart: Chart {
         }
         if !ticks.isEmpty { canvas.stroke(ticks, StrokeStyle(Palette.kept, width: 0.6)) }
         for e in excluded where domain.contains(e) {
-            Markers.draw(.cross, at: Point(x(e, plot: plot), baseline - 3), color: RGB(hex: 0x999999), size: 3, in: canvas)
+            Markers.draw(.cross, at: Point(x(e, plot: plot), baseline - 3), color: Self.excludedColor, size: Self.excludedSize, in: canvas)
         }
         let axisRect = Rect(x: plot.minX, y: plot.minY, width: plot.width, height: strip.maxY + 9 - plot.minY)
         let xs = Axis(scale: .linear(Double(domain.lowerBound) ... Double(domain.upperBound)), label: xLabel,

@@ -55,6 +55,8 @@ public enum LegendKey: Sendable, Hashable {
     case hatchedSwatch(RGB)
     /// A short vertical tick of 0.6 pt, as the merge view marks kept positions.
     case tick(RGB)
+    /// A marker alone, no line (marks drawn without a line, e.g. the merge view's crosses).
+    case marker(RGB, MarkerShape, size: Double)
 
     /// The key for a policy id in its fixed style.
     public static func policy(_ id: String) -> LegendKey {
@@ -142,6 +144,8 @@ public struct Legend: Chart, Hashable {
             canvas.fill(r, c)
             // Light swatches (dropped #E5E5E5) would vanish on white without an outline.
             canvas.stroke(.rect(r), StrokeStyle(RGB(hex: 0xB3B3B3), width: 0.5))
+        case let .marker(c, shape, size):
+            Markers.draw(shape, at: Point(x + keyWidth / 2, cy), color: c, size: size, in: canvas)
         case let .tick(c):
             var p = Path()
             for dx in [-4.0, -1.5, 1.0, 3.5] { p.move(to: Point(x + keyWidth / 2 + dx, cy - 2.5)); p.line(to: Point(x + keyWidth / 2 + dx, cy + 2.5)) }

@@ -47,10 +47,12 @@ public struct MergeArcsFigure: Sendable {
         let frame = Rect(x: 4, y: top, width: size.width - 8 - cbW - 8, height: size.height - top - 18)
         fig.add(chart, in: frame)
         let plot = chart.plotRect(in: frame)
-        let legend = Legend([
-            LegendEntry("kept (ticks under the strip)", key: .tick(Palette.kept)),
-            LegendEntry("not merged (filtered)", key: .line(RGB(hex: 0x999999), dash: [], marker: .cross)),
-        ], layout: .rows)
+        // Legend entries only for marks that are drawn.
+        var entries = [LegendEntry("kept (ticks under the strip)", key: .tick(Palette.kept))]
+        if !excluded.isEmpty {
+            entries.append(LegendEntry("not merged (filtered)", key: .marker(ArcChart.excludedColor, .cross, size: ArcChart.excludedSize)))
+        }
+        let legend = Legend(entries, layout: .rows)
         fig.add(legend, in: Rect(x: plot.minX, y: frame.maxY + 2, width: plot.width, height: 11))
         let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
         fig.add(bar, in: Rect(x: frame.maxX + 8, y: plot.minY, width: cbW, height: plot.height))
