@@ -49,6 +49,7 @@ SWEPT=""
 if "$KV" sweep --help 2>/dev/null | grep -q -- "--budgets"; then
   for name in real llava; do
     trace=$REAL; [ $name = llava ] && trace=$SYNTH
+    rm -rf "$OUT/sweep-$name"   # the demo's own output: a re-run starts the sweep afresh
     run sweep "$trace" --policies full,oracle,h2o,snapkv,text-prior,lookm,streaming,random \
       --budgets 0.05,0.1,0.2,0.3,0.5 --out "$OUT/sweep-$name"
     for metric in attention_recall recall_image image_retention output_error; do
