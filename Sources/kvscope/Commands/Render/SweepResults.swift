@@ -64,7 +64,7 @@ struct SweepResults {
     /// One measured point of a curve, before averaging over traces.
     struct Point { var trace: String; var policy: String; var budget: Double; var y: Double; var x: Double }
 
-    /// `metric` per (trace, policy, budget): the layer-and-head aggregate row when present, else
+    /// `metric` per (trace, policy, budget): the all-layers, all-heads row when present, else
     /// the mean over per-layer rows (uniform weights), else over per-head rows; per-image rows
     /// (`image_retention`) are averaged over images. x is the actual kept ratio: the `kept_ratio`
     /// metric when the sweep has it, else the row's `actual_tokens / compression_point`. A policy
@@ -82,9 +82,7 @@ struct SweepResults {
             var byScope: [Key: [Int: [Double]]] = [:]
             for r in rows where r.metric == m {
                 guard let v = r.value, v.isFinite, let k = key(r) else { continue }
-                let layerAll = r.layer.lowercased() == "all" || r.layer.isEmpty
-                let headAll = r.head.lowercased() == "all" || r.head.isEmpty
-                let scope = layerAll && headAll ? 0 : (headAll ? 1 : 2)
+                let scope = r.layer == nil && r.head == nil ? 0 : (r.head == nil ? 1 : 2)
                 byScope[k, default: [:]][scope, default: []].append(v)
             }
             return byScope.compactMapValues { scopes in
@@ -98,8 +96,8 @@ struct SweepResults {
         }
         let kept = collect("kept_ratio")
         var actual: [Key: [Double]] = [:]
-        for r in rows where r.compressionPoint > 0 && r.actualTokens.isFinite {
-            if let k = key(r) { actual[k, default: []].append(r.actualTokens / Double(r.compressionPoint)) }
+        for r in rows where r.keptRatio.isFinite {
+            if let k = key(r) { actual[k, default: []].append(r.keptRatio) }
         }
         let names = Dictionary(rows.map { ($0.traceHash, $0.trace) }, uniquingKeysWith: { a, _ in a })
         return ys.map { k, y in
