@@ -15,7 +15,9 @@ struct CurvesCommand: ParsableCommand {
             (the swept 'full' policy's value, else the metric's own: recall 1, error 0). With several traces the \
             line is the mean and a band shows min–max.
 
-            Example: kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 --out Output/sweep && kvscope render curves Output/sweep --metric attention_recall -o Output/curves.png
+            Example (first a sweep): kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 --out Output/sweep
+
+            Example: kvscope render curves Output/sweep --metric attention_recall -o Output/curves.png
             """
     )
 
