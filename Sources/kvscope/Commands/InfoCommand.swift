@@ -18,9 +18,9 @@ struct InfoCommand: ParsableCommand {
 
             Examples:
               kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24
-              kvscope info s1_text_heavy.npz --attn in_attention --keys in_keys --values in_values \\
-                  --queries in_queries --token-kind in_token_kind
-              kvscope info my-trace --json | jq .images
+              kvscope info Examples/traces/smollm2-layer3-bare.npz --attn attention --colsum attn_colsum --keys keys \\
+                  --values values --queries queries --token-kind token_kind --prefill-len 161 --layer 3
+              kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --json
             """
     )
 

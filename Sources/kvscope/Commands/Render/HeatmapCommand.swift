@@ -20,7 +20,7 @@ struct HeatmapCommand: ParsableCommand {
 
             Example: kvscope render heatmap Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --layer 3 --all-heads
 
-            Example (bare arrays): kvscope render heatmap s1_text_heavy.npz --attn in_attention --token-kind in_token_kind --mean
+            Example (bare arrays): kvscope render heatmap Examples/traces/smollm2-layer3-bare.npz --attn attention --token-kind token_kind --prefill-len 161 --layer 3 --mean
             """
     )
 

@@ -19,8 +19,9 @@ struct MergesCommand: ParsableCommand {
 
             Example: kvscope render merges Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2 --layer 3 --head 0
 
-            Example (bare arrays): kvscope render merges s1_text_heavy.npz --attn in_attention --keys in_keys \
-            --values in_values --token-kind in_token_kind --policy lookm --budget 0.2
+            Example (bare arrays): kvscope render merges Examples/traces/smollm2-layer3-bare.npz --attn attention \
+            --colsum attn_colsum --keys keys --values values --token-kind token_kind --prefill-len 161 --layer 3 \
+            --policy lookm --budget 0.2
             """
     )
 
