@@ -33,7 +33,7 @@ let package = Package(
             pkgConfig: "cairo",
             providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]
         ),
-        .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo"]),
+        .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo", "KVTrace"]),
         .executableTarget(
             name: "kvscope",
             dependencies: [

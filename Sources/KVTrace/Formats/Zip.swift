@@ -241,6 +241,9 @@ final class CappedInflater {
             let rc = inflate(strm, Z_NO_FLUSH)
             if rc == Z_STREAM_END, stream.avail_out == 1 { finished = true; return }
             if stream.avail_out == 0 { throw TraceError(file: name, "member inflates past the size its header declares") }
+            if rc == Z_BUF_ERROR, stream.avail_in == 0, inputLeft == 0 {
+                throw TraceError(file: name, "deflate stream ends without its final block")
+            }
             throw TraceError(file: name, "deflate stream does not end where its header says the data ends")
         }
     }

@@ -52,7 +52,9 @@ struct SweepCommand: ParsableCommand {
     var jobs: Int = 2
 
     func parsedBudgets() throws -> [BudgetSpec] {
-        try budgets.split(separator: ",").map {
+        let parts = budgets.split(separator: ",")
+        guard !parts.isEmpty else { throw ValidationError("--budgets: empty list (give fractions such as 0.1,0.2)") }
+        return try parts.map {
             guard let b = Double($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--budgets: '\($0)' is not a number") }
             let spec = BudgetSpec.fraction(b, recentShare: recentShare)
             if let p = spec.problem { throw ValidationError(p) }
@@ -100,6 +102,7 @@ struct SweepCommand: ParsableCommand {
             f.dateFormat = "yyyyMMdd-HHmmss"
             outURL = URL(fileURLWithPath: "Output/sweep-\(f.string(from: Date()))")
         }
+        try OutputGuard.check(outURL.path, against: traces, flag: "--out")
         let sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
         let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
         let meta: (Int) -> SweepMetadata = { n in
