@@ -22,18 +22,24 @@ public final class NPZArchive: @unchecked Sendable {
     private let lock = NSLock()
     private var cache: [String: Tensor] = [:]
 
-    public init(_ url: URL, options: NPY.Options = .init()) throws {
+    public convenience init(_ url: URL, options: NPY.Options = .init()) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw TraceError(file: url.path, "no such file") }
+        try self.init(storage: ByteStorage.map(url), url: url, options: options)
+    }
+
+    /// An archive held in `storage` (a mapping of `url`, or bytes in memory for tests and fuzzing;
+    /// then stored members' CRC-32 is computed from memory).
+    public init(storage: ByteStorage, url: URL, options: NPY.Options = .init()) throws {
         self.url = url
         self.options = options
-        guard FileManager.default.fileExists(atPath: url.path) else { throw TraceError(file: url.path, "no such file") }
-        storage = try ByteStorage.map(url)
+        self.storage = storage
         let dir = try ZipDirectory(storage)
         var keys: [String] = []
         var entries: [String: ZipDirectory.Entry] = [:]
         for entry in dir.entries where !entry.name.hasSuffix("/") {
             let key = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
             guard entries[key] == nil else {
-                throw TraceError(file: url.path, "members \(key) and \(key).npy both exist".escapedForMessage)
+                throw TraceError(file: url.path, "members \(key) and \(key).npy both exist")
             }
             keys.append(key)
             entries[key] = entry
@@ -50,7 +56,7 @@ public final class NPZArchive: @unchecked Sendable {
         defer { lock.unlock() }
         if let t = cache[key] { return t }
         guard let entry = entries[key] else {
-            throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))".escapedForMessage)
+            throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
         }
         let member = "\(url.path):\(entry.name)".escapedForMessage
         let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
@@ -73,7 +79,10 @@ public final class NPZArchive: @unchecked Sendable {
     private func stored(_ entry: ZipDirectory.Entry, member: String) throws -> Tensor {
         let tensor = try NPY.parse(storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize,
                                    name: member, options: options)
-        try checkCRC(try fileCRC32(path: url.path, offset: entry.dataOffset, count: entry.uncompressedSize), entry, member: member)
+        let crc = storage.isMapped(url.path)
+            ? try fileCRC32(path: url.path, offset: entry.dataOffset, count: entry.uncompressedSize)
+            : zipCRC32(storage.base + entry.dataOffset, count: entry.uncompressedSize)
+        try checkCRC(crc, entry, member: member)
         return tensor
     }
 

@@ -43,7 +43,13 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         let source = try trace.open()
         let info = source.info
-        if let dir = saveCache { try OutputGuard.check(dir, against: source.files.map(\.path) + [trace.path], flag: "--save-cache") }
+        if let dir = saveCache {
+            try OutputGuard.check(dir, against: source.files.map(\.path) + [trace.path], flag: "--save-cache")
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue {
+                throw CLIError("--save-cache \(dir): is a file, expected a folder")
+            }
+        }
         let chosen = try RenderSupport.layers(layers, info: info)
         let spec = try budget.spec()
         let p = try policy.make()
@@ -87,10 +93,6 @@ struct SimulateCommand: ParsableCommand {
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
             try AtomicFile.refuseFolder(at: url.appendingPathComponent("cache.json"))
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
-                throw CLIError("--save-cache \(dir): is a file, expected a folder")
-            }
             do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
                 throw CLIError("--save-cache \(dir): cannot create the folder: \(AtomicFile.reason(error))")
             }
