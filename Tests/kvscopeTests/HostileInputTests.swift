@@ -252,6 +252,19 @@ struct HostileInputTests {
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("keep").path))
     }
 
+    @Test func outputFoldersThatAreFilesOrDevices() throws {
+        let file = CLI.tempDir().appendingPathComponent("f")
+        try Data("x".utf8).write(to: file)
+        for out in [file.path, "/dev/full"] {
+            let r = try MeasuredRun.kvscope(["sweep", Self.example, "--policies", "h2o", "--budgets", "0.2", "--out", out])
+            expectRefused(r, naming: out, "sweep --out \(out)")
+            #expect(r.stderr.contains("is a file, expected a folder"), "\(r.stderr)")
+        }
+        let r = try MeasuredRun.kvscope(["render", "modality", Self.example, "--out", file.path + "/x.png"])
+        expectRefused(r, naming: file.path, "render --out under a file")
+        #expect(try String(contentsOf: file, encoding: .utf8) == "x")
+    }
+
     @Test func aFullDiskIsAnErrorAndLeavesNoFile() throws {
         // RLIMIT_FSIZE makes every write past 512 bytes fail (EFBIG) as a full disk would (ENOSPC).
         let dir = CLI.tempDir()

@@ -46,9 +46,7 @@ public struct Sweep: Sendable {
         }
         try AtomicFile.refuseFolder(at: results)
         try AtomicFile.refuseFolder(at: json)
-        do { try fm.createDirectory(at: parts, withIntermediateDirectories: true) } catch {
-            throw SimulatorError("\(parts.path): cannot create the folder: \(AtomicFile.reason(error))")
-        }
+        try AtomicFile.makeFolder(parts)
         // Temporary files of a killed run are removed now; this run's are renamed or removed.
         AtomicFile.removeStaleTemporaries(in: out)
         AtomicFile.removeStaleTemporaries(in: parts)

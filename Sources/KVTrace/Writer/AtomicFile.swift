@@ -27,9 +27,7 @@ public enum AtomicFile {
             for (data, url) in files {
                 let dir = url.deletingLastPathComponent()
                 try refuseFolder(at: url)
-                do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-                    throw TraceError(file: dir.path, "cannot create the folder: \(reason(error))")
-                }
+                try makeFolder(dir)
                 removeStaleTemporaries(in: dir)
                 let tmp = temporary(for: url)
                 temps.append((tmp, url))
@@ -43,6 +41,23 @@ public enum AtomicFile {
         } catch {
             for (tmp, _) in temps { unlink(tmp.path) }
             throw error
+        }
+    }
+
+    /// Creates `dir` and its missing parents (`mkdir -p`); a file in the way, a read-only parent or
+    /// a full disk is one error naming the path and the system's reason.
+    public static func makeFolder(_ dir: URL) throws {
+        var path = ""
+        for c in dir.standardizedFileURL.pathComponents {
+            path += c == "/" ? "/" : (path.hasSuffix("/") ? c : "/" + c)
+            var st = stat()
+            if stat(path, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFDIR else { throw TraceError(file: path, "is a file, expected a folder") }
+                continue
+            }
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+                throw TraceError(file: path, "cannot create the folder: \(String(cString: strerror(errno)))")
+            }
         }
     }
 

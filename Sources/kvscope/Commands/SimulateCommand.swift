@@ -93,9 +93,7 @@ struct SimulateCommand: ParsableCommand {
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
             try AtomicFile.refuseFolder(at: url.appendingPathComponent("cache.json"))
-            do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
-                throw CLIError("--save-cache \(dir): cannot create the folder: \(AtomicFile.reason(error))")
-            }
+            try AtomicFile.makeFolder(url)
             for (c, (_, d)) in zip(compressed, decided) {
                 try Self.save(c, decision: d, policy: p.id, to: url.appendingPathComponent(AttnTraceWriter.fileName(layer: c.layer)))
             }

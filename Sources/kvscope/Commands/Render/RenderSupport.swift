@@ -41,11 +41,7 @@ struct RenderOutputOptions: ParsableArguments {
             throw CLIError("--out \(url.path): unknown format '\(url.pathExtension)' (use .png, .svg or .pdf)")
         }
         let dir = url.deletingLastPathComponent()
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        } catch {
-            throw CLIError("--out \(url.path): cannot create folder \(dir.path)")
-        }
+        do { try AtomicFile.makeFolder(dir) } catch let e as TraceError { throw CLIError("--out \(url.path): \(e.description)") }
         do {
             try render(figure, to: url, format: format)
         } catch let e as TraceError {
