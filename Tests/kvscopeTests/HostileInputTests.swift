@@ -174,6 +174,22 @@ struct HostileInputTests {
         expectRefused(r, naming: name, flags.joined(separator: " "))
     }
 
+    /// A bare `.npy` from a regression input of the `barearrays` reader: flag byte, npy image, NUL, sidecar.
+    @Test("sidecar and packed-triangle reproducers", arguments: ["issue10-sidecar-query-start-max.bin", "issue10-sidecar-kv-map-max.bin",
+                                                                 "issue10-sidecar-grid-overflow.bin", "issue10-tril-zero-elements.bin"])
+    func bareArrayReproducer(_ name: String) throws {
+        let bytes = [UInt8](try Data(contentsOf: Self.regressions.appendingPathComponent("barearrays/\(name)")))
+        let body = Array(bytes.dropFirst())
+        let split = (0 ..< body.count - 1).last { body[$0] == 0 && body[$0 + 1] == UInt8(ascii: "{") } ?? body.count
+        let dir = CLI.tempDir()
+        let npy = dir.appendingPathComponent("a.npy")
+        try Data(body[..<split]).write(to: npy)
+        if split < body.count { try Data(body[(split + 1)...]).write(to: dir.appendingPathComponent("a.trace.json")) }
+        let tril = bytes[0] & 1 != 0
+        let r = try MeasuredRun.kvscope(["info", npy.path] + (tril ? ["--tril"] : []))
+        expectRefused(r, naming: split < body.count ? dir.appendingPathComponent("a").path : npy.path, name)
+    }
+
     @Test func floatKindArraysWithNaNOrHugeValues() throws {
         let dir = try Self.bareFiles()
         let st = dir.appendingPathComponent("kinds.safetensors")

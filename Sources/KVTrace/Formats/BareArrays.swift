@@ -213,9 +213,10 @@ public struct BareTrace: TraceSource {
         let sideModel = sidecar?.model
         let givenMap = m.kvMap ?? sideModel?.kvHeadOfQueryHead
         if let g = givenMap {
-            guard g.count == H else { throw TraceError(file: path, "--kv-map has \(g.count) entries, expected H = \(H)") }
+            let (src, what) = m.kvMap != nil ? (path, "--kv-map") : (sidecarURL.path, "model.kv_head_of_query_head")
+            guard g.count == H else { throw TraceError(file: src, "\(what) has \(g.count) entries, expected H = \(H)") }
             if let bad = g.first(where: { $0 < 0 || $0 >= H }) {
-                throw TraceError(file: path, "--kv-map holds \(bad), outside 0 ..< \(H) (H)")
+                throw TraceError(file: src, "\(what) holds \(bad), outside 0 ..< \(H) (H)")
             }
         }
         let KVH = kvHeads ?? givenMap.map { ($0.max() ?? 0) + 1 } ?? H
@@ -223,7 +224,8 @@ public struct BareTrace: TraceSource {
         let prefill = m.prefillLen ?? sidecar?.prefillLen ?? T
         let qStart = m.queryStart ?? sidecar?.queryRows?.start ?? (T - Q)
         guard qStart >= 0, qStart <= T - Q else {
-            throw TraceError(file: path, "--query-start \(qStart) with \(Q) rows runs past T = \(T)")
+            let (src, what) = m.queryStart == nil && sidecar?.queryRows?.start != nil ? (sidecarURL.path, "query_rows.start") : (path, "--query-start")
+            throw TraceError(file: src, "\(what) \(qStart) with \(Q) rows runs past T = \(T)")
         }
 
         // Modality and images.
@@ -346,9 +348,7 @@ public struct BareTrace: TraceSource {
     static func unpackTril(_ packed: Tensor, seqLen T: Int, file: String) throws -> Tensor {
         let H = packed.shape[0]
         let w = packed.dtype.width
-        guard let bytes = checkedProduct([H, T, T, w]), bytes <= traceMemoryCap else {
-            throw TraceError(file: file, tensor: "attn", "unpacking the triangle needs more than the memory cap")
-        }
+        let bytes = try Checked.bytes([H, T, T], width: w, field: "--tril: the unpacked attention [H, T, T]", file: file)
         let out = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 16)
         out.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         let src = packed.storage.base + packed.offset

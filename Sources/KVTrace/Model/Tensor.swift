@@ -191,15 +191,3 @@ extension Array where Element == Int {
     /// `[9, 111, 111]`-style text for messages.
     public var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
 }
-
-/// Product of dimensions, or nil when it overflows or a dimension is negative.
-func checkedProduct(_ dims: [Int]) -> Int? {
-    var p = 1
-    for d in dims {
-        guard d >= 0 else { return nil }
-        let (r, o) = p.multipliedReportingOverflow(by: d)
-        if o { return nil }
-        p = r
-    }
-    return p
-}
