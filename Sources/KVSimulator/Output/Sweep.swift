@@ -59,7 +59,9 @@ public struct Sweep: Sendable {
             guard P >= 1 && P <= info.shape.seqLen else {
                 throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen) for \(info.name)")
             }
-            let runs = try combinations.map(PlannedRun.init)
+            let runs = try combinations.map { c in
+                do { return try PlannedRun(c) } catch { throw SimulatorError("\(error)") }
+            }
             let metrics = metrics, settings = settings
             let store = PartStore(dir: parts, traceHash: info.contentHash.isEmpty ? info.name : info.contentHash)
             try parallelEach(info.recordedLayers, workers: workers, { l in
@@ -80,7 +82,8 @@ public struct Sweep: Sendable {
             all += layerRows
             all += LayerEngine.aggregate(layerRows, metrics: metrics)
         }
-        let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), budgets: combinations.map(\.budgetText),
+        let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), params: combinations.map(\.paramsText),
+                                      budgets: combinations.map(\.budgetText),
                                       metrics: metrics.map { type(of: $0).id })
         // Both files are written to temporary names first, then renamed json first and csv last:
         // a results.csv never stands without its results.json (a csv alone is an incomplete sweep).

@@ -27,6 +27,8 @@ enum TraceJSON {
         var notes: String?, generatedText: String?, colsumOver: String?
         /// Any JSON value (an object from the exporter, a string, …).
         var recorder: JSONValue?
+        /// `position_ids`, `layer_attention`, `bidirectional_spans` (all optional).
+        var layout: Layout
 
         enum CodingKeys: String, CodingKey {
             case format, version, name, model, causal, images, notes, recorder
@@ -53,6 +55,40 @@ enum TraceJSON {
             generatedText = c.lenientString(.generatedText)
             colsumOver = c.lenientString(.colsumOver)
             recorder = try c.decodeIfPresent(JSONValue.self, forKey: .recorder)
+            layout = try Layout(from: decoder)
+        }
+    }
+
+    /// The optional layout keys of `trace.json` (see `TraceMetadata.applyLayoutExtensions`).
+    struct Layout: Decodable {
+        struct LayerAttention: Decodable {
+            var layer: Int
+            var window: Int?
+            enum CodingKeys: String, CodingKey { case layer, window }
+            init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                layer = try c.decode(JSONInt.self, forKey: .layer).value
+                window = try c.decodeIfPresent(JSONInt.self, forKey: .window)?.value
+            }
+        }
+        /// One row (`[T]`) or three rows (`[[T], [T], [T]]`, M-RoPE); nil for `0 ..< T`.
+        var positionIDs: [[Int]]?
+        var layerAttention: [LayerAttention]?
+        var bidirectionalSpans: [[Int]]?
+
+        enum CodingKeys: String, CodingKey {
+            case positionIDs = "position_ids", layerAttention = "layer_attention", bidirectionalSpans = "bidirectional_spans"
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            if let rows = try? c.decodeIfPresent([[JSONInt]].self, forKey: .positionIDs) {
+                positionIDs = rows.map { $0.map(\.value) }
+            } else {
+                positionIDs = try c.decodeIfPresent([JSONInt].self, forKey: .positionIDs).map { [$0.map(\.value)] }
+            }
+            layerAttention = try c.decodeIfPresent([LayerAttention].self, forKey: .layerAttention)
+            bidirectionalSpans = try c.decodeIfPresent([[JSONInt]].self, forKey: .bidirectionalSpans)?.map { $0.map(\.value) }
         }
     }
 
@@ -103,8 +139,10 @@ enum TraceJSON {
         var pseudo: Bool
         var source: String?
         var levels: [[Double]]?
+        /// A tile's name ("base", "row 1 col 2", "global", …).
+        var label: String?
 
-        enum CodingKeys: String, CodingKey { case start, stop, grid, tiles, pseudo, source, levels, imageId = "image_id" }
+        enum CodingKeys: String, CodingKey { case start, stop, grid, tiles, pseudo, source, levels, label, imageId = "image_id" }
 
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -116,6 +154,7 @@ enum TraceJSON {
             pseudo = (try? c.decodeIfPresent(Bool.self, forKey: .pseudo)) ?? false
             source = c.lenientString(.source)
             levels = try c.decodeIfPresent([[Double]].self, forKey: .levels)
+            label = c.lenientString(.label)
         }
     }
 

@@ -33,11 +33,12 @@ public enum TraceMetadata {
         let shape = TraceShape(layers: m.numLayers, queryHeads: m.numHeads, kvHeads: m.numKVHeads, headDim: m.headDim,
                                seqLen: j.seqLen, prefillLen: j.prefillLen, queryRows: qr.start ..< qr.stop,
                                kvHeadOfQueryHead: m.kvHeadOfQueryHead)
-        let info = TraceInfo(name: j.name ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent,
+        var info = TraceInfo(name: j.name ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent,
                              modelName: m.name ?? "unknown", shape: shape, modality: modality, images: images,
                              recordedLayers: [], attnScale: m.attnScale, causal: j.causal,
                              syntheticImageTokens: j.syntheticImageTokens ?? images.contains { $0.isPseudo },
                              extras: extras)
+        try applyLayoutExtensions(j.layout, into: &info, file: file)
         try validate(info, file: file)
         return (info, j.layerFiles)
     }
@@ -54,7 +55,7 @@ public enum TraceMetadata {
         }
         let tiles = try img.tiles.enumerated().map { try span($0.element, path: "\(path).tiles[\($0.offset)]", id: $0.offset, file: file) }
         return ImageSpan(id: id ?? img.imageId ?? 0, positions: img.start ..< img.stop, grid: grid, tiles: tiles,
-                         isPseudo: img.pseudo, source: img.source, levels: img.levels)
+                         isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
     }
 
     /// The metadata checks of TRACE-FORMAT.md §4 that need no tensor data.
@@ -91,9 +92,6 @@ public enum TraceMetadata {
             if n > 0, spans[n - 1].positions.upperBound > r.lowerBound {
                 throw fail("image spans \(spans[n - 1].id) and \(img.id) overlap")
             }
-            if let p = r.first(where: { info.modality[$0] == .text }) {
-                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
-            }
             guard img.grid.checkedCount == r.count || !img.tiles.isEmpty else {
                 throw fail("image \(img.id) grid \(img.grid) has \(img.grid.checkedCount.map(String.init) ?? "too many") patches, span has \(r.count) tokens")
             }
@@ -104,6 +102,13 @@ public enum TraceMetadata {
                 guard t.grid.checkedCount == t.positions.count else {
                     throw fail("a tile of image \(img.id) has grid \(t.grid) for \(t.positions.count) tokens")
                 }
+            }
+            for (a, b) in zip(img.tiles, img.tiles.dropFirst()) where a.positions.upperBound > b.positions.lowerBound {
+                throw fail("tiles of image \(img.id) overlap or are out of order")
+            }
+            // an image with tiles may hold text between its tiles (tile tags); its tiles may not
+            if let p = img.tokenRanges.joined().first(where: { info.modality[$0] == .text }) {
+                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
             }
         }
     }
@@ -118,6 +123,7 @@ public enum TraceMetadata {
             if !i.tiles.isEmpty { o["tiles"] = i.tiles.map { span($0, tile: true) } }
             if i.isPseudo { o["pseudo"] = true }
             if let src = i.source { o["source"] = src }
+            if let label = i.label { o["label"] = label }
             if let lv = i.levels { o["levels"] = lv }
             return o
         }
@@ -134,6 +140,7 @@ public enum TraceMetadata {
             "synthetic_image_tokens": info.syntheticImageTokens,
         ]
         if let layerFiles { o["layer_files"] = layerFiles }
+        layoutExtensionObject(info).forEach { o[$0.key] = $0.value }
         for (k, v) in info.extras where k != "recorder" { o[k] = v }
         for (k, v) in extra { o[k] = v }
         return o
