@@ -58,7 +58,7 @@ public enum TraceMetadata {
                          isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
     }
 
-    /// The metadata checks of TRACE-FORMAT.md §4 that need no tensor data.
+    /// The metadata checks of docs/trace-format.md that need no tensor data.
     public static func validate(_ info: TraceInfo, file: String) throws {
         func fail(_ m: String) -> TraceError { TraceError(file: file, m) }
         let s = info.shape
