@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reader for numpy's `.npz` archives: a zip of `<key>.npy` members, stored (`np.savez`) or
+/// Reader for numpy's `.npz` archives (docs/trace-format.md#npz): a zip of `<key>.npy` members, stored (`np.savez`) or
 /// deflated (`np.savez_compressed`), zip64 records included.
 ///
 /// The archive is memory-mapped once and its central directory checked field by field against the

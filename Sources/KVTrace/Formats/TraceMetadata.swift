@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reads and writes `trace.json`. Unknown keys are ignored.
+/// Reads and writes `trace.json` (docs/trace-format.md#metadata-tracejson). Unknown keys are ignored.
 public enum TraceMetadata {
     /// Parses the JSON text of `trace.json` (decoded with `TraceJSON.Document`; errors name the
     /// key path). `layerFiles` is returned for the folder variant.
@@ -58,7 +58,7 @@ public enum TraceMetadata {
                          isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
     }
 
-    /// The metadata checks of docs/trace-format.md that need no tensor data.
+    /// The metadata checks of docs/trace-format.md#validation that need no tensor data.
     public static func validate(_ info: TraceInfo, file: String) throws {
         func fail(_ m: String) -> TraceError { TraceError(file: file, m) }
         let s = info.shape
