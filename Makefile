@@ -6,7 +6,9 @@ APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev pkg-config
 DEMO_TRACE_DIR ?= Examples/traces/smollm2-pseudoimg2x64-gen16-w24
 OUT          ?= Output/demo
 
-.PHONY: all deps build release test test-swift test-python demo bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build release test test-swift test-python demo bench fuzz clean
 
 all: build
 
@@ -51,5 +53,11 @@ bench: deps
 	$(SWIFT) build -c release
 	bash Benchmarks/run.sh
 
+## fuzz: libFuzzer + address sanitizer on the npy, npz, safetensors, trace.json and bare-array
+## readers, FUZZ_SECONDS each (default 60); a crash is kept under
+## Tests/KVTraceTests/Fixtures/fuzz-regressions/ and replayed by `make test` from then on
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Scripts/fuzz.sh
+
 clean:
-	rm -rf .build Output/demo
+	rm -rf .build .build-fuzz Output/demo

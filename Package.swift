@@ -13,14 +13,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
-        .target(
-            name: "KVTrace",
-            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
-        ),
+        // Zip members of .npz are parsed in KVTrace; inflating and CRC-32 are zlib's.
+        .target(name: "KVTrace", dependencies: ["CZlib"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         // Cache policies: LOOK-M family and baselines; decisions are values.
         .target(name: "KVPolicies", dependencies: ["KVTrace", "CKernels"]),
         // C inner loops for KVPolicies (AVX2+FMA chosen at run time, portable fallback).
@@ -35,7 +33,7 @@ let package = Package(
             pkgConfig: "cairo",
             providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]
         ),
-        .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo"]),
+        .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo", "KVTrace"]),
         .executableTarget(
             name: "kvscope",
             dependencies: [

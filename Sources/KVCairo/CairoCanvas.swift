@@ -53,6 +53,41 @@ public final class CairoCanvas: Canvas {
         cairo_svg_surface_restrict_to_version(surface, CAIRO_SVG_VERSION_1_1)
     }
 
+    /// An SVG surface writing into `sink` (every byte Cairo emits is appended; nothing touches disk).
+    public convenience init(svgInto sink: ByteSink, size: Size) throws {
+        guard let s = cairo_svg_surface_create_for_stream(ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
+                                                          size.width, size.height) else {
+            throw CairoError(operation: "create SVG surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
+        }
+        try self.init(surface: s, size: size, kind: .svg, what: "SVG surface")
+        cairo_svg_surface_restrict_to_version(surface, CAIRO_SVG_VERSION_1_1)
+    }
+
+    /// A one-page PDF surface writing into `sink`, with pinned creation and modification dates.
+    public convenience init(pdfInto sink: ByteSink, size: Size) throws {
+        guard let s = cairo_pdf_surface_create_for_stream(ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
+                                                          size.width, size.height) else {
+            throw CairoError(operation: "create PDF surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
+        }
+        try self.init(surface: s, size: size, kind: .pdf, what: "PDF surface")
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, Self.pinnedPDFDate)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_MOD_DATE, Self.pinnedPDFDate)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "KVScope")
+        try CairoError.check(cairo_surface_status(surface), "set PDF metadata")
+    }
+
+    /// The image surface as PNG bytes (through `cairo_surface_write_to_png_stream`).
+    public func pngData() throws -> Data {
+        guard case .image = kind else {
+            throw CairoError(operation: "write PNG", status: UInt32(CAIRO_STATUS_SURFACE_TYPE_MISMATCH.rawValue), message: "not an image surface")
+        }
+        try checkStatus("draw")
+        cairo_surface_flush(surface)
+        let sink = ByteSink()
+        try CairoError.check(cairo_surface_write_to_png_stream(surface, ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque()), "encode PNG")
+        return sink.data
+    }
+
     /// A one-page PDF surface writing to `url`, with pinned creation and modification dates.
     public convenience init(pdfAt url: URL, size: Size) throws {
         guard let s = cairo_pdf_surface_create(url.path, size.width, size.height) else {
@@ -261,4 +296,17 @@ public final class CairoCanvas: Canvas {
     }
 
     public func popClip() { cairo_restore(cr) }
+}
+
+/// Collects the bytes a Cairo stream surface writes (`cairo_*_create_for_stream`); the caller keeps
+/// it alive until the surface is finished.
+public final class ByteSink {
+    public var data = Data()
+    public init() {}
+
+    static let callback: cairo_write_func_t = { closure, bytes, length in
+        guard let closure, let bytes else { return CAIRO_STATUS_WRITE_ERROR }
+        Unmanaged<ByteSink>.fromOpaque(closure).takeUnretainedValue().data.append(bytes, count: Int(length))
+        return CAIRO_STATUS_SUCCESS
+    }
 }

@@ -1,6 +1,7 @@
 import CCairo
 import Foundation
 import KVPlot
+import KVTrace
 
 #if canImport(Glibc)
 import Glibc
@@ -26,42 +27,37 @@ public enum OutputFormat: Sendable, Hashable {
     }
 }
 
-/// Renders `figure` to `url`. The file is written to a temporary name in the same folder and
-/// renamed into place, so a failure leaves no half-written file.
+/// Renders `figure` to `url`: Cairo encodes into memory (PNG, SVG or PDF stream surfaces, the
+/// surface status checked after `finish`), then the bytes replace `url` with one checked atomic
+/// write (`AtomicFile`: temporary file, every write and `fsync` checked, one `rename(2)`), so a
+/// full disk or a read-only folder is an error and never a truncated or half-written figure.
 ///
 /// Deterministic: the same figure gives the same bytes in PNG and SVG, and in PDF thanks to the
 /// pinned creation date (on one machine and library version).
 public func render(_ figure: Figure, to url: URL, format: OutputFormat) throws {
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UUID().uuidString).tmp")
-    do {
-        try renderDirect(figure, to: tmp, format: format)
-        if rename(tmp.path, url.path) != 0 {
-            let e = errno
-            throw CairoError(operation: "rename \(tmp.lastPathComponent) to \(url.path)", status: 0, message: String(cString: strerror(e)))
-        }
-    } catch {
-        unlink(tmp.path)
-        throw error
-    }
+    try AtomicFile.write(try renderData(figure, format: format), to: url)
 }
 
-/// Renders into `url` directly (no temporary file).
-func renderDirect(_ figure: Figure, to url: URL, format: OutputFormat) throws {
+/// The encoded bytes of `figure` in `format`.
+public func renderData(_ figure: Figure, format: OutputFormat) throws -> Data {
     switch format {
     case .png(let scale):
         let canvas = try CairoCanvas(imageSize: figure.size, scale: scale)
         figure.draw(in: canvas)
-        try canvas.writePNG(to: url)
+        return try canvas.pngData()
     case .svg:
-        let canvas = try CairoCanvas(svgAt: url, size: figure.size)
+        let sink = ByteSink()
+        let canvas = try CairoCanvas(svgInto: sink, size: figure.size)
         figure.draw(in: canvas)
         try canvas.finish()
-        try SVGIDs.normalize(fileAt: url)
+        let text = String(decoding: sink.data, as: UTF8.self)
+        return Data(SVGIDs.normalize(text).utf8)
     case .pdf:
-        let canvas = try CairoCanvas(pdfAt: url, size: figure.size)
+        let sink = ByteSink()
+        let canvas = try CairoCanvas(pdfInto: sink, size: figure.size)
         figure.draw(in: canvas)
         try canvas.finish()
+        return sink.data
     }
 }
 

@@ -109,12 +109,14 @@ import Testing
 }
 
 @Suite struct AtomicWriteAndErrorTests {
-    @Test func failureLeavesNoFileAndThrowsCairoError() throws {
+    @Test func failureLeavesNoFileAndNeverRemovesAFolder() throws {
         let dir = try temporaryFolder()
-        let url = dir.appendingPathComponent("missing-folder/out.png")
-        #expect(throws: CairoError.self) { try render(curvesFigure(), to: url, format: .png(scale: 2)) }
-        #expect(!FileManager.default.fileExists(atPath: url.path))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        let url = dir.appendingPathComponent("out.png")
+        try FileManager.default.createDirectory(at: url.appendingPathComponent("keep"), withIntermediateDirectories: true)
+        let e = #expect(throws: (any Error).self) { try render(curvesFigure(), to: url, format: .png(scale: 2)) }
+        #expect("\(e.map { "\($0)" } ?? "")".contains("is a folder"))
+        #expect(FileManager.default.fileExists(atPath: url.appendingPathComponent("keep").path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.png"])
     }
 
     @Test func successLeavesOnlyTheTarget() throws {

@@ -103,10 +103,10 @@ struct BadInputTests {
     }
 
     static let traceCases: [(String, @Sendable (inout [String: Any], URL) throws -> Void, String)] = [
-        ("format", { j, _ in j["format"] = "other" }, "'format' must be \"attn-trace\""),
-        ("version", { j, _ in j["version"] = 2 }, "'version' must be 1"),
+        ("format", { j, _ in j["format"] = "other" }, "format: expected \"attn-trace\", found \"other\""),
+        ("version", { j, _ in j["version"] = 2 }, "version: expected 1, found 2"),
         ("modality length", { j, _ in j["token_modality"] = [0, 0, 0] }, "token_modality has 3 entries, expected seq_len = 12"),
-        ("modality code", { j, _ in var m = j["token_modality"] as! [Int]; m[0] = 7; j["token_modality"] = m }, "token_modality[0] = 7 is not a code 0–3"),
+        ("modality code", { j, _ in var m = j["token_modality"] as! [Int]; m[0] = 7; j["token_modality"] = m }, "token_modality[0]: 7 is not a code 0–3"),
         ("span past the end", { j, _ in j["images"] = [["image_id": 0, "start": 10, "stop": 14, "grid": [2, 2]]] }, "is outside 0 … 12"),
         ("span over text", { j, _ in j["images"] = [["image_id": 0, "start": 1, "stop": 5, "grid": [2, 2]]] }, "covers text position 1"),
         ("grid against span", { j, _ in j["images"] = [["image_id": 0, "start": 3, "stop": 7, "grid": [3, 2]]] }, "grid 3×2 has 6 patches, span has 4 tokens"),
@@ -127,7 +127,12 @@ struct BadInputTests {
             try SafeTensorsWriter.write(ts, metadata: ["layer": "7"], to: src) }, "disagrees with __metadata__ layer 7"),
         ("shape against trace.json", { j, _ in j["seq_len"] = 13; j["token_modality"] = [Int](repeating: 0, count: 13); j["images"] = [] }, "shape [4, 12, 12] does not match the trace: expected [4, 12, 13]"),
         ("KV heads against num_kv_heads", { j, _ in var m = j["model"] as! [String: Any]; m["num_kv_heads"] = 1; m["kv_head_of_query_head"] = [0, 0, 0, 0]; j["model"] = m }, "tensor 'k': shape [2, 12, 8] does not match the trace: expected [1, 12, 8]"),
-        ("missing key", { j, _ in j["causal"] = nil }, "missing boolean 'causal'"),
+        ("missing key", { j, _ in j["causal"] = nil }, "causal: missing"),
+        ("wrong type names the key path", { j, _ in var m = j["model"] as! [String: Any]; m["num_heads"] = "4"; j["model"] = m }, "trace.json: model.num_heads: expected an integer"),
+        ("fractional integer", { j, _ in j["seq_len"] = 12.5 }, "seq_len: expected an integer"),
+        ("nested key path", { j, _ in j["images"] = [["image_id": 0, "start": 3, "stop": 7, "grid": [2, "2"]]] }, "images[0].grid[1]: expected an integer"),
+        ("grid product overflows", { j, _ in j["images"] = [["image_id": 0, "start": 3, "stop": 7, "grid": [3_037_000_500, 3_037_000_500]]] }, "images[0].grid: 3037000500 × 3037000500 overflows"),
+        ("more KV heads than heads", { j, _ in var m = j["model"] as! [String: Any]; m["num_kv_heads"] = 1 << 62; j["model"] = m }, "num_kv_heads 4611686018427387904 is more than num_heads 4"),
     ]
 
     @Test("trace.json and layer files", arguments: traceCases.indices)
@@ -180,7 +185,7 @@ struct BadInputTests {
         m3.attn = "f16"
         m3.tokenKind = "i32"
         let e3 = #expect(throws: TraceError.self) { try TraceLoader.open(url.path, mapping: m3) }
-        #expect(e3?.description.contains("token kind -5 at position 0 is negative") == true)
+        #expect(e3?.description.contains("i32 (--token-kind)[0]: -5 is outside 0 … ") == true)
         let unknown = Paths.tempDir().appendingPathComponent("x.csv")
         try Data("1,2".utf8).write(to: unknown)
         let e4 = #expect(throws: TraceError.self) { try TraceLoader.open(unknown.path) }

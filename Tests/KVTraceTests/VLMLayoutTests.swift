@@ -77,7 +77,7 @@ struct VLMLayoutTests {
 
     @Test(arguments: [
         ("position_ids", "[[1, 2, 3]]", "position_ids rows must each hold seq_len = 14"),
-        ("position_ids", "\"x\"", "'position_ids' must be null, [T] or [3, T] integers"),
+        ("position_ids", "\"x\"", "/t/trace.json: position_ids: expected an array"),
         ("layer_attention", "[{\"layer\": 5, \"window\": 4}]", "layer_attention[0].layer 5 is outside 0 ..< 3"),
         ("layer_attention", "[{\"layer\": 0, \"window\": 0}]", "window must be null or an integer ≥ 1"),
         ("bidirectional_spans", "[[10, 20]]", "bidirectional_spans[0] must be [start, stop] with 0 ≤ start < stop ≤ 14"),

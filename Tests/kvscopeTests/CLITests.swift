@@ -62,7 +62,7 @@ struct CLITests {
         try FileManager.default.copyItem(at: fixture, to: url)
         let r = try CLI.run(["info", url.path, "--attn", "f32"], env: ["KVSCOPE_MEMORY_CAP": "64"])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("exceeds the memory cap of 64 bytes"), "\(r.stderr)")
+        #expect(r.stderr.contains("above the memory cap of 64 bytes"), "\(r.stderr)")
     }
 
     @Test func nanInTraceIsAnErrorButInfoStillReports() throws {

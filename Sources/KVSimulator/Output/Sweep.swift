@@ -35,12 +35,21 @@ public struct Sweep: Sendable {
         let fm = FileManager.default
         let parts = out.appendingPathComponent(".parts")
         let results = out.appendingPathComponent("results.csv")
+        let json = out.appendingPathComponent("results.json")
         if !resume {
-            if fm.fileExists(atPath: results.path) || fm.fileExists(atPath: parts.path) {
+            if fm.fileExists(atPath: results.path) && fm.fileExists(atPath: json.path) {
                 throw SimulatorError("\(out.path) already holds a sweep: rerun with --resume to continue it, or choose another --out")
             }
+            if fm.fileExists(atPath: results.path) || fm.fileExists(atPath: parts.path) {
+                throw SimulatorError("\(out.path) holds an unfinished sweep (layer parts, or results.csv without results.json): rerun with --resume to finish it, or choose another --out")
+            }
         }
-        try fm.createDirectory(at: parts, withIntermediateDirectories: true)
+        try AtomicFile.refuseFolder(at: results)
+        try AtomicFile.refuseFolder(at: json)
+        try AtomicFile.makeFolder(parts)
+        // Temporary files of a killed run are removed now; this run's are renamed or removed.
+        AtomicFile.removeStaleTemporaries(in: out)
+        AtomicFile.removeStaleTemporaries(in: parts)
         let total = totalLayers
         let counter = Counter()
         var all: [ResultRow] = []
@@ -76,8 +85,12 @@ public struct Sweep: Sendable {
         let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), params: combinations.map(\.paramsText),
                                       budgets: combinations.map(\.budgetText),
                                       metrics: metrics.map { type(of: $0).id })
-        try AtomicFile.write(Data(ResultWriter.csv(sorted).utf8), to: results)
-        try AtomicFile.write(try ResultWriter.json(sorted, metadata: metadata(sorted.count)), to: out.appendingPathComponent("results.json"))
+        // Both files are written to temporary names first, then renamed json first and csv last:
+        // a results.csv never stands without its results.json (a csv alone is an incomplete sweep).
+        try AtomicFile.writeAll([
+            (try ResultWriter.json(sorted, metadata: metadata(sorted.count)), out.appendingPathComponent("results.json")),
+            (Data(ResultWriter.csv(sorted).utf8), results),
+        ])
         return sorted
     }
 }

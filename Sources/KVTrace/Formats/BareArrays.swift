@@ -78,15 +78,12 @@ public struct BareTrace: TraceSource {
 
         // Sidecar metadata.
         let sidecarURL = folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".trace.json")
-        var sidecar: [String: Any]?
+        var sidecar: TraceJSON.Sidecar?
         if let d = FileManager.default.contents(atPath: sidecarURL.path) {
-            guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
-                throw TraceError(file: sidecarURL.path, "sidecar is not a JSON object")
-            }
-            sidecar = o
+            sidecar = try TraceJSON.decode(TraceJSON.Sidecar.self, from: d, file: sidecarURL.path)
             files.append((sidecarURL.path, d.count))
         }
-        let sidecarArrays = (sidecar?["arrays"] as? [String: String]) ?? [:]
+        let sidecarArrays = sidecar?.arrays ?? [:]
 
         func resolve(_ flag: String?, role: String, flagName: String) throws -> Tensor? {
             let name = flag ?? sidecarArrays[role]
@@ -120,6 +117,10 @@ public struct BareTrace: TraceSource {
         for (role, t) in arrays where !t.dtype.isFloat {
             throw TraceError(file: path, tensor: role, "dtype \(t.dtype.rawValue) is not a float type")
         }
+        // A zero-element array could carry any other dimension (then taken as T, H or D): refused.
+        for role in Self.roles { if let t = arrays[role], t.count == 0 {
+            throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) has no elements")
+        } }
         guard arrays["attn"] != nil || arrays["attn_colsum"] != nil || (arrays["q"] != nil && arrays["k"] != nil) else {
             throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys (arrays: \(available.joined(separator: ", ")))")
         }
@@ -141,7 +142,7 @@ public struct BareTrace: TraceSource {
         }
         let lay = layout ?? .hqt
         func inner(_ t: Tensor) -> [Int] { lay == .lhqt ? Array(t.shape.dropFirst()) : t.shape }
-        var numLayers = lay == .lhqt ? -1 : (m.layer ?? 0) + 1
+        var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
         if lay == .lhqt {
             for role in Self.roles { if let t = arrays[role] {
                 if numLayers >= 0, t.shape[0] != numLayers {
@@ -161,12 +162,20 @@ public struct BareTrace: TraceSource {
             heads = s[0]
             if m.tril {
                 let n = s[1]
-                let t = Int((Double(8 * n + 1).squareRoot() - 1) / 2)
-                guard t * (t + 1) / 2 == n else {
+                let t = Int((2 * Double(n)).squareRoot().rounded(.down)) + 1
+                // T(T+1)/2 = n has T ≈ √(2n); try the few integers there, without overflow.
+                var found = -1
+                var c = t
+                while c >= 0, c >= t - 3 {
+                    let (tt, o) = c.multipliedReportingOverflow(by: c + 1)
+                    if !o, tt / 2 == n, tt % 2 == 0 { found = c; break }
+                    c -= 1
+                }
+                guard found >= 0 else {
                     throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
                 }
-                seqLen = t
-                q = t
+                seqLen = found
+                q = found
             } else {
                 q = s[1]
                 seqLen = s[2]
@@ -201,14 +210,22 @@ public struct BareTrace: TraceSource {
         guard let T = seqLen, let H = heads else { throw TraceError(file: path, "cannot tell the sequence length from the arrays") }
         let Q = q ?? 0
         let D = headDim ?? 0
-        let sideModel = sidecar?["model"] as? [String: Any]
-        let givenMap = m.kvMap ?? (sideModel?["kv_head_of_query_head"] as? [Int])
+        let sideModel = sidecar?.model
+        let givenMap = m.kvMap ?? sideModel?.kvHeadOfQueryHead
+        if let g = givenMap {
+            let (src, what) = m.kvMap != nil ? (path, "--kv-map") : (sidecarURL.path, "model.kv_head_of_query_head")
+            guard g.count == H else { throw TraceError(file: src, "\(what) has \(g.count) entries, expected H = \(H)") }
+            if let bad = g.first(where: { $0 < 0 || $0 >= H }) {
+                throw TraceError(file: src, "\(what) holds \(bad), outside 0 ..< \(H) (H)")
+            }
+        }
         let KVH = kvHeads ?? givenMap.map { ($0.max() ?? 0) + 1 } ?? H
         let kvMap = givenMap ?? TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH)
-        let prefill = m.prefillLen ?? (sidecar?["prefill_len"] as? Int) ?? T
-        let qStart = m.queryStart ?? ((sidecar?["query_rows"] as? [String: Int])?["start"]) ?? (T - Q)
-        guard qStart >= 0, qStart + Q <= T else {
-            throw TraceError(file: path, "--query-start \(qStart) with \(Q) rows runs past T = \(T)")
+        let prefill = m.prefillLen ?? sidecar?.prefillLen ?? T
+        let qStart = m.queryStart ?? sidecar?.queryRows?.start ?? (T - Q)
+        guard qStart >= 0, qStart <= T - Q else {
+            let (src, what) = m.queryStart == nil && sidecar?.queryRows?.start != nil ? (sidecarURL.path, "query_rows.start") : (path, "--query-start")
+            throw TraceError(file: src, "\(what) \(qStart) with \(Q) rows runs past T = \(T)")
         }
 
         // Modality and images.
@@ -226,7 +243,7 @@ public struct BareTrace: TraceSource {
         if let name = m.tokenKind {
             guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else { throw TraceError(file: path, "--token-kind \(name): no such array") }
             try checkLength(t, name)
-            let kinds = t.ints()
+            let kinds = try t.checkedInts(in: 0 ... T, field: "\(name.escapedForMessage) (--token-kind)", file: path)
             var ranges: [Int: Range<Int>] = [:]
             for (p, k) in kinds.enumerated() where k != 0 {
                 guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
@@ -239,7 +256,7 @@ public struct BareTrace: TraceSource {
         } else if let name = m.modality {
             guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else { throw TraceError(file: path, "--modality \(name): no such array") }
             try checkLength(t, name)
-            let codes = t.ints()
+            let codes = try t.checkedInts(in: 0 ... 3, field: "\(name.escapedForMessage) (--modality)", file: path)
             for (p, c) in codes.enumerated() {
                 guard let mm = Modality(rawValue: UInt8(clamping: c)), c >= 0, c <= 3 else {
                     throw TraceError(file: path, tensor: name, "modality code \(c) at position \(p) is outside 0–3")
@@ -264,16 +281,27 @@ public struct BareTrace: TraceSource {
             spansOf(spans)
         } else if let ph = m.placeholders {
             let n = m.tokensPerImage ?? 576
-            let ranges = ph.enumerated().map { i, p in (p + (n - 1) * i) ..< (p + (n - 1) * i + n) }
-            for r in ranges where r.lowerBound < 0 || r.upperBound > T {
-                throw TraceError(file: path, "--placeholders: image span \(r.lowerBound):\(r.upperBound) (p + \(n - 1)·i) runs past T = \(T)")
+            guard n <= T else { throw TraceError(file: path, "--tokens-per-image \(n) is more than T = \(T)") }
+            let ranges = try ph.enumerated().map { i, p -> Range<Int> in
+                // p + (N−1)·i, checked: every span must end by T.
+                let shift = try Checked.multiply(n - 1, i, field: "--placeholders", file: path)
+                let a = try Checked.add(p, shift, field: "--placeholders", file: path)
+                guard a <= T - n else {
+                    throw TraceError(file: path, "--placeholders: image \(i) at \(p) + \(n - 1)·\(i) runs past T = \(T)")
+                }
+                return a ..< a + n
             }
             spansOf(ranges)
-        } else if let sc = sidecar, let mod = sc["token_modality"] as? [Int] {
+        } else if let sc = sidecar, let mod = sc.tokenModality {
             guard mod.count == T else { throw TraceError(file: sidecarURL.path, "token_modality has \(mod.count) entries, expected T = \(T)") }
-            modality = mod.map { Modality(rawValue: UInt8(clamping: $0)) ?? .text }
-            if let imgs = sc["images"] as? [[String: Any]] {
-                images = try imgs.enumerated().map { try TraceMetadata.parseSpan($0.element, path: "images[\($0.offset)]", id: nil, file: sidecarURL.path) }
+            modality = try mod.enumerated().map { p, c in
+                guard c >= 0, c <= 3, let mm = Modality(rawValue: UInt8(c)) else {
+                    throw TraceError(file: sidecarURL.path, "token_modality[\(p)]: \(c) is not a code 0–3")
+                }
+                return mm
+            }
+            if let imgs = sc.images {
+                images = try imgs.enumerated().map { try TraceMetadata.span($0.element, path: "images[\($0.offset)]", id: nil, file: sidecarURL.path) }
             }
         }
 
@@ -284,11 +312,11 @@ public struct BareTrace: TraceSource {
         for role in Self.roles { if let t = arrays[role] { hasher.add(role + t.shape.shapeText + t.dtype.rawValue) } }
         hasher.add(String(files.first?.1 ?? 0))
         let info = TraceInfo(name: url.deletingPathExtension().lastPathComponent,
-                             modelName: (sideModel?["name"] as? String) ?? url.deletingPathExtension().lastPathComponent,
+                             modelName: sideModel?.name ?? url.deletingPathExtension().lastPathComponent,
                              shape: shape, modality: modality, images: images,
                              recordedLayers: lay == .lhqt ? Array(0 ..< numLayers) : [m.layer ?? 0],
-                             attnScale: (sideModel?["attn_scale"] as? NSNumber)?.doubleValue,
-                             causal: (sidecar?["causal"] as? Bool) ?? true, contentHash: hasher.hex)
+                             attnScale: sideModel?.attnScale,
+                             causal: sidecar?.causal ?? true, contentHash: hasher.hex)
         try TraceMetadata.validate(info, file: path)
         guard kvMap.count == H else { throw TraceError(file: path, "--kv-map has \(kvMap.count) entries, expected H = \(H)") }
         self.info = info
@@ -320,9 +348,7 @@ public struct BareTrace: TraceSource {
     static func unpackTril(_ packed: Tensor, seqLen T: Int, file: String) throws -> Tensor {
         let H = packed.shape[0]
         let w = packed.dtype.width
-        guard let bytes = checkedProduct([H, T, T, w]), bytes <= traceMemoryCap else {
-            throw TraceError(file: file, tensor: "attn", "unpacking the triangle needs more than the memory cap")
-        }
+        let bytes = try Checked.bytes([H, T, T], width: w, field: "--tril: the unpacked attention [H, T, T]", file: file)
         let out = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 16)
         out.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         let src = packed.storage.base + packed.offset

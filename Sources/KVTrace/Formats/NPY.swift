@@ -17,24 +17,29 @@ public enum NPY {
         try parse(ByteStorage.map(url), options: options)
     }
 
-    /// Parses a complete `.npy` image held in `storage` starting at byte `start`.
-    public static func parse(_ storage: ByteStorage, at start: Int = 0, options: Options = .init()) throws -> Tensor {
-        let name = storage.name
-        let header = try parseHeader(storage, at: start)
+    /// Parses a complete `.npy` image held in `storage[start ..< end]` (`end` defaults to the
+    /// storage's end); `name` replaces the storage's name in messages (an archive member).
+    /// The data must fit before `end`; the element count and byte size are checked for overflow.
+    public static func parse(_ storage: ByteStorage, at start: Int = 0, end: Int? = nil, name: String? = nil,
+                             options: Options = .init()) throws -> Tensor {
+        let name = name ?? storage.name
+        let end = min(end ?? storage.count, storage.count)
+        let header = try parseHeader(storage, at: start, end: end, name: name)
         let dtype = try decodeDescr(header.descr, options: options, file: name)
         guard !header.fortranOrder else {
             throw TraceError(file: name, "array is in Fortran order; save it with np.ascontiguousarray")
         }
-        guard let n = checkedProduct(header.shape), let bytes = checkedProduct([n, dtype.dtype.width]) else {
-            throw TraceError(file: name, "shape \(header.shape.shapeText) overflows")
-        }
-        let available = storage.count - header.dataOffset
+        let bytes = try Checked.product(header.shape + [dtype.dtype.width], field: "npy shape", file: name)
+        let available = end - header.dataOffset
         guard bytes <= available else {
             throw TraceError(file: name, "truncated: shape \(header.shape.shapeText) of \(dtype.dtype.rawValue) needs \(bytes) bytes, file has \(max(available, 0))")
         }
         return Tensor(dtype: dtype.dtype, shape: header.shape, storage: storage, offset: header.dataOffset,
                       byteSwapped: dtype.bigEndian)
     }
+
+    /// The longest npy header read (numpy's own `np.load` stops at 10 000 bytes).
+    public static let maxHeaderBytes = 1 << 20
 
     struct Header {
         var descr: String
@@ -44,10 +49,11 @@ public enum NPY {
     }
 
     /// Reads only the header of an `.npy` image (used to size archive members before inflating).
-    static func parseHeader(_ storage: ByteStorage, at start: Int) throws -> Header {
-        let name = storage.name
+    static func parseHeader(_ storage: ByteStorage, at start: Int, end: Int? = nil, name: String? = nil) throws -> Header {
+        let name = name ?? storage.name
+        let end = min(end ?? storage.count, storage.count)
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
-        guard storage.count - start >= 10 else { throw TraceError(file: name, "truncated: shorter than an npy header") }
+        guard start >= 0, end - start >= 10 else { throw TraceError(file: name, "truncated: shorter than an npy header") }
         for (i, m) in magic.enumerated() where storage.base.load(fromByteOffset: start + i, as: UInt8.self) != m {
             throw TraceError(file: name, "not an npy file (bad magic)")
         }
@@ -59,13 +65,16 @@ public enum NPY {
             headerLen = Int(storage.loadLE(UInt16.self, at: start + 8))
             textStart = start + 10
         case 2, 3:
-            guard storage.count - start >= 12 else { throw TraceError(file: name, "truncated npy header") }
+            guard end - start >= 12 else { throw TraceError(file: name, "truncated npy header") }
             headerLen = Int(storage.loadLE(UInt32.self, at: start + 8))
             textStart = start + 12
         default:
             throw TraceError(file: name, "unsupported npy version \(major) (expected 1, 2 or 3)")
         }
-        guard textStart + headerLen <= storage.count else {
+        guard headerLen <= maxHeaderBytes else {
+            throw TraceError(file: name, "npy HEADER_LEN \(headerLen) is above the \(maxHeaderBytes)-byte limit")
+        }
+        guard textStart + headerLen <= end else {
             throw TraceError(file: name, "truncated: npy HEADER_LEN \(headerLen) runs past the end of the file")
         }
         let bytes = UnsafeRawBufferPointer(start: storage.base + textStart, count: headerLen)

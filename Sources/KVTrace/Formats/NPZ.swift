@@ -1,41 +1,52 @@
 import Foundation
-import ZIPFoundation
 
-/// Reader for numpy's `.npz` archives (docs/trace-format.md#npz): a ZIP of `<key>.npy` members,
-/// stored (`np.savez`) or deflated (`np.savez_compressed`), zip64 headers included.
+/// Reader for numpy's `.npz` archives (docs/trace-format.md#npz): a zip of `<key>.npy` members, stored (`np.savez`) or
+/// deflated (`np.savez_compressed`), zip64 records included.
 ///
-/// Zip parsing is ZIPFoundation's. A member is inflated into memory when first asked for, into a
-/// buffer of the size the central directory declares, capped by `traceMemoryCap` before allocating;
-/// inflated data beyond the declared size is an error (zip-bomb guard). Members are cached.
+/// The archive is memory-mapped once and its central directory checked field by field against the
+/// file's size (`ZipDirectory`). A **stored** member is read in place: its tensor points into the
+/// mapping at the data offset its local header gives, nothing is copied. A **deflated** member is
+/// inflated with zlib in two steps: first only the npy header, then (when the header's shape and
+/// dtype account for exactly the member's declared size, and that size is under the memory cap)
+/// the data, into a buffer of that size; the decoder never reads past the compressed size nor
+/// writes past the buffer, and a stream that would go on is refused. The CRC-32 of every member
+/// is compared with the central directory's (zlib's `crc32`) before its tensor is returned.
+/// Members are cached.
 public final class NPZArchive: @unchecked Sendable {
     public let url: URL
     /// Member keys (file names without `.npy`), in archive order.
     public let keys: [String]
     public let options: NPY.Options
-    private let sizes: [String: (compressed: UInt64, uncompressed: UInt64)]
+    private let storage: ByteStorage
+    private let entries: [String: ZipDirectory.Entry]
     private let lock = NSLock()
     private var cache: [String: Tensor] = [:]
 
-    public init(_ url: URL, options: NPY.Options = .init()) throws {
+    public convenience init(_ url: URL, options: NPY.Options = .init()) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw TraceError(file: url.path, "no such file") }
+        try self.init(storage: ByteStorage.map(url), url: url, options: options)
+    }
+
+    /// An archive held in `storage` (a mapping of `url`, or bytes in memory for tests and fuzzing;
+    /// then stored members' CRC-32 is computed from memory).
+    public init(storage: ByteStorage, url: URL, options: NPY.Options = .init()) throws {
         self.url = url
         self.options = options
-        let archive: Archive
-        do {
-            archive = try Archive(url: url, accessMode: .read)
-        } catch {
-            if !FileManager.default.fileExists(atPath: url.path) { throw TraceError(file: url.path, "no such file") }
-            throw TraceError(file: url.path, "not a readable zip archive (\(error))")
-        }
+        self.storage = storage
+        let dir = try ZipDirectory(storage)
         var keys: [String] = []
-        var sizes: [String: (UInt64, UInt64)] = [:]
-        for entry in archive where entry.type == .file {
-            let key = entry.path.hasSuffix(".npy") ? String(entry.path.dropLast(4)) : entry.path
+        var entries: [String: ZipDirectory.Entry] = [:]
+        for entry in dir.entries where !entry.name.hasSuffix("/") {
+            let key = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+            guard entries[key] == nil else {
+                throw TraceError(file: url.path, "members \(key) and \(key).npy both exist")
+            }
             keys.append(key)
-            sizes[key] = (entry.compressedSize, entry.uncompressedSize)
+            entries[key] = entry
         }
         guard !keys.isEmpty else { throw TraceError(file: url.path, "zip archive holds no arrays") }
         self.keys = keys
-        self.sizes = sizes
+        self.entries = entries
     }
 
     /// The array stored under `key` (with or without the `.npy` suffix).
@@ -44,45 +55,80 @@ public final class NPZArchive: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let t = cache[key] { return t }
-        guard let size = sizes[key] else {
+        guard let entry = entries[key] else {
             throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
         }
-        let member = "\(url.path):\(key).npy"
-        guard size.uncompressed <= UInt64(traceMemoryCap) else {
-            throw TraceError(file: member, "declared size \(size.uncompressed) bytes exceeds the memory cap of \(traceMemoryCap) bytes")
-        }
-        let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) } catch {
-            throw TraceError(file: url.path, "not a readable zip archive (\(error))")
-        }
-        guard let entry = archive[key + ".npy"] ?? archive[key] else { throw TraceError(file: member, "member vanished") }
-        let capacity = Int(size.uncompressed)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(capacity, 1), alignment: 16)
-        var filled = 0
-        var overflow = false
-        do {
-            _ = try archive.extract(entry, skipCRC32: false) { chunk in
-                if filled + chunk.count > capacity { overflow = true; return }
-                chunk.withUnsafeBytes { raw in
-                    if let b = raw.baseAddress { (buffer + filled).copyMemory(from: b, byteCount: chunk.count) }
-                }
-                filled += chunk.count
-            }
-        } catch {
-            buffer.deallocate()
-            throw TraceError(file: member, "cannot read archive member: \(error)")
-        }
-        if overflow || filled != capacity {
-            buffer.deallocate()
-            throw TraceError(file: member, "member inflates to \(overflow ? "more" : "fewer") bytes than the \(capacity) its header declares")
-        }
-        let tensor = try NPY.parse(ByteStorage.owning(buffer, count: capacity, name: member), options: options)
+        let member = "\(url.path):\(entry.name)".escapedForMessage
+        let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
         cache[key] = tensor
         return tensor
     }
 
-    /// Bytes on disk.
-    public var fileBytes: Int {
-        (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+    private func checkCRC(_ found: UInt32, _ entry: ZipDirectory.Entry, member: String) throws {
+        guard found == entry.crc32 else {
+            throw TraceError(file: member, "CRC-32 mismatch: data has \(hex(found)), the archive records \(hex(entry.crc32)) (corrupt member)")
+        }
     }
+
+    private func hex(_ v: UInt32) -> String {
+        let s = String(v, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - s.count) + s
+    }
+
+    /// A stored member: the npy image is read in place inside the archive's mapping.
+    private func stored(_ entry: ZipDirectory.Entry, member: String) throws -> Tensor {
+        let tensor = try NPY.parse(storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize,
+                                   name: member, options: options)
+        let crc = storage.isMapped(url.path)
+            ? try fileCRC32(path: url.path, offset: entry.dataOffset, count: entry.uncompressedSize)
+            : zipCRC32(storage.base + entry.dataOffset, count: entry.uncompressedSize)
+        try checkCRC(crc, entry, member: member)
+        return tensor
+    }
+
+    /// A deflated member: header first, then exactly the declared data, under the memory cap.
+    private func deflated(_ entry: ZipDirectory.Entry, member: String) throws -> Tensor {
+        let inflater = CappedInflater(input: storage.base + entry.dataOffset, count: entry.compressedSize, name: member)
+        let size = entry.uncompressedSize
+        guard size >= 10 else { throw TraceError(file: member, "truncated: shorter than an npy header (\(size) bytes)") }
+        // 1. The fixed preamble (magic, version, HEADER_LEN), then the header text.
+        let preamble = min(size, 12)
+        var head = [UInt8](repeating: 0, count: preamble)
+        try head.withUnsafeMutableBytes { try inflater.fill($0.baseAddress!, count: preamble) }
+        guard head[0 ..< 6] == [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] else { throw TraceError(file: member, "not an npy file (bad magic)") }
+        let major = head[6]
+        guard (1 ... 3).contains(major), size >= (major == 1 ? 10 : 12) else {
+            throw TraceError(file: member, "unsupported npy version \(major) (expected 1, 2 or 3)")
+        }
+        let headerLen = major == 1 ? Int(head[8]) | Int(head[9]) << 8
+            : Int(head[8]) | Int(head[9]) << 8 | Int(head[10]) << 16 | Int(head[11]) << 24
+        let headerEnd = (major == 1 ? 10 : 12) + min(headerLen, NPY.maxHeaderBytes + 1)
+        guard headerEnd <= size else {
+            throw TraceError(file: member, "truncated: npy HEADER_LEN \(headerLen) runs past the member's \(size) bytes")
+        }
+        head += [UInt8](repeating: 0, count: headerEnd - preamble)
+        try head.withUnsafeMutableBytes { try inflater.fill($0.baseAddress! + preamble, count: headerEnd - preamble) }
+        let headStorage = ByteStorage.copying(Data(head), name: member)
+        let header = try NPY.parseHeader(headStorage, at: 0, name: member)
+        let dtype = try NPY.decodeDescr(header.descr, options: options, file: member)
+        let dataBytes = try Checked.product(header.shape + [dtype.dtype.width], field: "npy shape", file: member)
+        let declared = try Checked.add(header.dataOffset, dataBytes, field: "npy header size + data size", file: member)
+        guard declared == size else {
+            throw TraceError(file: member, "npy header declares \(declared) bytes (shape \(header.shape.shapeText) of \(dtype.dtype.rawValue)), the archive \(size)")
+        }
+        guard size <= traceMemoryCap else {
+            throw TraceError(file: member, "inflating needs \(size) bytes, above the memory cap of \(traceMemoryCap) bytes (KVSCOPE_MEMORY_CAP)")
+        }
+        // 2. The data, into a buffer of exactly the declared size.
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 16)
+        let owned = ByteStorage.owning(buffer, count: size, name: member)
+        head.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: headerEnd) }
+        try inflater.fill(buffer + headerEnd, count: size - headerEnd)
+        try inflater.finish()
+        try checkCRC(zipCRC32(buffer, count: size), entry, member: member)
+        return try NPY.parse(owned, name: member, options: options)
+    }
+
+    /// Bytes on disk.
+    public var fileBytes: Int { storage.count }
 }

@@ -72,8 +72,9 @@ public struct SafeTensorsFile: Sendable {
             guard 0 <= b, b <= e, e <= bufferSize else {
                 throw TraceError(file: file, tensor: name, "data_offsets [\(b), \(e)] out of range of the \(bufferSize)-byte buffer\(e > bufferSize ? " (truncated file?)" : "")")
             }
-            guard let count = checkedProduct(shape), let bytes = checkedProduct([count, dtype.width]) else {
-                throw TraceError(file: file, tensor: name, "shape \(shape.shapeText) overflows")
+            let bytes: Int
+            do { bytes = try Checked.product(shape + [dtype.width], field: "shape", file: file) } catch let e as TraceError {
+                throw e.within(tensor: name)
             }
             guard bytes == e - b else {
                 throw TraceError(file: file, tensor: name, "shape \(shape.shapeText) of \(dtypeName) needs \(bytes) bytes, data_offsets span \(e - b)")

@@ -2,117 +2,60 @@ import Foundation
 
 /// Reads and writes `trace.json` (docs/trace-format.md#metadata-tracejson). Unknown keys are ignored.
 public enum TraceMetadata {
-    /// Parses the JSON text of `trace.json`. `layerFiles` is returned for the folder variant.
+    /// Parses the JSON text of `trace.json` (decoded with `TraceJSON.Document`; errors name the
+    /// key path). `layerFiles` is returned for the folder variant.
     public static func parse(_ data: Data, file: String) throws -> (info: TraceInfo, layerFiles: [String]?) {
-        let any: Any
-        do { any = try JSONSerialization.jsonObject(with: data) } catch {
-            throw TraceError(file: file, "not valid JSON")
-        }
-        guard let j = any as? [String: Any] else { throw TraceError(file: file, "not a JSON object") }
+        let j = try TraceJSON.decode(TraceJSON.Document.self, from: data, file: file)
         func fail(_ m: String) -> TraceError { TraceError(file: file, m) }
-        func int(_ o: [String: Any], _ k: String, _ path: String) throws -> Int {
-            guard let v = o[k] else { throw fail("missing key '\(path)'") }
-            guard let i = SafeTensorsFile.intValue(v) else { throw fail("'\(path)' must be an integer") }
-            return i
+        guard j.format == "attn-trace" else { throw fail("format: expected \"attn-trace\", found \"\(j.format.escapedForMessage)\"") }
+        guard j.version == 1 else { throw fail("version: expected 1, found \(j.version)") }
+        let m = j.model
+        for (key, v) in [("num_layers", m.numLayers), ("num_heads", m.numHeads), ("num_kv_heads", m.numKVHeads), ("head_dim", m.headDim)] where v < 1 {
+            throw fail("model.\(key): must be positive, found \(v)")
         }
-        guard (j["format"] as? String) == "attn-trace" else {
-            throw fail("'format' must be \"attn-trace\", found \(j["format"].map { "\($0)" } ?? "nothing")")
+        guard j.seqLen >= 1 else { throw fail("seq_len: must be ≥ 1, found \(j.seqLen)") }
+        let qr = j.queryRows
+        guard qr.start >= 0, qr.start <= qr.stop, qr.stop <= j.seqLen else {
+            throw fail("query_rows {start: \(qr.start), stop: \(qr.stop)} is outside 0 … \(j.seqLen)")
         }
-        guard let version = j["version"].flatMap(SafeTensorsFile.intValue), version == 1 else {
-            throw fail("'version' must be 1, found \(j["version"].map { "\($0)" } ?? "nothing")")
-        }
-        guard let model = j["model"] as? [String: Any] else { throw fail("missing object 'model'") }
-        let layers = try int(model, "num_layers", "model.num_layers")
-        let heads = try int(model, "num_heads", "model.num_heads")
-        let kvHeads = try int(model, "num_kv_heads", "model.num_kv_heads")
-        let headDim = try int(model, "head_dim", "model.head_dim")
-        guard layers >= 1, heads >= 1, kvHeads >= 1, headDim >= 1 else {
-            throw fail("model.num_layers, num_heads, num_kv_heads and head_dim must be positive")
-        }
-        guard let mapAny = model["kv_head_of_query_head"] as? [Any] else { throw fail("missing key 'model.kv_head_of_query_head'") }
-        let map = try mapAny.map { v -> Int in
-            guard let i = SafeTensorsFile.intValue(v) else { throw fail("'model.kv_head_of_query_head' must hold integers") }
-            return i
-        }
-        guard let causal = j["causal"] as? Bool else { throw fail("missing boolean 'causal'") }
-        let seqLen = try int(j, "seq_len", "seq_len")
-        let prefill = try int(j, "prefill_len", "prefill_len")
-        guard let qr = j["query_rows"] as? [String: Any] else { throw fail("missing object 'query_rows'") }
-        let qStart = try int(qr, "start", "query_rows.start")
-        let qStop = try int(qr, "stop", "query_rows.stop")
-        guard seqLen >= 1 else { throw fail("seq_len must be ≥ 1, found \(seqLen)") }
-        guard qStart >= 0, qStart <= qStop, qStop <= seqLen else {
-            throw fail("query_rows {start: \(qStart), stop: \(qStop)} is outside 0 … \(seqLen)")
-        }
-        guard let modAny = j["token_modality"] as? [Any] else { throw fail("missing array 'token_modality'") }
         var modality: [Modality] = []
-        modality.reserveCapacity(modAny.count)
-        for (p, v) in modAny.enumerated() {
-            guard let c = SafeTensorsFile.intValue(v), c >= 0, c <= 3, let m = Modality(rawValue: UInt8(c)) else {
-                throw fail("token_modality[\(p)] = \(v) is not a code 0–3")
+        modality.reserveCapacity(j.tokenModality.count)
+        for (p, c) in j.tokenModality.enumerated() {
+            guard c >= 0, c <= 3, let mm = Modality(rawValue: UInt8(c)) else {
+                throw fail("token_modality[\(p)]: \(c) is not a code 0–3")
             }
-            modality.append(m)
+            modality.append(mm)
         }
-        guard let imagesAny = j["images"] as? [Any] else { throw fail("missing array 'images'") }
-        var images: [ImageSpan] = []
-        for (n, imgAny) in imagesAny.enumerated() {
-            guard let img = imgAny as? [String: Any] else { throw fail("images[\(n)] is not an object") }
-            images.append(try parseSpan(img, path: "images[\(n)]", id: nil, file: file))
-        }
-        let name = (j["name"] as? String) ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent
-        let modelName = (model["name"] as? String) ?? "unknown"
-        var layerFiles: [String]?
-        if let lf = j["layer_files"] as? [Any] {
-            layerFiles = try lf.map { v in
-                guard let s = v as? String else { throw fail("'layer_files' must hold file names") }
-                return s
-            }
-        }
-        let scale = (model["attn_scale"] as? NSNumber)?.doubleValue
+        let images = try j.images.enumerated().map { try span($0.element, path: "images[\($0.offset)]", id: nil, file: file) }
         var extras: [String: String] = [:]
-        for key in ["notes", "generated_text", "colsum_over"] { if let s = j[key] as? String { extras[key] = s } }
-        if let r = j["recorder"], let d = try? JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]) {
-            extras["recorder"] = String(decoding: d, as: UTF8.self)
-        }
-        let shape = TraceShape(layers: layers, queryHeads: heads, kvHeads: kvHeads, headDim: headDim, seqLen: seqLen,
-                               prefillLen: prefill, queryRows: qStart ..< qStop, kvHeadOfQueryHead: map)
-        var info = TraceInfo(name: name, modelName: modelName, shape: shape, modality: modality, images: images,
-                             recordedLayers: [], attnScale: scale, causal: causal,
-                             syntheticImageTokens: (j["synthetic_image_tokens"] as? Bool) ?? images.contains { $0.isPseudo },
+        for (key, v) in [("notes", j.notes), ("generated_text", j.generatedText), ("colsum_over", j.colsumOver)] { if let v { extras[key] = v } }
+        if let r = j.recorder { extras["recorder"] = r.text }
+        let shape = TraceShape(layers: m.numLayers, queryHeads: m.numHeads, kvHeads: m.numKVHeads, headDim: m.headDim,
+                               seqLen: j.seqLen, prefillLen: j.prefillLen, queryRows: qr.start ..< qr.stop,
+                               kvHeadOfQueryHead: m.kvHeadOfQueryHead)
+        var info = TraceInfo(name: j.name ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent,
+                             modelName: m.name ?? "unknown", shape: shape, modality: modality, images: images,
+                             recordedLayers: [], attnScale: m.attnScale, causal: j.causal,
+                             syntheticImageTokens: j.syntheticImageTokens ?? images.contains { $0.isPseudo },
                              extras: extras)
-        try parseLayoutExtensions(j, into: &info, file: file)
+        try applyLayoutExtensions(j.layout, into: &info, file: file)
         try validate(info, file: file)
-        return (info, layerFiles)
+        return (info, j.layerFiles)
     }
 
-    static func parseSpan(_ img: [String: Any], path: String, id: Int?, file: String) throws -> ImageSpan {
+    /// An image span (or tile) of `trace.json` or a sidecar, its grid checked for overflow.
+    static func span(_ img: TraceJSON.Span, path: String, id: Int?, file: String) throws -> ImageSpan {
         func fail(_ m: String) -> TraceError { TraceError(file: file, m) }
-        guard let start = img["start"].flatMap(SafeTensorsFile.intValue), let stop = img["stop"].flatMap(SafeTensorsFile.intValue) else {
-            throw fail("\(path) needs integer 'start' and 'stop'")
-        }
-        guard start < stop else { throw fail("\(path) span [\(start), \(stop)) is empty or reversed") }
+        guard img.start < img.stop else { throw fail("\(path): span [\(img.start), \(img.stop)) is empty or reversed") }
         var grid: GridSize?
-        if let g = img["grid"] as? [Any] {
-            guard g.count == 2, let r = SafeTensorsFile.intValue(g[0]), let c = SafeTensorsFile.intValue(g[1]), r > 0, c > 0 else {
-                throw fail("\(path).grid must be [rows, cols] of positive integers")
-            }
-            grid = GridSize(rows: r, cols: c)
+        if let g = img.grid {
+            guard g.count == 2, g[0] > 0, g[1] > 0 else { throw fail("\(path).grid: must be [rows, cols] of positive integers") }
+            _ = try Checked.multiply(g[0], g[1], field: "\(path).grid", file: file)
+            grid = GridSize(rows: g[0], cols: g[1])
         }
-        var tiles: [ImageSpan] = []
-        if let ts = img["tiles"] as? [Any] {
-            for (k, t) in ts.enumerated() {
-                guard let to = t as? [String: Any] else { throw fail("\(path).tiles[\(k)] is not an object") }
-                tiles.append(try parseSpan(to, path: "\(path).tiles[\(k)]", id: k, file: file))
-            }
-        }
-        let imageId = id ?? img["image_id"].flatMap(SafeTensorsFile.intValue) ?? 0
-        var levels: [[Double]]?
-        if let lv = img["levels"] as? [[Any]] {
-            levels = lv.map { row in row.map { ($0 as? NSNumber)?.doubleValue ?? 0 } }
-        }
-        return ImageSpan(id: imageId, positions: start ..< stop, grid: grid, tiles: tiles,
-                         isPseudo: (img["pseudo"] as? Bool) ?? false, source: img["source"] as? String, levels: levels,
-                         label: img["label"] as? String)
+        let tiles = try img.tiles.enumerated().map { try span($0.element, path: "\(path).tiles[\($0.offset)]", id: $0.offset, file: file) }
+        return ImageSpan(id: id ?? img.imageId ?? 0, positions: img.start ..< img.stop, grid: grid, tiles: tiles,
+                         isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
     }
 
     /// The metadata checks of docs/trace-format.md#validation that need no tensor data.
@@ -131,6 +74,9 @@ public enum TraceMetadata {
         if let bad = s.kvHeadOfQueryHead.first(where: { $0 < 0 || $0 >= s.kvHeads }) {
             throw fail("kv_head_of_query_head holds \(bad), outside 0 ..< \(s.kvHeads) (num_kv_heads)")
         }
+        guard s.kvHeads <= s.queryHeads else {
+            throw fail("num_kv_heads \(s.kvHeads) is more than num_heads \(s.queryHeads)")
+        }
         if let unused = (0 ..< s.kvHeads).first(where: { !s.kvHeadOfQueryHead.contains($0) }) {
             throw fail("KV head \(unused) is read by no query head in kv_head_of_query_head")
         }
@@ -146,14 +92,14 @@ public enum TraceMetadata {
             if n > 0, spans[n - 1].positions.upperBound > r.lowerBound {
                 throw fail("image spans \(spans[n - 1].id) and \(img.id) overlap")
             }
-            guard img.grid.count == r.count || !img.tiles.isEmpty else {
-                throw fail("image \(img.id) grid \(img.grid) has \(img.grid.count) patches, span has \(r.count) tokens")
+            guard img.grid.checkedCount == r.count || !img.tiles.isEmpty else {
+                throw fail("image \(img.id) grid \(img.grid) has \(img.grid.checkedCount.map(String.init) ?? "too many") patches, span has \(r.count) tokens")
             }
             for t in img.tiles {
                 guard t.positions.lowerBound >= r.lowerBound, t.positions.upperBound <= r.upperBound else {
                     throw fail("a tile of image \(img.id) lies outside its image")
                 }
-                guard t.grid.count == t.positions.count else {
+                guard t.grid.checkedCount == t.positions.count else {
                     throw fail("a tile of image \(img.id) has grid \(t.grid) for \(t.positions.count) tokens")
                 }
             }

@@ -18,9 +18,15 @@ public final class ByteStorage: @unchecked Sendable {
     /// A name for messages: the file path, or `archive.npz:member.npy`.
     public let name: String
     private let release: @Sendable (UnsafeMutableRawPointer, Int) -> Void
+    /// The file this storage maps, or nil for an owned buffer.
+    public let mappedPath: String?
 
-    private init(base: UnsafeMutableRawPointer, count: Int, name: String,
+    /// True when the bytes are a mapping of the file at `path`.
+    public func isMapped(_ path: String) -> Bool { mappedPath == path }
+
+    private init(base: UnsafeMutableRawPointer, count: Int, name: String, mappedPath: String? = nil,
                  release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        self.mappedPath = mappedPath
         self.base = UnsafeRawPointer(base)
         self.count = count
         self.name = name
@@ -43,12 +49,12 @@ public final class ByteStorage: @unchecked Sendable {
         let size = Int(st.st_size)
         if size == 0 {
             let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16)
-            return ByteStorage(base: p, count: 0, name: path) { p, _ in p.deallocate() }
+            return ByteStorage(base: p, count: 0, name: path, mappedPath: path) { p, _ in p.deallocate() }
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw TraceError(file: path, "cannot memory-map: \(String(cString: strerror(errno)))")
         }
-        return ByteStorage(base: p, count: size, name: path) { p, n in munmap(p, n) }
+        return ByteStorage(base: p, count: size, name: path, mappedPath: path) { p, n in munmap(p, n) }
     }
 
     /// Takes ownership of a freshly allocated buffer (used for inflated archive members).

@@ -89,7 +89,9 @@ public struct Tensor: Sendable {
             if byteSwapped { b = b.byteSwapped }
             return Int(b)
         default:
-            return Int(double(at: i))
+            let d = double(at: i)
+            // Saturating: NaN is 0, values beyond the Int range clamp (never a conversion trap).
+            return d.isNaN ? 0 : d >= 9.2e18 ? Int.max : d <= -9.2e18 ? Int.min : Int(d)
         }
     }
 
@@ -144,8 +146,26 @@ public struct Tensor: Sendable {
         }
     }
 
-    /// All elements as Ints.
+    /// All elements as Ints (float elements truncated; use `checkedInts` for values from a file).
     public func ints() -> [Int] { (0 ..< count).map { int(at: $0) } }
+
+    /// All elements as Ints, each required to be an integer in `range`: a float element that is
+    /// NaN, infinite, fractional or out of range (and an integer out of range) is an error naming
+    /// `field` and the flat index.
+    public func checkedInts(in range: ClosedRange<Int>, field: String, file: String) throws -> [Int] {
+        try (0 ..< count).map { i in
+            let v: Int
+            if dtype.isFloat {
+                v = try Checked.integral(double(at: i), in: range, field: "\(field)[\(i)]", file: file)
+            } else {
+                v = int(at: i)
+            }
+            guard range.contains(v) else {
+                throw TraceError(file: file, "\(field)[\(i)]: \(v) is outside \(range.lowerBound) … \(range.upperBound)")
+            }
+            return v
+        }
+    }
 
     /// True when any float element is NaN or infinite (integers are always finite).
     public func firstNonFinite() -> Int? {
@@ -170,16 +190,4 @@ public struct Tensor: Sendable {
 extension Array where Element == Int {
     /// `[9, 111, 111]`-style text for messages.
     public var shapeText: String { "[" + map(String.init).joined(separator: ", ") + "]" }
-}
-
-/// Product of dimensions, or nil when it overflows or a dimension is negative.
-func checkedProduct(_ dims: [Int]) -> Int? {
-    var p = 1
-    for d in dims {
-        guard d >= 0 else { return nil }
-        let (r, o) = p.multipliedReportingOverflow(by: d)
-        if o { return nil }
-        p = r
-    }
-    return p
 }

@@ -17,7 +17,8 @@ public struct TraceError: Error, Sendable, Equatable, CustomStringConvertible {
         var parts = [file]
         if let layer { parts.append("layer \(layer)") }
         if let tensor { parts.append("tensor '\(tensor)'") }
-        return parts.joined(separator: ", ") + ": " + message
+        // Names and values from a file may hold newlines or escapes: the line stays one line.
+        return (parts.joined(separator: ", ") + ": " + message).escapedForMessage
     }
 
     /// The same error attributed to a layer and tensor if it has none yet.

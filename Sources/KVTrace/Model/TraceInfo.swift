@@ -20,6 +20,11 @@ public struct GridSize: Sendable, Hashable, Codable, CustomStringConvertible {
         self.cols = cols
     }
     public var count: Int { rows * cols }
+    /// `rows · cols`, or nil when the product overflows (a grid read from a file or flag).
+    public var checkedCount: Int? {
+        let (r, o) = rows.multipliedReportingOverflow(by: cols)
+        return o ? nil : r
+    }
     public var description: String { "\(rows)×\(cols)" }
 
     /// The default grid for a span of `n` tokens: square when `n` is a perfect square, else `1×n`.

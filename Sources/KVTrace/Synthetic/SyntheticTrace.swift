@@ -60,9 +60,47 @@ public struct SyntheticConfig: Sendable, Codable, Hashable {
         if images < 0 { return "--images must be ≥ 0" }
         if textLength < 1 { return "--text-len must be ≥ 1" }
         if prefix < 1 { return "--prefix must be ≥ 1 (the sink token)" }
+        if gap < 0 { return "--gap must be ≥ 0" }
+        if let size = sizeProblem() { return size }
         if images > 0, prefix + (images - 1) * gap > textLength { return "--text-len \(textLength) is shorter than --prefix + gaps (\(prefix + (images - 1) * gap))" }
         if generated < 0 { return "--generate must be ≥ 0" }
         if let w = windowRows, w < 1 || w > prefillLength { return "--window must be in 1 … \(prefillLength)" }
+        return nil
+    }
+
+    /// Overflow and memory checks of the sizes the settings imply, before anything is computed:
+    /// `T = text + images · R·C + generated`, one layer's `H·rows·T` attention plus `KVH·T·D` keys and
+    /// values (and `H·rows·D` queries) in float64 working memory must stay under `traceMemoryCap`.
+    func sizeProblem() -> String? {
+        func mul(_ xs: Int...) -> Int? {
+            var p = 1
+            for x in xs {
+                let (r, o) = p.multipliedReportingOverflow(by: x)
+                if o || x < 0 { return nil }
+                p = r
+            }
+            return p
+        }
+        func add(_ xs: Int...) -> Int? {
+            var p = 0
+            for x in xs {
+                let (r, o) = p.addingReportingOverflow(x)
+                if o { return nil }
+                p = r
+            }
+            return p
+        }
+        guard let perImage = mul(imageGrid.rows, imageGrid.cols) else { return "--grid \(imageGrid) overflows" }
+        guard let imageTokens = mul(images, perImage), let gaps = mul(max(images - 1, 0), gap),
+              add(prefix, gaps) != nil, let p = add(textLength, imageTokens), let t = add(p, generated) else {
+            return "--text-len, --images, --grid and --generate give a sequence length that overflows"
+        }
+        let rows = windowRows.map { min(max($0, 0), p) + generated } ?? t
+        let cap = traceMemoryCap
+        guard let attn = mul(heads, rows, t, 8), let kv = mul(2, kvHeads, t, headDim, 8), let q = mul(heads, rows, headDim, 8),
+              let total = add(attn, kv, q), total <= cap else {
+            return "one layer of --heads \(heads), --kv-heads \(kvHeads), --head-dim \(headDim) and T = \(t) needs more than the memory cap of \(cap) bytes (KVSCOPE_MEMORY_CAP)"
+        }
         return nil
     }
 }

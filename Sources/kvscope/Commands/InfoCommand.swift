@@ -56,7 +56,8 @@ struct InfoCommand: ParsableCommand {
         var warnings: [String] = source.warnings.map(\.description)
         var seenKinds = Set<String>()
         for case let ins? in inspections {
-            errors += ins.errors.map { "layer \(ins.layer): \($0)" }
+            let file = (layerSummaries.first { ($0["layer"] as? Int) == ins.layer }?["file"] as? String) ?? trace.path
+            errors += ins.errors.map { "\(file), layer \(ins.layer): \($0)" }
             for w in ins.warnings {
                 let kind = String(w.prefix(24))
                 if seenKinds.insert(kind).inserted { warnings.append("layer \(ins.layer): \(w)") }
@@ -107,7 +108,10 @@ struct InfoCommand: ParsableCommand {
         } else {
             printText(info, source: source, layers: layerSummaries, inspections: inspections.compactMap { $0 }, warnings: warnings, errors: errors)
         }
-        if !errors.isEmpty { throw ExitCode(2) }
+        if !errors.isEmpty {
+            if json { for e in errors { printError("kvscope: error: \(e.escapedForMessage)") } }
+            throw AlreadyReported()
+        }
     }
 
     func printText(_ info: TraceInfo, source: any TraceSource, layers: [[String: Any]], inspections: [LayerInspection],
@@ -180,6 +184,6 @@ struct InfoCommand: ParsableCommand {
             row("checks", parts.isEmpty ? "no attention rows to check" : parts.joined(separator: ", "))
         }
         for w in warnings { print("warning: \(w)") }
-        for e in errors { printError("kvscope: error: \(e)") }
+        for e in errors { printError("kvscope: error: \(e.escapedForMessage)") }
     }
 }

@@ -43,10 +43,14 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         let source = try trace.open()
         let info = source.info
-        let chosen = try layers.map { try RenderSupport.layerList($0) } ?? info.recordedLayers
-        if let missing = chosen.first(where: { !info.recordedLayers.contains($0) }) {
-            throw ValidationError("--layers: layer \(missing) is not in the trace (recorded: \(info.recordedLayers.map(String.init).joined(separator: ",")))")
+        if let dir = saveCache {
+            try OutputGuard.check(dir, against: source.files.map(\.path) + [trace.path], flag: "--save-cache")
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue {
+                throw CLIError("--save-cache \(dir): is a file, expected a folder")
+            }
         }
+        let chosen = try RenderSupport.layers(layers, info: info)
         let spec = try budget.spec()
         let p = try policy.make()
         let options = policy.options
@@ -88,7 +92,8 @@ struct SimulateCommand: ParsableCommand {
         var writerFolder: URL?
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try AtomicFile.refuseFolder(at: url.appendingPathComponent("cache.json"))
+            try AtomicFile.makeFolder(url)
             for (c, (_, d)) in zip(compressed, decided) {
                 try Self.save(c, decision: d, policy: p.id, to: url.appendingPathComponent(AttnTraceWriter.fileName(layer: c.layer)))
             }

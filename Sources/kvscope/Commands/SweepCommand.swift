@@ -72,6 +72,7 @@ struct SweepCommand: ParsableCommand {
             f.dateFormat = "yyyyMMdd-HHmmss"
             outURL = URL(fileURLWithPath: "Output/sweep-\(f.string(from: Date()))")
         }
+        try OutputGuard.check(outURL.path, against: traces, flag: "--out")
         let sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
         let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
         var labels: [String] = []

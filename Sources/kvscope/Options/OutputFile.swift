@@ -5,7 +5,7 @@ import KVTrace
 func writeOutput(_ data: Data, to path: String, flag: String) throws {
     do {
         try AtomicFile.write(data, to: URL(fileURLWithPath: path))
-    } catch {
-        throw CLIError("\(flag) \(path): cannot write the file (\((error as NSError).localizedDescription))")
+    } catch let e as TraceError {
+        throw CLIError("\(flag) \(e.description)")
     }
 }

@@ -99,8 +99,9 @@ struct TraceOptions: ParsableArguments {
         if let g = grid {
             let rc = g.lowercased().split(separator: "x")
             guard rc.count == 2, let r = Int(rc[0]), let c = Int(rc[1]), r > 0, c > 0 else {
-                throw ValidationError("--grid: '\(g)' is not RxC with positive integers (e.g. 24x24)")
+                throw ValidationError("--grid: '\(g.escapedForMessage)' is not RxC with positive integers (e.g. 24x24)")
             }
+            guard GridSize(rows: r, cols: c).checkedCount != nil else { throw ValidationError("--grid: \(r)×\(c) overflows") }
             m.grid = GridSize(rows: r, cols: c)
         }
         if let d = dtype {

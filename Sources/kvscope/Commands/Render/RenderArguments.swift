@@ -26,28 +26,45 @@ enum RenderSupport {
         return a ..< b
     }
 
-    /// Parses `0,5-9`.
-    static func layerList(_ s: String, flag: String = "--layers") throws -> [Int] {
-        var out: [Int] = []
+    /// Parses `0,5-9` into closed ranges (never expanded here, so `0-9223372036854775807` is cheap).
+    static func layerRanges(_ s: String, flag: String = "--layers") throws -> [ClosedRange<Int>] {
+        var out: [ClosedRange<Int>] = []
         for part in s.split(separator: ",") {
             let ab = part.split(separator: "-", omittingEmptySubsequences: false)
-            if ab.count == 1, let v = Int(ab[0]), v >= 0 { out.append(v); continue }
+            if ab.count == 1, let v = Int(ab[0]), v >= 0 { out.append(v ... v); continue }
             guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a <= b else {
-                throw ValidationError("\(flag): '\(part)' is not a layer or a range a-b")
+                throw ValidationError("\(flag): '\(String(part).escapedForMessage)' is not a layer or a range a-b")
             }
-            out += Array(a ... b)
+            out.append(a ... b)
         }
         guard !out.isEmpty else { throw ValidationError("\(flag): empty list") }
-        return Array(Set(out)).sorted()
+        return out
     }
 
-    /// The chosen layers, checked against the trace.
-    static func layers(_ s: String?, info: TraceInfo) throws -> [Int] {
-        let chosen = try s.map { try layerList($0) } ?? info.recordedLayers
-        if let missing = chosen.first(where: { !info.recordedLayers.contains($0) }) {
-            throw CLIError("--layers: layer \(missing) is not in the trace (recorded: \(compactList(info.recordedLayers)))")
+    /// Parses `0,5-9` (syntax only; `layers(_:info:)` checks against a trace).
+    static func layerList(_ s: String, flag: String = "--layers") throws -> [ClosedRange<Int>] {
+        try layerRanges(s, flag: flag)
+    }
+
+    /// The chosen layers, checked against the trace: every listed layer must be recorded, so the
+    /// result has at most as many entries as the trace records (a range is walked only until its
+    /// first unrecorded layer).
+    static func layers(_ s: String?, info: TraceInfo, flag: String = "--layers") throws -> [Int] {
+        guard let s else { return info.recordedLayers }
+        let recorded = Set(info.recordedLayers)
+        var chosen = Set<Int>()
+        for r in try layerRanges(s, flag: flag) {
+            var l = r.lowerBound
+            while true {
+                guard recorded.contains(l) else {
+                    throw CLIError("\(flag): layer \(l) is not in the trace (recorded: \(compactList(info.recordedLayers)))")
+                }
+                chosen.insert(l)
+                if l == r.upperBound { break }
+                l += 1
+            }
         }
-        return chosen
+        return chosen.sorted()
     }
 
     /// "0-29" or "0,2,5".

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KVTrace
 import KVCairo
 import KVPlot
 
@@ -55,13 +56,11 @@ struct RenderOutputOptions: ParsableArguments {
             throw CLIError("--output \(url.path): unknown format '\(url.pathExtension)' (use .png, .svg or .pdf)")
         }
         let dir = url.deletingLastPathComponent()
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        } catch {
-            throw CLIError("--output \(url.path): cannot create folder \(dir.path)")
-        }
+        do { try AtomicFile.makeFolder(dir) } catch let e as TraceError { throw CLIError("--output \(url.path): \(e.description)") }
         do {
             try render(figure, to: url, format: format)
+        } catch let e as TraceError {
+            throw CLIError("--output \(e.description)")
         } catch {
             throw CLIError("--output \(url.path): \(String(describing: error).split(separator: "\n").first ?? "render failed")")
         }

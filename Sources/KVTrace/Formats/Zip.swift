@@ -1,0 +1,275 @@
+import CZlib
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The central directory of a zip archive, read from a memory-mapped file with every field checked
+/// against the file's real size before it is used (APPNOTE.TXT 6.3: end of central directory,
+/// zip64 end record and locator, central file headers, local file headers).
+///
+/// Only what `.npz` files need is read: methods 0 (stored) and 8 (deflate), no encryption, one
+/// disk. Offsets and sizes of 2⁶³ or more, entries that point outside the file or into the central
+/// directory, a local header that disagrees with its central entry, and duplicate names are refused
+/// with the archive's name and the field at fault.
+struct ZipDirectory {
+    struct Entry {
+        var name: String
+        var method: UInt16
+        var crc32: UInt32
+        var compressedSize: Int
+        var uncompressedSize: Int
+        /// First byte of the member's data (after its local header), checked to lie in the file.
+        var dataOffset: Int
+    }
+
+    let entries: [Entry]
+
+    init(_ s: ByteStorage) throws {
+        let file = s.name
+        func fail(_ m: String) -> TraceError { TraceError(file: file, "not a readable zip archive: \(m)") }
+        func u16(_ o: Int) -> Int { Int(s.loadLE(UInt16.self, at: o)) }
+        func u32(_ o: Int) -> UInt32 { s.loadLE(UInt32.self, at: o) }
+        func u64(_ o: Int) -> UInt64 { s.loadLE(UInt64.self, at: o) }
+        let size = s.count
+        guard size >= 22 else { throw fail("shorter than an end-of-central-directory record") }
+        // End of central directory: the last signature whose comment ends exactly at the file's end.
+        var eocd = -1
+        var p = size - 22
+        let lowest = max(0, size - 22 - 0xFFFF)
+        while p >= lowest {
+            if u32(p) == 0x0605_4B50, p + 22 + u16(p + 20) <= size { eocd = p; break }
+            p -= 1
+        }
+        guard eocd >= 0 else { throw fail("no end-of-central-directory record") }
+        var count = u16(eocd + 10)
+        var cdSize = Int(u32(eocd + 12))
+        var cdOffset = Int(u32(eocd + 16))
+        let diskFields = [u16(eocd + 4), u16(eocd + 6)]
+        let needs64 = count == 0xFFFF || cdSize == 0xFFFF_FFFF || cdOffset == 0xFFFF_FFFF
+        var cdLimit = eocd
+        if needs64 || (eocd >= 20 && u32(eocd - 20) == 0x0706_4B50) {
+            guard eocd >= 20, u32(eocd - 20) == 0x0706_4B50 else { throw fail("zip64 fields without a zip64 locator") }
+            let recOffset = try Checked.int(u64(eocd - 12), field: "zip64 locator offset", file: file)
+            guard recOffset <= eocd - 20 - 56, u32(recOffset) == 0x0606_4B50 else {
+                throw fail("zip64 end record offset \(recOffset) does not point at a zip64 end record")
+            }
+            count = try Checked.int(u64(recOffset + 32), field: "zip64 entry count", file: file)
+            cdSize = try Checked.int(u64(recOffset + 40), field: "zip64 central directory size", file: file)
+            cdOffset = try Checked.int(u64(recOffset + 48), field: "zip64 central directory offset", file: file)
+            cdLimit = recOffset
+        } else {
+            guard diskFields == [0, 0] else { throw fail("multi-disk archives are not supported") }
+        }
+        guard cdOffset <= cdLimit, cdSize <= cdLimit - cdOffset else {
+            throw fail("central directory [\(cdOffset), +\(cdSize)) runs outside the file (\(size) bytes)")
+        }
+        guard count <= cdSize / 46 else { throw fail("\(count) entries cannot fit a \(cdSize)-byte central directory") }
+        var entries: [Entry] = []
+        var names = Set<String>()
+        var q = cdOffset
+        let cdEnd = cdOffset + cdSize
+        for n in 0 ..< count {
+            guard cdEnd - q >= 46, u32(q) == 0x0201_4B50 else { throw fail("central entry \(n) is missing or cut") }
+            let flags = u16(q + 8)
+            let method = UInt16(u16(q + 10))
+            let crc = u32(q + 16)
+            var csize = Int(u32(q + 20))
+            var usize = Int(u32(q + 24))
+            let nameLen = u16(q + 28), extraLen = u16(q + 30), commentLen = u16(q + 32)
+            var lho = Int(u32(q + 42))
+            let recLen = 46 + nameLen + extraLen + commentLen
+            guard recLen <= cdEnd - q else { throw fail("central entry \(n) runs past the central directory") }
+            let nameBytes = UnsafeRawBufferPointer(start: s.base + q + 46, count: nameLen)
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let member = "\(file):\(name.escapedForMessage)"
+            // zip64 extended information: the 64-bit values of the fields that hold 0xFFFFFFFF, in order.
+            var e = q + 46 + nameLen
+            let extraEnd = e + extraLen
+            while extraEnd - e >= 4 {
+                let id = u16(e), len = u16(e + 2)
+                guard len <= extraEnd - e - 4 else { throw TraceError(file: member, "zip extra field runs past its entry") }
+                if id == 0x0001 {
+                    var f = e + 4
+                    let fEnd = f + len
+                    func next(_ field: String) throws -> Int {
+                        guard fEnd - f >= 8 else { throw TraceError(file: member, "zip64 extra field lacks \(field)") }
+                        defer { f += 8 }
+                        return try Checked.int(u64(f), field: "zip64 \(field)", file: member)
+                    }
+                    if usize == 0xFFFF_FFFF { usize = try next("uncompressed size") }
+                    if csize == 0xFFFF_FFFF { csize = try next("compressed size") }
+                    if lho == 0xFFFF_FFFF { lho = try next("local header offset") }
+                }
+                e += 4 + len
+            }
+            guard flags & 1 == 0 else { throw TraceError(file: member, "member is encrypted") }
+            guard method == 0 || method == 8 else {
+                throw TraceError(file: member, "compression method \(method) is not supported (stored or deflate)")
+            }
+            if method == 0, csize != usize {
+                throw TraceError(file: member, "stored member has compressed size \(csize) ≠ uncompressed size \(usize)")
+            }
+            // Local header: inside the file, before the central directory, naming the same member.
+            guard lho <= cdOffset - 30, u32(lho) == 0x0403_4B50 else {
+                throw TraceError(file: member, "local header offset \(lho) does not point at a local header")
+            }
+            let lName = u16(lho + 26), lExtra = u16(lho + 28)
+            let data = lho + 30 + lName + lExtra
+            guard data <= cdOffset, csize <= cdOffset - data else {
+                throw TraceError(file: member, "data [\(data), +\(csize)) runs into the central directory or past the file")
+            }
+            guard lName == nameLen, memcmp(s.base + lho + 30, s.base + q + 46, nameLen) == 0 else {
+                throw TraceError(file: member, "local header names another member than the central directory")
+            }
+            guard names.insert(name).inserted else { throw TraceError(file: member, "member appears twice in the archive") }
+            entries.append(Entry(name: name, method: method, crc32: crc, compressedSize: csize,
+                                 uncompressedSize: usize, dataOffset: data))
+            q += recLen
+        }
+        self.entries = entries
+    }
+}
+
+/// zlib's CRC-32 (the zip polynomial) over `count` bytes.
+func zipCRC32(_ p: UnsafeRawPointer, count: Int, seed: UInt32 = 0) -> UInt32 {
+    var crc = UInt(seed)
+    var at = 0
+    while at < count {
+        let n = min(count - at, 1 << 30)
+        crc = CZlib.crc32(crc, p.assumingMemoryBound(to: UInt8.self) + at, uInt(n))
+        at += n
+    }
+    return UInt32(truncatingIfNeeded: crc)
+}
+
+/// The CRC-32 of a byte range of a file, read with `pread` in 1 MiB chunks (so checking a
+/// memory-mapped member does not pull the whole member into the process's resident memory).
+func fileCRC32(path: String, offset: Int, count: Int) throws -> UInt32 {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw TraceError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let chunk = 1 << 20
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
+    defer { buf.deallocate() }
+    var crc: UInt32 = 0
+    var done = 0
+    while done < count {
+        let n = pread(fd, buf, min(chunk, count - done), off_t(offset + done))
+        guard n > 0 else { throw TraceError(file: path, "cannot read: \(n < 0 ? String(cString: strerror(errno)) : "file shrank")") }
+        crc = zipCRC32(buf, count: n, seed: crc)
+        done += n
+    }
+    return crc
+}
+
+/// A raw-deflate decoder (zlib) reading at most `compressedSize` bytes of input and writing at most
+/// the room it is given: it cannot loop at the end of the input, run past its member, or produce
+/// more than asked.
+final class CappedInflater {
+    /// Heap-allocated: zlib keeps a pointer back to its stream, so the stream must not move.
+    private let strm = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    private var stream: z_stream {
+        get { strm.pointee }
+        _modify { yield &strm.pointee }
+    }
+    private let input: UnsafeRawPointer
+    private var inputLeft: Int
+    private let name: String
+    private(set) var finished = false
+
+    private let initStatus: Int32
+
+    init(input: UnsafeRawPointer, count: Int, name: String) {
+        self.input = input
+        self.inputLeft = count
+        self.name = name
+        strm.initialize(to: z_stream())
+        initStatus = inflateInit2_(strm, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        strm.pointee.next_in = UnsafeMutablePointer(mutating: input.assumingMemoryBound(to: Bytef.self))
+    }
+
+    deinit {
+        if initStatus == Z_OK { inflateEnd(strm) }
+        strm.deallocate()
+    }
+
+    /// Fills `out[0 ..< count]` completely, or throws when the stream ends early, is corrupt, or the
+    /// input runs out without a final block.
+    func fill(_ out: UnsafeMutableRawPointer, count: Int) throws {
+        guard initStatus == Z_OK else { throw TraceError(file: name, "cannot start inflating (zlib error \(initStatus))") }
+        var written = 0
+        while written < count {
+            if stream.avail_in == 0 {
+                guard inputLeft > 0 else {
+                    throw TraceError(file: name, "deflate stream ends without its final block after \(written) of \(count) bytes")
+                }
+                let n = min(inputLeft, 1 << 30)
+                stream.avail_in = uInt(n)
+                inputLeft -= n
+            }
+            guard !finished else { throw TraceError(file: name, "member inflates to fewer bytes than its header declares") }
+            let room = min(count - written, 1 << 30)
+            stream.next_out = (out + written).assumingMemoryBound(to: Bytef.self)
+            stream.avail_out = uInt(room)
+            let rc = inflate(strm, Z_NO_FLUSH)
+            written += room - Int(stream.avail_out)
+            switch rc {
+            case Z_OK: continue
+            case Z_STREAM_END: finished = true
+            case Z_BUF_ERROR where stream.avail_in == 0 && inputLeft == 0:
+                throw TraceError(file: name, "deflate stream ends without its final block after \(written) of \(count) bytes")
+            default:
+                throw TraceError(file: name, "corrupt deflate data (zlib: \(stream.msg.map { String(cString: $0) } ?? "error \(rc)"))")
+            }
+        }
+    }
+
+    /// After the last `fill`, the stream must end exactly there: a member that inflates further is refused.
+    func finish() throws {
+        if finished { return }
+        var spare: UInt8 = 0
+        try withUnsafeMutablePointer(to: &spare) { p in
+            if stream.avail_in == 0, inputLeft > 0 {
+                let n = min(inputLeft, 1 << 30)
+                stream.avail_in = uInt(n)
+                inputLeft -= n
+            }
+            stream.next_out = p
+            stream.avail_out = 1
+            let rc = inflate(strm, Z_NO_FLUSH)
+            if rc == Z_STREAM_END, stream.avail_out == 1 { finished = true; return }
+            if stream.avail_out == 0 { throw TraceError(file: name, "member inflates past the size its header declares") }
+            if rc == Z_BUF_ERROR, stream.avail_in == 0, inputLeft == 0 {
+                throw TraceError(file: name, "deflate stream ends without its final block")
+            }
+            throw TraceError(file: name, "deflate stream does not end where its header says the data ends")
+        }
+    }
+}
+
+extension String {
+    /// The string with control characters (newline, tab, escape, …) written as `\n`, `\t`, `\u{1B}`,
+    /// so that a name taken from a file can never split or recolour a one-line message.
+    public var escapedForMessage: String {
+        guard unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }) else {
+            return self
+        }
+        var out = ""
+        for u in unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.properties.generalCategory == .control || u == "\u{2028}" || u == "\u{2029}" {
+                    out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
+    }
+}
