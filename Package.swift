@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
         .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPlot"]),
-        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace"]),
+        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVCairo"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace"]),
     ]
 )

@@ -325,7 +325,9 @@ public struct StudyReport: Sendable {
                                 let extra = t.label(c).dropFirst(c.policy.count).split(separator: "@").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
                                 if !extra.isEmpty { d.element("span", [("class", "muted")], text: " " + extra) }
                             }
-                            r.element("td", [("class", "num")], text: "\(c.nominalTokens) / \(Format.tokens(c.actualTokens))")
+                            // A combination that could not run has no kept count (its rows store 0).
+                            let ran = c.value(SeriesID("kept_tokens")) != nil || c.actualTokens > 0
+                            r.element("td", [("class", "num")], text: "\(c.nominalTokens) / \(ran ? Format.tokens(c.actualTokens) : "—")")
                             for s in cols {
                                 let v = c.value(s)
                                 let isBest = !c.isReference && v != nil && best[s].map { abs($0 - v!) <= 1e-12 * max(1, abs($0)) } == true

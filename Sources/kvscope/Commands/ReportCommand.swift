@@ -191,7 +191,19 @@ struct ReportCommand: ParsableCommand {
         }
         let info = source.info
         let layers = info.recordedLayers
-        let runs = try RenderSupport.decide(ids, source: source, layers: layers, policy: options, progress: "report: replaying \(info.name)")
+        // All policies in one pass over the layers; when one cannot run on this trace, each on its own.
+        var runs: [PolicyRun]
+        do {
+            runs = try RenderSupport.decide(ids, source: source, layers: layers, policy: options, progress: "report: replaying \(info.name)")
+        } catch {
+            runs = []
+            for id in ids {
+                do { runs += try RenderSupport.decide([id], source: source, layers: layers, policy: options, progress: "report: replaying \(id)") } catch {
+                    maps.notes.append("\(id) is left out of the maps: \(error)")
+                }
+            }
+            guard !runs.isEmpty else { return maps }
+        }
         let fid = options.fidelity
         let note = budgets.contains(b) ? [] : ["budget \(Format.number(b)) is not one of the run's budgets (\(budgets.map(Format.number).joined(separator: ", ")))"]
         maps.notes += note
