@@ -42,13 +42,13 @@ public struct ReportFigure: Sendable {
 
 /// The trace-dependent figures of one trace: retention maps and patch grids at one budget.
 public struct TraceMaps: Sendable {
-    /// The budget the maps show.
-    public var budget: Double
+    /// The budget the maps show; nil when there is none to show (the run has no fraction budget).
+    public var budget: Double?
     public var figures: [ReportFigure]
     /// Why some or all maps are absent (trace not found, no image spans, …).
     public var notes: [String]
 
-    public init(budget: Double, figures: [ReportFigure] = [], notes: [String] = []) {
+    public init(budget: Double?, figures: [ReportFigure] = [], notes: [String] = []) {
         self.budget = budget; self.figures = figures; self.notes = notes
     }
 }
@@ -74,7 +74,8 @@ public struct ExploreSection: Sendable {
 /// degenerate cells with their reasons, and every metric's definition.
 ///
 /// Deterministic: the same inputs give the same bytes (no clock is read; figure ids are numbered
-/// in page order).
+/// in page order). Text in figures is drawn with glyph outlines that all figures share (one hidden
+/// `<svg>` at the top of the page), which keeps a page of many figures small.
 public struct StudyReport: Sendable {
     public var title: String
     /// The folder the report was made from, as given.
@@ -116,14 +117,18 @@ public struct StudyReport: Sendable {
         m.raw("<meta name=\"generator\" content=\"\(Markup.escape(generator))\">\n")
         m.element("title", text: title)
         m.line()
-        m.raw("<style>\n\(Style.css)\n</style>\n</head>\n<body>\n<main>\n")
-        header(&m)
-        contents(&m)
-        run(&m)
-        for t in study.traces { try trace(t, &m, &page) }
-        if let e = explore { try exploreSection(e, &m, &page) }
-        problemsSection(&m)
-        definitions(&m)
+        m.raw("<style>\n\(Style.css)\n</style>\n</head>\n<body>\n")
+        var main = Markup()
+        header(&main)
+        contents(&main)
+        run(&main)
+        for t in study.traces { try trace(t, &main, &page) }
+        if let e = explore { try exploreSection(e, &main, &page) }
+        problemsSection(&main)
+        definitions(&main)
+        m.raw(page.glyphs.definitions)
+        m.raw("<main>\n")
+        m.raw(main.html)
         m.element("footer") { f in
             f.text("Written by \(generator) report from \(folder). Self-contained: styles and figures are inline; the page runs no script and loads nothing.")
         }
@@ -131,9 +136,10 @@ public struct StudyReport: Sendable {
         return m.html
     }
 
-    /// Numbering of figures, for ids that are unique in the page.
+    /// Numbering of figures, for ids that are unique in the page, and the glyphs they share.
     struct Page {
         var figures = 0
+        var glyphs = GlyphSharing()
         mutating func nextPrefix() -> String { figures += 1; return "f\(figures)-" }
     }
 
@@ -261,7 +267,7 @@ public struct StudyReport: Sendable {
         if curves.isEmpty { body.element("p", [("class", "muted")], text: "No scored metric has values in this trace.") }
         try figures(curves, &body, &page)
         if let maps = maps[t.hash] {
-            body.element("h3", text: "What each policy keeps at budget \(Format.number(maps.budget))")
+            body.element("h3", text: "What each policy keeps" + (maps.budget.map { " at budget \(Format.number($0))" } ?? ""))
             for n in maps.notes { body.element("p", [("class", "warn")], text: n) }
             try figures(maps.figures, &body, &page)
         }
@@ -452,8 +458,8 @@ public struct StudyReport: Sendable {
             let prefix = page.nextPrefix()
             let markup: String
             switch f.content {
-            case .figure(let fig): markup = try svgMarkup(fig, idPrefix: prefix)
-            case .svg(let text): markup = inlineSVG(text, idPrefix: prefix)
+            case .figure(let fig): markup = page.glyphs.share(try svgMarkup(fig, idPrefix: prefix))
+            case .svg(let text): markup = page.glyphs.share(inlineSVG(text, idPrefix: prefix))
             case .png(let data):
                 markup = "<img alt=\"\(Markup.escape(f.caption))\" src=\"data:image/png;base64,\(data.base64EncodedString())\">"
             }

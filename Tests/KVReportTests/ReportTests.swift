@@ -157,12 +157,21 @@ struct ReportTests {
         #expect(a == b)
         #expect(a.contains("<title>Study &lt;1&gt;</title>"))
         // Two budget curves (attention_recall, output_error) and the extra figure, all inline SVG.
-        #expect(a.components(separatedBy: "<svg ").count - 1 == 3)
+        #expect(a.components(separatedBy: "<figure><svg ").count - 1 + a.components(separatedBy: "<figure class=\"half\"><svg ").count - 1 == 3)
+        #expect(a.components(separatedBy: "<svg ").count - 1 == 4 && a.contains("<svg class=\"glyphs\""))
         #expect(!a.contains("<img") && !a.contains("<script") && !a.contains("<link"))
         #expect(a.range(of: #"(src|href)\s*=\s*["']?\s*(https?:)?//"#, options: .regularExpression) == nil)
         let all = ids(a)
         #expect(!all.isEmpty && Set(all).count == all.count, "duplicate ids")
         #expect(all.contains { $0.hasPrefix("f1-") } && all.contains { $0.hasPrefix("f3-") })
+        // Glyphs are defined once for the page, and every reference resolves to an id of the page.
+        let defined = Set(all)
+        let glyphs = all.filter { $0.hasPrefix("g") && Int($0.dropFirst()) != nil }
+        #expect(glyphs.count > 20 && !all.contains { $0.contains("glyph") })
+        var refs = Set<String>()
+        for part in a.components(separatedBy: "href=\"#").dropFirst() { refs.insert(String(part.prefix { $0 != "\"" })) }
+        for part in a.components(separatedBy: "url(#").dropFirst() { refs.insert(String(part.prefix { $0 != ")" })) }
+        #expect(!refs.isEmpty && refs.subtracting(defined).isEmpty, "unresolved: \(refs.subtracting(defined).sorted().prefix(5))")
     }
 
     @Test func everyMetricHasADefinitionAndThePagePrintsIt() throws {

@@ -29,6 +29,11 @@ struct ReportCLITests {
 
     static func count(_ needle: String, in s: String) -> Int { s.components(separatedBy: needle).count - 1 }
 
+    /// Figures drawn as an inline `<svg>` (the page's one other `<svg>` holds the shared glyphs).
+    static func inlineFigures(_ html: String) -> Int {
+        (try? Regex(#"<figure[^>]*><svg "#)).map { html.matches(of: $0).count } ?? -1
+    }
+
     @Test func reportOfASmallSweepIsOneSelfContainedPage() throws {
         let (dir, _) = try Self.smallSweep()
         let r = try CLI.run(["report", dir.path])
@@ -41,7 +46,8 @@ struct ReportCLITests {
         #expect(!html.contains("<script") && !html.contains("<link") && !html.contains("<iframe"))
         #expect(!html.contains("<img"), "figures are inline SVG")
         let figures = Self.count("<figure", in: html)
-        #expect(figures >= 4 && Self.count("<svg ", in: html) == figures, "every figure is an inline <svg>")
+        #expect(figures >= 4 && Self.inlineFigures(html) == figures, "every figure is an inline <svg>")
+        #expect(Self.count("<svg ", in: html) == figures + 1 && html.contains("<svg class=\"glyphs\""))
         #expect(html.contains("Retention map at budget 0.5") && html.contains("Per-image patch grids at budget 0.5"), "default: the median budget")
         // The summary table: the full cache once, then every policy at every budget.
         let table = try #require(Self.summaryTable(html))
@@ -160,7 +166,7 @@ struct ReportCLITests {
         let report = dir.appendingPathComponent("report.html")
         let html = try String(contentsOf: report, encoding: .utf8)
         let expectedRows = Self.count("<tr", in: try #require(Self.summaryTable(html))) - 1  // less the header row
-        let expectedFigures = Self.count("<svg ", in: html)
+        let expectedFigures = Self.inlineFigures(html)
 
         // A screenshot: not blank, and the summary table's colours are on it.
         let shot = dir.appendingPathComponent("shot.png")

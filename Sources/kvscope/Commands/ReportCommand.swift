@@ -37,7 +37,7 @@ struct ReportCommand: ParsableCommand {
     var folder: String
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The HTML file to write (default: DIR/report.html).", valueName: "file"))
     var output: String?
-    @Option(name: .customLong("budget"), help: "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget).")
+    @Option(name: .customLong("budget"), help: "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget; the lower of the middle two for an even count).")
     var budget: Double?
     @Option(name: .customLong("trace"), parsing: .singleValue, help: ArgumentHelp(
         "A trace of the run, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
@@ -166,7 +166,7 @@ struct ReportCommand: ParsableCommand {
     func traceMaps(_ t: TraceStudy, source: (any TraceSource)?) throws -> TraceMaps? {
         let budgets = t.budgets
         guard let b = budget ?? (budgets.isEmpty ? nil : budgets[(budgets.count - 1) / 2]) else {
-            return nil
+            return TraceMaps(budget: nil, notes: ["No retention map or patch grid: the run has no budget fraction to pick one from; give --budget b."])
         }
         var maps = TraceMaps(budget: b)
         guard let source else {
