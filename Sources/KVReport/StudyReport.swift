@@ -74,8 +74,8 @@ public struct ExploreSection: Sendable {
 /// degenerate cells with their reasons, and every metric's definition.
 ///
 /// Deterministic: the same inputs give the same bytes (no clock is read; figure ids are numbered
-/// in page order). Text in figures is drawn with glyph outlines that all figures share (one hidden
-/// `<svg>` at the top of the page), which keeps a page of many figures small.
+/// in page order). Text in figures is drawn as plain paths (``GlyphPaths``), which keeps a page of
+/// many figures quick to open.
 public struct StudyReport: Sendable {
     public var title: String
     /// The folder the report was made from, as given.
@@ -126,7 +126,6 @@ public struct StudyReport: Sendable {
         if let e = explore { try exploreSection(e, &main, &page) }
         problemsSection(&main)
         definitions(&main)
-        m.raw(page.glyphs.definitions)
         m.raw("<main>\n")
         m.raw(main.html)
         m.element("footer") { f in
@@ -136,10 +135,9 @@ public struct StudyReport: Sendable {
         return m.html
     }
 
-    /// Numbering of figures, for ids that are unique in the page, and the glyphs they share.
+    /// Numbering of figures, for ids that are unique in the page.
     struct Page {
         var figures = 0
-        var glyphs = GlyphSharing()
         mutating func nextPrefix() -> String { figures += 1; return "f\(figures)-" }
     }
 
@@ -458,8 +456,8 @@ public struct StudyReport: Sendable {
             let prefix = page.nextPrefix()
             let markup: String
             switch f.content {
-            case .figure(let fig): markup = page.glyphs.share(try svgMarkup(fig, idPrefix: prefix))
-            case .svg(let text): markup = page.glyphs.share(inlineSVG(text, idPrefix: prefix))
+            case .figure(let fig): markup = GlyphPaths.inline(try svgMarkup(fig, idPrefix: prefix))
+            case .svg(let text): markup = GlyphPaths.inline(inlineSVG(text, idPrefix: prefix))
             case .png(let data):
                 markup = "<img alt=\"\(Markup.escape(f.caption))\" src=\"data:image/png;base64,\(data.base64EncodedString())\">"
             }

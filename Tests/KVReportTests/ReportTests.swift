@@ -1,6 +1,6 @@
 import Foundation
 import KVPlot
-import KVReport
+@testable import KVReport
 import KVSimulator
 import Testing
 
@@ -158,16 +158,14 @@ struct ReportTests {
         #expect(a.contains("<title>Study &lt;1&gt;</title>"))
         // Two budget curves (attention_recall, output_error) and the extra figure, all inline SVG.
         #expect(a.components(separatedBy: "<figure><svg ").count - 1 + a.components(separatedBy: "<figure class=\"half\"><svg ").count - 1 == 3)
-        #expect(a.components(separatedBy: "<svg ").count - 1 == 4 && a.contains("<svg class=\"glyphs\""))
         #expect(!a.contains("<img") && !a.contains("<script") && !a.contains("<link"))
         #expect(a.range(of: #"(src|href)\s*=\s*["']?\s*(https?:)?//"#, options: .regularExpression) == nil)
         let all = ids(a)
         #expect(!all.isEmpty && Set(all).count == all.count, "duplicate ids")
         #expect(all.contains { $0.hasPrefix("f1-") } && all.contains { $0.hasPrefix("f3-") })
-        // Glyphs are defined once for the page, and every reference resolves to an id of the page.
+        // Text is drawn as paths (no glyph symbols or <use>), and every reference resolves to an id of the page.
         let defined = Set(all)
-        let glyphs = all.filter { $0.hasPrefix("g") && Int($0.dropFirst()) != nil }
-        #expect(glyphs.count > 20 && !all.contains { $0.contains("glyph") })
+        #expect(!a.contains("<symbol") && !a.contains("<use xlink:href=\"#f1-glyph"))
         var refs = Set<String>()
         for part in a.components(separatedBy: "href=\"#").dropFirst() { refs.insert(String(part.prefix { $0 != "\"" })) }
         for part in a.components(separatedBy: "url(#").dropFirst() { refs.insert(String(part.prefix { $0 != ")" })) }
@@ -202,5 +200,90 @@ struct ReportTests {
         let html = try StudyReport(title: "t", folder: "d", results: SweepResults(metadata: nil, rows: r),
                                    explore: ExploreSection(file: "safe.csv", table: e), generator: "g").html()
         #expect(html.contains("id=\"explore\"") && html.contains("lookm, pivotal") && html.contains("<tr class=\"best\">"))
+    }
+}
+
+@Suite("GlyphPaths")
+struct GlyphPathTests {
+    /// Absolute points of relative path data with `m`, `l`, `c`, `z`.
+    static func points(_ d: String) -> [(Double, Double)] {
+        var tokens: [String] = []
+        var cur = ""
+        for ch in d {
+            if ch.isLetter { if !cur.isEmpty { tokens.append(cur) }; tokens.append(String(ch)); cur = "" }
+            else if ch == " " { if !cur.isEmpty { tokens.append(cur) }; cur = "" }
+            else if ch == "-" { if !cur.isEmpty { tokens.append(cur) }; cur = "-" }
+            else { cur.append(ch) }
+        }
+        if !cur.isEmpty { tokens.append(cur) }
+        var out: [(Double, Double)] = []
+        var x = 0.0, y = 0.0, sx = 0.0, sy = 0.0
+        var cmd = "", nums: [Double] = []
+        func run() {
+            let n = cmd == "c" ? 6 : 2
+            var i = 0
+            while i + n <= nums.count {
+                for p in stride(from: 0, to: n, by: 2) { out.append((x + nums[i + p], y + nums[i + p + 1])) }
+                x += nums[i + n - 2]; y += nums[i + n - 1]
+                if cmd == "m" && i == 0 { sx = x; sy = y }
+                i += n
+            }
+        }
+        for t in tokens {
+            if let v = Double(t) { nums.append(v); continue }
+            run(); nums = []; cmd = t
+            if t == "z" { x = sx; y = sy }
+        }
+        run()
+        return out
+    }
+
+    @Test func glyphRunsBecomeOnePathAndTheirSymbolsGo() {
+        let svg = """
+            <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40pt" height="30pt" viewBox="0 0 40 30">
+            <defs>
+            <g>
+            <symbol overflow="visible" id="f1-glyph0-0">
+            <path style="stroke:none;" d="M 0 0 L 1 0 L 1 1 Z M 0.5 0.5 C 0.6 0.5 0.7 0.6 0.7 0.7 Z "/>
+            </symbol>
+            <symbol overflow="visible" id="f1-glyph0-1">
+            <path style="stroke:none;" d="M 0 0 Q 1 1 2 2 Z "/>
+            </symbol>
+            </g>
+            </defs>
+            <g style="fill:rgb(0%,0%,0%);fill-opacity:1;">
+              <use xlink:href="#f1-glyph0-0" x="10" y="20"/>
+              <use xlink:href="#f1-glyph0-0" x="12" y="20"/>
+            </g>
+            <g style="fill:rgb(0%,0%,0%);fill-opacity:1;">
+              <use xlink:href="#f1-glyph0-1" x="3" y="4"/>
+            </g>
+            </svg>
+            """
+        let out = GlyphPaths.inline(svg)
+        #expect(out.contains("  <path d=\"m10 20l1 0l0 1zm.5 .5c.1 0 .2 .1 .2 .2zm1.5-.5l1 0l0 1zm.5 .5c.1 0 .2 .1 .2 .2z\"/>"), "\(out)")
+        #expect(!out.contains("f1-glyph0-0"), "the converted glyph's symbol is dropped")
+        // A glyph with a command it does not know stays a <use>, and keeps its symbol.
+        #expect(out.contains("<use xlink:href=\"#f1-glyph0-1\" x=\"3\" y=\"4\"/>") && out.contains("id=\"f1-glyph0-1\""))
+    }
+
+    @Test func roundingDoesNotAccumulateAlongALabel() {
+        // 200 glyphs of 50 tiny steps each: every point stays within 0.005 pt of its exact place.
+        var d = "M 0.0031 0.0017"
+        for k in 1 ... 50 { d += " L \(0.0031 + 0.0137 * Double(k)) \(0.0017 + 0.0071 * Double(k))" }
+        d += " Z"
+        var pen = GlyphPaths.Pen()
+        var exact: [(Double, Double)] = []
+        for g in 0 ..< 200 {
+            let x = 1.3333 * Double(g), y = 7.77
+            let drawn = pen.draw(d, at: x, y)
+            #expect(drawn)
+            exact.append((0.0031 + x, 0.0017 + y))
+            for k in 1 ... 50 { exact.append((0.0031 + 0.0137 * Double(k) + x, 0.0017 + 0.0071 * Double(k) + y)) }
+        }
+        let got = Self.points(pen.data)
+        #expect(got.count == exact.count)
+        let worst = zip(got, exact).map { max(abs($0.0 - $1.0), abs($0.1 - $1.1)) }.max() ?? 1
+        #expect(worst <= 0.005 + 1e-9, "worst error \(worst)")
     }
 }

@@ -29,7 +29,7 @@ struct ReportCLITests {
 
     static func count(_ needle: String, in s: String) -> Int { s.components(separatedBy: needle).count - 1 }
 
-    /// Figures drawn as an inline `<svg>` (the page's one other `<svg>` holds the shared glyphs).
+    /// Figures drawn as an inline `<svg>`.
     static func inlineFigures(_ html: String) -> Int {
         (try? Regex(#"<figure[^>]*><svg "#)).map { html.matches(of: $0).count } ?? -1
     }
@@ -47,7 +47,7 @@ struct ReportCLITests {
         #expect(!html.contains("<img"), "figures are inline SVG")
         let figures = Self.count("<figure", in: html)
         #expect(figures >= 4 && Self.inlineFigures(html) == figures, "every figure is an inline <svg>")
-        #expect(Self.count("<svg ", in: html) == figures + 1 && html.contains("<svg class=\"glyphs\""))
+        #expect(Self.count("<svg ", in: html) == figures && !html.contains("<symbol"), "text is drawn as paths")
         #expect(html.contains("Retention map at budget 0.5") && html.contains("Per-image patch grids at budget 0.5"), "default: the median budget")
         // The summary table: the full cache once, then every policy at every budget.
         let table = try #require(Self.summaryTable(html))
@@ -79,6 +79,30 @@ struct ReportCLITests {
         #expect(r2.status == 0, "\(r2.stderr)")
         let html2 = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(html2.contains("Retention map at budget 0.25") && !html2.contains("trace not found"))
+    }
+
+    @Test func anExploreFolderShowsTheCheapestSafeSettingsAndItsRatioMaps() throws {
+        let (dir, _) = try Self.smallSweep()
+        try Data("""
+            trace,policy,hh_ratio,recent_ratio,attention_recall,kept_ratio,cheapest
+            small,lookm,0.1,0.05,0.97,0.15,true
+            small,"h2o, sinks",0.2,0.1,0.99,0.3,false
+
+            """.utf8).write(to: dir.appendingPathComponent("safe.csv"))
+        let map = dir.appendingPathComponent("ratio-map-attention_recall.svg")
+        let r0 = try CLI.run(["render", "curves", dir.appendingPathComponent("results.csv").path, "--out", map.path])
+        #expect(r0.status == 0, "\(r0.stderr)")
+        try Data("<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".utf8)
+            .write(to: dir.appendingPathComponent("ratio-map-evil.svg"))
+        let r = try CLI.run(["report", dir.path, "--no-maps"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("id=\"explore\"") && html.contains("Cheapest safe settings"))
+        #expect(html.contains("h2o, sinks") && html.contains("<tr class=\"best\">"))
+        #expect(html.contains("<figcaption>ratio-map-attention_recall.svg</figcaption>"))
+        #expect(html.contains("ratio-map-evil.svg left out") && !html.contains("<script"))
+        #expect(!html.contains("Retention map"), "--no-maps")
+        #expect(Self.inlineFigures(html) == Self.count("<figure", in: html))
     }
 
     func badInput(_ args: (URL) -> [String], prepare: (URL) throws -> Void, expected: String) throws {
