@@ -281,7 +281,7 @@ public struct StudyReport: Sendable {
             d.element("table", [("class", headline ? "summary" : "series"), ("data-trace", t.name)]) { tb in
                 tb.element("caption") { c in
                     c.text(headline
-                        ? "Values over all layers (mean over layers with equal weights; cache_bytes summed). ★ marks the best value in each column at each setting among the compared policies; the full cache and the oracle (shaded, in italics) are references and are not ranked. ↑ higher is better, ↓ lower is better; — omitted (hover for the reason, and see Missing and degenerate cells); † defined on only some layers."
+                        ? "Values over all layers (mean over layers with equal weights; cache_bytes summed). ★ marks the best value in each column at each setting among the compared policies; the full cache and the oracle (shaded, in italics) are references and are not ranked. Compare C_act too: a policy that keeps more than C (text-prior keeps every text token) is not on equal terms. ↑ higher is better, ↓ lower is better; — omitted (hover for the reason, and see Missing and degenerate cells); † defined on only some layers."
                         : "Every metric series the run wrote, over all layers.")
                 }
                 tb.raw("<thead><tr><th>setting</th><th>policy</th><th title=\"nominal budget C and mean actual kept count C_act (over layers and KV heads)\">C / C_act</th>")
