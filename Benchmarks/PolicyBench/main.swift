@@ -100,7 +100,7 @@ func time(_ label: String, _ body: () throws -> Void) rethrows -> Double {
     return median
 }
 
-let lookm = LookMFamily.lookm()
+let lookm = LookM()
 let snap = SnapKV()
 var lookmOut: CompressedLayer?
 var snapDecision: LayerDecision?

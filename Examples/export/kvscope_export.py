@@ -1,4 +1,4 @@
-"""Record an attn-trace v1 (see TRACE-FORMAT.md §1 and §5) from a Hugging Face transformers model.
+"""Record an attn-trace v1 (the trace format kvscope reads; see README.md) from a Hugging Face transformers model.
 
 The recorder registers its own attention function (``AttentionInterface.register``) together with
 the eager mask builder (``AttentionMaskInterface.register``, otherwise transformers builds no mask
@@ -65,6 +65,10 @@ __all__ = [
     "export_trace",
     "image_spans_from_ids",
     "llava_image_spans",
+    "vlm_layout",
+    "family_of",
+    "placeholder_token_ids",
+    "mask_rule",
     "grid_for_count",
     "decoder_attention_modules",
     "text_config_of",
@@ -104,6 +108,10 @@ def decoder_attention_modules(model) -> list[tuple[int, torch.nn.Module]]:
 
     Vision towers and projectors are left out: only the text decoder is recorded.
     """
+    return _decoder_parts(model)[1]
+
+
+def _decoder_parts(model) -> tuple[torch.nn.Module, list[tuple[int, torch.nn.Module]]]:
     decoder = model
     for _ in range(4):  # unwrap ForCausalLM -> Model, ForConditionalGeneration -> language_model
         nxt = None
@@ -140,7 +148,7 @@ def decoder_attention_modules(model) -> list[tuple[int, torch.nn.Module]]:
             raise ValueError(f"decoder layer {i} of {type(model).__name__} has no self_attn")
         idx = getattr(attn, "layer_idx", i)
         out.append((int(idx) if idx is not None else i, attn))
-    return out
+    return decoder, out
 
 
 def _module_eager(module) -> Callable:
@@ -217,7 +225,7 @@ def image_spans_from_ids(ids: Sequence[int], image_token_id: int, tokens_per_ima
 
 
 def llava_image_spans(ids: Sequence[int], config) -> tuple[list[int], list[dict]]:
-    """``token_modality`` and image spans of a llava-hf model (TRACE-FORMAT.md §6).
+    """``token_modality`` and image spans of a llava-hf model.
 
     ``token_modality = ids == config.image_token_id``; consecutive images are split every
     ``config.image_seq_length`` tokens (576 for LLaVA-1.5, a 24×24 grid).
@@ -243,6 +251,243 @@ def llava_image_spans(ids: Sequence[int], config) -> tuple[list[int], list[dict]
 
 
 # --------------------------------------------------------------------------------------------
+# VLM families: where each places its image tokens
+# --------------------------------------------------------------------------------------------
+
+def _cfg(config, *names, default=None):
+    for n in names:
+        v = getattr(config, n, None)
+        if v is not None:
+            return v
+    return default
+
+
+def family_of(model_or_config) -> str | None:
+    """The exporter's family name for a model: ``llava``, ``qwen2_vl`` (also Qwen2.5-VL),
+    ``llava_next``, ``llava_onevision``, ``idefics3`` (also SmolVLM) or ``gemma3``; None otherwise."""
+    config = getattr(model_or_config, "config", model_or_config)
+    mt = getattr(config, "model_type", "")
+    return {"llava": "llava", "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "llava_next": "llava_next",
+            "llava_onevision": "llava_onevision", "idefics3": "idefics3", "smolvlm": "idefics3",
+            "gemma3": "gemma3"}.get(mt)
+
+
+def placeholder_token_ids(model_or_config) -> list[int]:
+    """Ids that stand for image or video features (``image_token_id``, ``video_token_id`` and their
+    older ``*_index`` names). Generating one of them breaks the recorded forward, so
+    :func:`export_trace` suppresses them during generation."""
+    config = getattr(model_or_config, "config", model_or_config)
+    out = []
+    for n in ("image_token_id", "image_token_index", "video_token_id", "video_token_index"):
+        v = getattr(config, n, None)
+        if isinstance(v, int) and v >= 0 and v not in out:
+            out.append(v)
+    return out
+
+
+def _as_list(x) -> list:
+    if x is None:
+        return []
+    if torch.is_tensor(x):
+        return x.tolist()
+    return [list(r) if isinstance(r, (list, tuple)) else r for r in x]
+
+
+def _check_runs(runs, counts, what):
+    if len(runs) != len(counts):
+        raise ValueError(f"{what}: {len(runs)} runs of image tokens in the ids but {len(counts)} images in the "
+                         "processor outputs")
+    for (a, b), n in zip(runs, counts):
+        if b - a != n:
+            raise ValueError(f"{what}: image-token run [{a},{b}) has {b - a} tokens, the processor outputs say {n}")
+
+
+def qwen2_vl_layout(ids: Sequence[int], config, image_grid_thw=None, video_grid_thw=None):
+    """Qwen2-VL / Qwen2.5-VL: each image is a run of ``n = t·h·w / m²`` ``image_token_id`` tokens
+    (``m`` = ``vision_config.spatial_merge_size``, 2) between ``<|vision_start|>`` and
+    ``<|vision_end|>``; its grid is ``(h/m) × (w/m)`` from ``image_grid_thw`` (``[t, h, w]`` per
+    image), so it varies with the image size and is rarely square. A video (``video_token_id``,
+    modality 2) gets one tile per temporal patch ``t``, each ``(h/m) × (w/m)``."""
+    m = int(_cfg(config.vision_config, "spatial_merge_size", default=2))
+    ids = [int(x) for x in ids]
+    modality = [0] * len(ids)
+    images = []
+    for tok, code, grids, kind in ((_cfg(config, "image_token_id", "image_token_index"), 1, image_grid_thw, "image"),
+                                   (_cfg(config, "video_token_id", "video_token_index"), 2, video_grid_thw, "video")):
+        if tok is None:
+            continue
+        runs = _runs([x == tok for x in ids])
+        thw = [[int(v) for v in g] for g in _as_list(grids)]
+        if not runs and not thw:
+            continue
+        _check_runs(runs, [t * h * w // (m * m) for t, h, w in thw], f"{kind} tokens")
+        for (a, b), (t, h, w) in zip(runs, thw):
+            for i in range(a, b):
+                modality[i] = code
+            rows, cols = h // m, w // m
+            span = {"image_id": 0, "start": a, "stop": b, "grid": [t * rows, cols] if t > 1 else [rows, cols],
+                    "order": "row-major", "source": f"{type(config).__name__} {kind}, grid_thw {[t, h, w]}"}
+            if kind == "video":
+                span["modality"] = "video"
+            if t > 1:
+                span["tiles"] = [{"start": a + k * rows * cols, "stop": a + (k + 1) * rows * cols,
+                                  "grid": [rows, cols], "label": f"frame {k}"} for k in range(t)]
+            images.append(span)
+    images.sort(key=lambda s: s["start"])
+    for k, s in enumerate(images):
+        s["image_id"] = k
+    return modality, images
+
+
+def _anyres_hires_shape(orig_hw, pinpoints, side: int, crop: int, max_patches: int | None = None):
+    """Rows and columns of the high-resolution feature grid of LLaVA-NeXT / OneVision ("anyres"):
+    the best pinpoint resolution is cut into ``crop``-pixel crops of ``side × side`` features,
+    the crops are joined into one grid, and the padding rows (or columns) are removed to restore
+    the image's aspect ratio. OneVision then shrinks a grid of more than ``1.1² · max_patches``
+    crops' worth of features by ``ratio = sqrt(rows·cols / (max_patches·side²))``."""
+    from transformers.image_processing_utils import select_best_resolution
+    h, w = int(orig_hw[0]), int(orig_hw[1])
+    bh, bw = select_best_resolution([h, w], pinpoints)
+    rows, cols = side * (bh // crop), side * (bw // crop)
+    if w / h > cols / rows:
+        new_h = int(round(h * (cols / w), 7))
+        rows -= ((rows - new_h) // 2) * 2
+    else:
+        new_w = int(round(w * (rows / h), 7))
+        cols -= ((cols - new_w) // 2) * 2
+    if max_patches is not None:
+        ratio = math.sqrt(rows * cols / (max_patches * side * side))
+        if ratio > 1.1:
+            rows, cols = int(rows // ratio), int(cols // ratio)
+    return rows, cols
+
+
+def llava_next_layout(ids: Sequence[int], config, image_sizes):
+    """LLaVA-NeXT and LLaVA-OneVision ("anyres"): each image is one run of ``image_token_id``
+    made of two tiles, in this order: the **base** tile (the whole image resized to the vision
+    tower's input, ``side × side`` with ``side = image_size / patch_size``), then the
+    **high-res** tile: the crops of the best ``image_grid_pinpoints`` resolution joined into one
+    ``rows × cols`` grid with the padding removed, plus one ``image_newline`` token closing each row,
+    so its grid is ``rows × (cols + 1)`` and its last column holds the newline tokens."""
+    tok = _cfg(config, "image_token_id", "image_token_index")
+    vc = config.vision_config
+    side = int(vc.image_size) // int(vc.patch_size)
+    onevision = getattr(config, "model_type", "") == "llava_onevision"
+    max_patches = None
+    if onevision:
+        ar = str(getattr(config, "vision_aspect_ratio", "anyres_max_9"))
+        max_patches = int(ar[len("anyres_max_"):]) if ar.startswith("anyres_max_") else None
+    ids = [int(x) for x in ids]
+    runs = _runs([x == tok for x in ids])
+    shapes = [_anyres_hires_shape(hw, config.image_grid_pinpoints, side, int(vc.image_size), max_patches)
+              for hw in _as_list(image_sizes)]
+    _check_runs(runs, [side * side + r * (c + 1) for r, c in shapes], "image tokens")
+    modality = [1 if x == tok else 0 for x in ids]
+    images = []
+    for k, ((a, b), (r, c)) in enumerate(zip(runs, shapes)):
+        base = a + side * side
+        images.append({"image_id": k, "start": a, "stop": b, "grid": [1, b - a], "order": "row-major",
+                       "source": f"{type(config).__name__}: base tile + high-res tiles, image size "
+                                 f"{list(map(int, _as_list(image_sizes)[k]))}",
+                       "tiles": [{"start": a, "stop": base, "grid": [side, side], "label": "base"},
+                                 {"start": base, "stop": b, "grid": [r, c + 1], "label": "high-res",
+                                  "newline_column": True}]})
+    return modality, images
+
+
+def idefics3_layout(ids: Sequence[int], config, tokenizer=None, tiles_per_image: Sequence[int] | None = None):
+    """Idefics3 / SmolVLM: an image split into ``R × C`` tiles is written tile by tile, row-major,
+    as ``<fake_token_around_image><row_r_col_c>`` + ``n`` × ``<image>``, then a global
+    (downscaled whole-image) tile ``<fake_token_around_image><global-img>`` + ``n`` × ``<image>``;
+    an unsplit image is the global tile only. ``n = (image_size / patch_size)² / scale_factor²``
+    and each tile's grid is ``√n × √n``. Images are told apart by the ``<global-img>`` tag before
+    their last tile (needs ``tokenizer``) or by ``tiles_per_image`` (from the image processor's
+    ``rows`` / ``cols``: ``R·C + 1`` tiles, or 1); the separator tokens between tiles are text."""
+    tok = _cfg(config, "image_token_id", "image_token_index")
+    vc = config.vision_config
+    n = (int(vc.image_size) // int(vc.patch_size)) ** 2 // int(getattr(config, "scale_factor", 2)) ** 2
+    g = int(math.isqrt(n))
+    ids = [int(x) for x in ids]
+    runs = _runs([x == tok for x in ids])
+    if any(b - a != n for a, b in runs):
+        raise ValueError(f"Idefics3: every tile has {n} image tokens, found runs {runs}")
+    labels = []
+    if tokenizer is not None:
+        for a, _ in runs:
+            piece = tokenizer.convert_ids_to_tokens(ids[a - 1]) if a > 0 else ""
+            labels.append(str(piece).strip("<>").replace("-img", "").replace("_", " ") if piece else "tile")
+    if tiles_per_image is None:
+        if not labels:
+            raise ValueError("Idefics3: give tokenizer= or tiles_per_image= to group tiles into images")
+        tiles_per_image, count = [], 0
+        for lab in labels:
+            count += 1
+            if lab == "global":
+                tiles_per_image.append(count)
+                count = 0
+        if count:
+            raise ValueError("Idefics3: the last image has no <global-img> tile")
+    if sum(tiles_per_image) != len(runs):
+        raise ValueError(f"Idefics3: {len(runs)} tiles in the ids, the processor outputs say {sum(tiles_per_image)}")
+    modality = [1 if x == tok else 0 for x in ids]
+    images, r = [], 0
+    for k, nt in enumerate(tiles_per_image):
+        tr = runs[r:r + nt]
+        tiles = []
+        for j, (a, b) in enumerate(tr):
+            lab = labels[r + j] if labels else ("global" if j == nt - 1 else f"tile {j}")
+            tiles.append({"start": a, "stop": b, "grid": [g, g], "label": lab})
+        images.append({"image_id": k, "start": tr[0][0], "stop": tr[-1][1], "grid": [1, nt * n], "order": "row-major",
+                       "source": f"{type(config).__name__}: {nt - 1 if nt > 1 else 0} tiles + global", "tiles": tiles})
+        r += nt
+    return modality, images
+
+
+def gemma3_layout(ids: Sequence[int], config):
+    """Gemma 3: each image is ``<start_of_image>`` + ``mm_tokens_per_image`` (256) ×
+    ``image_token_id`` + ``<end_of_image>``, a fixed ``√n × √n`` (16×16) grid of pooled SigLIP
+    features, whatever the image size. Pan-and-scan crops are written as further images. The
+    image tokens attend to each other **bidirectionally** (the mask lets every token of an image
+    see the whole image): the spans go to ``bidirectional_spans``."""
+    tok = _cfg(config, "image_token_id", "image_token_index")
+    n = int(getattr(config, "mm_tokens_per_image", 256))
+    ids = [int(x) for x in ids]
+    modality = [1 if x == tok else 0 for x in ids]
+    g = grid_for_count(n)
+    images = []
+    for a, b in _runs([x == tok for x in ids]):
+        if (b - a) % n:
+            raise ValueError(f"Gemma 3: image-token run [{a},{b}) is not a multiple of mm_tokens_per_image={n}")
+        for s in range(a, b, n):
+            images.append({"image_id": len(images), "start": s, "stop": s + n, "grid": g, "order": "row-major",
+                           "source": f"{type(config).__name__}: pooled vision features", "bidirectional": True})
+    return modality, images
+
+
+def vlm_layout(model, ids: Sequence[int], model_inputs: dict | None = None, tokenizer=None,
+               tiles_per_image: Sequence[int] | None = None):
+    """``(token_modality, images)`` for a model of a known family (see :func:`family_of`), from the
+    ids and the processor's outputs in ``model_inputs`` (``image_grid_thw``, ``video_grid_thw``,
+    ``image_sizes``); ``(None, None)`` for a model without image tokens."""
+    config = model.config
+    fam = family_of(config)
+    mi = model_inputs or {}
+    if fam == "qwen2_vl":
+        return qwen2_vl_layout(ids, config, mi.get("image_grid_thw"), mi.get("video_grid_thw"))
+    if fam in ("llava_next", "llava_onevision"):
+        if mi.get("image_sizes") is None:
+            raise ValueError(f"{type(model).__name__}: model_inputs needs image_sizes to place the tiles")
+        return llava_next_layout(ids, config, mi["image_sizes"])
+    if fam == "idefics3":
+        return idefics3_layout(ids, config, tokenizer=tokenizer, tiles_per_image=tiles_per_image)
+    if fam == "gemma3":
+        return gemma3_layout(ids, config)
+    if fam == "llava" or _cfg(config, "image_token_id", "image_token_index") is not None:
+        return llava_image_spans(ids, config)
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
 # the recorder
 # --------------------------------------------------------------------------------------------
 
@@ -259,14 +504,50 @@ def _causal_mask(q_rows: torch.Tensor, T: int, device) -> torch.Tensor:
     return cols[None, :] <= q_rows[:, None]  # [Q, T] True = allowed
 
 
+def mask_rule(rows: torch.Tensor, T: int, *, window: int | None = None,
+              bidirectional: Sequence[Sequence[int]] = (), device=None) -> torch.Tensor:
+    """The attention mask a trace documents, ``[Q, T]`` (True = row ``i`` may read key ``j``):
+    ``(j ≤ i or i, j in the same bidirectional span) and (window is None or i − j < window)``.
+
+    ``window`` is the layer's sliding window (the row and the ``window − 1`` keys before it);
+    ``bidirectional`` holds half-open ``[start, stop)`` spans whose tokens see each other
+    (Gemma 3 images). With neither it is the plain causal mask."""
+    r = rows.to(device)[:, None]
+    c = torch.arange(T, device=device)[None, :]
+    ok = c <= r
+    for a, b in bidirectional:
+        ok = ok | ((r >= a) & (r < b) & (c >= a) & (c < b))
+    if window is not None:
+        ok = ok & ((r - c) < int(window))
+    return ok
+
+
 def _softmax_rows(q: torch.Tensor, k: torch.Tensor, kv_map: torch.Tensor, scale: float,
-                  rows: torch.Tensor) -> torch.Tensor:
-    """softmax(scale·q·kᵀ) in float32 under the causal mask. q [H,Q,D], k [KVH,T,D] -> [H,Q,T]."""
+                  rows: torch.Tensor, allowed: torch.Tensor | None = None,
+                  softcap: float | None = None) -> torch.Tensor:
+    """softmax(scale·q·kᵀ) in float32 under ``allowed`` ([Q, T], default: the causal mask).
+    q [H,Q,D], k [KVH,T,D] -> [H,Q,T]."""
     kk = k.float()[kv_map]  # [H, T, D]
     logits = torch.matmul(q.float(), kk.transpose(-1, -2)) * scale
-    allowed = _causal_mask(rows.to(logits.device), k.shape[1], logits.device)
-    logits = logits.masked_fill(~allowed[None], float("-inf"))
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    if allowed is None:
+        allowed = _causal_mask(rows.to(logits.device), k.shape[1], logits.device)
+    logits = logits.masked_fill(~allowed.to(logits.device)[None], float("-inf"))
     return torch.softmax(logits, dim=-1)
+
+
+def _model_allowed(attention_mask, T: int) -> torch.Tensor | None:
+    """The model's own mask as ``[Q, T]`` booleans (True = allowed), or None when it passed none."""
+    if attention_mask is None:
+        return None
+    m = attention_mask[0]
+    while m.dim() > 2:
+        m = m[0]
+    m = m[..., :T]
+    if m.dtype == torch.bool:
+        return m
+    return m > torch.finfo(m.dtype).min / 2
 
 
 class TraceRecorder:
@@ -299,6 +580,13 @@ class TraceRecorder:
         self.notes: list[str] = []
         self.attn_scale: float | None = None
         self.seq_len: int | None = None
+        # the mask rule documented in trace.json: bidirectional spans (Gemma 3 images) and
+        # each layer's sliding window (seen in the module or its kwargs)
+        self.bidirectional: list[tuple[int, int]] = []
+        self.windows: dict[int, int | None] = {}
+        self.position_ids: torch.Tensor | None = None
+        decoder, _ = _decoder_parts(model)
+        self._rotary = [m for n, m in decoder.named_children() if "rotary" in n.lower()]
         self._prev_impl = None
         self._hooks = []
 
@@ -311,8 +599,16 @@ class TraceRecorder:
         self.detach()
         return False
 
+    def _capture_positions(self, module, args, kwargs):
+        if self.position_ids is None:
+            pos = kwargs.get("position_ids", args[1] if len(args) > 1 else None)
+            if torch.is_tensor(pos):
+                self.position_ids = pos.detach().cpu()
+
     def attach(self):
         os.makedirs(self.out_dir, exist_ok=True)
+        for r in self._rotary:  # the position ids the decoder's RoPE receives
+            self._hooks.append(r.register_forward_pre_hook(self._capture_positions, with_kwargs=True))
         if self.use_hooks:
             for m in self._modules:
                 self._hooks.append(m.register_forward_hook(self._hook, with_kwargs=True))
@@ -340,8 +636,9 @@ class TraceRecorder:
             scaling = kwargs.get("scaling", getattr(module, "scaling", None))
             if scaling is None:
                 scaling = query.shape[-1] ** -0.5
+            window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
             self._record(layer, query, key, value, probs, attention_mask, float(scaling),
-                         softcap=kwargs.get("softcap"))
+                         softcap=kwargs.get("softcap"), window=int(window) if window else None)
         return out, probs
 
     # -- hook fallback (older transformers) ---------------------------------------------------
@@ -363,10 +660,12 @@ class TraceRecorder:
         cos, sin = pe
         q, k = mod.apply_rotary_pos_emb(q, k, cos, sin)
         scaling = float(getattr(module, "scaling", D ** -0.5))
-        self._record(self._layer_of[id(module)], q, k, v, probs, kwargs.get("attention_mask"), scaling)
+        window = getattr(module, "sliding_window", None)
+        self._record(self._layer_of[id(module)], q, k, v, probs, kwargs.get("attention_mask"), scaling,
+                     window=int(window) if window else None)
 
     # -- reduce and write one layer -----------------------------------------------------------
-    def _record(self, layer, query, key, value, probs, attention_mask, scaling, softcap=None):
+    def _record(self, layer, query, key, value, probs, attention_mask, scaling, softcap=None, window=None):
         if query.shape[0] != 1:
             raise ValueError("attn-trace v1 holds one sequence: run the recorded forward with batch size 1")
         H, T, D = query.shape[1], query.shape[2], query.shape[3]
@@ -378,6 +677,7 @@ class TraceRecorder:
         if not (1 <= P <= T) or not (0 <= r0 < T):
             raise ValueError(f"prefill_len {P} / row_start {r0} out of range for T={T}")
         self.seq_len = T
+        self.windows[layer] = window
         if self.attn_scale is None:
             self.attn_scale = scaling
         kv_map = torch.arange(H, device=query.device) // (H // KVH)
@@ -417,7 +717,8 @@ class TraceRecorder:
             t["v_norm"] = value[0].float().norm(dim=-1)
 
         if self.run_checks:
-            self.checks[layer] = self._layer_checks(t, p32, query, key, kv_map, scaling, H, T)
+            self.checks[layer] = self._layer_checks(t, p32, query, key, kv_map, scaling, H, T, window,
+                                                    _model_allowed(attention_mask, T), softcap)
         name = f"layer_{layer:03d}.safetensors"
         path = os.path.join(self.out_dir, name)
         save_file({k: v.detach().contiguous().cpu() for k, v in t.items()}, path,
@@ -430,19 +731,27 @@ class TraceRecorder:
         for x in notes:
             self.notes.append(f"layer {layer}: {x}")
 
-    def _layer_checks(self, t, p32, query, key, kv_map, scaling, H, T):
+    def _layer_checks(self, t, p32, query, key, kv_map, scaling, H, T, window=None, model_allowed=None,
+                      softcap=None):
         P, r0 = self.prefill_len, self.row_start
         rows = torch.arange(r0, T, device=p32.device)
         a = t["attn"].float()
         c: dict[str, float | None] = {}
         c["row_sum_max_abs_err"] = (a.sum(-1) - 1).abs().max().item()
-        above = ~_causal_mask(rows, T, a.device)
+        rule = mask_rule(rows, T, window=window, bidirectional=self.bidirectional, device=a.device)
+        # above the diagonal, outside the bidirectional spans
+        above = ~mask_rule(rows, T, bidirectional=self.bidirectional, device=a.device)
         c["above_diagonal_max"] = a.masked_select(above[None].expand_as(a)).abs().max().item() if above.any() else 0.0
-        # the recorded maps are exactly the causal softmax(scale·q·kᵀ) of the recorded vectors
-        ref32 = _softmax_rows(query[0, :, r0:], key[0], kv_map, scaling, rows)
+        outside = ~rule
+        c["outside_mask_rule_max"] = a.masked_select(outside[None].expand_as(a)).abs().max().item() if outside.any() else 0.0
+        # the model's own mask against the rule trace.json documents (window, bidirectional spans)
+        ma = model_allowed[r0:] if model_allowed is not None else torch.ones_like(rule)
+        c["mask_rule_mismatches"] = float((ma.to(rule.device) != rule).sum().item())
+        # the recorded maps are exactly softmax(scale·q·kᵀ) of the recorded vectors under that rule
+        ref32 = _softmax_rows(query[0, :, r0:], key[0], kv_map, scaling, rows, rule, softcap)
         c["recompute_f32_max_abs_diff"] = (ref32 - p32[:, r0:]).abs().max().item()
         if "q" in t and "k" in t:
-            ref = _softmax_rows(t["q"], t["k"], kv_map, scaling, rows)
+            ref = _softmax_rows(t["q"], t["k"], kv_map, scaling, rows, rule, softcap)
             c["recompute_stored_qk_max_abs_diff"] = (ref - a).abs().max().item()
         else:
             c["recompute_stored_qk_max_abs_diff"] = None
@@ -467,6 +776,8 @@ class TraceRecorder:
         ok = {
             "rows_sum_to_1": rs is not None and rs <= ROW_SUM_TOL_F16,
             "causal_zero_above_diagonal": agg["above_diagonal_max"] <= 1e-6,
+            "zero_outside_mask_rule": agg["outside_mask_rule_max"] <= 1e-6,
+            "model_mask_matches_rule": agg["mask_rule_mismatches"] == 0,
             "softmax_qk_reproduces_attn": agg["recompute_f32_max_abs_diff"] <= 1e-3 and (
                 agg["recompute_stored_qk_max_abs_diff"] is None
                 or agg["recompute_stored_qk_max_abs_diff"] <= RECOMPUTE_TOL),
@@ -482,7 +793,11 @@ class TraceRecorder:
             "passed": ok,
             "all_passed": all(ok.values()),
             "notes": {
-                "recompute_f32_max_abs_diff": "softmax(attn_scale·q·kᵀ) under the plain causal mask from the "
+                "above_diagonal_max": "largest stored entry above the diagonal, outside bidirectional_spans",
+                "outside_mask_rule_max": "largest stored entry the layer's mask rule forbids (causal, its "
+                                         "sliding window, bidirectional_spans)",
+                "mask_rule_mismatches": "(row, key) pairs where the model's own mask differs from that rule",
+                "recompute_f32_max_abs_diff": "softmax(attn_scale·q·kᵀ) under the layer's mask rule from the "
                                               "model's float vectors, against the float32 probabilities",
                 "recompute_stored_qk_max_abs_diff": "the same from the stored (F16) q and k, against stored attn",
                 "colsum_vs_stored_rows_max_abs_diff": "attn_colsum against the column sums of stored attn rows "
@@ -540,11 +855,37 @@ def model_metadata(model, *, name: str | None = None, attn_scale: float | None =
 
 
 def write_trace_json(out_dir: str, meta: dict) -> str:
+    """Writes ``out_dir/trace.json`` through a temporary file renamed into place."""
     path = os.path.join(out_dir, "trace.json")
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = path + f".tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
+    os.replace(tmp, path)
     return path
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Refuses an output path that exists and is neither an empty folder nor an earlier trace
+    (a folder holding ``trace.json``), which :func:`export_trace` would replace."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: exists and is not a folder; choose another output path")
+    if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "trace.json")):
+        raise ValueError(f"{out_dir}: exists and holds no trace.json, so it is not replaced; choose another output path")
+
+
+def _publish(work: str, out_dir: str) -> None:
+    """Moves the finished trace folder ``work`` to ``out_dir``, replacing an earlier trace there."""
+    import shutil
+    old = None
+    if os.path.exists(out_dir):
+        old = out_dir.rstrip(os.sep) + f".old-{os.getpid()}"
+        os.replace(out_dir, old)
+    os.replace(work, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,6 +907,14 @@ def _extend_inputs(model_inputs: dict, T: int) -> dict:
     return out
 
 
+def _record_forward(model, rec: "TraceRecorder", ids: torch.Tensor, fwd_inputs: dict) -> None:
+    with rec:
+        kw = dict(use_cache=False)
+        if rec.use_hooks:
+            kw["output_attentions"] = True
+        model(input_ids=ids, **fwd_inputs, **kw)
+
+
 @torch.no_grad()
 def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
                  model_inputs: dict | None = None, window: int | None = None,
@@ -575,7 +924,7 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
                  model_name: str | None = None, model_extra: dict | None = None,
                  extra: dict | None = None, generate_kwargs: dict | None = None,
                  position_ids=None, prefill_len: int | None = None, force_hooks: bool = False,
-                 strict: bool = False) -> dict:
+                 strict: bool = False, tiles_per_image: Sequence[int] | None = None) -> dict:
     """Generate, record one forward over prompt + generated tokens, and write a trace folder.
 
     * ``input_ids``: the (expanded) prompt, ``[1, P]`` or a list; ``prefill_len`` = its length.
@@ -583,8 +932,14 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
       (prompt + answer): then nothing is generated and rows ``P ..< T`` are the decode rows.
     * ``model_inputs``: extra forward inputs such as ``pixel_values``.
     * ``window``: store only the last ``window`` rows of ``attn`` and ``q``.
-    * Image spans: ``images`` / ``token_modality`` when given; otherwise, for models whose config has
-      an ``image_token_id`` (llava-hf and friends), found with :func:`llava_image_spans`.
+    * Image spans: ``images`` / ``token_modality`` when given; otherwise found with
+      :func:`vlm_layout` for the families of :func:`family_of` (from ``model_inputs``' processor
+      outputs, and ``tokenizer`` or ``tiles_per_image`` for Idefics3), and with
+      :func:`llava_image_spans` for other configs with an ``image_token_id``.
+    * Generation never samples image or video placeholder ids (``suppress_tokens``, added to any
+      given in ``generate_kwargs``).
+    * ``position_ids`` in ``trace.json``: as given, else what the decoder's rotary embedding
+      received (``[3, T]`` for Qwen2-VL's M-RoPE), null when that is ``0 ..< T``.
 
     Returns the ``trace.json`` content.
     """
@@ -611,6 +966,11 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
         t0 = time.time()
         gk = dict(do_sample=False, max_new_tokens=max_new_tokens)
         gk.update(generate_kwargs or {})
+        # A generated image placeholder would make the recorded forward fail ("Image features and
+        # image tokens do not match"), and random or small models do generate them: never sample them.
+        placeholders = placeholder_token_ids(model)
+        if placeholders:
+            gk["suppress_tokens"] = sorted(set(list(gk.get("suppress_tokens") or []) + placeholders))
         gen_inputs = {k: v for k, v in model_inputs.items()}
         if "attention_mask" not in gen_inputs:
             gen_inputs["attention_mask"] = torch.ones_like(input_ids)
@@ -621,35 +981,11 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
     T = int(full.shape[1])
     row_start = 0 if not window else max(0, T - int(window))
 
-    # 2. one recorded forward over prompt + generated tokens
-    fwd_inputs = _extend_inputs(model_inputs, T)
-    if position_ids is not None:
-        fwd_inputs["position_ids"] = position_ids
-    rec = TraceRecorder(model, out_dir, P, row_start=row_start, keep_q=keep_q, keep_kv=keep_kv,
-                        keep_norms=keep_norms, layers=layers, force_hooks=force_hooks)
-    t0 = time.time()
-    with rec:
-        kw = dict(use_cache=False)
-        if rec.use_hooks:
-            kw["output_attentions"] = True
-        model(input_ids=full, **fwd_inputs, **kw)
-    timing["record_forward"] = round(time.time() - t0, 3)
-    if original_impl and original_impl != _current_attn_impl(model):
-        try:
-            _set_attn_impl(model, original_impl)
-        except Exception:  # pragma: no cover - leave the model in eager mode
-            pass
-    if rec.seq_len != T:
-        raise RuntimeError(f"recorded {rec.seq_len} positions, expected {T}")
-    if not rec.files:
-        raise RuntimeError("no layer was recorded: is the attention implementation dispatched?")
-
-    # 3. modality and spans
+    # 2. modality and spans (before the forward: the recorder checks the mask against them)
     ids = [int(x) for x in full[0].tolist()]
-    cfg = model.config
-    if images is None and token_modality is None and (
-            getattr(cfg, "image_token_id", None) is not None or getattr(cfg, "image_token_index", None) is not None):
-        token_modality, images = llava_image_spans(ids, cfg)
+    if images is None and token_modality is None:
+        token_modality, images = vlm_layout(model, ids[:P], model_inputs, tokenizer=tokenizer,
+                                            tiles_per_image=tiles_per_image)
     if token_modality is None:
         token_modality = [0] * T
         for s in images or []:
@@ -659,6 +995,49 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
     if len(token_modality) == P < T:  # generated tokens are text
         token_modality += [0] * (T - P)
     images = images or []
+
+    # 3. one recorded forward over prompt + generated tokens
+    fwd_inputs = _extend_inputs(model_inputs, T)
+    if position_ids is not None:
+        fwd_inputs["position_ids"] = position_ids
+    # the trace is recorded into a sibling folder and moved to out_dir once complete
+    import shutil
+    check_out_dir(out_dir)
+    work = os.path.normpath(out_dir) + f".partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    rec = TraceRecorder(model, work, P, row_start=row_start, keep_q=keep_q, keep_kv=keep_kv,
+                        keep_norms=keep_norms, layers=layers, force_hooks=force_hooks)
+    rec.bidirectional = [(s["start"], s["stop"]) for s in images if s.get("bidirectional")]
+    t0 = time.time()
+    try:
+        _record_forward(model, rec, full, fwd_inputs)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    timing["record_forward"] = round(time.time() - t0, 3)
+    if original_impl and original_impl != _current_attn_impl(model):
+        try:
+            _set_attn_impl(model, original_impl)
+        except Exception:  # pragma: no cover - leave the model in eager mode
+            pass
+    if rec.seq_len != T or not rec.files:
+        shutil.rmtree(work, ignore_errors=True)
+        if not rec.files:
+            raise RuntimeError("no layer was recorded: is the attention implementation dispatched?")
+        raise RuntimeError(f"recorded {rec.seq_len} positions, expected {T}")
+
+    # position ids: as given, else as the decoder's rotary embedding received them; null for 0 ..< T
+    pos = position_ids if position_ids is not None else rec.position_ids
+    if torch.is_tensor(pos):
+        pos = pos.detach().cpu().long()
+        while pos.dim() > 1 and pos.shape[-2] == 1:  # drop the batch axis: [1, T] or [3, 1, T]
+            pos = pos.squeeze(-2)
+        if pos.dim() == 1 and torch.equal(pos, torch.arange(T)):
+            pos = None
+        elif pos.dim() == 2 and pos.shape[0] > 1 and all(torch.equal(r, torch.arange(T)) for r in pos):
+            pos = None
+    if torch.is_tensor(pos):
+        pos = pos.tolist()
 
     # 4. trace.json
     meta: dict[str, Any] = {
@@ -671,7 +1050,7 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
         "prefill_len": P,
         "query_rows": {"start": row_start, "stop": T},
         "colsum_over": "query rows 0..prefill_len-1 (float32, before any downcast)",
-        "position_ids": position_ids.tolist() if torch.is_tensor(position_ids) else position_ids,
+        "position_ids": pos,
         "tokens": {"ids": ids},
         "token_modality": token_modality,
         "modality_legend": MODALITY_LEGEND,
@@ -689,6 +1068,14 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
         v = getattr(text_config_of(model), k, None)
         if v is not None:
             meta[k] = v
+    types_ = getattr(text_config_of(model), "layer_types", None) or []
+    if any(rec.windows.values()):
+        # per recorded layer: its mask rule and how many keys its cache holds at the end (T of that layer)
+        meta["layer_attention"] = [
+            {"layer": i, "type": types_[i] if i < len(types_) else ("sliding_attention" if w else "full_attention"),
+             "window": w, "cached_keys": min(T, w) if w else T} for i, w in sorted(rec.windows.items())]
+    if rec.bidirectional:
+        meta["bidirectional_spans"] = [[a, b] for a, b in rec.bidirectional]
     layer_ids = sorted(rec.files)
     meta["layer_files"] = [rec.files[i] for i in layer_ids]
     meta["tensors"] = rec.shapes
@@ -705,7 +1092,8 @@ def export_trace(model, input_ids, out_dir: str, *, max_new_tokens: int = 0,
                 meta[k].update(v)
             else:
                 meta[k] = v
-    write_trace_json(out_dir, meta)
+    write_trace_json(work, meta)
+    _publish(work, out_dir)
     if meta["checks"] and not meta["checks"]["all_passed"]:
         msg = f"trace checks failed: {meta['checks']['passed']} ({meta['checks']['max_over_layers']})"
         if strict:
@@ -750,7 +1138,7 @@ def _raw_header(path: str) -> dict:
 
 
 def verify_trace(trace_dir: str) -> list[str]:
-    """Checks the layout against TRACE-FORMAT.md §1; returns a list of problems (empty = fine)."""
+    """Checks the layout against attn-trace v1; returns a list of problems (empty = fine)."""
     import re
     import numpy as np
 
@@ -779,10 +1167,17 @@ def verify_trace(trace_dir: str) -> list[str]:
     for s in sorted(meta["images"], key=lambda s: s["start"]):
         if not (0 <= s["start"] < s["stop"] <= T) or s["start"] < prev:
             errs.append(f"image span {s}")
-        if s["grid"][0] * s["grid"][1] != s["stop"] - s["start"]:
-            errs.append(f"image {s['image_id']}: grid {s['grid']} != length")
-        if any(meta["token_modality"][i] == 0 for i in range(s["start"], s["stop"])):
-            errs.append(f"image {s['image_id']} covers text positions")
+        # an image with tiles may hold text between its tiles (Idefics3's tile tags); its tiles may not
+        parts = s.get("tiles") or [s]
+        tprev = s["start"]
+        for t in parts:
+            if not (tprev <= t["start"] < t["stop"] <= s["stop"]):
+                errs.append(f"image {s['image_id']}: tile {t} outside its image or out of order")
+            if t["grid"][0] * t["grid"][1] != t["stop"] - t["start"]:
+                errs.append(f"image {s['image_id']}: grid {t['grid']} != length of [{t['start']},{t['stop']})")
+            if any(meta["token_modality"][i] == 0 for i in range(t["start"], t["stop"])):
+                errs.append(f"image {s['image_id']} covers text positions")
+            tprev = t["stop"]
         prev = s["stop"]
     shapes = {"attn": [H, Q, T], "attn_colsum": [H, T], "q": [H, Q, D], "k": [KVH, T, D],
               "v": [KVH, T, D], "k_norm": [KVH, T], "v_norm": [KVH, T]}
@@ -813,7 +1208,10 @@ def verify_trace(trace_dir: str) -> list[str]:
             if np.abs(a.sum(-1) - 1).max() > 1e-2:
                 errs.append(f"{fn}: rows do not sum to 1")
             rows = np.arange(r0, r1)[:, None]
-            if np.abs(a * (np.arange(T)[None, :] > rows)).max() > 1e-6:
+            above = np.arange(T)[None, :] > rows
+            for b0, b1 in meta.get("bidirectional_spans") or []:
+                above &= ~((rows >= b0) & (rows < b1) & (np.arange(T)[None, :] >= b0) & (np.arange(T)[None, :] < b1))
+            if np.abs(a * above).max() > 1e-6:
                 errs.append(f"{fn}: nonzero above diagonal")
             if r0 == 0 and "attn_colsum" in t:
                 cs = a[:, :P].sum(1)
@@ -843,10 +1241,22 @@ def build_arg_parser():
     import argparse
     p = argparse.ArgumentParser(
         prog="python -m kvscope_export",
-        description="Record an attn-trace v1 folder (TRACE-FORMAT.md) from a Hugging Face model: "
+        description="Record an attn-trace v1 folder (the format kvscope reads) from a Hugging Face model: "
                     "greedy generation with eager attention, then one recorded forward over "
-                    "prompt + generated tokens.")
-    p.add_argument("--model", required=True, help="model id or local folder")
+                    "prompt + generated tokens.",
+        epilog="examples:\n"
+               "  python export.py --tiny-random llava --out tiny-llava-trace --max-new-tokens 8\n"
+               "  python export.py --tiny-random qwen2_vl --images 2 --out tiny-qwen2vl-trace\n"
+               "  python export.py --model Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --chat "
+               "--prompt 'Describe this image.' --out qwen2vl-photo   (GPU recipes: README.md)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model id or local folder")
+    p.add_argument("--tiny-random", metavar="FAMILY", choices=["llava", "qwen2_vl", "qwen2_5_vl", "llava_next",
+                   "llava_onevision", "idefics3", "smolvlm", "gemma3"],
+                   help="instead of --model: a tiny randomly initialised model of this family, built from a "
+                        "config on the CPU with random images (no downloads): llava, qwen2_vl, qwen2_5_vl, "
+                        "llava_next, llava_onevision, idefics3, smolvlm, gemma3")
+    p.add_argument("--images", type=int, default=1, help="images in the --tiny-random prompt (default 1)")
     p.add_argument("--out", required=True, help="output trace folder")
     p.add_argument("--gguf-file", help="load GGUF weights from this file inside --model")
     p.add_argument("--revision")
@@ -873,7 +1283,19 @@ def build_arg_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     import inspect
-    args = build_arg_parser().parse_args(argv)
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    if not args.model and not args.tiny_random:
+        parser.error("give --model or --tiny-random")
+    try:
+        check_out_dir(args.out)
+    except ValueError as e:
+        print(f"python -m kvscope_export: error: --out {e}", file=sys.stderr)
+        return 2
+    if args.tiny_random:
+        if not 1 <= args.images <= 2:
+            parser.error(f"--images must be 1 or 2 with --tiny-random, found {args.images}")
+        return _main_tiny(args, argv)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -945,6 +1367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
 
     images = None
+    if family_of(model) is not None:
+        token_modality = None  # vlm_layout places the spans and tiles from the processor outputs
     if token_modality is not None and any(token_modality):
         n = getattr(model.config, "image_seq_length", None)
         images = []
@@ -967,6 +1391,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}: T={meta['seq_len']} P={meta['prefill_len']} rows {meta['query_rows']} "
           f"layers={len(meta['layer_files'])} images={len(meta['images'])} "
           f"checks={'ok' if c.get('all_passed') else c.get('passed')}")
+    return 0
+
+
+def _command_text(argv) -> str:
+    return "python -m kvscope_export " + " ".join(
+        a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
+def _main_tiny(args, argv) -> int:
+    """``--tiny-random FAMILY``: record a trace from a tiny random model on the CPU."""
+    import tiny_models
+    case = tiny_models.make(args.tiny_random, args.images)
+    meta = export_trace(
+        case.model, case.input_ids, args.out, max_new_tokens=args.max_new_tokens, model_inputs=case.model_inputs,
+        window=args.window, keep_q=not args.no_q, keep_kv=not args.no_kv, keep_norms=not args.no_norms,
+        layers=_parse_ints(args.layers), tokenizer=case.tokenizer,
+        name=args.name or os.path.basename(os.path.normpath(args.out)),
+        model_name=f"tiny-random-{args.tiny_random}", strict=args.strict,
+        extra={"recorder": {"command": _command_text(argv)},
+               "notes": "randomly initialised weights and random images: for testing tools, not a study"})
+    c = meta.get("checks", {})
+    print(f"wrote {args.out}: T={meta['seq_len']} P={meta['prefill_len']} layers={len(meta['layer_files'])} "
+          f"images={len(meta['images'])} checks={'ok' if c.get('all_passed') else c.get('passed')}")
     return 0
 
 

@@ -137,7 +137,7 @@ struct FixtureTests {
     @Test("intended averaged merge pairs sources and differs from code mode")
     func intendedAverage() throws {
         let f = try Fixtures.load("s2_text_light")
-        let code = try LookMFamily.lookmAverage().decide(try Fixtures.context(f))
+        let code = try LookMAverage().decide(try Fixtures.context(f))
         let intended = try Merging(base: TextPrior(), strategy: .average, filter: .rankShared, pairing: .paired).decide(try Fixtures.context(f))
         for g in code.heads.indices {
             let a = try #require(intended.heads[g].assignment)

@@ -50,28 +50,54 @@ struct MultiBudgetTests {
         }
     }
 
-    @Test("scores are computed once per layer for budget-independent scoring policies")
+    @Test("scores are computed once per layer and shared by every budget and policy with the same score key")
     func scoresOnce() throws {
         final class Counting: ScoringPolicy, @unchecked Sendable {
             var calls = 0
-            let independent: Bool
-            init(independent: Bool) { self.independent = independent }
+            let key: String
+            init(key: String) { self.key = key }
             var id: String { "counting" }
             var requirements: Requirements { .colsum }
-            var scoresIndependentOfBudget: Bool { independent }
+            var scoreKey: AnyHashable { key }
             func scores(_ context: LayerContext) throws -> ScoreMatrix {
                 calls += 1
                 return try H2O().scores(context)
             }
         }
         let trace = TestTrace()
-        let ctx = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.5))
         let budgets: [BudgetSpec] = [.fraction(0.1), .fraction(0.3), .fraction(0.5), .fraction(1)]
-        let shared = Counting(independent: true), perBudget = Counting(independent: false)
-        let a = shared.decisions(ctx, budgets: budgets).map { try? $0.get() }
-        let b = perBudget.decisions(ctx, budgets: budgets).map { try? $0.get() }
-        #expect(a == b)
-        #expect(shared.calls == 1)
-        #expect(perBudget.calls == 3) // fraction 1 exits early without scores
+        let a = Counting(key: "a"), alsoA = Counting(key: "a"), b = Counting(key: "b")
+        // Without a work cache every decision computes its scores.
+        let plain = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.5))
+        let fresh = budgets.map { try? a.decide(plain.with(budget: $0)) }
+        #expect(a.calls == 3) // fraction 1 exits early without scores
+        // With one cache for the layer: once for key "a" (shared by two policy values), once for "b".
+        a.calls = 0
+        let ctx = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.5), cache: WorkCache())
+        let shared = budgets.map { try? a.decide(ctx.with(budget: $0)) }
+        let other = budgets.map { try? alsoA.decide(ctx.with(budget: $0)) }
+        let third = budgets.map { try? b.decide(ctx.with(budget: $0)) }
+        #expect(shared == fresh && other == fresh && third == fresh)
+        #expect(a.calls == 1 && alsoA.calls == 0 && b.calls == 1)
+        // A second layer of the same cache computes afresh.
+        let next = try LayerContext(trace: trace, layer: 2, budget: .fraction(0.5), cache: ctx.cache)
+        _ = try a.decide(next)
+        #expect(a.calls == 2)
+    }
+
+    @Test("merge assignments are shared by every merge strategy at the same kept set")
+    func assignmentsShared() throws {
+        let trace = TestTrace()
+        let cache = WorkCache()
+        let ctx = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.3), cache: cache)
+        let pivotal = try LookM().decide(ctx)
+        let before = cache.count
+        let average = try LookMAverage().decide(ctx)
+        let weighted = try LookMWeighted().decide(ctx)
+        #expect(cache.count == before) // no new scores, no new assignments
+        #expect(pivotal.heads.map(\.kept) == average.heads.map(\.kept) && average.heads.map(\.kept) == weighted.heads.map(\.kept))
+        // And the shared work gives exactly what a fresh computation gives.
+        let plain = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.3))
+        #expect(try LookMWeighted().decide(plain) == weighted)
     }
 }

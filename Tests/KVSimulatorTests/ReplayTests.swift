@@ -47,7 +47,7 @@ import Testing
         #expect(r.value("output_error_evict") == nil)
         let e = try #require(r.value("output_error"))
         #expect(e > 0 && e < 1)
-        #expect(r.value("cache_bytes") == r.rows.filter { $0.metric == "cache_bytes" && $0.layer != "all" }.compactMap(\.value).reduce(0, +))
+        #expect(r.value("cache_bytes") == r.rows.filter { $0.metric == "cache_bytes" && $0.layer != nil }.compactMap(\.value).reduce(0, +))
     }
 
     @Test func compressionPointChoosesRows() throws {

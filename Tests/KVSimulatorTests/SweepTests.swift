@@ -29,7 +29,8 @@ import Testing
         #expect(rows.count == 6 * series * (2 + 1))
         let csv = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(lines.first.map(String.init) == ResultRow.columns.joined(separator: ","))
+        let header = (ResultWriter.leadingColumns + ["score"] + ResultWriter.trailingColumns).joined(separator: ",")
+        #expect(lines.first.map(String.init) == header) // h2o's one parameter, `score`, is the one parameter column
         #expect(lines.count == rows.count + 2)                           // header + trailing newline
         #expect(csv.contains("undefined for merging policies"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as! [String: Any]
@@ -73,11 +74,11 @@ import Testing
         // Text-only: 11 series (recall_text, retention_text, image_retention omitted), 30 layers + all.
         #expect(rows.count == 35 * 11 * 31)
         #expect(rows.allSatisfy { $0.evalRows == .future && $0.evalRowCount == 64 })
-        let full = rows.filter { $0.policy == "full" && $0.layer == "all" }
+        let full = rows.filter { $0.policy == "full" && $0.layer == nil }
         #expect(full.first { $0.metric == "attention_recall" }?.value == 1)
         #expect(full.first { $0.metric == "output_error" }?.value == 0)
         for b in ["fraction=0.1;recent_share=0.5", "fraction=0.3;recent_share=0.5"] {
-            func recall(_ p: String) -> Double { rows.first { $0.policy == p && $0.budgetSpec == b && $0.layer == "all" && $0.metric == "attention_recall" }!.value! }
+            func recall(_ p: String) -> Double { rows.first { $0.policy == p && $0.budgetSpec == b && $0.layer == nil && $0.metric == "attention_recall" }!.value! }
             for p in ["streaming", "h2o", "snapkv"] { #expect(recall("oracle") >= recall(p)) }
         }
         let lines = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8).split(separator: "\n")

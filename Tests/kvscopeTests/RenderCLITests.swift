@@ -124,7 +124,7 @@ struct RenderCLITests {
         (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "--cols: '5:3' is not a range"),
         (["render", "heatmap", "/nonexistent/trace", "--layer", "1"], "no such file or folder"),
         (["render", "retention", "TRACE"], "give --policies"),
-        (["render", "retention", "TRACE", "--policies", "h2o,nope"], "unknown id 'nope'"),
+        (["render", "retention", "TRACE", "--policies", "h2o,nope"], "'nope': unknown policy id"),
         (["render", "retention", "TRACE", "--policies", "h2o", "--budget", "1.5"], "--budget must be in (0, 1]"),
         (["render", "patches", "TRACE", "--policies", "h2o", "--layers", "40"], "layer 40 is not in the trace"),
         (["render", "modality", "TRACE", "--scale", "0"], "--scale must be in (0, 16]"),

@@ -32,23 +32,25 @@ public struct Requirements: OptionSet, Sendable, Hashable, CustomStringConvertib
 /// A look-once KV-cache policy: decides, per layer, what each KV head keeps (and merges).
 ///
 /// Decisions are values; `DecisionApplier` turns them into compressed keys and values.
+/// Work that several budgets or policies need (scores, norms, merge assignments) goes through
+/// `LayerContext.shared(_:_:)`, so that the engine computes it once per layer.
 public protocol CachePolicy: Sendable {
-    /// The kebab-case registry id ("h2o", "lookm", "h2o+pivotal", …).
+    /// The id results and messages use ("h2o", "lookm", "h2o+pivotal").
     var id: String { get }
     /// Tensors and rows it reads.
     var requirements: Requirements { get }
     /// Decides for one layer.
     func decide(_ context: LayerContext) throws -> LayerDecision
-    /// Decides for one layer under each of `budgets` (the budget of `context` is ignored): element
-    /// `i` is exactly `Result { try decide(context.with(budget: budgets[i])) }`, error included.
-    /// The default loops over the budgets; policies whose scores do not depend on the budget
-    /// compute them once per layer and select per budget.
-    func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>]
 }
 
 extension CachePolicy {
+    /// Decides for one layer under each of `budgets` (the budget of `context` is ignored): element
+    /// `i` is exactly `Result { try decide(context.with(budget: budgets[i])) }`, error included.
+    /// Work that does not depend on the budget is shared through the context's cache (one is made
+    /// for the call when the context has none).
     public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        budgets.map { b in Result { try decide(context.with(budget: b)) } }
+        let ctx = context.cache == nil ? context.sharing(WorkCache()) : context
+        return budgets.map { b in Result { try decide(ctx.with(budget: b)) } }
     }
 
     /// `decisions(_:budgets:)`, throwing the first error.
@@ -57,53 +59,33 @@ extension CachePolicy {
     }
 }
 
-/// A policy whose costly input (scores, key norms, column sums) does not depend on the budget.
-/// It implements `decide(_:reusing:)`, obtaining that input through `reusing(make)`, and gets
-/// `decide(_:)` and a multi-budget `decisions` that computes the input once for all budgets.
-public protocol ReusesWorkAcrossBudgets: CachePolicy {
-    associatedtype Reused
-    /// Decides for one budget; `reusing(make)` returns `make()` or an earlier result of it.
-    func decide(_ context: LayerContext, reusing: (() throws -> Reused) throws -> Reused) throws -> LayerDecision
-}
-
-extension ReusesWorkAcrossBudgets {
-    public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, reusing: { try $0() })
-    }
-
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let memo = Memo<Reused>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), reusing: { try memo.get($0) }) } }
-    }
-}
-
-/// A budget-independent computation done at most once per multi-budget call: the first `get`
-/// runs `make`, later ones return its value (or rethrow its error).
-final class Memo<Value> {
-    private var stored: Result<Value, any Error>?
-    init() {}
-    func get(_ make: () throws -> Value) throws -> Value {
-        if let s = stored { return try s.get() }
-        let r = Result { try make() }
-        stored = r
-        return try r.get()
-    }
-}
-
-/// A policy that only scores positions; selection, ties, cache order and early exits are shared
-/// (kvpress's "implement score, get selection"). Keeps the top `keepCount` of the candidates
-/// (positions `< P` not protected) by score per KV head, plus the protected positions, in
-/// ascending order. Ties go to the lowest position.
+/// A policy that only scores positions; selection, ties, cache order, early exits and the
+/// decision are written once here (kvpress's "implement score, get selection").
+///
+/// Per KV head `g`, keeps the top `keepCount(g)` candidates `0 ..< protected.lowerBound` by
+/// `scores[g]` (ties to the lowest position), plus `alsoKept`, plus the protected positions, in
+/// ascending order. Scores go through the layer's work cache under `scoreKey`, so every budget and
+/// every policy with the same key computes them once per layer.
 public protocol ScoringPolicy: CachePolicy {
-    /// Scores `[KVH][P]`, higher = keep. Protected positions' scores are ignored.
+    /// Scores `[KVH][n]` (or one row shared by every head), higher = keep, for positions `0 ..< n`
+    /// with `n ≥` the protected range's lower bound. Must not read the budget.
     func scores(_ context: LayerContext) throws -> ScoreMatrix
+    /// Everything `scores` depends on besides the layer and `P` (the parameters and run options it
+    /// reads); policies with equal keys share scores.
+    var scoreKey: AnyHashable { get }
+    /// `scores` through the layer's work cache. Default: keyed by the type, `scoreKey` and the run
+    /// options that scores read (`--gqa`, `--fidelity`); a wrapper may forward to its scorer's.
+    func sharedScores(_ context: LayerContext) throws -> ScoreMatrix
     /// Positions kept in every head regardless of score. Default: the recent window `r`.
     func protected(_ context: LayerContext) -> Range<Int>
-    /// How many candidates each head keeps. Default: `hh`.
-    func keepCount(_ context: LayerContext) -> Int
-    /// True when `scores` reads nothing of `context.budget`, so that `decisions(_:budgets:)` may
-    /// compute them once for all budgets. Default: false (scores recomputed per budget).
-    var scoresIndependentOfBudget: Bool { get }
+    /// How many candidates head `g` keeps. Default: `hh`.
+    func keepCount(_ context: LayerContext, head g: Int) -> Int
+    /// Positions kept besides the top candidates (default none).
+    func alsoKept(_ context: LayerContext, scores: ScoreMatrix, head g: Int) -> [Int]
+    /// A decision that needs no scores (early exit). Default: `P ≤ C` keeps the cache whole.
+    func shortcut(_ context: LayerContext) throws -> LayerDecision?
+    /// Notes on the decision. Default: the GQA extension note when `KVH ≠ H`.
+    func notes(_ context: LayerContext, _ decision: LayerDecision) -> [DecisionNote]
 }
 
 extension ScoringPolicy {
@@ -111,34 +93,61 @@ extension ScoringPolicy {
         let P = context.compressionPoint
         return max(0, P - context.budget.recent) ..< P
     }
-    public func keepCount(_ context: LayerContext) -> Int { context.budget.heavy }
-    public var scoresIndependentOfBudget: Bool { false }
+    public func keepCount(_ context: LayerContext, head g: Int) -> Int { context.budget.heavy }
+    public func alsoKept(_ context: LayerContext, scores: ScoreMatrix, head g: Int) -> [Int] { [] }
+    public func shortcut(_ context: LayerContext) throws -> LayerDecision? { context.wholeIfWithinBudget() }
+    public func notes(_ context: LayerContext, _ decision: LayerDecision) -> [DecisionNote] { gqaNotes(context) }
+
+    /// The scores through the layer's work cache.
+    public func sharedScores(_ context: LayerContext) throws -> ScoreMatrix {
+        try context.shared(["scores", String(describing: Self.self), scoreKey, context.options.gqa.rawValue,
+                            context.options.fidelity.rawValue] as [AnyHashable]) { try scores(context) }
+    }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
-        try decide(context, scores: { try scores($0) })
-    }
-
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        guard scoresIndependentOfBudget else { return budgets.map { b in Result { try decide(context.with(budget: b)) } } }
-        let memo = Memo<ScoreMatrix>()
-        return budgets.map { b in Result { try decide(context.with(budget: b), scores: { c in try memo.get { try scores(c) } }) } }
-    }
-
-    func decide(_ context: LayerContext, scores score: (LayerContext) throws -> ScoreMatrix) throws -> LayerDecision {
-        let ctx = context.named(id)
+        let ctx = context.named(context.policyID.isEmpty ? id : context.policyID)
+        if let d = try shortcut(ctx) { return d }
         let P = ctx.compressionPoint
-        let nominal = ctx.budget.nominal
-        if P <= nominal {
-            return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: nominal, notes: [.earlyExit])
-        }
         let prot = protected(ctx)
-        let k = keepCount(ctx)
-        let s = try score(ctx)
+        let s = try sharedScores(ctx)
         let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in
-            let chosen = Selection.topK(Array(0 ..< prot.lowerBound), k: k, score: { s[g, $0] })
-            return HeadDecision(kept: (chosen + Array(prot)).sorted(), prefill: P)
+            let row = s.rows == 1 ? 0 : g
+            let chosen = Selection.topK(Array(0 ..< prot.lowerBound), k: max(0, keepCount(ctx, head: g)), score: { s[row, $0] })
+            var kept = chosen + Array(prot)
+            let extra = alsoKept(ctx, scores: s, head: row)
+            if !extra.isEmpty { kept = Array(Set(kept).union(extra)) }
+            return HeadDecision(kept: kept.sorted(), prefill: P)
         }
-        return LayerDecision(layer: ctx.layer, heads: heads, nominal: nominal, prefill: P, notes: gqaNotes(ctx))
+        var d = LayerDecision(layer: ctx.layer, heads: heads, nominal: ctx.budget.nominal, prefill: P)
+        d.notes = notes(ctx, d)
+        return d
+    }
+}
+
+extension LayerContext {
+    /// The whole cache with the early-exit note when `P ≤ C`, else nil.
+    public func wholeIfWithinBudget(_ extra: [DecisionNote] = []) -> LayerDecision? {
+        compressionPoint <= budget.nominal ? whole([.earlyExit] + extra) : nil
+    }
+
+    /// Every head keeps `0 ..< P`.
+    public func whole(_ notes: [DecisionNote] = []) -> LayerDecision {
+        .whole(layer: layer, kvHeads: kvHeads, prefill: compressionPoint, nominal: budget.nominal, notes: notes)
+    }
+
+    /// The same decision in every KV head.
+    public func sameInEveryHead(kept: [Int], notes: [DecisionNote] = []) -> LayerDecision {
+        let head = HeadDecision(kept: kept, prefill: compressionPoint)
+        return LayerDecision(layer: layer, heads: Array(repeating: head, count: kvHeads), nominal: budget.nominal,
+                             prefill: compressionPoint, notes: notes)
+    }
+
+    /// The same context sharing work through `cache`.
+    public func sharing(_ cache: WorkCache) -> LayerContext {
+        var c = LayerContext(info: info, tensors: tensors, budget: budget.spec, options: options, compressionPoint: compressionPoint,
+                             trace: trace, cache: cache)
+        c.policyID = policyID
+        return c
     }
 }
 
@@ -153,7 +162,4 @@ public struct AnyCachePolicy: CachePolicy {
     public var id: String { base.id }
     public var requirements: Requirements { base.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try base.decide(context) }
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        base.decisions(context, budgets: budgets)
-    }
 }

@@ -18,9 +18,12 @@ public struct LayerContext: Sendable {
     public let trace: (any TraceSource)?
     /// The policy id used in error messages.
     public var policyID: String = ""
+    /// Work shared by the policies and budgets run on this layer (nil: nothing is shared).
+    public let cache: WorkCache?
 
     public init(info: TraceInfo, tensors: LayerTensors, budget: BudgetSpec, options: PolicyOptions = .init(),
-                compressionPoint: Int? = nil, trace: (any TraceSource)? = nil) {
+                compressionPoint: Int? = nil, trace: (any TraceSource)? = nil, cache: WorkCache? = nil) {
+        self.cache = cache
         self.info = info
         self.layer = tensors.layer
         self.tensors = tensors
@@ -33,9 +36,9 @@ public struct LayerContext: Sendable {
 
     /// Reads layer `layer` of `trace` and builds its context.
     public init(trace: any TraceSource, layer: Int, budget: BudgetSpec, options: PolicyOptions = .init(),
-                compressionPoint: Int? = nil) throws {
+                compressionPoint: Int? = nil, cache: WorkCache? = nil) throws {
         self.init(info: trace.info, tensors: try trace.layer(layer), budget: budget, options: options,
-                  compressionPoint: compressionPoint, trace: trace)
+                  compressionPoint: compressionPoint, trace: trace, cache: cache)
     }
 
     /// The same context for the named policy (error messages name it).
@@ -47,8 +50,8 @@ public struct LayerContext: Sendable {
 
     /// The same context with another budget.
     public func with(budget: BudgetSpec) -> LayerContext {
-        LayerContext(info: info, tensors: tensors, budget: budget, options: options, compressionPoint: compressionPoint, trace: trace)
-            .named(policyID)
+        LayerContext(info: info, tensors: tensors, budget: budget, options: options, compressionPoint: compressionPoint, trace: trace,
+                     cache: cache).named(policyID)
     }
 
     public var queryHeads: Int { info.shape.queryHeads }
@@ -69,6 +72,13 @@ public struct LayerContext: Sendable {
     }
 
     // MARK: Scores
+
+    /// The column sums combined per KV head under `--gqa`, `[KVH][P]`, shared through the cache.
+    public func aggregatedColsum() throws -> ScoreMatrix {
+        try shared(["colsum", options.gqa.rawValue] as [String]) {
+            aggregateGQA(try colsum(), map: kvHeadOfQueryHead, kvHeads: kvHeads, options.gqa)
+        }
+    }
 
     /// `s[h, j] = Σ_{i<P} A[h, i, j]` for `j < P`, per query head: `[H][P]`.
     /// Read from `attn_colsum` when `P` is the prefill length, else summed from the `attn` rows

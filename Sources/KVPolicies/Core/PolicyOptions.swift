@@ -27,11 +27,15 @@ public struct PolicyOptions: Sendable, Hashable, Codable {
     public var seed: UInt64
     /// `--image-gate`: keep text-only prompts whole under official H2O-family policies (§4.9).
     public var imageGate: Bool
+    /// The proxy evaluation rows (the last `W` prefill rows) the oracle scores by when the trace has no
+    /// rows after `P`; nil: the oracle then needs future rows. The engine sets it from its settings.
+    public var proxyRows: Int?
 
-    public init(fidelity: Fidelity = .code, gqa: GQAReduction = .mean, seed: UInt64 = 0, imageGate: Bool = false) {
+    public init(fidelity: Fidelity = .code, gqa: GQAReduction = .mean, seed: UInt64 = 0, imageGate: Bool = false, proxyRows: Int? = nil) {
         self.fidelity = fidelity
         self.gqa = gqa
         self.seed = seed
         self.imageGate = imageGate
+        self.proxyRows = proxyRows
     }
 }

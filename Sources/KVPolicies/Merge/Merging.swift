@@ -15,6 +15,7 @@ import KVTrace
 ///
 /// Based on LOOK-M (arXiv 2406.18139), official code `SUSTechBruce/LOOK-M`.
 public struct Merging<Base: CachePolicy>: CachePolicy {
+
     public var base: Base
     public var strategy: MergeStrategy
     /// nil → the fidelity's default (rank-shared in `code`, per-head in `intended`).
@@ -41,15 +42,6 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         return try merge(try base.decide(ctx), ctx)
     }
 
-    /// The base decides for all budgets at once (reusing its scores where it can); the merge runs
-    /// per budget.
-    public func decisions(_ context: LayerContext, budgets: [BudgetSpec]) -> [Result<LayerDecision, any Error>] {
-        let ctx = context.named(id)
-        do { try checkTensors(ctx) } catch { return budgets.map { _ in .failure(error) } }
-        let bases = base.decisions(ctx, budgets: budgets)
-        return zip(budgets, bases).map { b, d in Result { try merge(try d.get(), ctx.with(budget: b)) } }
-    }
-
     func checkTensors(_ ctx: LayerContext) throws {
         guard ctx.tensors.keys != nil else { throw ctx.missing("k", "key similarity of the \(strategy.rawValue) merge") }
         guard ctx.tensors.values != nil else { throw ctx.missing("v", "values of the \(strategy.rawValue) merge") }
@@ -63,9 +55,13 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         let kt = ctx.tensors.keys!, P = ctx.compressionPoint, D = ctx.headDim
         let T = ctx.info.shape.seqLen
         precondition(kt.count >= d.heads.count * T * D && P <= T, "keys tensor smaller than [KVH][T][D]")
+        // The assignment depends only on the head and its kept set: every merge strategy, filter and
+        // policy with the same kept set in this layer shares one search.
         let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
-            MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch) { p, out in
-                LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+            ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept)) {
+                MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch) { p, out in
+                    LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+                }
             }
         }
         let G = d.heads.count
@@ -109,4 +105,10 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         }
         return d
     }
+}
+
+/// Work-cache key of a head's nearest-kept-key assignment (evicted = the rest of `0 ..< P`).
+struct AssignmentKey: Hashable {
+    var head: Int
+    var kept: [Int]
 }

@@ -10,7 +10,7 @@ import KVTrace
 /// that did not record layer `K`.
 ///
 /// Defaults: `K = 2`, `R = 0.5`. Based on FastV (arXiv 2403.06764).
-public struct FastV: CachePolicy {
+public struct FastV: DeclaredPolicy {
     public enum Rows: String, Sendable, Hashable, CaseIterable { case last, all }
     /// Default 2.
     public var layer: Int
@@ -23,8 +23,24 @@ public struct FastV: CachePolicy {
         self.dropRatio = dropRatio
         self.rows = rows
     }
-    public var id: String { "fastv" }
-    public var requirements: Requirements { [.windowRows, .spans, .otherLayers] }
+    public init(parameters p: ParameterValues) {
+        self.init(layer: p.int("fastv-layer"), dropRatio: p.real("drop-ratio"), rows: p.choice("fastv-rows"))
+    }
+
+    public static let declaration = PolicyDeclaration(
+        id: "fastv", summary: "FastV: after layer K drop the lowest R of image tokens by attention at K", paper: "FastV, arXiv 2403.06764",
+        parameters: [.integer("fastv-layer", 2, in: 0 ... 1 << 16, "layer K"),
+                     .real("drop-ratio", nil, in: 0 ... 1, "R (default 1 − b under --budget b, else 0.5)"),
+                     .choice("fastv-rows", Rows.last, "last | all")],
+        requirements: [.windowRows, .spans, .otherLayers], traits: [.sharedByHeads], color: 0xDDCC77,
+        rule: """
+            At layer K rank the image tokens by φ_j = Σ over heads of A[h, P−1, j] (the last prefill row, as \
+            FastV's released code; fastv-rows=all sums all prefill rows, as the paper's text). Every layer \
+            after K keeps all text and the best ⌊n_img·(1 − R)⌋ image tokens, shared by all heads and later \
+            layers; layers up to K keep everything. Without an explicit drop ratio, R = 1 − b under --budget b \
+            (else 0.5). FastV prunes hidden states; a replay drops only KV entries. Refuses traces that did not \
+            record layer K.
+            """)
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
         let ctx = context.named(id)

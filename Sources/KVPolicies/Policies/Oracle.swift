@@ -4,24 +4,44 @@ import KVTrace
 /// prefix positions by `Σ_{i∈E} Σ_{h: g(h)=g} A[h, i, j] / Σ_{j'≤i} A[h, i, j']`: the attention
 /// the evaluation rows `E` (recorded rows `i ≥ P`) give them, each row divided by its total.
 /// At the same kept count per (layer, KV head) no eviction policy has a higher attention recall
-/// (METRICS.md). Not realisable: it reads the future. Needs rows `i ≥ P` (`attn`, or `q` and `k`).
-public struct Oracle: ReusesWorkAcrossBudgets {
-    /// Per-KV-head kept counts to use instead of `C` (`--match POLICY`).
+/// (see docs/metrics.md). Not realisable: it reads the future. Needs rows `i ≥ P` (`attn`, or `q` and `k`).
+public struct Oracle: ScoringPolicy, DeclaredPolicy {
+    /// Per-KV-head kept counts to match (another policy's actual counts), else `C` in every head.
     public var counts: [Int]?
     public init(counts: [Int]? = nil) { self.counts = counts }
-    public var id: String { "oracle" }
-    public var requirements: Requirements { .future }
+    public init(parameters: ParameterValues) { self.init() }
 
-    /// Normalised future attention per KV head, `[KVH][P]`.
+    public static let declaration = PolicyDeclaration(
+        id: "oracle", summary: "upper bound: top C by true future attention per KV head (reads the future)",
+        paper: "an upper bound, not a method", requirements: .future, traits: [.keepsExactlyC, .reference], color: 0x7F7F7F,
+        rule: """
+            Per (layer, KV head g), keeps the top C prefix positions by Σ_{i∈E} Σ_{h: g(h)=g} A[h, i, j] / \
+            Σ_{j'≤i} A[h, i, j']: the attention the evaluation rows E give them, each row divided by its total. \
+            E are the trace's rows i ≥ P when it records them, else the proxy rows the metrics use (the last \
+            prefill rows; the result is then marked proxy). At the same kept count per (layer, KV head) no \
+            eviction policy has a higher attention recall on those rows. Not realisable: it reads the rows it is \
+            evaluated on.
+            """)
+
+    public var scoreKey: AnyHashable { "oracle" }
+
+    /// Rows `i ≥ P` when the trace records them, else the proxy rows (`options.proxyRows`, the last
+    /// prefill rows the metrics evaluate).
     public func scores(_ context: LayerContext) throws -> ScoreMatrix {
         let ctx = context.named(id)
         let P = ctx.compressionPoint, qr = ctx.info.shape.queryRows
         let start = max(P, qr.lowerBound)
-        guard start < qr.upperBound else {
-            throw PolicyError(.missingInput, policy: id, layer: ctx.layer, tensor: "attn",
-                              "needs future attention rows i ≥ \(P) (attn, or q with k); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+        let span: Range<Int>
+        if start < qr.upperBound {
+            span = start ..< qr.upperBound
+        } else if let w = ctx.options.proxyRows, w >= 1, qr.upperBound >= 1 {
+            let lower = max(P - w, qr.lowerBound, 0)
+            span = lower ..< max(min(P, qr.upperBound), lower)
+            guard !span.isEmpty else { throw noRows(ctx) }
+        } else {
+            throw noRows(ctx)
         }
-        let rows = try ctx.rows(start ..< qr.upperBound)
+        let rows = try ctx.rows(span)
         var out = ScoreMatrix(rows: ctx.kvHeads, count: P)
         let map = ctx.kvHeadOfQueryHead
         for h in 0 ..< rows.heads {
@@ -36,15 +56,17 @@ public struct Oracle: ReusesWorkAcrossBudgets {
         return out
     }
 
-    /// Reused across budgets: the future-attention scores.
-    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
-        let ctx = context.named(id)
-        let P = ctx.compressionPoint, C = ctx.budget.nominal
-        if counts == nil && P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        let s = try memo { try scores(ctx) }
-        let heads = (0 ..< ctx.kvHeads).map { g in
-            HeadDecision(kept: Selection.topK(Array(0 ..< P), k: min(P, counts?[g] ?? C), score: { s[g, $0] }).sorted(), prefill: P)
-        }
-        return LayerDecision(layer: ctx.layer, heads: heads, nominal: C, prefill: P)
+    func noRows(_ ctx: LayerContext) -> PolicyError {
+        let qr = ctx.info.shape.queryRows
+        return PolicyError(.missingInput, policy: id, layer: ctx.layer, tensor: "attn",
+                           "needs evaluation rows: future rows i ≥ \(ctx.compressionPoint) or proxy rows (attn, or q with k); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
     }
+
+    public func sharedScores(_ ctx: LayerContext) throws -> ScoreMatrix {
+        try ctx.shared(["oracle", ctx.options.proxyRows ?? -1] as [AnyHashable]) { try scores(ctx) }
+    }
+    public func protected(_ ctx: LayerContext) -> Range<Int> { ctx.compressionPoint ..< ctx.compressionPoint }
+    public func keepCount(_ ctx: LayerContext, head g: Int) -> Int { min(ctx.compressionPoint, counts?[g] ?? ctx.budget.nominal) }
+    public func shortcut(_ ctx: LayerContext) throws -> LayerDecision? { counts == nil ? ctx.wholeIfWithinBudget() : nil }
+    public func notes(_ ctx: LayerContext, _ d: LayerDecision) -> [DecisionNote] { [] }
 }

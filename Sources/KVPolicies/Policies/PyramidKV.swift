@@ -10,7 +10,7 @@ import KVTrace
 ///
 /// Defaults: `β = 20`; window 32, kernel 7, max pooling as `snapkv`.
 /// Based on PyramidKV (arXiv 2406.02069).
-public struct PyramidKV: ReusesWorkAcrossBudgets {
+public struct PyramidKV: ScoringPolicy, DeclaredPolicy {
     /// Default 20.
     public var beta: Int
     public var snap: SnapKV
@@ -18,8 +18,20 @@ public struct PyramidKV: ReusesWorkAcrossBudgets {
         self.beta = beta
         self.snap = snap
     }
-    public var id: String { "pyramidkv" }
-    public var requirements: Requirements { .windowRows }
+    public init(parameters p: ParameterValues) { self.init(beta: p.int("beta"), snap: SnapKV(parameters: p)) }
+
+    public static let declaration = PolicyDeclaration(
+        id: "pyramidkv", summary: "PyramidKV: SnapKV scores with layer budgets shrinking with depth", paper: "PyramidKV, arXiv 2406.02069",
+        parameters: [.integer("beta", 20, in: 1 ... 1 << 20, "pyramid ratio β")] + SnapKV.parameters, requirements: .windowRows,
+        traits: [], color: 0xCC79A7,
+        rule: """
+            SnapKV's scores with a per-layer budget that shrinks with depth. With m = C − w and the model's layer \
+            count L (integer division throughout, as in the PyramidKV and KVCache-Factory code): if P < C the \
+            cache is unchanged; if P < 2m every layer uses SnapKV's uniform budget; otherwise lo = m / β, \
+            hi = 2m − lo (if hi ≥ P − w: hi = P − w, lo = 2m − hi), step = (hi − lo) / (L − 1), and layer l \
+            keeps the top hi − l·step by SnapKV score plus the window. The kept count varies by layer; \
+            the mean over layers is near C.
+            """)
 
     /// The number of prefix positions layer `l` keeps (excluding the window), or nil for "unchanged".
     public func layerKeep(P: Int, C: Int, layer l: Int, layers L: Int) -> Int? {
@@ -37,17 +49,28 @@ public struct PyramidKV: ReusesWorkAcrossBudgets {
         return hi - l * step
     }
 
-    /// Reused across budgets: SnapKV's scores over window `min(w, P)` (only the layer's keep count depends on the budget).
-    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
-        let ctx = context.named(id)
+    /// SnapKV's scores (shared with `snapkv` and `adakv` of the same window, kernel and pooling).
+    public var scoreKey: AnyHashable { snap.scoreKey }
+    public func scores(_ ctx: LayerContext) throws -> ScoreMatrix { try snap.scores(ctx) }
+    public func sharedScores(_ ctx: LayerContext) throws -> ScoreMatrix { try snap.sharedScores(ctx) }
+    public func protected(_ ctx: LayerContext) -> Range<Int> { snap.protected(ctx) }
+    public func keepCount(_ ctx: LayerContext, head g: Int) -> Int {
+        let C = ctx.budget.nominal
+        return max(0, layerKeep(P: ctx.compressionPoint, C: C, layer: ctx.layer, layers: ctx.info.shape.layers) ?? C)
+    }
+    public func shortcut(_ ctx: LayerContext) throws -> LayerDecision? {
         let P = ctx.compressionPoint, C = ctx.budget.nominal
-        guard P > C, let k = layerKeep(P: P, C: C, layer: ctx.layer, layers: ctx.info.shape.layers) else {
-            return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit])
+        guard P > C, layerKeep(P: P, C: C, layer: ctx.layer, layers: ctx.info.shape.layers) != nil else { return ctx.whole([.earlyExit]) }
+        return SnapKV.clamped(ctx, window: snap.window).map { d in
+            var d = d
+            d.notes.append(layerNote(ctx))
+            return d
         }
-        var d = try SnapKV.select(ctx, keep: Array(repeating: max(0, k), count: ctx.kvHeads), window: snap.window, nominal: C) { w in
-            try memo { try snap.scores(ctx, window: w) }
-        }
-        d.notes.append(DecisionNote("layer-budget", "layer \(ctx.layer) keeps \(max(0, k)) + window \(snap.window)"))
-        return d
+    }
+    public func notes(_ ctx: LayerContext, _ d: LayerDecision) -> [DecisionNote] {
+        SnapKV.windowNotes(ctx, window: snap.window) + [layerNote(ctx)]
+    }
+    func layerNote(_ ctx: LayerContext) -> DecisionNote {
+        DecisionNote("layer-budget", "layer \(ctx.layer) keeps \(keepCount(ctx, head: 0)) + window \(snap.window)")
     }
 }

@@ -6,14 +6,23 @@ import KVTrace
 /// Reproducible everywhere from `seed` (the run's `--seed`, default 0): SplitMix64 seeded per
 /// (layer, KV head) by a fixed mix of `seed`, `layer` and `kvHead`; Lemire's multiply-and-reject
 /// bounded integers; a partial Fisher–Yates shuffle. Needs nothing from the trace.
-public struct RandomEviction: CachePolicy {
+public struct RandomEviction: DeclaredPolicy {
     public init() {}
-    public var id: String { "random" }
-    public var requirements: Requirements { [] }
+    public init(parameters: ParameterValues) {}
+
+    public static let declaration = PolicyDeclaration(
+        id: "random", summary: "recent window + hh uniform random positions, seeded (--seed)", paper: "a lower bound",
+        requirements: [], traits: [.usesRecent, .keepsExactlyC], color: 0xBBBBBB,
+        rule: """
+            Keeps the recent window r plus hh positions drawn uniformly without replacement from 0 ..< P−r, \
+            independently per (layer, KV head), ascending. Reproducible from --seed (default 0): SplitMix64 \
+            seeded per (layer, KV head) from the seed, the layer and the head; Lemire's bounded integers; a \
+            partial Fisher–Yates shuffle.
+            """)
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        if let d = context.wholeIfWithinBudget() { return d }
         let P = context.compressionPoint, b = context.budget
-        if P <= b.nominal { return .whole(layer: context.layer, kvHeads: context.kvHeads, prefill: P, nominal: b.nominal, notes: [.earlyExit]) }
         let n = P - b.recent
         let heads = (0 ..< context.kvHeads).map { g -> HeadDecision in
             var rng = SplitMix64(seed: SplitMix64.mix(context.options.seed, UInt64(context.layer), UInt64(g)))
@@ -29,8 +38,6 @@ public struct RandomEviction: CachePolicy {
     }
 }
 
-/// Seeded draws for `random`, on KVTrace's SplitMix64 (Steele, Lea, Flood 2014), so that the
-/// same seed gives the same selection everywhere.
 extension SplitMix64 {
     /// A uniform integer in `0 ..< bound` by Lemire's multiply-and-reject method.
     public mutating func bounded(_ bound: UInt64) -> UInt64 {

@@ -57,7 +57,7 @@ enum WindowScores {
 ///
 /// Defaults: window 32, kernel 7, max pooling (SnapKV's LongBench settings `…_w32_k7_maxpool`).
 /// Based on SnapKV (arXiv 2404.14469).
-public struct SnapKV: ReusesWorkAcrossBudgets {
+public struct SnapKV: ScoringPolicy, DeclaredPolicy {
     /// Observation window `w` (default 32).
     public var window: Int
     /// Pooling kernel, odd (default 7).
@@ -69,8 +69,31 @@ public struct SnapKV: ReusesWorkAcrossBudgets {
         self.kernel = kernel
         self.pooling = pooling
     }
-    public var id: String { "snapkv" }
-    public var requirements: Requirements { .windowRows }
+    public init(parameters p: ParameterValues) {
+        self.init(window: p.int("window"), kernel: p.int("kernel"), pooling: p.choice("pooling"))
+    }
+
+    /// The parameters of SnapKV and of the policies that score like it.
+    static let parameters: [ParameterSpec] = [
+        .integer("window", 32, in: 1 ... 1 << 20, "observation window w (the last w prefill rows; always kept)"),
+        .integer("kernel", 7, in: 1 ... 1023, odd: true, "pooling kernel (odd)"),
+        .choice("pooling", Pooling.max, "max | avg"),
+    ]
+
+    public static let declaration = PolicyDeclaration(
+        id: "snapkv", summary: "SnapKV: top C − w by pooled window attention + the window", paper: "SnapKV, arXiv 2404.14469",
+        parameters: parameters, requirements: .windowRows, traits: [.keepsExactlyC], color: 0x009E73,
+        rule: """
+            Score u[h, j] = Σ_{i ∈ [P−w, P)} A[h, i, j] for j < P−w: the attention the last w prefill rows (the \
+            observation window) give each earlier position, pooled along j per query head (stride 1, padding \
+            ⌊kernel/2⌋; max pooling pads with −∞, avg pooling pads with 0 and divides by the kernel), then \
+            combined per KV head (--gqa). Keep the top C − w positions per KV head plus the window, ascending. \
+            If C ≤ w the window is clamped to the last C positions (note window-clamped). --recent-share is not \
+            used. Window rows come from the recorded attn, else are recomputed from q and k. Defaults w = 32, \
+            kernel 7, max pooling (SnapKV's LongBench settings).
+            """)
+
+    public var scoreKey: AnyHashable { [AnyHashable(window), AnyHashable(kernel), AnyHashable(pooling)] }
 
     /// Pooled, GQA-combined scores `[KVH][P−w]` for window `w`.
     public func scores(_ ctx: LayerContext, window w: Int) throws -> ScoreMatrix {
@@ -81,38 +104,33 @@ public struct SnapKV: ReusesWorkAcrossBudgets {
         return aggregateGQA(pooled, map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa)
     }
 
-    /// Reused across budgets: the pooled window scores (the window `min(w, P)` is the same for every budget).
-    public func decide(_ context: LayerContext, reusing memo: (() throws -> ScoreMatrix) throws -> ScoreMatrix) throws -> LayerDecision {
-        let ctx = context.named(id)
-        guard kernel >= 1, kernel % 2 == 1 else { throw PolicyError(.parameter, policy: id, "kernel must be odd and ≥ 1, got \(kernel)") }
-        guard window >= 1 else { throw PolicyError(.parameter, policy: id, "window must be ≥ 1, got \(window)") }
+    /// Over the window `min(w, P)`, the same for every budget.
+    public func scores(_ ctx: LayerContext) throws -> ScoreMatrix { try scores(ctx, window: min(window, ctx.compressionPoint)) }
+
+    public func protected(_ ctx: LayerContext) -> Range<Int> { max(0, ctx.compressionPoint - window) ..< ctx.compressionPoint }
+    public func keepCount(_ ctx: LayerContext, head g: Int) -> Int { ctx.budget.nominal - window }
+    public func shortcut(_ ctx: LayerContext) throws -> LayerDecision? {
+        if let d = ctx.wholeIfWithinBudget() { return d }
+        return Self.clamped(ctx, window: window)
+    }
+    public func notes(_ ctx: LayerContext, _ d: LayerDecision) -> [DecisionNote] { Self.windowNotes(ctx, window: window) }
+
+    /// `C ≤ w`: the last `C` positions in every head (note `window-clamped`), else nil.
+    static func clamped(_ ctx: LayerContext, window: Int) -> LayerDecision? {
         let P = ctx.compressionPoint, C = ctx.budget.nominal
-        if P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        return try Self.select(ctx, keep: Array(repeating: C - window, count: ctx.kvHeads), window: window, nominal: C) { w in
-            try memo { try scores(ctx, window: w) }
-        }
+        guard C <= window else { return nil }
+        return ctx.sameInEveryHead(kept: Array(P - C ..< P), notes: gqaNotes(ctx) + [
+            DecisionNote("window-clamped", "C = \(C) ≤ window \(window): kept the last \(C) positions"),
+        ])
     }
 
-    /// Keeps the top `keep[g]` prefix positions by `score` plus the window, ascending; clamps the
-    /// window to `C` when `C ≤ w`.
-    static func select(_ ctx: LayerContext, keep: [Int], window: Int, nominal C: Int,
-                       scores: (Int) throws -> ScoreMatrix) throws -> LayerDecision {
-        let P = ctx.compressionPoint
+    /// The GQA note, and a note when the window rows were recomputed from `q` and `k`.
+    static func windowNotes(_ ctx: LayerContext, window: Int) -> [DecisionNote] {
+        let P = ctx.compressionPoint, w = min(window, P), qr = ctx.info.shape.queryRows
         var notes = gqaNotes(ctx)
-        if C <= window {
-            notes.append(DecisionNote("window-clamped", "C = \(C) ≤ window \(window): kept the last \(C) positions"))
-            let head = HeadDecision(kept: Array(P - C ..< P), prefill: P)
-            return LayerDecision(layer: ctx.layer, heads: Array(repeating: head, count: ctx.kvHeads), nominal: C, prefill: P, notes: notes)
-        }
-        let w = min(window, P)
-        let s = try scores(w)
-        if ctx.tensors.attention == nil || !(ctx.info.shape.queryRows.lowerBound <= P - w && ctx.info.shape.queryRows.upperBound >= P) {
+        if ctx.tensors.attention == nil || !(qr.lowerBound <= P - w && qr.upperBound >= P) {
             notes.append(DecisionNote("recomputed-rows", "window rows recomputed from q and k"))
         }
-        let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in
-            let top = Selection.topK(Array(0 ..< P - w), k: max(0, keep[g]), score: { s[g, $0] })
-            return HeadDecision(kept: (top + Array(P - w ..< P)).sorted(), prefill: P)
-        }
-        return LayerDecision(layer: ctx.layer, heads: heads, nominal: C, prefill: P, notes: notes)
+        return notes
     }
 }

@@ -4,17 +4,26 @@
 /// re-assignment. KVCache-Factory's variant (first `C − w` + last `w`) is `sinks = C − w`.
 ///
 /// Based on StreamingLLM (arXiv 2309.17453).
-public struct Streaming: CachePolicy {
-    /// Attention sinks (default 4, as StreamingLLM and kvpress).
+public struct Streaming: DeclaredPolicy {
+    /// Attention sinks `n_sink` (default 4).
     public var sinks: Int
     public init(sinks: Int = 4) { self.sinks = sinks }
-    public var id: String { "streaming" }
-    public var requirements: Requirements { [] }
+    public init(parameters p: ParameterValues) { self.init(sinks: p.int("sinks")) }
+
+    public static let declaration = PolicyDeclaration(
+        id: "streaming", summary: "StreamingLLM: sinks + the most recent C − sinks", paper: "StreamingLLM, arXiv 2309.17453",
+        parameters: [.integer("sinks", 4, in: 0 ... 1 << 20, "attention sinks")], requirements: [],
+        traits: [.keepsExactlyC, .sharedByHeads], color: 0x999933,
+        rule: """
+            Keeps the sinks 0 ..< n_sink and the most recent C − n_sink positions, the same in every head and \
+            layer; if C ≤ n_sink, keeps 0 ..< C. --recent-share is not used. A replay cannot model \
+            StreamingLLM's re-assignment of positions inside the cache. KVCache-Factory's variant (first C − w \
+            plus last w) is sinks = C − w.
+            """)
+
     public func decide(_ context: LayerContext) throws -> LayerDecision {
+        if let d = context.wholeIfWithinBudget() { return d }
         let P = context.compressionPoint, C = context.budget.nominal
-        if P <= C { return .whole(layer: context.layer, kvHeads: context.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        let kept = C <= sinks ? Array(0 ..< C) : Array(0 ..< sinks) + Array((P - (C - sinks)) ..< P)
-        let head = HeadDecision(kept: kept, prefill: P)
-        return LayerDecision(layer: context.layer, heads: Array(repeating: head, count: context.kvHeads), nominal: C, prefill: P)
+        return context.sameInEveryHead(kept: C <= sinks ? Array(0 ..< C) : Array(0 ..< sinks) + Array((P - (C - sinks)) ..< P))
     }
 }

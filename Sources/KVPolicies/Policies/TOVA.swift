@@ -8,24 +8,31 @@ import KVTrace
 /// Needs row `P−1` (or `q[P−1]` and `k`).
 ///
 /// Based on TOVA (arXiv 2401.06104).
-public struct TOVA: ReusesWorkAcrossBudgets {
+public struct TOVA: ScoringPolicy, DeclaredPolicy {
     public init() {}
-    public var id: String { "tova" }
-    public var requirements: Requirements { .windowRows }
+    public init(parameters: ParameterValues) {}
 
-    /// Reused across budgets: the last row's head-mean attention.
-    public func decide(_ context: LayerContext, reusing memo: (() throws -> [Double]) throws -> [Double]) throws -> LayerDecision {
-        let ctx = context.named(id)
-        let P = ctx.compressionPoint, C = ctx.budget.nominal
-        if P <= C { return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: C, notes: [.earlyExit]) }
-        let score = try memo {
-            let row = try ctx.rows(P - 1 ..< P)
-            var score = [Double](repeating: 0, count: P)
-            for h in 0 ..< row.heads { for j in 0 ..< P { score[j] += row[h, 0, j] } }
-            for j in 0 ..< P { score[j] /= Double(row.heads) }
-            return score
-        }
-        let head = HeadDecision(kept: Selection.topK(Array(0 ..< P), k: C, score: { score[$0] }).sorted(), prefill: P)
-        return LayerDecision(layer: ctx.layer, heads: Array(repeating: head, count: ctx.kvHeads), nominal: C, prefill: P)
+    public static let declaration = PolicyDeclaration(
+        id: "tova", summary: "TOVA: top C by head-mean attention of the last prefill row, shared by heads", paper: "TOVA, arXiv 2401.06104",
+        requirements: .windowRows, traits: [.keepsExactlyC, .sharedByHeads], color: 0x332288,
+        rule: """
+            Score s[j] = mean over all query heads of A[h, P−1, j], the last prefill row; keeps the top C \
+            positions, shared by all heads of the layer, ascending. TOVA proper evicts one token per decoding \
+            step; a look-once replay applies only its reduction at P. --recent-share is not used. Needs row P−1 \
+            (or q[P−1] and k).
+            """)
+
+    public var scoreKey: AnyHashable { "tova" }
+    /// One row, shared by every head.
+    public func scores(_ ctx: LayerContext) throws -> ScoreMatrix {
+        let P = ctx.compressionPoint
+        let row = try ctx.rows(P - 1 ..< P)
+        var score = ScoreMatrix(rows: 1, count: P)
+        for h in 0 ..< row.heads { for j in 0 ..< P { score[0, j] += row[h, 0, j] } }
+        for j in 0 ..< P { score[0, j] /= Double(row.heads) }
+        return score
     }
+    public func protected(_ ctx: LayerContext) -> Range<Int> { ctx.compressionPoint ..< ctx.compressionPoint }
+    public func keepCount(_ ctx: LayerContext, head g: Int) -> Int { ctx.budget.nominal }
+    public func notes(_ ctx: LayerContext, _ d: LayerDecision) -> [DecisionNote] { [] }
 }

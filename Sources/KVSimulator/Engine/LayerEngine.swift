@@ -2,42 +2,33 @@ import Foundation
 import KVPolicies
 import KVTrace
 
-/// A combination ready to run: the policy built from the registry (or given directly).
+/// A combination ready to run: the policy built from its configuration (or given directly).
 public struct PlannedRun: Sendable {
     public var combination: Combination
     public var policy: any CachePolicy
     /// True when the policy merges (its `output_error_evict` is omitted).
     public var merges: Bool
-    /// Runs with the same key differ only in their budget, so one `decisions(_:budgets:)` call
-    /// serves them all: the registry id, parameters and options; nil for a policy given directly.
-    var shareKey: ShareKey?
-
-    struct ShareKey: Hashable {
-        var policy: String
-        var parameters: [String: String]
-        var options: PolicyOptions
-    }
 
     public init(_ combination: Combination) throws {
         self.combination = combination
-        policy = try PolicyRegistry.make(combination.policy, parameters: combination.parameters)
-        merges = PolicyRegistry.entry(combination.policy)?.merges ?? false
-        shareKey = ShareKey(policy: combination.policy, parameters: combination.parameters, options: combination.options)
+        policy = try combination.configuration.make()
+        merges = combination.configuration.merges
     }
 
-    public init(policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions) {
-        combination = Combination(policy: policy.id, options: options, budget: budget)
+    /// A policy built by the caller; `configuration` describes it in the result rows.
+    public init(policy: any CachePolicy, configuration: PolicyConfiguration, budget: BudgetSpec, options: PolicyOptions) {
+        combination = Combination(configuration, options: options, budget: budget)
         self.policy = policy
-        merges = PolicyRegistry.entry(policy.id)?.merges ?? policy.id.contains("+")
-        shareKey = nil
+        merges = configuration.merges
     }
 }
 
 /// Replays one layer for many combinations: maps the layer once, builds the evaluation context once
-/// (attention rows, full-cache outputs), decides once per policy for all its budgets (scores
-/// computed once where they do not depend on the budget), then applies and measures each combination.
+/// (attention rows, full-cache outputs) and one work cache that every policy and budget shares
+/// (scores, norms, merge assignments: each computed once per layer), then decides, applies and
+/// measures each combination.
 public enum LayerEngine {
-    /// The per-layer result rows (`layer = l`, `head = all`, plus per-head rows when asked).
+    /// The per-layer result rows (`layer = l`, all heads, plus per-head rows when asked).
     public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
                            settings: EvaluationSettings) throws -> [ResultRow] {
         let info = trace.info
@@ -45,63 +36,46 @@ public enum LayerEngine {
         let P = settings.compressionPoint ?? info.shape.prefillLen
         var rows: [ResultRow] = []
         var evalContext: EvaluationContext?
-        // Runs sharing a policy (differing only in budget), in order; unshareable runs alone.
-        var groupOf = [Int](repeating: 0, count: runs.count)
-        var groups: [[Int]] = []
-        var groupIndex: [PlannedRun.ShareKey: Int] = [:]
-        for (i, run) in runs.enumerated() {
-            if let key = run.shareKey, let g = groupIndex[key] {
-                groups[g].append(i)
-                groupOf[i] = g
-            } else {
-                if let key = run.shareKey { groupIndex[key] = groups.count }
-                groupOf[i] = groups.count
-                groups.append([i])
-            }
-        }
-        var decided: [Int: Result<LayerDecision, any Error>] = [:]
-        for (i, run) in runs.enumerated() {
-            let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: run.combination.options,
-                                   compressionPoint: P, trace: trace)
+        let cache = WorkCache()
+        for run in runs {
+            var options = run.combination.options
+            if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
+            let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: options,
+                                   compressionPoint: P, trace: trace, cache: cache)
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
             let ec = evalContext!
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
-            if decided[i] == nil {
-                let members = groups[groupOf[i]]
-                let results = members.count == 1 ? [Result { try run.policy.decide(ctx) }]
-                    : run.policy.decisions(ctx, budgets: members.map { runs[$0].combination.budget })
-                for (m, r) in zip(members, results) { decided[m] = r }
-            }
             let decision: LayerDecision
-            do { decision = try decided.removeValue(forKey: i)!.get() } catch {
+            do { decision = try run.policy.decide(ctx) } catch {
                 for m in metrics { for s in m.series(info, compressionPoint: P) {
-                    rows.append(template.row(s, layer: String(l), head: "all", actual: .nan, value: nil, note: "\(error)"))
+                    rows.append(template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: "\(error)"))
                 } }
                 continue
             }
+
             let replay = ReplayLayer(decision, merges: run.merges, context: ec)
             let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
             for m in metrics {
                 let series = m.series(info, compressionPoint: P)
                 if let why = m.missing(replay, ec) {
-                    for s in series { rows.append(template.row(s, layer: String(l), head: "all", actual: actual, value: nil, note: why)) }
+                    for s in series { rows.append(template.row(s, layer: l, head: nil, actual: actual, value: nil, note: why)) }
                     continue
                 }
                 let values = try m.evaluate(replay, ec)
                 for s in series {
                     let mine = values.filter { $0.metric == s.metric && $0.image == s.image }
                     if let whole = mine.first(where: { $0.head == nil }) {
-                        rows.append(template.row(s, layer: String(l), head: "all", actual: actual, value: whole.value, note: whole.note))
+                        rows.append(template.row(s, layer: l, head: nil, actual: actual, value: whole.value, note: whole.note))
                         continue
                     }
                     let defined = mine.compactMap(\.value)
                     let note = defined.isEmpty ? (mine.first(where: { $0.note != nil })?.note ?? "undefined on this layer") : nil
-                    rows.append(template.row(s, layer: String(l), head: "all", actual: actual,
+                    rows.append(template.row(s, layer: l, head: nil, actual: actual,
                                              value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count), note: note))
                     if settings.perHead {
                         for v in mine.sorted(by: { ($0.head ?? -1) < ($1.head ?? -1) }) {
                             let g = ec.kvHeadOfQueryHead[v.head ?? 0]
-                            rows.append(template.row(s, layer: String(l), head: String(v.head ?? 0),
+                            rows.append(template.row(s, layer: l, head: v.head ?? 0,
                                                      actual: Double(decision.heads[g].kept.count), value: v.value, note: v.value == nil ? v.note : nil))
                         }
                     }
@@ -118,10 +92,9 @@ public enum LayerEngine {
         var nominal: Int
         var context: EvaluationContext
 
-        func row(_ s: MetricSeries, layer: String, head: String, actual: Double, value: Double?, note: String?) -> ResultRow {
-            ResultRow(trace: info.name, traceHash: info.contentHash, policy: combination.policy, params: combination.paramsText,
-                      fidelity: combination.options.fidelity.rawValue, budget: combination.budget.fraction,
-                      budgetSpec: combination.budgetText, compressionPoint: P, nominalTokens: nominal,
+        func row(_ s: MetricSeries, layer: Int?, head: Int?, actual: Double, value: Double?, note: String?) -> ResultRow {
+            ResultRow(trace: info.name, traceHash: info.contentHash, configuration: combination.configuration,
+                      fidelity: combination.options.fidelity.rawValue, budget: combination.budget, compressionPoint: P, nominalTokens: nominal,
                       actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image,
                       value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
                       note: value == nil ? (note ?? "undefined") : nil)
@@ -131,10 +104,10 @@ public enum LayerEngine {
     /// Adds the `layer = all` rows: per combination, metric, image and head, the uniform mean over
     /// layers of the defined values (the sum for `cache_bytes`), or an empty value with the first note.
     public static func aggregate(_ layerRows: [ResultRow], metrics: [any Metric]) -> [ResultRow] {
-        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: String }
+        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: Int? }
         var groups: [Key: [ResultRow]] = [:]
         var order: [Key] = []
-        for r in layerRows where r.layer != "all" {
+        for r in layerRows where r.layer != nil {
             let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, head: r.head)
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(r)
@@ -144,7 +117,7 @@ public enum LayerEngine {
         for k in order {
             let g = groups[k]!
             var row = g[0]
-            row.layer = "all"
+            row.layer = nil
             let defined = g.compactMap(\.value)
             let actuals = g.map(\.actualTokens).filter { $0.isFinite }
             row.actualTokens = actuals.isEmpty ? .nan : actuals.reduce(0, +) / Double(actuals.count)
@@ -166,17 +139,18 @@ public enum LayerEngine {
 public enum ResultOrder {
     /// Sorts by trace, then the given policy and budget order, metric order, layer (`all` last),
     /// head (`all` first), image.
-    public static func sort(_ rows: [ResultRow], policies: [String] = [], budgets: [String] = [], metrics: [String] = []) -> [ResultRow] {
+    public static func sort(_ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
+                            metrics: [String] = []) -> [ResultRow] {
         func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
         func metricIndex(_ m: String) -> Int {
             if let i = metrics.firstIndex(of: m) { return i }
             let family = m.hasPrefix("recall_") ? "recall_<modality>" : m.hasPrefix("retention_") ? "retention_<modality>" : m
             return metrics.firstIndex(of: family) ?? metrics.count
         }
-        func num(_ s: String, allFirst: Bool) -> Int { Int(s) ?? (allFirst ? -1 : Int.max) }
+        func num(_ s: Int?, allFirst: Bool) -> Int { s ?? (allFirst ? -1 : Int.max) }
         return rows.sorted { a, b in
-            let ka: [Int] = [idx(policies, a.policy), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1]
-            let kb: [Int] = [idx(policies, b.policy), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1]
+            let ka: [Int] = [idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1]
+            let kb: [Int] = [idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1]
             if a.trace != b.trace { return a.trace < b.trace }
             if a.traceHash != b.traceHash { return a.traceHash < b.traceHash }
             if ka != kb { return ka.lexicographicallyPrecedes(kb) }

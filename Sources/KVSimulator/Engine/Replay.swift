@@ -34,7 +34,7 @@ public struct Replay: Sendable {
         guard P >= 1 && P <= info.shape.seqLen else {
             throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen)")
         }
-        let run = PlannedRun(policy: policy, budget: budget, options: options)
+        let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
         let collected = RowCollector()
@@ -65,8 +65,7 @@ public struct ReplayResult: Sendable {
     }
 
     public func row(_ metric: String, layer: Int? = nil, image: Int? = nil) -> ResultRow? {
-        let l = layer.map(String.init) ?? "all"
-        return rows.first { $0.metric == metric && $0.layer == l && $0.head == "all" && $0.image == image }
+        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image }
     }
 
     /// Whether evaluation used true future rows or a proxy.

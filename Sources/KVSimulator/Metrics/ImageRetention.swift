@@ -16,10 +16,13 @@ public struct ImageRetention: Metric {
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
         var out: [MetricValue] = []
         for img in c.info.images where img.positions.lowerBound < c.compressionPoint {
-            let span = img.positions.clamped(to: 0 ..< c.compressionPoint)
-            let keptPerKV = layer.decision.heads.map { head in head.kept.filter { span.contains($0) }.count }
+            // the image's own tokens (its tiles' spans, when it has tiles) before P
+            let spans = img.tokenRanges.map { $0.clamped(to: 0 ..< c.compressionPoint) }.filter { !$0.isEmpty }
+            let count = spans.reduce(0) { $0 + $1.count }
+            guard count > 0 else { continue }
+            let keptPerKV = layer.decision.heads.map { head in head.kept.filter { j in spans.contains { $0.contains(j) } }.count }
             for h in 0 ..< c.queryHeads {
-                out.append(MetricValue(Self.id, head: h, image: img.id, value: Double(keptPerKV[c.kvHeadOfQueryHead[h]]) / Double(span.count)))
+                out.append(MetricValue(Self.id, head: h, image: img.id, value: Double(keptPerKV[c.kvHeadOfQueryHead[h]]) / Double(count)))
             }
         }
         return out

@@ -27,46 +27,67 @@ public struct MetricValue: Sendable, Hashable {
     }
 }
 
-/// One tidy result row: the columns of METRICS.md ("Every result row records …"), one value each.
+/// One tidy result row: one metric value of one setting on one layer (or over all layers), with
+/// the setting spelled out in typed columns. The columns are documented in `docs/results.md`.
 ///
-/// `layer` and `head` are a number or `all`; `value` is empty (nil) when the metric was omitted,
-/// and `note` then says why.
+/// `layer == nil` marks the aggregate over all layers (`all_layers = true` in the CSV);
+/// `head == nil` the mean over query heads. `value` is nil when the metric was omitted, and
+/// `note` then says why.
 public struct ResultRow: Sendable, Codable, Hashable {
     /// Trace name and its content hash.
     public var trace: String
     public var traceHash: String
-    /// Policy id and its parameters (`key=value;…`, registry defaults included).
+    /// The label of the configured policy (`lookm`, `h2o+pivotal`).
     public var policy: String
+    /// The base policy (`text-prior` for `lookm`) and the merge strategy (`none` for eviction only).
+    public var base: String
+    public var merge: String
+    /// Parameters as `key=value;…` (declared defaults included), and the same values typed.
     public var params: String
+    public var parameters: [String: ParameterValue]
     public var fidelity: String
     /// The budget fraction as asked (`--budget`), else nil; `budgetSpec` always describes it.
     public var budget: Double?
     public var budgetSpec: String
+    /// The budget's other forms, when it was given so (nil otherwise).
+    public var hhRatio: Double?
+    public var recentRatio: Double?
+    public var recentShare: Double?
+    public var tokens: Int?
     /// The compression point `P`.
     public var compressionPoint: Int
     /// Nominal `C` and the actual kept count (mean over the KV heads and layers in scope).
     public var nominalTokens: Int
     public var actualTokens: Double
     public var metric: String
-    public var layer: String
-    public var head: String
+    /// The layer, or nil on the rows that aggregate all layers.
+    public var layer: Int?
+    /// The query head, or nil on the rows over all heads.
+    public var head: Int?
     public var image: Int?
     public var value: Double?
     public var evalRows: EvaluationRows
     public var evalRowCount: Int
     public var note: String?
 
-    public init(trace: String, traceHash: String, policy: String, params: String, fidelity: String, budget: Double?,
-                budgetSpec: String, compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
-                layer: String, head: String, image: Int?, value: Double?, evalRows: EvaluationRows, evalRowCount: Int,
-                note: String?) {
+    public init(trace: String, traceHash: String, configuration: PolicyConfiguration, fidelity: String, budget: BudgetSpec,
+                compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
+                layer: Int?, head: Int?, image: Int?, value: Double?, evalRows: EvaluationRows, evalRowCount: Int, note: String?) {
         self.trace = trace
         self.traceHash = traceHash
-        self.policy = policy
-        self.params = params
+        self.policy = configuration.label
+        self.base = configuration.base
+        self.merge = configuration.mergeStrategy?.rawValue ?? "none"
+        self.params = configuration.parameters.text
+        self.parameters = configuration.parameters.values
         self.fidelity = fidelity
-        self.budget = budget
-        self.budgetSpec = budgetSpec
+        self.budget = budget.fraction
+        self.budgetSpec = Combination.budgetText(budget)
+        switch budget {
+        case let .fraction(_, s): recentShare = s
+        case let .tokens(n, s): tokens = n; recentShare = s
+        case let .ratios(x, y): hhRatio = x; recentRatio = y
+        }
         self.compressionPoint = compressionPoint
         self.nominalTokens = nominalTokens
         self.actualTokens = actualTokens
@@ -80,13 +101,14 @@ public struct ResultRow: Sendable, Codable, Hashable {
         self.note = note
     }
 
-    /// The CSV columns, in order (snake case; loads with `pd.read_csv` as is).
-    public static let columns = ["trace", "trace_hash", "policy", "params", "fidelity", "budget", "budget_spec",
-                                 "compression_point", "nominal_tokens", "actual_tokens", "metric", "layer", "head",
-                                 "image", "value", "eval_rows", "eval_row_count", "note"]
+    /// True on the rows that aggregate all layers.
+    public var allLayers: Bool { layer == nil }
+    /// The actual kept share of the prefill, `actual_tokens / P`.
+    public var keptRatio: Double { compressionPoint > 0 ? actualTokens / Double(compressionPoint) : .nan }
 
     enum CodingKeys: String, CodingKey {
-        case trace, traceHash = "trace_hash", policy, params, fidelity, budget, budgetSpec = "budget_spec"
+        case trace, traceHash = "trace_hash", policy, base, merge, params, parameters, fidelity, budget, budgetSpec = "budget_spec"
+        case hhRatio = "hh_ratio", recentRatio = "recent_ratio", recentShare = "recent_share", tokens
         case compressionPoint = "compression_point", nominalTokens = "nominal_tokens", actualTokens = "actual_tokens"
         case metric, layer, head, image, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note
     }
@@ -97,27 +119,28 @@ public struct ResultRow: Sendable, Codable, Hashable {
     }
 }
 
-/// One cell of a sweep: a policy (with parameters and fidelity) at one budget.
+/// One cell of a sweep: a configured policy and run options at one budget.
 public struct Combination: Sendable, Hashable {
-    public var policy: String
-    public var parameters: [String: String]
+    public var configuration: PolicyConfiguration
     public var options: PolicyOptions
     public var budget: BudgetSpec
 
-    public init(policy: String, parameters: [String: String] = [:], options: PolicyOptions = .init(), budget: BudgetSpec) {
-        self.policy = policy
-        self.parameters = parameters
+    public init(_ configuration: PolicyConfiguration, options: PolicyOptions = .init(), budget: BudgetSpec) {
+        self.configuration = configuration
         self.options = options
         self.budget = budget
     }
 
-    /// `key=value;…` with the registry defaults filled in, sorted by key.
-    public var paramsText: String {
-        var all: [String: String] = [:]
-        for p in PolicyRegistry.entry(policy)?.parameters ?? [] where !p.defaultValue.isEmpty { all[p.name] = p.defaultValue }
-        for (k, v) in parameters { all[k] = v }
-        return all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ";")
+    /// A registry policy with its defaults.
+    public init(policy id: String, options: PolicyOptions = .init(), budget: BudgetSpec) {
+        self.init(PolicyConfiguration(id), options: options, budget: budget)
     }
+
+    /// The policy label (`lookm`, `h2o+pivotal`).
+    public var policy: String { configuration.label }
+
+    /// `key=value;…` with the declared defaults filled in, sorted by key.
+    public var paramsText: String { configuration.parameters.text }
 
     /// The budget as a stable text: `fraction=0.1;recent_share=0.5`, `tokens=64;…`, `hh_ratio=…;recent_ratio=…`.
     public var budgetText: String { Combination.budgetText(budget) }

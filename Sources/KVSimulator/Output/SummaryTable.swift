@@ -6,7 +6,7 @@ import Foundation
 /// `kvscope simulate --metrics` prints `SummaryTable.render(result)`.
 public enum SummaryTable {
     public static func render(_ result: ReplayResult) -> String {
-        let all = result.rows.filter { $0.layer == "all" && $0.head == "all" }
+        let all = result.rows.filter { $0.layer == nil && $0.head == nil }
         let layers = result.info.recordedLayers
         var table: [[String]] = [["metric", "all layers", "layer \(layers.first ?? 0)", "layer \(layers.last ?? 0)"]]
         var notes: [String] = []

@@ -50,7 +50,9 @@ public struct Sweep: Sendable {
             guard P >= 1 && P <= info.shape.seqLen else {
                 throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen) for \(info.name)")
             }
-            let runs = try combinations.map(PlannedRun.init)
+            let runs = try combinations.map { c in
+                do { return try PlannedRun(c) } catch { throw SimulatorError("\(error)") }
+            }
             let metrics = metrics, settings = settings
             let store = PartStore(dir: parts, traceHash: info.contentHash.isEmpty ? info.name : info.contentHash)
             try parallelEach(info.recordedLayers, workers: workers, { l in
@@ -71,7 +73,8 @@ public struct Sweep: Sendable {
             all += layerRows
             all += LayerEngine.aggregate(layerRows, metrics: metrics)
         }
-        let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), budgets: combinations.map(\.budgetText),
+        let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), params: combinations.map(\.paramsText),
+                                      budgets: combinations.map(\.budgetText),
                                       metrics: metrics.map { type(of: $0).id })
         try AtomicFile.write(Data(ResultWriter.csv(sorted).utf8), to: results)
         try AtomicFile.write(try ResultWriter.json(sorted, metadata: metadata(sorted.count)), to: out.appendingPathComponent("results.json"))

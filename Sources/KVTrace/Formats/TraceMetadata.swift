@@ -76,10 +76,11 @@ public enum TraceMetadata {
         }
         let shape = TraceShape(layers: layers, queryHeads: heads, kvHeads: kvHeads, headDim: headDim, seqLen: seqLen,
                                prefillLen: prefill, queryRows: qStart ..< qStop, kvHeadOfQueryHead: map)
-        let info = TraceInfo(name: name, modelName: modelName, shape: shape, modality: modality, images: images,
+        var info = TraceInfo(name: name, modelName: modelName, shape: shape, modality: modality, images: images,
                              recordedLayers: [], attnScale: scale, causal: causal,
                              syntheticImageTokens: (j["synthetic_image_tokens"] as? Bool) ?? images.contains { $0.isPseudo },
                              extras: extras)
+        try parseLayoutExtensions(j, into: &info, file: file)
         try validate(info, file: file)
         return (info, layerFiles)
     }
@@ -110,7 +111,8 @@ public enum TraceMetadata {
             levels = lv.map { row in row.map { ($0 as? NSNumber)?.doubleValue ?? 0 } }
         }
         return ImageSpan(id: imageId, positions: start ..< stop, grid: grid, tiles: tiles,
-                         isPseudo: (img["pseudo"] as? Bool) ?? false, source: img["source"] as? String, levels: levels)
+                         isPseudo: (img["pseudo"] as? Bool) ?? false, source: img["source"] as? String, levels: levels,
+                         label: img["label"] as? String)
     }
 
     /// The metadata checks of TRACE-FORMAT.md §4 that need no tensor data.
@@ -144,9 +146,6 @@ public enum TraceMetadata {
             if n > 0, spans[n - 1].positions.upperBound > r.lowerBound {
                 throw fail("image spans \(spans[n - 1].id) and \(img.id) overlap")
             }
-            if let p = r.first(where: { info.modality[$0] == .text }) {
-                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
-            }
             guard img.grid.count == r.count || !img.tiles.isEmpty else {
                 throw fail("image \(img.id) grid \(img.grid) has \(img.grid.count) patches, span has \(r.count) tokens")
             }
@@ -157,6 +156,13 @@ public enum TraceMetadata {
                 guard t.grid.count == t.positions.count else {
                     throw fail("a tile of image \(img.id) has grid \(t.grid) for \(t.positions.count) tokens")
                 }
+            }
+            for (a, b) in zip(img.tiles, img.tiles.dropFirst()) where a.positions.upperBound > b.positions.lowerBound {
+                throw fail("tiles of image \(img.id) overlap or are out of order")
+            }
+            // an image with tiles may hold text between its tiles (tile tags); its tiles may not
+            if let p = img.tokenRanges.joined().first(where: { info.modality[$0] == .text }) {
+                throw fail("image \(img.id) span [\(r.lowerBound), \(r.upperBound)) covers text position \(p) (token_modality 0)")
             }
         }
     }
@@ -171,6 +177,7 @@ public enum TraceMetadata {
             if !i.tiles.isEmpty { o["tiles"] = i.tiles.map { span($0, tile: true) } }
             if i.isPseudo { o["pseudo"] = true }
             if let src = i.source { o["source"] = src }
+            if let label = i.label { o["label"] = label }
             if let lv = i.levels { o["levels"] = lv }
             return o
         }
@@ -187,6 +194,7 @@ public enum TraceMetadata {
             "synthetic_image_tokens": info.syntheticImageTokens,
         ]
         if let layerFiles { o["layer_files"] = layerFiles }
+        layoutExtensionObject(info).forEach { o[$0.key] = $0.value }
         for (k, v) in info.extras where k != "recorder" { o[k] = v }
         for (k, v) in extra { o[k] = v }
         return o

@@ -40,9 +40,11 @@ public struct ImageSpan: Sendable, Hashable, Codable {
     public var source: String?
     /// Optional grey levels of a pseudo-image (row-major, `grid` sized) for drawing.
     public var levels: [[Double]]?
+    /// A tile's name, e.g. "base", "high-res", "row 1 col 2", "global", "frame 0" (nil: none given).
+    public var label: String?
 
     public init(id: Int, positions: Range<Int>, grid: GridSize? = nil, tiles: [ImageSpan] = [],
-                isPseudo: Bool = false, source: String? = nil, levels: [[Double]]? = nil) {
+                isPseudo: Bool = false, source: String? = nil, levels: [[Double]]? = nil, label: String? = nil) {
         self.id = id
         self.positions = positions
         self.grid = grid ?? GridSize.guess(positions.count)
@@ -50,7 +52,12 @@ public struct ImageSpan: Sendable, Hashable, Codable {
         self.isPseudo = isPseudo
         self.source = source
         self.levels = levels
+        self.label = label
     }
+
+    /// The positions holding the image's tokens: its tiles' spans when it has tiles (an image
+    /// may hold text tokens between its tiles, such as Idefics3's tile tags), else its own span.
+    public var tokenRanges: [Range<Int>] { tiles.isEmpty ? [positions] : tiles.map(\.positions) }
 }
 
 /// The shape of a trace: `L`, `H`, `KVH`, `D`, `T`, `P`, the recorded query rows and the GQA map.
@@ -114,6 +121,15 @@ public struct TraceInfo: Sendable, Codable {
     public var contentHash: String
     /// Free-form provenance kept for display (`recorder`, `notes`, `generated_text`, …).
     public var extras: [String: String]
+    /// The position ids the model used, when they are not `0 ..< T`: one row of `T` ids, or three
+    /// rows (temporal, height, width) for M-RoPE (Qwen2-VL). Nil means `0 ..< T`.
+    public var positionIDs: [[Int]]?
+    /// Sliding-window layers: layer → window `W` (row `i` reads keys `i − W + 1 … i`, and the
+    /// layer's cache holds `min(T, W)` keys). Layers absent here read every earlier key.
+    public var slidingWindows: [Int: Int] = [:]
+    /// Spans whose tokens also read the later tokens of the same span (Gemma 3 images): attention
+    /// above the diagonal is expected there.
+    public var bidirectionalSpans: [Range<Int>] = []
 
     public init(name: String, modelName: String, shape: TraceShape, modality: [Modality], images: [ImageSpan],
                 recordedLayers: [Int], attnScale: Double? = nil, causal: Bool = true,
@@ -145,7 +161,7 @@ public struct TraceInfo: Sendable, Codable {
     /// The image id of each position, or nil for non-image positions.
     public var imageIdOfPosition: [Int?] {
         var out = [Int?](repeating: nil, count: shape.seqLen)
-        for span in images { for p in span.positions where p < out.count { out[p] = span.id } }
+        for span in images { for r in span.tokenRanges { for p in r where p < out.count { out[p] = span.id } } }
         return out
     }
 }

@@ -37,8 +37,10 @@ public struct LayerInspection: Sendable, Codable {
                     for j in 0 ..< T { sum += Double(r[j]) }
                     rowErr = max(rowErr, abs(sum - 1))
                     let pos = q0 + i
-                    if info.causal, pos + 1 < T {
-                        for j in (pos + 1) ..< T { above = max(above, Double(abs(r[j]))) }
+                    // a bidirectional span's tokens may read the rest of their span
+                    let from = info.bidirectionalSpans.first { $0.contains(pos) }?.upperBound ?? (pos + 1)
+                    if info.causal, from < T {
+                        for j in from ..< T { above = max(above, Double(abs(r[j]))) }
                     }
                     if !colsum.isEmpty, pos < s.prefillLen {
                         for j in 0 ..< T { colsum[h * T + j] += Double(r[j]) }

@@ -9,13 +9,15 @@ struct InfoCommand: ParsableCommand {
         abstract: "Describe a trace: shape, GQA map, modality spans, tensors per layer, and sanity checks.",
         discussion: """
             Prints the model, layers, query heads, KV heads (with the GQA map), head dim, sequence \
-            length, prefill length, recorded query rows, text/image runs with image ids and patch grids, \
+            length, prefill length, recorded query rows, text/image runs with image ids and patch grids \
+            (each tile of a tiled image with its own grid and label), position ids when they are not \
+            0 ..< T (M-RoPE), sliding-window layers and bidirectional spans, \
             the tensors of each layer with dtypes and shapes, bytes on disk, and checks every layer: \
             NaN/Inf (an error), rows summing to 1, the causal mask, and stored versus recomputed \
             column sums (warnings). Exit status 2 when the trace is malformed or holds NaN/Inf.
 
             Examples:
-              kvscope info ../shared/traces/smollm2-pseudoimg2x64-full
+              kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24
               kvscope info s1_text_heavy.npz --attn in_attention --keys in_keys --values in_values \\
                   --queries in_queries --token-kind in_token_kind
               kvscope info my-trace --json | jq .images
@@ -81,8 +83,17 @@ struct InfoCommand: ParsableCommand {
                 "modality_runs": runs,
                 "images": info.images.map { img in
                     ["image_id": img.id, "start": img.positions.lowerBound, "stop": img.positions.upperBound,
-                     "grid": [img.grid.rows, img.grid.cols], "pseudo": img.isPseudo, "tiles": img.tiles.count] as [String: Any]
+                     "grid": [img.grid.rows, img.grid.cols], "pseudo": img.isPseudo,
+                     "tiles": img.tiles.map { t -> [String: Any] in
+                         var o: [String: Any] = ["start": t.positions.lowerBound, "stop": t.positions.upperBound,
+                                                 "grid": [t.grid.rows, t.grid.cols]]
+                         if let l = t.label { o["label"] = l }
+                         return o
+                     }] as [String: Any]
                 },
+                "position_ids": info.positionIDs.map { ["rows": $0.count, "max": $0.joined().max() ?? 0] as [String: Any] } ?? NSNull(),
+                "sliding_windows": Dictionary(uniqueKeysWithValues: info.slidingWindows.map { (String($0.key), $0.value) }),
+                "bidirectional_spans": info.bidirectionalSpans.map { [$0.lowerBound, $0.upperBound] },
                 "layer_tensors": layerSummaries,
                 "files": source.files.map { ["path": $0.path, "bytes": $0.bytes] as [String: Any] },
                 "bytes_on_disk": source.totalBytes, "content_hash": info.contentHash,
@@ -122,12 +133,33 @@ struct InfoCommand: ParsableCommand {
             (s.queryRows.upperBound > s.prefillLen ? ", \(s.queryRows.upperBound - max(s.prefillLen, s.queryRows.lowerBound)) future" : "") + ")")
         row("causal", info.causal ? "yes" : "no")
         row("attn scale", String(format: "%.6g", info.attnScale))
+        if let p = info.positionIDs {
+            row("position ids", p.count == 3 ? "M-RoPE, 3 × \(s.seqLen) (temporal, height, width), largest \(p.joined().max() ?? 0)"
+                : "\(p.count) × \(s.seqLen), not 0 ..< T, largest \(p.joined().max() ?? 0)")
+        }
+        if !info.slidingWindows.isEmpty {
+            let byWindow = Dictionary(grouping: info.slidingWindows.keys.sorted()) { info.slidingWindows[$0]! }
+            row("sliding window", byWindow.keys.sorted().map { w in
+                "layers \(byWindow[w]!.rangesText): window \(w) (cache holds \(min(w, s.seqLen)) keys)" }.joined(separator: "; ")
+                + "; other layers full")
+        }
+        if !info.bidirectionalSpans.isEmpty {
+            row("bidirectional", info.bidirectionalSpans.map { "[\($0.lowerBound), \($0.upperBound))" }.joined(separator: " ")
+                + "  (tokens also read the rest of their span)")
+        }
         print("spans")
         for r in info.modalityRuns {
             var line = "  \(r.modality.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(r.positions.lowerBound) ..< \(r.positions.upperBound)  (\(r.positions.count) tokens)"
-            let imgs = info.images.filter { r.positions.overlaps($0.positions) }
-            if !imgs.isEmpty {
-                line += "  " + imgs.map { "image \($0.id) [\($0.positions.lowerBound), \($0.positions.upperBound)) grid \($0.grid)\($0.isPseudo ? " pseudo" : "")\($0.tiles.isEmpty ? "" : " \($0.tiles.count) tiles")" }.joined(separator: "; ")
+            if r.modality != .text {
+                let imgs = info.images.filter { r.positions.overlaps($0.positions) }
+                line += imgs.isEmpty ? "" : "  " + imgs.map { img in
+                    let head = "image \(img.id)\(img.isPseudo ? " pseudo" : "")"
+                    if img.tiles.isEmpty { return "\(head) [\(img.positions.lowerBound), \(img.positions.upperBound)) grid \(img.grid)" }
+                    let tiles = img.tiles.enumerated().filter { r.positions.overlaps($0.element.positions) }.map { k, t in
+                        "tile \(t.label.map { "'\($0)'" } ?? String(k)) of \(img.tiles.count) [\(t.positions.lowerBound), \(t.positions.upperBound)) grid \(t.grid)"
+                    }
+                    return "\(head) " + tiles.joined(separator: ", ")
+                }.joined(separator: "; ")
             }
             print(line)
         }

@@ -1,38 +1,182 @@
 import ArgumentParser
+import Foundation
 import KVPolicies
 
-/// `kvscope policies`: every policy id with a one-line description and its parameters.
+/// `kvscope policies [ID]`: the policy catalogue, derived from each policy's declaration.
 struct PoliciesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policies",
-        abstract: "List every cache policy id with a one-line description and its parameters.",
-        discussion: "Set a parameter with --param key=value on simulate. Every non-merging policy also takes --merge pivotal|average|weighted."
+        abstract: "List the cache policies, or print one policy's rule, parameters and paper.",
+        discussion: """
+            Without an id: every policy with a one-line summary, what it reads from a trace, its traits and \
+            parameters. With an id: its full rule (formula, ties, early exits, the official code's quirks). \
+            Set a parameter with --param name=value on simulate and render, or sweep a list of values with \
+            --param name=v1,v2 on sweep. Every non-merging policy also takes --merge pivotal|average|weighted.
+
+            Examples:
+              kvscope policies
+              kvscope policies lookm
+              kvscope policies snapkv --json
+              kvscope policies --markdown -o docs/policy-catalogue.md
+            """
     )
 
+    @Argument(help: ArgumentHelp("A policy id (case-insensitive).", valueName: "id"))
+    var id: String?
     @Flag(name: .customLong("ids"), help: "Print the ids only, one per line.")
     var idsOnly = false
+    @Flag(name: .customLong("json"), help: "Print the declarations as JSON.")
+    var json = false
+    @Flag(name: .customLong("markdown"), help: "Print the whole catalogue as Markdown (the policy catalogue of docs/).")
+    var markdown = false
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var output: String?
+
+    func validate() throws {
+        if [idsOnly, json, markdown].filter({ $0 }).count > 1 { throw ValidationError("use one of --ids, --json, --markdown") }
+        if let id {
+            do { _ = try PolicyRegistry.resolve(id) } catch let e as PolicyError { throw ValidationError("\(id): \(e.message)") }
+        }
+    }
 
     func run() throws {
+        let chosen = try id.map { [try PolicyRegistry.resolve($0)] } ?? PolicyRegistry.declarations
+        let text: String
         if idsOnly {
-            for e in PolicyRegistry.entries { print(e.id) }
-            return
+            text = chosen.map(\.id).joined(separator: "\n") + "\n"
+        } else if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let docs = chosen.map(DeclarationJSON.init)
+            text = String(decoding: try id == nil ? e.encode(docs) : e.encode(docs[0]), as: UTF8.self) + "\n"
+        } else if markdown {
+            text = PolicyCatalogue.markdown(chosen)
+        } else if id != nil {
+            text = PolicyCatalogue.detail(chosen[0])
+        } else {
+            text = PolicyCatalogue.listing(chosen)
         }
-        let width = PolicyRegistry.ids.map(\.count).max() ?? 0
-        for e in PolicyRegistry.entries {
-            var line = e.id.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + e.summary
-            if let m = e.officialMode { line += " [official kv_mode \(m)]" }
-            print(line)
-            let pad = String(repeating: " ", count: width + 2)
-            var details = "needs: \(e.requirements)"
-            if e.usesRecent { details += "; uses the recent window r" }
-            if e.merges { details += "; merges" }
-            print(pad + details)
-            for p in e.parameters {
-                print(pad + "--param \(p.name)=\(p.defaultValue.isEmpty ? "…" : p.defaultValue)  \(p.help)")
+        if let output {
+            try writeOutput(Data(text.utf8), to: output, flag: "--output")
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
+
+/// A declaration as JSON (`kvscope policies --json`).
+struct DeclarationJSON: Encodable {
+    struct Parameter: Encodable {
+        var name: String
+        var domain: String
+        var defaultValue: ParameterValue?
+        var help: String
+        var column: String
+        enum CodingKeys: String, CodingKey { case name, domain, defaultValue = "default", help, column }
+    }
+    var id: String
+    var summary: String
+    var paper: String
+    var officialMode: String?
+    var base: String
+    var merge: String?
+    var requirements: String
+    var traits: [String]
+    var parameters: [Parameter]
+    var rule: String
+    enum CodingKeys: String, CodingKey {
+        case id, summary, paper, officialMode = "official_mode", base, merge, requirements, traits, parameters, rule
+    }
+
+    init(_ d: PolicyDeclaration) {
+        id = d.id
+        summary = d.summary
+        paper = d.paper
+        officialMode = d.officialMode
+        base = d.baseID
+        merge = d.composition?.merge.rawValue
+        requirements = d.requirements.description
+        traits = PolicyCatalogue.traitNames(d.traits)
+        parameters = d.parameters.map { Parameter(name: $0.name, domain: $0.domain, defaultValue: $0.defaultValue, help: $0.help, column: $0.column) }
+        rule = d.rule
+    }
+}
+
+/// The texts of `kvscope policies`, all from the declarations.
+enum PolicyCatalogue {
+    static func traitNames(_ t: PolicyTraits) -> [String] {
+        [(PolicyTraits.merges, "merges"), (.usesRecent, "uses the recent window r"), (.keepsExactlyC, "keeps exactly C"),
+         (.sharedByHeads, "one set for all heads"), (.reference, "reference")].filter { t.contains($0.0) }.map(\.1)
+    }
+
+    static func parameterLine(_ p: ParameterSpec) -> String {
+        "--param \(p.name)=\(p.defaultValue?.description ?? "…")  \(p.help) [\(p.domain)]"
+    }
+
+    static func listing(_ ds: [PolicyDeclaration]) -> String {
+        let width = ds.map(\.id.count).max() ?? 0
+        let pad = String(repeating: " ", count: width + 2)
+        var out = ""
+        for d in ds {
+            out += d.id.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + d.summary
+            if let m = d.officialMode { out += " [official kv_mode \(m)]" }
+            out += "\n" + pad + (["needs: \(d.requirements)"] + traitNames(d.traits)).joined(separator: "; ") + "\n"
+            for p in d.parameters { out += pad + parameterLine(p) + "\n" }
+        }
+        out += "\nRun options (all policies): --fidelity code|intended (default code), --gqa mean|max|sum (default mean), --seed N,\n"
+        out += "--merge pivotal|average|weighted and --merge-filter rank-shared|per-head. Ties go to the lowest position.\n"
+        out += "`kvscope policies ID` prints a policy's full rule.\n"
+        return out
+    }
+
+    static func detail(_ d: PolicyDeclaration) -> String {
+        var out = "\(d.id): \(d.summary)\n"
+        out += "paper: \(d.paper)\n"
+        if let m = d.officialMode { out += "official kv_mode: \(m)\n" }
+        if let c = d.composition { out += "is: \(c.base) under the \(c.merge.rawValue) merge\n" }
+        out += "needs: \(d.requirements)\n"
+        if !d.traits.isEmpty { out += "traits: \(traitNames(d.traits).joined(separator: ", "))\n" }
+        out += "\n" + wrap(d.rule, width: 96) + "\n"
+        if !d.parameters.isEmpty {
+            out += "\nparameters:\n"
+            for p in d.parameters { out += "  " + parameterLine(p) + "\n" }
+        }
+        return out
+    }
+
+    static func markdown(_ ds: [PolicyDeclaration]) -> String {
+        var out = "# Policy catalogue\n\nGenerated by `kvscope policies --markdown` from the policies' declarations; "
+        out += "do not edit by hand. Budgets, fidelity, GQA and the merge wrapper are explained in [policies.md](policies.md).\n\n"
+        out += "| id | summary | needs | parameters |\n|---|---|---|---|\n"
+        for d in ds {
+            let params = d.parameters.map { "`\($0.name)=\($0.defaultValue?.description ?? "…")`" }.joined(separator: " ")
+            out += "| [`\(d.id)`](#\(d.id)) | \(d.summary) | \(d.requirements) | \(params) |\n"
+        }
+        for d in ds {
+            out += "\n## \(d.id)\n\n\(d.summary). *\(d.paper)*"
+            if let m = d.officialMode { out += "; official `kv_mode` `\(m)`" }
+            out += ".\n\n"
+            if let c = d.composition { out += "Exactly `\(c.base)` under the `\(c.merge.rawValue)` merge.\n\n" }
+            out += d.rule + "\n\n"
+            out += "Needs: \(d.requirements)."
+            if !d.traits.isEmpty { out += " Traits: \(traitNames(d.traits).joined(separator: ", "))." }
+            out += "\n"
+            if !d.parameters.isEmpty {
+                out += "\n| parameter | default | values | meaning |\n|---|---|---|---|\n"
+                for p in d.parameters { out += "| `\(p.name)` | \(p.defaultValue.map { "`\($0)`" } ?? "derived") | \(p.domain) | \(p.help) |\n" }
             }
         }
-        print("")
-        print("Run options (all policies): --fidelity code|intended (default code), --gqa mean|max|sum (default mean), --seed N,")
-        print("--merge pivotal|average|weighted and --merge-filter rank-shared|per-head. Ties go to the lowest position.")
+        return out
+    }
+
+    /// Wraps `text` at spaces to lines of at most `width` characters.
+    static func wrap(_ text: String, width: Int) -> String {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines.joined(separator: "\n")
     }
 }

@@ -10,90 +10,62 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Replay every combination of policies and budgets on traces and write tidy results.",
         discussion: """
-            Each layer is compressed once at P (default: the prefill length; --at N), the decision applied \
-            to every KV head (kept, dropped, merged K/V), later positions appended unchanged, and the \
-            metrics of METRICS.md measured on the evaluation rows: true future rows when the trace records \
-            them, else the last --window prefill rows (eval_rows = proxy). Layers stream two at a time; \
-            each layer is mapped once for all combinations.
+            Runs every combination of the grid axes: --policies × --merge × each --param list × --fidelity × \
+            the budget axis (--budgets, --tokens, or --hh-ratio × --recent-ratio, each crossed with \
+            --recent-share). Each layer is compressed once at P (default: the prefill length; --at N), the \
+            decision applied to every KV head (kept, dropped, merged K/V), later positions appended unchanged, \
+            and every metric measured on the evaluation rows: the rows after P when the trace records them, else \
+            the last --proxy-rows prefill rows (eval_rows = proxy). Layers stream two at a time; work that \
+            several settings share (scores, merge assignments) is computed once per layer.
 
-            Writes OUT/results.csv (one row per trace × policy × budget × metric × layer, plus layer = all; \
-            loads with pandas.read_csv as is) and OUT/results.json (the same rows plus run metadata). \
-            Both appear atomically. Finished layers are kept in OUT/.parts, so an interrupted sweep rerun \
-            with --resume skips what is already written. A metric whose inputs the trace lacks has an \
-            empty value and a note.
+            Writes OUT/results.csv (one row per trace × setting × metric × layer, plus the all-layers rows; \
+            one column per grid axis; `pandas.read_csv` loads it with numeric columns; see docs/results.md) \
+            and OUT/results.json (the same rows plus run metadata). An interrupted sweep rerun with --resume \
+            skips the layers already written. A metric whose inputs the trace lacks has an empty value and a \
+            note; the summary at the end counts such cells.
+
+            Examples:
+              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep
+              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,text-prior \\
+                  --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios
             """
     )
 
     @Argument(help: ArgumentHelp("Traces: attn-trace v1 folders or single-file attn-trace .safetensors.", valueName: "trace"))
     var traces: [String]
-    @Option(name: .customLong("policies"), help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,c"))
-    var policies: String
-    @Option(name: .customLong("budgets"), help: ArgumentHelp("Comma-separated budget fractions b (C = int(P·b)).", valueName: "b1,b2,…"))
-    var budgets: String = "0.05,0.1,0.2,0.3,0.5"
-    @Option(name: .customLong("recent-share"), help: "Share of C spent on the recent window (default 0.5).")
-    var recentShare: Double = 0.5
-    @Option(name: .customLong("fidelity"), help: ArgumentHelp("code, intended, or both (code,intended).", valueName: "list"))
-    var fidelity: String = "code"
-    @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: all of METRICS.md).", valueName: "list"))
+    @OptionGroup var grid: GridOptions
+    @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
     var metrics: String?
     @Option(name: .customLong("at"), help: "Compression point P (default: the trace's prefill length).")
     var at: Int?
     @Option(name: .customLong("topk"), help: "k of topk_recall.")
     var topK: Int = 16
-    @Option(name: .customLong("window"), help: "Proxy evaluation window W when a trace has no future rows.")
-    var window: Int = 32
+    @Option(name: .customLong("proxy-rows"), help: "Proxy evaluation rows W: the last W prefill rows, used when a trace has no rows after P.")
+    var proxyRows: Int = 32
     @Flag(name: .customLong("per-head"), help: "Also write one row per query head.")
     var perHead = false
-    @Option(name: .customLong("out"), help: ArgumentHelp("Output folder (default: a new folder under Output/).", valueName: "dir"))
+    @Option(name: [.customShort("o"), .customLong("output"), .customLong("out")], help: ArgumentHelp("Output folder (default: a new folder under Output/).", valueName: "dir"))
     var out: String?
-    @Flag(name: .customLong("resume"), help: "Continue an interrupted sweep in --out, skipping finished combinations.")
+    @Flag(name: .customLong("resume"), help: "Continue an interrupted sweep in --output, skipping finished layers.")
     var resume = false
     @Option(name: .customLong("jobs"), help: "Layers processed at once.")
     var jobs: Int = 2
-
-    func parsedBudgets() throws -> [BudgetSpec] {
-        try budgets.split(separator: ",").map {
-            guard let b = Double($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--budgets: '\($0)' is not a number") }
-            let spec = BudgetSpec.fraction(b, recentShare: recentShare)
-            if let p = spec.problem { throw ValidationError(p) }
-            return spec
-        }
-    }
-
-    func parsedPolicies() throws -> [String] {
-        let ids = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        for id in ids where PolicyRegistry.entry(id) == nil {
-            throw ValidationError("--policies: unknown id '\(id)' (known: \(PolicyRegistry.ids.joined(separator: ", ")))")
-        }
-        guard !ids.isEmpty else { throw ValidationError("--policies: empty list") }
-        return ids
-    }
-
-    func parsedFidelities() throws -> [Fidelity] {
-        try fidelity.split(separator: ",").map {
-            guard let f = Fidelity(rawValue: String($0)) else { throw ValidationError("--fidelity: '\($0)' is not code or intended") }
-            return f
-        }
-    }
+    @Flag(name: .customLong("json"), help: "Print the end-of-sweep summary as JSON.")
+    var json = false
 
     func validate() throws {
-        _ = try parsedBudgets(); _ = try parsedPolicies(); _ = try parsedFidelities()
         if let m = metrics { _ = try MetricCatalogue.select(m.split(separator: ",").map(String.init)) }
-        if resume && out == nil { throw ValidationError("--resume needs --out DIR (the folder of the interrupted sweep)") }
+        if resume && out == nil { throw ValidationError("--resume needs --output DIR (the folder of the interrupted sweep)") }
         guard topK >= 1 else { throw ValidationError("--topk must be ≥ 1") }
-        guard window >= 1 else { throw ValidationError("--window must be ≥ 1") }
-        guard jobs >= 1 else { throw ValidationError("--jobs must be ≥ 1") }
+        guard proxyRows >= 1 && proxyRows <= 1 << 24 else { throw ValidationError("--proxy-rows must be in 1…16777216") }
+        guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be in 1…256") }
     }
 
     func run() throws {
-        let ids = try parsedPolicies(), specs = try parsedBudgets(), fids = try parsedFidelities()
+        let combos = try grid.combinations()
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
-        var combos: [Combination] = []
-        for id in ids { for f in fids { for b in specs {
-            combos.append(Combination(policy: id, options: KVPolicies.PolicyOptions(fidelity: f), budget: b))
-        } } }
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0)) }
-        let settings = EvaluationSettings(compressionPoint: at, proxyWindow: window, topK: topK, perHead: perHead)
+        let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead)
         let outURL: URL
         if let o = out { outURL = URL(fileURLWithPath: o) } else {
             let f = DateFormatter()
@@ -102,6 +74,10 @@ struct SweepCommand: ParsableCommand {
         }
         let sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
         let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
+        var labels: [String] = []
+        for c in combos where !labels.contains(c.policy) { labels.append(c.policy) }
+        var budgets: [String] = []
+        for c in combos where !budgets.contains(c.budgetText) { budgets.append(c.budgetText) }
         let meta: (Int) -> SweepMetadata = { n in
             SweepMetadata(kvscopeVersion: KVScope.version, commandLine: CommandLine.arguments,
                           traces: sources.map { t in
@@ -110,12 +86,14 @@ struct SweepCommand: ParsableCommand {
                               return .init(path: t.path, name: t.source.info.name, hash: t.source.info.contentHash, compressionPoint: P,
                                            evalRows: qr.upperBound > P ? "future" : "proxy")
                           },
-                          policies: ids, budgets: specs.map { Combination.budgetText($0) }, fidelities: fids.map(\.rawValue),
-                          metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: window, rowCount: n)
+                          policies: labels, budgets: budgets, fidelities: grid.fidelity.values.map(\.rawValue),
+                          metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
         }
         let rows = try sweep.run(out: outURL, resume: resume, metadata: meta) { _, _ in progress.step() }
         progress.finish()
-        print("wrote \(rows.count) rows (\(combos.count) combinations × \(sources.count) trace(s)) to \(outURL.appendingPathComponent("results.csv").path) and results.json")
+        let summary = SweepSummary(rows, combinations: combos.count, traces: sources.count,
+                                   csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
+        print(json ? try summary.jsonText() : summary.text, terminator: "")
     }
 }
 

@@ -22,32 +22,36 @@ struct PolicyArguments: ParsableArguments {
             help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
     var params: [String] = []
 
-    func validate() throws {
-        guard let e = PolicyRegistry.entry(policy) else {
-            throw ValidationError("--policy \(policy): unknown id (known: \(PolicyRegistry.ids.joined(separator: ", ")))")
-        }
-        if merge != nil, e.merges { throw ValidationError("--merge: \(policy) already merges") }
-        _ = try parameters()
-    }
+    func validate() throws { _ = try configuration() }
 
-    /// `--param` pairs as a dictionary.
-    func parameters() throws -> [String: String] {
-        var out: [String: String] = [:]
-        for p in params {
-            let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--param: '\(p)' is not key=value") }
-            out[kv[0]] = kv[1]
-        }
-        return out
-    }
+    /// `--param` pairs as a dictionary (a repeated name is an error).
+    func parameters() throws -> [String: String] { try ParamFlag.pairs(params, flag: "--param") }
 
     var options: KVPolicies.PolicyOptions {
         KVPolicies.PolicyOptions(fidelity: fidelity, gqa: gqa, seed: seed, imageGate: imageGate)
     }
 
-    /// Builds the policy (a `PolicyError` for a bad parameter value).
-    func make() throws -> any CachePolicy {
-        try PolicyRegistry.make(policy, parameters: parameters(), merge: merge, filter: mergeFilter)
+    /// The configured policy the flags describe (a `PolicyError` names a bad id or parameter).
+    func configuration() throws -> PolicyConfiguration {
+        try PolicyConfiguration.parse(policy, parameters: parameters(), merge: merge, filter: mergeFilter)
+    }
+
+    /// Builds the policy.
+    func make() throws -> any CachePolicy { try configuration().make() }
+}
+
+/// `--param name=value` flags.
+enum ParamFlag {
+    /// Splits `name=value` pairs; a malformed or repeated pair is a `ValidationError` naming `flag`.
+    static func pairs(_ items: [String], flag: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for p in items {
+            let kv = p.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("\(flag): '\(p)' is not name=value") }
+            guard out[kv[0]] == nil else { throw ValidationError("\(flag): '\(kv[0])' is given twice") }
+            out[kv[0]] = kv[1]
+        }
+        return out
     }
 }
 

@@ -40,11 +40,10 @@ struct MergesCommand: ParsableCommand {
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
-        guard let e = PolicyRegistry.entry(policyID) else {
-            throw ValidationError("--policy \(policyID): unknown id (known: \(PolicyRegistry.ids.joined(separator: ", ")))")
-        }
-        if merge != nil, e.merges { throw ValidationError("--merge: \(policyID) already merges") }
-        if merge == nil, !e.merges { throw ValidationError("--policy \(policyID) does not merge: pick a merging policy or add --merge pivotal") }
+        let e: PolicyDeclaration
+        do { e = try PolicyRegistry.resolve(policyID) } catch let err as PolicyError { throw ValidationError("--policy \(policyID): \(err.message)") }
+        if merge != nil, e.traits.contains(.merges) { throw ValidationError("--merge: \(policyID) already merges") }
+        if merge == nil, !e.traits.contains(.merges) { throw ValidationError("--policy \(policyID) does not merge: pick a merging policy or add --merge pivotal") }
         guard budget.isFinite, budget > 0, budget <= 1 else { throw ValidationError("--budget must be in (0, 1], got \(budget)") }
         guard head >= 0 else { throw ValidationError("--head must be ≥ 0, got \(head)") }
     }

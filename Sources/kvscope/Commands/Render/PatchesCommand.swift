@@ -11,8 +11,9 @@ struct PatchesCommand: ParsableCommand {
         commandName: "patches",
         abstract: "Per-image patch grids: the fraction of (layer, KV head) pairs that keep each patch, one row per policy.",
         discussion: """
-            Patches are laid out row-major as the trace's images[].grid says; tiled images are drawn as \
-            separate sub-grids in tile order. A pseudo-image (text tokens standing in for an image) is titled \
+            Patches are laid out row-major as the trace's images[].grid says, non-square grids included; \
+            a tiled image (LLaVA-NeXT's base and high-res tiles, Idefics3's tiles and global tile, video \
+            frames) is drawn tile by tile, each on its own grid, titled with the tile's label. A pseudo-image (text tokens standing in for an image) is titled \
             so; when the trace carries its grey levels, the picture is drawn beside the first row.
 
             Example: kvscope render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2
@@ -41,8 +42,7 @@ struct PatchesCommand: ParsableCommand {
                 out.append((img, "\(name), \(img.grid)"))
             } else {
                 for (t, tile) in img.tiles.enumerated() {
-                    let last = t == img.tiles.count - 1
-                    out.append((tile, "\(name) \(last ? "thumbnail" : "tile \(t)"), \(tile.grid)"))
+                    out.append((tile, "\(name) \(tile.label ?? "tile \(t)"), \(tile.grid)"))
                 }
             }
         }

@@ -70,13 +70,13 @@ struct RenderPolicyOptions: ParsableArguments {
 
     /// The `--param` overrides for policy `id`.
     func parameters(for id: String) throws -> [String: String] {
-        let known = Set(PolicyRegistry.entry(id)?.parameters.map(\.name) ?? [])
+        let known = Set(PolicyRegistry.declaration(id)?.parameters.map(\.name) ?? [])
         var out: [String: String] = [:]
         for p in params {
             let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--param: '\(p)' is not [id.]key=value") }
             let dotted = kv[0].split(separator: ".", maxSplits: 1).map(String.init)
-            if dotted.count == 2, PolicyRegistry.entry(dotted[0]) != nil {
+            if dotted.count == 2, PolicyRegistry.declaration(dotted[0]) != nil {
                 if dotted[0] == id { out[dotted[1]] = kv[1] }
             } else if known.contains(kv[0]) {
                 out[kv[0]] = kv[1]
@@ -96,10 +96,9 @@ struct RenderPolicyOptions: ParsableArguments {
         }
         let ids = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !ids.isEmpty else { throw ValidationError("--policies: empty list") }
-        for id in ids where PolicyRegistry.entry(id) == nil {
-            throw ValidationError("--policies: unknown id '\(id)' (known: \(PolicyRegistry.ids.joined(separator: ", ")))")
+        return try ids.map { id in
+            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError { throw ValidationError("--policies: '\(id)': \(e.message)") }
         }
-        return ids
     }
 
     func validateBudget() throws {
@@ -240,7 +239,7 @@ enum RenderSupport {
     /// Runs each policy on each layer at the end of prefill. Each layer is read once.
     static func decide(_ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
                        progress label: String = "deciding") throws -> [PolicyRun] {
-        let policies = try ids.map { try PolicyRegistry.make($0, parameters: policy.parameters(for: $0)) }
+        let policies = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)).make() }
         var runs = ids.map { PolicyRun(id: $0, decisions: []) }
         let bar = Progress(total: layers.count * max(1, ids.count), label: label)
         defer { bar.finish() }

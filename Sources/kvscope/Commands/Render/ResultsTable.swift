@@ -103,7 +103,7 @@ struct ResultsTable {
         }
         let tc = column("trace_hash", "trace", "trace_name")
         let lc = column("layer")
-        let hc = column("head")
+        let hc = column("head_index", "head")
         let fc = column("fidelity")
         let mc = column("metric", "metric_id")
         let vc = column("value")
