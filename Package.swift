@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
-        .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPlot"]),
+        .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPolicies", "KVPlot"]),
         .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVCairo"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace"]),
     ]

@@ -12,7 +12,7 @@ extension TraceStudy {
     /// full cache is that reference line rather than a curve. Nil when no cell has a value.
     public func curvesFigure(_ s: SeriesID, notes: [String] = []) -> Figure? {
         let keptRatio = SeriesID("kept_ratio")
-        let drawn = cells.filter { !($0.policy == "full" && s.fullCacheValue != nil) && $0.value(s) != nil }
+        let drawn = cells.filter { !($0.isFullCache && s.fullCacheValue != nil) && $0.value(s) != nil }
         let actual = !drawn.isEmpty && drawn.allSatisfy { $0.value(keptRatio) != nil }
         var order: [String] = []
         var points: [String: [(x: Double, y: Double)]] = [:]

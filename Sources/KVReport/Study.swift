@@ -1,4 +1,5 @@
 import Foundation
+import KVPolicies
 import KVSimulator
 
 /// One metric series of a result table: `attention_recall`, `recall_image`, `image_retention[1]`.
@@ -38,12 +39,18 @@ public struct CellValue: Sendable, Hashable {
 
 /// One combination on one trace: a policy with its parameters and fidelity at one budget or setting.
 public struct StudyCell: Sendable {
+    /// The configured policy's label (`lookm`, `h2o+pivotal`), its base policy and merge strategy.
     public var policy: String
+    public var base: String
+    public var merge: String
     public var params: String
+    public var parameters: [String: ParameterValue]
     public var fidelity: String
     /// The budget fraction as asked, or nil for other settings (token counts, ratio pairs).
     public var budget: Double?
     public var budgetSpec: String
+    /// The recent window's share of C, for fraction and token budgets.
+    public var recentShare: Double?
     public var compressionPoint: Int
     public var nominalTokens: Int
     /// Mean actual kept count over KV heads and layers (the `layer = all` rows').
@@ -51,7 +58,17 @@ public struct StudyCell: Sendable {
     public var values: [SeriesID: CellValue] = [:]
 
     /// The full cache and the oracle are drawn as references, never ranked.
-    public var isReference: Bool { policy == "full" || policy == "oracle" }
+    public var isReference: Bool { (base == "full" || base == "oracle") && merge == "none" }
+    /// The full cache itself.
+    public var isFullCache: Bool { base == "full" && merge == "none" }
+
+    /// The configuration that produced the cell: the registry id before any `+merge` of the label,
+    /// the wrapped merge after it, and the recorded parameter values.
+    public var configuration: PolicyConfiguration {
+        let parts = policy.split(separator: "+", maxSplits: 1).map(String.init)
+        return PolicyConfiguration(parts.first ?? policy, parameters: parameters,
+                                   merge: parts.count > 1 ? MergeStrategy(rawValue: parts[1]) : nil)
+    }
 
     /// The setting as a reader names it: `0.2` for a fraction budget, else the spec with `, `.
     public var settingLabel: String {
@@ -105,9 +122,9 @@ public struct TraceStudy: Sendable {
 
 /// A sweep's rows arranged by trace and combination.
 ///
-/// Only rows with `head = all` are used: the `layer = all` row gives a cell's value (as the sweep
-/// aggregated it: mean over layers, a sum for `cache_bytes`), and the per-layer rows tell how many
-/// layers had a value. Per-head rows (`--per-head`) are ignored.
+/// Only the rows over all heads are used: the row over all layers gives a cell's value (as the
+/// sweep aggregated it: mean over layers, a sum for `cache_bytes`), and the per-layer rows tell how
+/// many layers had a value. Per-head rows (`--per-head`) are ignored.
 public struct Study: Sendable {
     public var traces: [TraceStudy]
 
@@ -126,17 +143,18 @@ public struct Study: Sendable {
         var cells: [String: StudyCell] = [:]
         var series: [SeriesID] = []
         var seen = Set<SeriesID>()
-        for r in rows where r.head == "all" {
+        for r in rows where r.head == nil {
             let k = r.combinationKey
             if cells[k] == nil {
                 keys.append(k)
-                cells[k] = StudyCell(policy: r.policy, params: r.params, fidelity: r.fidelity, budget: r.budget, budgetSpec: r.budgetSpec,
+                cells[k] = StudyCell(policy: r.policy, base: r.base, merge: r.merge, params: r.params, parameters: r.parameters,
+                                     fidelity: r.fidelity, budget: r.budget, budgetSpec: r.budgetSpec, recentShare: r.recentShare,
                                      compressionPoint: r.compressionPoint, nominalTokens: r.nominalTokens, actualTokens: r.actualTokens)
             }
             let s = SeriesID(r.metric, image: r.image)
             if seen.insert(s).inserted { series.append(s) }
             var v = cells[k]!.values[s] ?? CellValue()
-            if r.layer == "all" {
+            if r.layer == nil {
                 v.value = r.value.flatMap { $0.isFinite ? $0 : nil }
                 v.note = v.value == nil ? (r.note ?? "no value") : nil
                 cells[k]!.actualTokens = r.actualTokens

@@ -229,7 +229,8 @@ public struct StudyReport: Sendable {
                             r.element("td", [("class", "pol")]) { Self.policyName(c.policy, &$0) }
                             r.element("td") { $0.element("code", text: c.params.isEmpty ? "—" : c.params.replacingOccurrences(of: ";", with: ", ")) }
                             r.element("td", text: c.fidelity)
-                            r.element("td", text: PolicyRegistry.entry(c.policy)?.summary ?? "")
+                            let conf = c.configuration
+                            r.element("td", text: (PolicyRegistry.declaration(conf.id)?.summary ?? "") + (conf.merge.map { "; merged (\($0.rawValue))" } ?? ""))
                         }
                     }
                     t.raw("</tbody>")
@@ -276,7 +277,7 @@ public struct StudyReport: Sendable {
     /// A policy × setting table of `t`: the headline series, or every series.
     func summaryTable(_ t: TraceStudy, _ m: inout Markup, headline: Bool) {
         let cols = t.series.filter { !headline || Self.isHeadline($0) }
-        let full = t.cells.first { $0.policy == "full" }
+        let full = t.cells.first { $0.isFullCache }
         m.element("div", [("class", "scroll")]) { d in
             d.element("table", [("class", headline ? "summary" : "series"), ("data-trace", t.name)]) { tb in
                 tb.element("caption") { c in
@@ -309,7 +310,7 @@ public struct StudyReport: Sendable {
                 }
                 tb.raw("</tbody>")
                 for setting in t.settings {
-                    let group = t.cells.filter { $0.budgetSpec == setting && $0.policy != "full" }
+                    let group = t.cells.filter { $0.budgetSpec == setting && !$0.isFullCache }
                     guard !group.isEmpty else { continue }
                     let ranked = group.filter { !$0.isReference }
                     var best: [SeriesID: Double] = [:]
@@ -317,7 +318,7 @@ public struct StudyReport: Sendable {
                         let vs = ranked.compactMap { $0.value(s) }
                         if ranked.count > 1, let b = s.preference == .higher ? vs.max() : vs.min() { best[s] = b }
                     }
-                    let ordered = group.filter { $0.policy == "oracle" } + group.filter { $0.policy != "oracle" }
+                    let ordered = group.filter(\.isReference) + group.filter { !$0.isReference }
                     tb.raw("<tbody>")
                     for (i, c) in ordered.enumerated() {
                         tb.element("tr", [("class", c.isReference ? "ref" : nil)]) { r in

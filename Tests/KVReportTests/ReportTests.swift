@@ -1,5 +1,6 @@
 import Foundation
 import KVPlot
+import KVPolicies
 @testable import KVReport
 import KVSimulator
 import Testing
@@ -16,21 +17,21 @@ func rows(policies: [String], budgets: [Double], metrics: [String],
                 for l in 0 ..< 2 {
                     let v = value(p, b, m, l)
                     layerValues.append(v)
-                    out.append(row(p, b, m, layer: "\(l)", v, note: v == nil ? note : nil))
+                    out.append(row(p, b, m, layer: l, v, note: v == nil ? note : nil))
                 }
                 let defined = layerValues.compactMap { $0 }
                 let all = defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count)
-                out.append(row(p, b, m, layer: "all", all, note: all == nil ? note : nil))
+                out.append(row(p, b, m, layer: nil, all, note: all == nil ? note : nil))
             }
         }
     }
     return out
 }
 
-func row(_ p: String, _ b: Double, _ m: String, layer: String, _ v: Double?, note: String?) -> ResultRow {
-    ResultRow(trace: "toy", traceHash: "hash-toy", policy: p, params: "", fidelity: "code", budget: b,
-              budgetSpec: "fraction=\(b);recent_share=0.5", compressionPoint: 100, nominalTokens: Int(100 * b),
-              actualTokens: 100 * b, metric: m, layer: layer, head: "all", image: nil, value: v,
+func row(_ p: String, _ b: Double, _ m: String, layer: Int?, _ v: Double?, note: String?) -> ResultRow {
+    ResultRow(trace: "toy", traceHash: "hash-toy", configuration: PolicyConfiguration(p), fidelity: "code",
+              budget: .fraction(b, recentShare: 0.5), compressionPoint: 100, nominalTokens: Int(100 * b),
+              actualTokens: 100 * b, metric: m, layer: layer, head: nil, image: nil, value: v,
               evalRows: .future, evalRowCount: 8, note: note)
 }
 

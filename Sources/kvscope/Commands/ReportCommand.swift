@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVPlot
+import KVPolicies
 import KVReport
 import KVSimulator
 import KVTrace
@@ -162,7 +163,8 @@ struct ReportCommand: ParsableCommand {
     }
 
     /// Retention maps and patch grids of `t` at the chosen budget, replayed from the trace with
-    /// the run's policies, parameters and first fidelity (the full cache, which keeps everything, is left out).
+    /// the run's policies (each with its first parameter setting in the results) and first fidelity;
+    /// the full cache, which keeps everything, is left out.
     func traceMaps(_ t: TraceStudy, source: (any TraceSource)?) throws -> TraceMaps? {
         let budgets = t.budgets
         guard let b = budget ?? (budgets.isEmpty ? nil : budgets[(budgets.count - 1) / 2]) else {
@@ -174,32 +176,29 @@ struct ReportCommand: ParsableCommand {
             return maps
         }
         let fidelity = t.fidelities.first ?? "code"
-        var ids: [String] = []
-        var params: [String] = []
-        for c in t.cells where c.fidelity == fidelity && c.policy != "full" && !ids.contains(c.policy) {
-            ids.append(c.policy)
-            for kv in c.params.split(separator: ";") where kv.contains("=") { params.append("\(c.policy).\(kv)") }
+        var configurations: [PolicyConfiguration] = []
+        var recentShare = 0.5
+        for c in t.cells where c.fidelity == fidelity && !c.isFullCache && !configurations.contains(where: { $0.label == c.policy }) {
+            configurations.append(c.configuration)
+            if c.budget == b, let s = c.recentShare { recentShare = s }
         }
-        guard !ids.isEmpty else { maps.notes.append("No retention map: the run has no policy other than the full cache."); return maps }
-        let options: RenderPolicyOptions
-        do {
-            options = try RenderPolicyOptions.parse(["--policies", ids.joined(separator: ","), "--budget", "\(b)", "--fidelity", fidelity]
-                + params.flatMap { ["--param", $0] })
-        } catch {
-            maps.notes.append("No retention map: the run's policies cannot be replayed here (\(error)).")
-            return maps
-        }
+        guard !configurations.isEmpty else { maps.notes.append("No retention map: the run has no policy other than the full cache."); return maps }
+        let options = KVPolicies.PolicyOptions(fidelity: Fidelity(rawValue: fidelity) ?? .code)
+        let spec = BudgetSpec.fraction(b, recentShare: recentShare)
         let info = source.info
         let layers = info.recordedLayers
         // All policies in one pass over the layers; when one cannot run on this trace, each on its own.
         var runs: [PolicyRun]
         do {
-            runs = try RenderSupport.decide(ids, source: source, layers: layers, policy: options, progress: "report: replaying \(info.name)")
+            runs = try RenderSupport.decide(configurations, source: source, layers: layers, budget: spec, options: options,
+                                            progress: "report: replaying \(info.name)")
         } catch {
             runs = []
-            for id in ids {
-                do { runs += try RenderSupport.decide([id], source: source, layers: layers, policy: options, progress: "report: replaying \(id)") } catch {
-                    maps.notes.append("\(id) is left out of the maps: \(error)")
+            for c in configurations {
+                do {
+                    runs += try RenderSupport.decide([c], source: source, layers: layers, budget: spec, options: options, progress: "report: replaying \(c.label)")
+                } catch {
+                    maps.notes.append("\(c.label) is left out of the maps: \(error)")
                 }
             }
             guard !runs.isEmpty else { return maps }
