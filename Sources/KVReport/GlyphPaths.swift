@@ -65,8 +65,13 @@ enum GlyphPaths {
         }
         flush()
         // 3. Drop the symbols nothing refers to now.
-        let rest = out.enumerated().filter { outSymbol[$0.offset] == nil }.map(\.element).joined(separator: "\n")
-        let keep = Set(symbolLines.map(\.id).filter { rest.contains("#\($0)\"") })
+        var referenced = Set<Substring>()
+        for (k, line) in out.enumerated() where outSymbol[k] == nil && line.contains("#") {
+            for part in line.split(separator: "#", omittingEmptySubsequences: false).dropFirst() {
+                referenced.insert(part.prefix { $0 != "\"" && $0 != ")" })
+            }
+        }
+        let keep = Set(symbolLines.map(\.id).filter { referenced.contains(Substring($0)) })
         return out.enumerated().filter { outSymbol[$0.offset].map(keep.contains) ?? true }.map(\.element).joined(separator: "\n")
     }
 
