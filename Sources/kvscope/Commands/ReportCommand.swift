@@ -104,9 +104,7 @@ struct ReportCommand: ParsableCommand {
         do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
             throw CLIError("--output \(out.path): cannot create folder \(parent.path)")
         }
-        do { try AtomicFile.write(Data(html.utf8), to: out) } catch {
-            throw CLIError("--output \(out.path): cannot write (\(String(describing: error).split(separator: "\n").first ?? ""))")
-        }
+        try writeOutput(Data(html.utf8), to: out.path, flag: "--output")
         print("wrote \(out.path) (\(html.utf8.count / 1024) KB)")
     }
 
