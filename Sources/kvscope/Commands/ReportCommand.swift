@@ -63,8 +63,8 @@ struct ReportCommand: ParsableCommand {
         guard hasJSON || hasSafe else {
             throw CLIError("\(folder): not a sweep or explore folder (no results.json or safe.csv)")
         }
-        let results: SweepResults
-        do { results = hasJSON ? try SweepResults.load(json) : SweepResults(metadata: nil, metadataProblem: "no results.json", rows: []) } catch {
+        let results: KVSimulator.SweepResults
+        do { results = hasJSON ? try KVSimulator.SweepResults.load(json) : KVSimulator.SweepResults(metadata: nil, metadataProblem: "no results.json", rows: []) } catch {
             throw CLIError("\(error)")
         }
         if hasJSON, results.rows.isEmpty { throw CLIError("\(json.path): the sweep has no result rows (nothing to report)") }
