@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KVPlot
 import KVPolicies
 import KVTrace
 
@@ -60,6 +61,8 @@ struct RenderPolicyOptions: ParsableArguments {
 /// One policy's decisions over the chosen layers.
 struct PolicyRun {
     var id: String
+    /// Its look in figures, from its declaration.
+    var style: PolicyStyle
     var decisions: [LayerDecision]
 
     /// Mean `C_act` over layers and KV heads.
@@ -88,7 +91,7 @@ extension RenderSupport {
     static func decide(_ configurations: [PolicyConfiguration], source: any TraceSource, layers: [Int], budget: BudgetSpec,
                        options: KVPolicies.PolicyOptions, progress label: String = "deciding") throws -> [PolicyRun] {
         let policies = try configurations.map { try $0.make() }
-        var runs = configurations.map { PolicyRun(id: $0.label, decisions: []) }
+        var runs = configurations.map { PolicyRun(id: $0.label, style: .of($0), decisions: []) }
         let bar = Progress(total: layers.count * max(1, configurations.count), label: label)
         defer { bar.finish() }
         for l in layers {
