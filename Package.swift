@@ -10,9 +10,11 @@ let package = Package(
         .library(name: "KVPolicies", targets: ["KVPolicies"]),
         .library(name: "KVPlot", targets: ["KVPlot"]),
         .library(name: "KVCairo", targets: ["KVCairo"]),
+        .library(name: "KVReport", targets: ["KVReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
@@ -34,10 +36,12 @@ let package = Package(
             providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]
         ),
         .target(name: "KVCairo", dependencies: ["KVPlot", "CCairo", "KVTrace"]),
+        // The study report: one self-contained HTML page from a sweep or explore folder.
+        .target(name: "KVReport", dependencies: ["KVSimulator", "KVPolicies", "KVPlot", "KVCairo", .product(name: "SwiftCSV", package: "SwiftCSV")]),
         .executableTarget(
             name: "kvscope",
             dependencies: [
-                "KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo",
+                "KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo", "KVReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,7 +58,8 @@ let package = Package(
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
-        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport"]),
+        .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPolicies", "KVPlot"]),
+        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport", "KVCairo"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace", "KVTestSupport"]),
     ]
 )

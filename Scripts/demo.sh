@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full demo: every figure from the shipped real trace and from a synthetic LLaVA-1.5-geometry
-# trace, a budget sweep with its curves, and the curated gallery.
+# trace, a budget sweep with its curves, the study report of both traces (report.html), and the
+# curated gallery.
 #
 #     bash Scripts/demo.sh [path/to/kvscope]        (default .build/release/kvscope)
 #
@@ -63,12 +64,29 @@ else
   echo "demo: this kvscope has no sweep command yet; skipping the sweep and its curves"
 fi
 
+step "study report"
+if [ -n "$SWEPT" ] && "$KV" report --help >/dev/null 2>&1; then
+  # Both traces in one sweep, so that one page compares them; --resume makes a rerun cheap.
+  run sweep "$REAL" "$SYNTH" --policies full,oracle,h2o,snapkv,text-prior,lookm,streaming,random \
+    --budgets 0.05,0.1,0.2,0.3,0.5 --out "$OUT/sweep-study" --resume
+  run report "$OUT/sweep-study" -o "$OUT/report.html" --title "KVScope study: the shipped real trace and a LLaVA-1.5-geometry trace"
+  chrome=$(command -v chromium || command -v chromium-browser || true)
+  if [ -n "$chrome" ]; then
+    "$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2400 \
+      --user-data-dir="$OUT/.chromium" --screenshot="$OUT/report.png" "file://$(cd "$OUT" && pwd)/report.html" >/dev/null 2>&1 \
+      && echo "demo: screenshot of the report in $OUT/report.png"
+    rm -rf "$OUT/.chromium"
+  else
+    echo "demo: no chromium here (apt-get install chromium): the report's screenshot is not refreshed"
+  fi
+fi
+
 step "gallery: $GALLERY"
 # The gallery and README.md's captions list the same files.
 gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-patch-fate-b0.2.png
          real-modality-b0.2.png real-merges-L3-G0.png llava-heatmap-L1-grid.png llava-retention-b0.2.png
          llava-patches-b0.2.png llava-patch-fate-b0.2.png)
-[ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png)
+[ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png report.png)
 for f in "${gallery[@]}"; do
   [ -f "$OUT/$f" ] && cp "$OUT/$f" "$GALLERY/$f" && echo "gallery: $GALLERY/$f ($(( $(wc -c < "$OUT/$f") / 1024 )) KB)"
 done

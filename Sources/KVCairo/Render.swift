@@ -61,6 +61,30 @@ public func renderData(_ figure: Figure, format: OutputFormat) throws -> Data {
     }
 }
 
+/// Renders `figure` as SVG markup for inlining in an HTML page (see ``inlineSVG(_:idPrefix:)``).
+/// Deterministic like ``render(_:to:format:)``. Cairo writes SVG only to a file or a stream; this
+/// renders into a private temporary file, reads it back and removes it.
+public func svgMarkup(_ figure: Figure, idPrefix: String) throws -> String {
+    let tmp = FileManager.default.temporaryDirectory
+        .appendingPathComponent("kvscope-svg-\(getpid())-\(UUID().uuidString).svg")
+    defer { unlink(tmp.path) }
+    try renderDirect(figure, to: tmp, format: .svg)
+    return inlineSVG(String(decoding: try Data(contentsOf: tmp), as: UTF8.self), idPrefix: idPrefix)
+}
+
+/// An SVG document as Cairo writes it, made ready for an HTML page: the `<svg>` element alone (the
+/// XML declaration dropped) with Cairo's ids (`clip3`, `glyph0-1`, `image7`, …) renumbered in order
+/// of appearance behind `idPrefix`, so that several figures on one page never share an id.
+/// `idPrefix` should start with a letter; characters other than ASCII letters, digits, `-` and `_`
+/// become `_`, and a prefix that does not start with a letter gets an `f` in front.
+public func inlineSVG(_ document: String, idPrefix: String) -> String {
+    var prefix = String(idPrefix.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "_" })
+    if prefix.first.map({ !$0.isLetter }) ?? false { prefix = "f" + prefix }
+    var svg = SVGIDs.normalize(document, namespace: prefix)
+    if let start = svg.range(of: "<svg") { svg = String(svg[start.lowerBound...]) }
+    return svg.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// Reads a PNG back into packed `0x00RRGGBB` pixels (alpha dropped), through
 /// `cairo_image_surface_create_from_png`. For tests and tools.
 public func readPNG(_ url: URL) throws -> PixelImage {

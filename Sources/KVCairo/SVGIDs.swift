@@ -2,7 +2,8 @@ import Foundation
 
 /// Cairo numbers SVG element ids (`surface12`, `clip3`, `image7`, …) from process-wide
 /// counters, so the same figure rendered twice in one process differs in its ids. This rewrites
-/// every such id (and its references) to a number in order of first appearance.
+/// every such id (and its references) to a number in order of first appearance, behind an
+/// optional `namespace` (so that several figures inlined in one HTML page keep distinct ids).
 enum SVGIDs {
     static let prefixes = ["surface", "clip", "image", "pattern", "mask", "source", "glyph", "linear", "radial", "filter"]
 
@@ -13,7 +14,7 @@ enum SVGIDs {
         if out != text { try Data(out.utf8).write(to: url) }
     }
 
-    static func normalize(_ text: String) -> String {
+    static func normalize(_ text: String, namespace: String = "") -> String {
         // Tokens: <prefix><digits>(-<digits>)? appearing after id=" or #.
         let bytes = Array(text.utf8)
         var out: [UInt8] = []
@@ -43,7 +44,7 @@ enum SVGIDs {
                     replacement = suffix.count == 2 ? "\(prefix)\(renumberFont(prefix + String(suffix[0]), &map, &counters))-\(suffix[1])" : "\(prefix)\(n)"
                     map[name] = replacement
                 }
-                out.append(contentsOf: Array(replacement.utf8))
+                out.append(contentsOf: Array((namespace + replacement).utf8))
                 i = end
             } else {
                 out.append(bytes[i]); i += 1

@@ -19,11 +19,29 @@ public struct MetricSeries: Sendable, Hashable {
     }
 }
 
+/// Which way a metric improves, for marking the best value in a table.
+public enum MetricPreference: String, Sendable, Codable {
+    /// Larger is better (recalls, cosine).
+    case higher
+    /// Smaller is better (errors).
+    case lower
+    /// A size, not a score (kept tokens, bytes): no best value.
+    case neither
+}
+
 /// A measurement of a replayed layer (docs/metrics.md). Metrics return per-query-head values
 /// (`head: h`), which the engine averages over heads, or a single layer value (`head: nil`).
 public protocol Metric: Sendable {
     /// The id of docs/metrics.md (a family id such as `recall_<modality>` for expanded metrics).
     static var id: String { get }
+    /// What the metric measures, with its formula, for readers of results (the study report
+    /// prints it next to every table). Plain text; one paragraph. See `MetricDefinitions.swift`.
+    static var definition: String { get }
+    /// Which way is better (default `.neither`).
+    static var preference: MetricPreference { get }
+    /// The value the full cache scores by definition (recall 1, error 0), or nil when it depends
+    /// on the trace (sizes). Default nil.
+    static var fullCacheValue: Double? { get }
     /// How layers combine (default: mean).
     var aggregation: Aggregation { get }
     /// The concrete series this metric produces on a trace at compression point `P`.
@@ -35,6 +53,8 @@ public protocol Metric: Sendable {
 }
 
 extension Metric {
+    public static var preference: MetricPreference { .neither }
+    public static var fullCacheValue: Double? { nil }
     public var aggregation: Aggregation { .mean }
     public var id: String { Self.id }
     public func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries] { [MetricSeries(Self.id)] }
@@ -81,8 +101,7 @@ public enum MetricCatalogue {
     public static func select(_ ids: [String]) throws -> [any Metric] {
         var out: [any Metric] = []
         for id in ids {
-            let family = id.hasPrefix("recall_") && id != "recall_<modality>" ? "recall_<modality>"
-                : id.hasPrefix("retention_") && id != "retention_<modality>" ? "retention_<modality>" : id
+            let family = family(of: id)
             guard let m = all.first(where: { type(of: $0).id == family }) else {
                 throw SimulatorError("unknown metric '\(id)' (known: \(Self.ids.joined(separator: ", ")))")
             }

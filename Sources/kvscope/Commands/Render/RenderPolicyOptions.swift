@@ -84,12 +84,18 @@ extension RenderSupport {
     static func decide(_ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
                        progress label: String = "deciding") throws -> [PolicyRun] {
         let configurations = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)) }
+        return try decide(configurations, source: source, layers: layers, budget: policy.spec, options: policy.options, progress: label)
+    }
+
+    /// Runs each configured policy on each layer at `budget`; runs are named by the configuration's label.
+    static func decide(_ configurations: [PolicyConfiguration], source: any TraceSource, layers: [Int], budget: BudgetSpec,
+                       options: KVPolicies.PolicyOptions, progress label: String = "deciding") throws -> [PolicyRun] {
         let policies = try configurations.map { try $0.make() }
-        var runs = zip(ids, configurations).map { PolicyRun(id: $0, style: .of($1), decisions: []) }
-        let bar = Progress(total: layers.count * max(1, ids.count), label: label)
+        var runs = configurations.map { PolicyRun(id: $0.label, style: .of($0), decisions: []) }
+        let bar = Progress(total: layers.count * max(1, configurations.count), label: label)
         defer { bar.finish() }
         for l in layers {
-            let ctx = try LayerContext(trace: source, layer: l, budget: policy.spec, options: policy.options)
+            let ctx = try LayerContext(trace: source, layer: l, budget: budget, options: options)
             for (i, p) in policies.enumerated() {
                 runs[i].decisions.append(try p.decide(ctx.named(p.id)))
                 bar.step()

@@ -1,0 +1,44 @@
+import KVPlot
+import KVSimulator
+
+extension TraceStudy {
+    /// The series drawn as budget curves: every series with a better direction (recalls, errors,
+    /// cosine), in result order.
+    public var curveSeries: [SeriesID] { series.filter { $0.preference != .neither } }
+
+    /// `s` versus the actual kept ratio (the `kept_ratio` value of each cell over all layers; the
+    /// requested budget when some cell lacks it), one line per policy (with its parameters and
+    /// fidelity when those vary), points in x order. When the metric has a full-cache value, the
+    /// full cache is that reference line rather than a curve. Nil when no cell has a value.
+    public func curvesFigure(_ s: SeriesID, notes: [String] = []) -> Figure? {
+        let keptRatio = SeriesID("kept_ratio")
+        let drawn = cells.filter { !($0.isFullCache && s.fullCacheValue != nil) && $0.value(s) != nil }
+        let actual = !drawn.isEmpty && drawn.allSatisfy { $0.value(keptRatio) != nil }
+        var order: [String] = []
+        var points: [String: [(x: Double, y: Double)]] = [:]
+        var policyOf: [String: String] = [:]
+        for c in drawn {
+            guard let y = c.value(s), let x = actual ? c.value(keptRatio) : c.budget else { continue }
+            let label = String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
+            if points[label] == nil { order.append(label); policyOf[label] = c.policy }
+            points[label, default: []].append((x, y))
+        }
+        guard !order.isEmpty else { return nil }
+        let curves = order.map { label -> Curve in
+            let p = points[label]!.sorted { $0.x < $1.x }
+            return Curve(policy: policyOf[label]!, label: label, x: p.map(\.x), y: p.map(\.y))
+        }
+        var sub = ["\(s.label) over all layers (mean, uniform weights) for each policy and budget"]
+        if s.fullCacheValue != nil { sub.append("dashed black line: the full cache (\(Format.number(s.fullCacheValue!)) by definition)") }
+        if !actual { sub.append("x: the requested budget (some cells have no kept_ratio)") }
+        sub += notes
+        let fraction = s.metric.hasSuffix("recall") || s.metric.hasPrefix("recall_")
+        let n = curves.count
+        return CurvesFigure(
+            curves: curves, metric: s.label, xLabel: actual ? "kept ratio (mean C_act / P)" : "budget (requested fraction of P)",
+            title: "\(name): \(s.label) vs \(actual ? "kept ratio" : "budget")", subtitle: sub,
+            yRange: fraction ? 0 ... 1 : nil, reference: s.fullCacheValue,
+            size: Size(n > 8 ? 480 : 520, (n > 8 ? 400 : 300) + Double(sub.count) * 10)
+        ).build()
+    }
+}
