@@ -70,7 +70,7 @@ enum RowMean {
 /// The metrics of METRICS.md, in the order results list them.
 public enum MetricCatalogue {
     public static let all: [any Metric] = [
-        KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), TopKRecall(),
+        KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), ImageRecall(), TopKRecall(),
         OutputError(), OutputCosine(), OutputErrorEvict(), ModalityRetention(), ImageRetention(),
     ]
 
