@@ -97,7 +97,8 @@ struct RatioMapChart: Chart {
         func rect(_ w: Int, _ c: Int) -> Rect { Rect(x: plot.minX + Double(c) * cw, y: plot.maxY - Double(w + 1) * ch, width: cw, height: ch) }
         func centre(_ w: Int, _ c: Int) -> Point { rect(w, c).center }
         let fraction = f.values.compactMap { $0 }.allSatisfy { $0 >= 0 && $0 <= 1 }
-        // Cells and annotations.
+        // Cells (annotations are drawn after the iso-lines, on top of them).
+        var labels: [(String, Point, TextStyle)] = []
         for w in 0 ..< ny {
             for c in 0 ..< nx {
                 let r = rect(w, c)
@@ -106,11 +107,11 @@ struct RatioMapChart: Chart {
                     canvas.fill(r, colour)
                     let lum = 0.299 * Double(colour.r) + 0.587 * Double(colour.g) + 0.114 * Double(colour.b)
                     let text = fraction ? String(format: "%.3f", v) : String(format: "%.3g", v)
-                    canvas.text(text, at: r.center, style: TextStyle(size: 8, color: lum < 128 ? .white : .black), anchor: .center, angle: 0)
+                    labels.append((text, r.center, TextStyle(size: 8, color: lum < 128 ? .white : .black)))
                 } else {
                     canvas.fill(r, RatioMapFigure.missingColor)
                     Hatch.draw(in: canvas, rect: r)
-                    canvas.text("n/a", at: r.center, style: TextStyle(size: 8, color: .darkGray), anchor: .center, angle: 0)
+                    labels.append(("n/a", r.center, TextStyle(size: 8, color: .black)))
                 }
             }
         }
@@ -149,6 +150,7 @@ struct RatioMapChart: Chart {
             }
         }
         canvas.popClip()
+        for (text, p, style) in labels { canvas.text(text, at: p, style: style, anchor: .center, angle: 0) }
         // Safe region outline: every edge between a safe cell and a non-safe cell or the border.
         if let safe = f.safe {
             let s = StrokeStyle(.black, width: 2.2, cap: .square)

@@ -86,8 +86,8 @@ struct RatiosCommand: ParsableCommand {
 
     /// The ratio map of one grid, with the safe region and cheapest cell of `safe` when given.
     static func figure(_ g: RatioGrid, safe: SafeSet?) -> RatioMapFigure {
-        var sub = ["\(g.trace), fidelity \(g.fidelity)" + (g.params.isEmpty ? "" : ", \(g.params)")
-            + "; \(g.metric) over all layers (uniform mean); dashed: actual kept ratio (mean C_act / P)"]
+        var sub = ["\(g.trace), fidelity \(g.fidelity)" + (g.params.isEmpty ? "" : ", \(g.params)"),
+                   "cells: \(g.metric), mean over layers (uniform); dashed: actual kept ratio (mean C_act / P)"]
         if let safe {
             if let c = g.cheapest {
                 let i = c.row * g.hh.count + c.col
