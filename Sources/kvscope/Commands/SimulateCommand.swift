@@ -73,8 +73,6 @@ struct SimulateCommand: ParsableCommand {
         if saveCache != nil {
             for (ctx, d) in decided { compressed.append(DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())) }
         }
-        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
-        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
         let images = info.images
         let imageOf = info.imageIdOfPosition
         let shownModalities = Modality.allCases.filter { m in m == .text || info.modality.prefix(P).contains(m) }
@@ -108,6 +106,8 @@ struct SimulateCommand: ParsableCommand {
             print(try report.jsonText())
             return
         }
+        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
+        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
         var writerFolder: URL?
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
