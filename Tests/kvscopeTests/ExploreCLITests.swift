@@ -22,9 +22,10 @@ import Testing
         var value: Double?
         var actualTokens: Double
         var budgetSpec: String
+        var note: String?
         enum CodingKeys: String, CodingKey {
             case policy, hhRatio = "hh_ratio", recentRatio = "recent_ratio", metric, layer, head, image, value
-            case actualTokens = "actual_tokens", budgetSpec = "budget_spec"
+            case actualTokens = "actual_tokens", budgetSpec = "budget_spec", note
         }
     }
 
@@ -45,8 +46,9 @@ import Testing
     }
 
     /// Runs the 6 × 5 grid of the four policies on `trace`, checks what explore wrote, and that a
-    /// sample of cells (every policy on the diagonal and the corners) equals `simulate --json`.
-    func exploreMatchesSimulate(_ trace: String) throws {
+    /// sample of cells (every policy on the diagonal and two corners, or with `quick` three of
+    /// them) equals `simulate --json`.
+    func exploreMatchesSimulate(_ trace: String, quick: Bool = false) throws {
         let out = CLI.tempDir().appendingPathComponent("explore")
         defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
         let r = try CLI.run(["explore", trace, "--policies", Self.policies.joined(separator: ","),
@@ -84,19 +86,28 @@ import Testing
             let cheapest = mine.filter { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)[col("cheapest")] == "true" }
             #expect(cheapest.count == (mine.contains { $0.contains("no setting is safe") } ? 0 : 1))
         }
-        // The sample: every cell of the diagonal and the four corners, for every policy.
+        // The sample, for every policy.
         var cells: [(Double, Double)] = (0 ..< 5).map { (Self.hh[$0], Self.recent[$0]) }
         cells += [(Self.hh[5], Self.recent[0]), (Self.hh[5], Self.recent[4])]
+        if quick { cells = [cells[0], cells[2], cells[5]] }
         for p in Self.policies {
             for (x, y) in cells {
                 let s = try CLI.run(["simulate", trace, "--policy", p, "--hh-ratio", "\(x)", "--recent-ratio", "\(y)", "--metrics", "--json"])
-                #expect(s.status == 0, "\(s.stderr)")
+                let mine = rows.filter { $0.policy == p && $0.hhRatio == x && $0.recentRatio == y && $0.head == nil }
+                if s.status != 0 {
+                    // The policy cannot decide at this setting (snapkv needing attention rows the trace
+                    // lacks): simulate stops with that reason, and the sweep's cells are empty with it.
+                    #expect(s.status == 2 && s.stderr.contains("needs"), "\(p) \(x) \(y): \(s.stderr)")
+                    let reason = s.stderr.components(separatedBy: "needs").last!.trimmingCharacters(in: .whitespacesAndNewlines)
+                    #expect(!mine.isEmpty && mine.allSatisfy { $0.value == nil && $0.note?.contains(reason) == true }, "\(p) \(x) \(y)")
+                    continue
+                }
                 let sim = try Self.decodeSim(s.stdout)
                 let simRows = try #require(sim.rows).filter { $0.head == nil && Self.metrics.contains($0.metric) }
-                let mine = rows.filter { $0.policy == p && $0.hhRatio == x && $0.recentRatio == y && $0.head == nil }
-                #expect(simRows.count == mine.count, "\(p) \(x) \(y): \(simRows.count) vs \(mine.count) rows")
+                let kept = mine.filter { Self.metrics.contains($0.metric) }
+                #expect(simRows.count == kept.count, "\(p) \(x) \(y): \(simRows.count) vs \(kept.count) rows")
                 for a in simRows {
-                    let b = mine.first { $0.metric == a.metric && $0.layer == a.layer && $0.image == a.image }
+                    let b = kept.first { $0.metric == a.metric && $0.layer == a.layer && $0.image == a.image }
                     #expect(b != nil && b!.value == a.value && b!.actualTokens == a.actualTokens, "\(p) \(x) \(y) \(a.metric) layer \(a.layer.map(String.init) ?? "all")")
                 }
             }
@@ -111,7 +122,8 @@ import Testing
     }
 
     @Test func exploreOnTheShippedTrace() throws {
-        try exploreMatchesSimulate(CLI.repo.appendingPathComponent("Examples/traces/smollm2-pseudoimg2x64-gen16-w24").path)
+        // 30 layers: three cells per policy keep the debug-build test within a few minutes.
+        try exploreMatchesSimulate(CLI.repo.appendingPathComponent("Examples/traces/smollm2-pseudoimg2x64-gen16-w24").path, quick: true)
     }
 
     @Test func exploreOnASyntheticLlavaTrace() throws {

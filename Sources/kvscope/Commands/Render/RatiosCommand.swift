@@ -92,6 +92,8 @@ struct RatiosCommand: ParsableCommand {
             if let c = g.cheapest {
                 let i = c.row * g.hh.count + c.col
                 sub.append("safe (outlined): \(safe.conditionsText); cheapest (ringed): hh \(Ticks.compact(g.hh[c.col])), recent \(Ticks.compact(g.recent[c.row])), kept \(String(format: "%.3f", g.kept[i] ?? .nan))")
+            } else if g.safe?.contains(true) == true {
+                sub.append("safe (outlined): \(safe.conditionsText); the cheapest safe setting of \(g.policy) has other parameters")
             } else {
                 sub.append("no setting is safe (\(safe.conditionsText))")
             }
