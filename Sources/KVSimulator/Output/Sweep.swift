@@ -82,6 +82,7 @@ public struct Sweep: Sendable {
     }
 }
 
+// @unchecked: mutated only in `parallelEach`'s `done`, which runs under its lock.
 final class Counter: @unchecked Sendable { var value = 0 }
 
 /// Finished layers of one trace: `.parts/<hash>_L<layer>.json`, each written atomically.
