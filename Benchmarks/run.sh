@@ -28,3 +28,6 @@ if [ -f Benchmarks/sweep_bench.sh ]; then
   echo "== sweep: 8 policies × 5 budgets on a 32-layer LLaVA-geometry trace (Swift vs NumPy)"
   bash Benchmarks/sweep_bench.sh "$REL/kvscope" "$PY"
 fi
+
+echo "== ratio grid: a 6 × 5 hh × recent grid of lookm vs a 5-budget lookm sweep, 32-layer LLaVA-geometry trace"
+bash Benchmarks/ratio_bench.sh "$REL/kvscope"

@@ -64,6 +64,17 @@ else
   echo "demo: this kvscope has no sweep command yet; skipping the sweep and its curves"
 fi
 
+step "ratio settings: which (hh_ratio, recent_ratio) are safe?"
+EXPLORED=""
+if "$KV" explore --help >/dev/null 2>&1; then
+  rm -rf "$OUT/explore-real"
+  run explore "$REAL" --policies lookm,text-prior,h2o,snapkv \
+    --hh-ratio 0.02,0.05,0.1,0.15,0.2,0.3 --recent-ratio 0.02,0.05,0.1,0.2,0.3 \
+    --safe 'attention_recall>=0.95' --safe 'output_error<=0.1' -o "$OUT/explore-real"
+  cp "$OUT/explore-real/ratios-lookm-attention_recall.png" "$OUT/real-ratios-lookm-attention_recall.png"
+  EXPLORED=1
+fi
+
 step "study report"
 if [ -n "$SWEPT" ] && "$KV" report --help >/dev/null 2>&1; then
   # Both traces in one sweep, so that one page compares them; --resume makes a rerun cheap.
@@ -87,6 +98,7 @@ gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png 
          real-modality-b0.2.png real-merges-L3-G0.png llava-heatmap-L1-grid.png llava-retention-b0.2.png
          llava-patches-b0.2.png llava-patch-fate-b0.2.png)
 [ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png report.png)
+[ -n "$EXPLORED" ] && gallery+=(real-ratios-lookm-attention_recall.png)
 for f in "${gallery[@]}"; do
   [ -f "$OUT/$f" ] && cp "$OUT/$f" "$GALLERY/$f" && echo "gallery: $GALLERY/$f ($(( $(wc -c < "$OUT/$f") / 1024 )) KB)"
 done

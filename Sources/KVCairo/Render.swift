@@ -62,14 +62,9 @@ public func renderData(_ figure: Figure, format: OutputFormat) throws -> Data {
 }
 
 /// Renders `figure` as SVG markup for inlining in an HTML page (see ``inlineSVG(_:idPrefix:)``).
-/// Deterministic like ``render(_:to:format:)``. Cairo writes SVG only to a file or a stream; this
-/// renders into a private temporary file, reads it back and removes it.
+/// Deterministic like ``render(_:to:format:)``; encoded in memory.
 public func svgMarkup(_ figure: Figure, idPrefix: String) throws -> String {
-    let tmp = FileManager.default.temporaryDirectory
-        .appendingPathComponent("kvscope-svg-\(getpid())-\(UUID().uuidString).svg")
-    defer { unlink(tmp.path) }
-    try renderDirect(figure, to: tmp, format: .svg)
-    return inlineSVG(String(decoding: try Data(contentsOf: tmp), as: UTF8.self), idPrefix: idPrefix)
+    inlineSVG(String(decoding: try renderData(figure, format: .svg), as: UTF8.self), idPrefix: idPrefix)
 }
 
 /// An SVG document as Cairo writes it, made ready for an HTML page: the `<svg>` element alone (the

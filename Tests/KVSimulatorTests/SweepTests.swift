@@ -24,8 +24,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: out) }
         let s = Sweep(traces: [(path: "mem", source: t)], combinations: combos(["full", "h2o", "lookm"], [0.1, 0.5]))
         let rows = try s.run(out: out, resume: false, metadata: meta)
-        // Series: 11 families, recall_/retention_ expand to text+image (+1 each), image_retention to 2 images (+1).
-        let series = 14
+        // Series: 12 families, recall_/retention_ expand to text+image (+1 each), image_retention and
+        // image_recall to 2 images (+1 each).
+        let series = 16
         #expect(rows.count == 6 * series * (2 + 1))
         let csv = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n", omittingEmptySubsequences: false)
@@ -71,8 +72,8 @@ import Testing
         let ids = ["full", "streaming", "h2o", "snapkv", "text-prior", "lookm", "oracle"]
         let rows = try Sweep(traces: [(path: path, source: t)], combinations: combos(ids, [0.05, 0.1, 0.2, 0.3, 0.5]))
             .run(out: out, resume: false, metadata: meta)
-        // Text-only: 11 series (recall_text, retention_text, image_retention omitted), 30 layers + all.
-        #expect(rows.count == 35 * 11 * 31)
+        // Text-only: 12 series (recall_text, retention_text, image_retention and image_recall omitted), 30 layers + all.
+        #expect(rows.count == 35 * 12 * 31)
         #expect(rows.allSatisfy { $0.evalRows == .future && $0.evalRowCount == 64 })
         let full = rows.filter { $0.policy == "full" && $0.layer == nil }
         #expect(full.first { $0.metric == "attention_recall" }?.value == 1)

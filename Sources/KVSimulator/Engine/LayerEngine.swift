@@ -115,7 +115,8 @@ public enum LayerEngine {
         let sums = Set(metrics.filter { $0.aggregation == .sum }.map { type(of: $0).id })
         var out: [ResultRow] = []
         for k in order {
-            let g = groups[k]!
+            // In layer order, so that the sums do not depend on the order layers finished in.
+            let g = groups[k]!.sorted { $0.layer! < $1.layer! }
             var row = g[0]
             row.layer = nil
             let defined = g.compactMap(\.value)

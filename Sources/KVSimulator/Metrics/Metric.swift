@@ -90,7 +90,7 @@ enum RowMean {
 /// The metrics of docs/metrics.md, in the order results list them.
 public enum MetricCatalogue {
     public static let all: [any Metric] = [
-        KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), TopKRecall(),
+        KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), ImageRecall(), TopKRecall(),
         OutputError(), OutputCosine(), OutputErrorEvict(), ModalityRetention(), ImageRetention(),
     ]
 

@@ -116,3 +116,13 @@ extension MetricCatalogue {
         return all.lazy.map { type(of: $0) }.first { $0.id == f }
     }
 }
+
+extension ImageRecall {
+    public static let definition = """
+        For image k: Σ_{j ∈ S_g(h), img(j) = k} A[h,i,j] / Σ_{j < P, img(j) = k} A[h,i,j], the share of the attention \
+        the evaluation rows give image k that lands on tokens the cache keeps (merged-away tokens count as lost), \
+        averaged over rows with a positive denominator, then over heads and layers. 1 for the full cache.
+        """
+    public static var preference: MetricPreference { .higher }
+    public static var fullCacheValue: Double? { 1 }
+}

@@ -22,6 +22,14 @@ struct SimulateCommand: ParsableCommand {
             [KVH, C, D] float32 (merged where the policy merges), merge_target [KVH, E] int64 (for each \
             evicted position in ascending order, the slot it merged into, −1 if dropped), plus cache.json. \
             Ragged decisions (adakv) pad kept with −1 and merge_target with −2.
+
+            --json prints one JSON document instead of the tables: the trace, the configured policy and \
+            budget, per layer the nominal C, the actual count per KV head, the merges and the note codes, and \
+            with --metrics every result row (the rows of a sweep's results.json at the same setting; \
+            non-finite numbers are written as the strings "nan", "inf", "-inf").
+
+            Example: kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm \
+                --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json
             """
     )
 
@@ -35,9 +43,12 @@ struct SimulateCommand: ParsableCommand {
     var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
     var saveCache: String?
+    @Flag(name: .customLong("json"), help: "Print the per-layer decisions (and with --metrics every result row) as one JSON document.")
+    var json = false
 
     func validate() throws {
         if let l = layers { _ = try RenderSupport.layerList(l) }
+        if json && saveCache != nil { throw ValidationError("--json: not with --save-cache (its cache.json already holds the decisions)") }
     }
 
     func run() throws {
@@ -66,8 +77,6 @@ struct SimulateCommand: ParsableCommand {
         if saveCache != nil {
             for (ctx, d) in decided { compressed.append(DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())) }
         }
-        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
-        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
         let images = info.images
         let imageOf = info.imageIdOfPosition
         let shownModalities = Modality.allCases.filter { m in m == .text || info.modality.prefix(P).contains(m) }
@@ -89,6 +98,20 @@ struct SimulateCommand: ParsableCommand {
             for n in d.notes where !notes.contains(n.message) { notes.append(n.message) }
             summaries.append(["layer": l, "nominal": d.nominal, "actual": actual, "merges": d.mergeCount, "notes": d.notes.map(\.code)])
         }
+        if json {
+            let rows = metrics ? try Replay(trace: source, layers: chosen).runSync(p, budget: spec, options: options).rows : nil
+            let layers = decided.map { ctx, d in
+                SimulateReport.Layer(layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.mergeCount, notes: d.notes.map(\.code))
+            }
+            let report = SimulateReport(trace: info.name, traceHash: info.contentHash, policy: PolicyConfiguration(describing: p).label,
+                                        params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
+                                        budgetSpec: Combination.budgetText(spec), compressionPoint: P, hh: b.heavy, recent: b.recent,
+                                        nominal: b.nominal, layers: layers, rows: rows)
+            print(try report.jsonText())
+            return
+        }
+        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
+        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
         var writerFolder: URL?
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
@@ -143,5 +166,42 @@ struct SimulateCommand: ParsableCommand {
         ]
         try SafeTensorsWriter.write(tensors, metadata: ["kvscope-cache": "1", "policy": policy, "layer": String(c.layer),
                                                         "nominal": String(d.nominal), "prefill_len": String(d.prefill)], to: url)
+    }
+}
+
+/// What `simulate --json` prints: the setting, per layer the decision summary, and with
+/// `--metrics` every result row (the same rows, keys and order as a sweep's `results.json`).
+struct SimulateReport: Encodable {
+    struct Layer: Encodable {
+        var layer: Int
+        var nominal: Int
+        /// Kept count per KV head.
+        var actual: [Int]
+        var merges: Int
+        var notes: [String]
+    }
+    var trace: String
+    var traceHash: String
+    var policy: String
+    var params: String
+    var fidelity: String
+    var budgetSpec: String
+    var compressionPoint: Int
+    var hh: Int
+    var recent: Int
+    var nominal: Int
+    var layers: [Layer]
+    var rows: [ResultRow]?
+
+    enum CodingKeys: String, CodingKey {
+        case trace, traceHash = "trace_hash", policy, params, fidelity, budgetSpec = "budget_spec"
+        case compressionPoint = "compression_point", hh, recent, nominal, layers, rows
+    }
+
+    func jsonText() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }

@@ -62,6 +62,12 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
+        let done = try execute()
+        print(json ? try done.summary.jsonText() : done.summary.text, terminator: "")
+    }
+
+    /// Runs the sweep (also the first half of `kvscope explore`) and returns its rows, summary and folder.
+    func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL) {
         let combos = try grid.combinations()
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0)) }
@@ -94,7 +100,7 @@ struct SweepCommand: ParsableCommand {
         progress.finish()
         let summary = SweepSummary(rows, combinations: combos.count, traces: sources.count,
                                    csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
-        print(json ? try summary.jsonText() : summary.text, terminator: "")
+        return (rows, summary, outURL)
     }
 }
 
