@@ -6,7 +6,7 @@ APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev pkg-config
 DEMO_TRACE_DIR ?= Examples/traces/smollm2-pseudoimg2x64-gen16-w24
 OUT          ?= Output/demo
 
-.PHONY: all deps build release test test-swift test-python demo bench clean
+.PHONY: all deps build release test test-swift test-python test-slurm demo bench clean
 
 all: build
 
@@ -39,6 +39,13 @@ test-python:
 	@if [ -f Examples/export/run_tests.sh ]; then \
 	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh $(CURDIR)/Tests/python; \
 	fi
+
+## test-slurm: a one-node Slurm cluster on this machine (installs slurm-wlm and munge when absent):
+## a 4-task job array of a sharded sweep, collected, byte-identical to the single-process sweep;
+## then one task cancelled mid-run, resubmitted, collected again
+test-slurm: deps
+	$(SWIFT) build --product kvscope
+	bash Tests/slurm/run.sh .build/debug/kvscope
 
 ## demo: release build, then every figure from the shipped real trace and a synthetic
 ## LLaVA-geometry trace, a budget sweep with its curves, into Output/demo/ (gallery: Output/gallery/)
