@@ -128,7 +128,7 @@ wait_jobs() {
 job_state() { scontrol -o show job "$1" | tr ' ' '\n' | awk -F= '$1=="JobState" {print $2}' | sort -u | tr '\n' ' '; }
 
 # The jobs run in $D with relative paths, as a user would from the repository root.
-cp -r "$REPO/Examples" "$D/Examples" 2>/dev/null || true
+mkdir -p "$D/$(dirname "$TRACE")" && cp -r "$REPO/$TRACE" "$D/$TRACE"
 cd "$D"
 OUT=out
 say "reference: one process"

@@ -37,7 +37,7 @@ enum ShardArgument: Hashable, ExpressibleByArgument, CustomStringConvertible {
             return s
         case let .slurm(count):
             func int(_ k: String) throws -> Int? {
-                guard let v = environment[k] else { return nil }
+                guard let v = environment[k], !v.isEmpty else { return nil }
                 guard let x = Int(v.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--shard \(self): \(k)='\(v)' is not an integer") }
                 return x
             }
