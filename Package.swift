@@ -49,12 +49,14 @@ let package = Package(
         .executableTarget(name: "ModalityRetention", dependencies: ["KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo"], path: "Examples/ModalityRetention"),
         .executableTarget(name: "policybench", dependencies: ["KVTrace", "KVPolicies"], path: "Benchmarks/PolicyBench"),
         .executableTarget(name: "plotbench", dependencies: ["KVPlot", "KVCairo"], path: "Benchmarks/PlotBench"),
+        // Test support: the one in-memory trace builder and the one binary runner every test target uses.
+        .target(name: "KVTestSupport", dependencies: ["KVTrace"], path: "Tests/KVTestSupport"),
         .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
-        .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace"]),
+        .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
-        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace"]),
-        .testTarget(name: "ExamplesTests", dependencies: ["KVTrace"]),
+        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["KVTrace", "KVTestSupport"]),
     ]
 )

@@ -23,34 +23,37 @@ run() { echo "+ kvscope $*"; "$KV" "$@"; }
 step "real trace: $REAL"
 run info "$REAL"
 run info "$REAL" --json > "$OUT/info.json.tmp" && mv "$OUT/info.json.tmp" "$OUT/info.json"
-run render heatmap "$REAL" --layer 3 --mean --out "$OUT/real-heatmap-L3-mean.png"
-run render heatmap "$REAL" --layer 3 --all-heads --out "$OUT/real-heatmap-L3-grid.png"
-run render heatmap "$REAL" --layer 12 --head 4 --cmap magma --out "$OUT/real-heatmap-L12-H4-magma.svg"
-run render retention "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/real-retention-b0.2.png"
-run render patches "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/real-patches-b0.2.png"
-run render modality "$REAL" --policies h2o,snapkv,text-prior,lookm --budget 0.2 --out "$OUT/real-modality-b0.2.png"
-run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --out "$OUT/real-merges-L3-G0.png"
-run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --range 0:90 --out "$OUT/real-merges-L3-G0-zoom.pdf"
+run render heatmap "$REAL" --layer 3 --mean -o "$OUT/real-heatmap-L3-mean.png"
+run render heatmap "$REAL" --layer 3 --all-heads -o "$OUT/real-heatmap-L3-grid.png"
+run render heatmap "$REAL" --layer 12 --head 4 --cmap magma -o "$OUT/real-heatmap-L12-H4-magma.svg"
+run render retention "$REAL" --policies h2o,snapkv,lookm --budget 0.2 -o "$OUT/real-retention-b0.2.png"
+run render patches "$REAL" --policies h2o,snapkv,lookm --budget 0.2 -o "$OUT/real-patches-b0.2.png"
+run render patches "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --show fate -o "$OUT/real-patch-fate-b0.2.png"
+run render modality "$REAL" --policies h2o,snapkv,text-prior,lookm --budget 0.2 -o "$OUT/real-modality-b0.2.png"
+run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 -o "$OUT/real-merges-L3-G0.png"
+run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --range 0:90 -o "$OUT/real-merges-L3-G0-zoom.pdf"
 
 step "synthetic LLaVA-1.5 geometry trace ($SYNTH_LAYERS layers)"
 run synth "$SYNTH" --preset llava-1.5 --layers "$SYNTH_LAYERS" --force
 run info "$SYNTH"
-run render heatmap "$SYNTH" --layer 1 --mean --out "$OUT/llava-heatmap-L1-mean.png"
-run render heatmap "$SYNTH" --layer 1 --all-heads --out "$OUT/llava-heatmap-L1-grid.png"
-run render retention "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/llava-retention-b0.2.png"
-run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --out "$OUT/llava-patches-b0.2.png"
-run render modality "$SYNTH" --policies h2o,snapkv,text-prior,lookm --budget 0.2 --out "$OUT/llava-modality-b0.2.png"
-run render merges "$SYNTH" --policy lookm --budget 0.2 --layer 1 --head 0 --out "$OUT/llava-merges-L1-G0.png"
+run render heatmap "$SYNTH" --layer 1 --mean -o "$OUT/llava-heatmap-L1-mean.png"
+run render heatmap "$SYNTH" --layer 1 --all-heads -o "$OUT/llava-heatmap-L1-grid.png"
+run render retention "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 -o "$OUT/llava-retention-b0.2.png"
+run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 -o "$OUT/llava-patches-b0.2.png"
+run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --show fate -o "$OUT/llava-patch-fate-b0.2.png"
+run render modality "$SYNTH" --policies h2o,snapkv,text-prior,lookm --budget 0.2 -o "$OUT/llava-modality-b0.2.png"
+run render merges "$SYNTH" --policy lookm --budget 0.2 --layer 1 --head 0 -o "$OUT/llava-merges-L1-G0.png"
 
 step "budget sweep"
 SWEPT=""
 if "$KV" sweep --help 2>/dev/null | grep -q -- "--budgets"; then
   for name in real llava; do
     trace=$REAL; [ $name = llava ] && trace=$SYNTH
+    rm -rf "$OUT/sweep-$name"   # the demo's own output: a re-run starts the sweep afresh
     run sweep "$trace" --policies full,oracle,h2o,snapkv,text-prior,lookm,streaming,random \
       --budgets 0.05,0.1,0.2,0.3,0.5 --out "$OUT/sweep-$name"
-    for metric in attention_recall recall_image output_error; do
-      if ! run render curves "$OUT/sweep-$name/results.csv" --metric $metric --out "$OUT/$name-curves-$metric.png"; then
+    for metric in attention_recall recall_image image_retention output_error; do
+      if ! run render curves "$OUT/sweep-$name" --metric $metric -o "$OUT/$name-curves-$metric.png"; then
         echo "demo: no $metric curve for $name (metric absent from the sweep)"
       fi
     done
@@ -61,8 +64,11 @@ else
 fi
 
 step "gallery: $GALLERY"
-gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-modality-b0.2.png llava-retention-b0.2.png llava-patches-b0.2.png)
-[ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png)
+# The gallery and README.md's captions list the same files.
+gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-patch-fate-b0.2.png
+         real-modality-b0.2.png real-merges-L3-G0.png llava-heatmap-L1-grid.png llava-retention-b0.2.png
+         llava-patches-b0.2.png llava-patch-fate-b0.2.png)
+[ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png)
 for f in "${gallery[@]}"; do
   [ -f "$OUT/$f" ] && cp "$OUT/$f" "$GALLERY/$f" && echo "gallery: $GALLERY/$f ($(( $(wc -c < "$OUT/$f") / 1024 )) KB)"
 done

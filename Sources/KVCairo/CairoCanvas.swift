@@ -18,7 +18,7 @@ public final class CairoCanvas: Canvas {
 
     /// The PDF creation and modification date written into every PDF, so output is byte-stable.
     public static let pinnedPDFDate = "2024-01-01T00:00:00Z"
-    /// The font family, selected by name (FIGURES.md §3).
+    /// The font family, selected by name.
     public static let fontFamily = "DejaVu Sans"
 
     public let size: Size
@@ -37,6 +37,10 @@ public final class CairoCanvas: Canvas {
             throw CairoError(operation: "create image surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
         }
         try self.init(surface: s, size: size, kind: .image(scale: scale), what: "image surface")
+        // The pixel grid is rounded up, so the page may not cover the last row or column fully:
+        // start from white everywhere rather than from black (which showed as a stray grey line).
+        cairo_set_source_rgb(cr, 1, 1, 1)
+        cairo_paint(cr)
         cairo_scale(cr, scale, scale)
     }
 

@@ -10,7 +10,7 @@ import Darwin
 
 /// The output file format.
 public enum OutputFormat: Sendable, Hashable {
-    /// PNG at `scale` device pixels per point (FIGURES.md default 2).
+    /// PNG at `scale` device pixels per point (default 2).
     case png(scale: Double)
     case svg
     case pdf

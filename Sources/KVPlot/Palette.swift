@@ -1,6 +1,6 @@
 import Foundation
 
-/// The fixed colours of FIGURES.md §1.1.
+/// The fixed colours of every figure: mask, retention states and background.
 public enum Palette {
     /// Masked cells (causal upper triangle, unrecorded rows): `#F2F2F2`.
     public static let mask = RGB(hex: 0xF2F2F2)
@@ -22,7 +22,7 @@ public enum Palette {
 public enum BandKind: String, Sendable, Hashable, CaseIterable {
     case text, image, video, audio, generated
 
-    /// The modality colour (FIGURES.md §1.1).
+    /// The modality colour.
     public var color: RGB {
         switch self {
         case .text: return RGB(hex: 0x8DA0CB)
@@ -53,7 +53,7 @@ public enum MarkerShape: String, Sendable, Hashable, CaseIterable {
     case none, circle, square, triangle, diamond, cross
 }
 
-/// The fixed look of one policy in every figure (FIGURES.md §1.1): colour marks the base
+/// The fixed look of one policy in every figure: colour marks the base
 /// selection; dash and marker mark the merge (none = solid + circle, pivotal = dashed + square,
 /// average = dash-dot + triangle, weighted = dotted + diamond). `full` is a black dashed line
 /// without markers, `oracle` a grey dotted line.

@@ -1,20 +1,11 @@
 import Foundation
 import Testing
+import KVTestSupport
 
 /// Runs each built example program into a temporary folder and checks the PNG it writes.
 @Suite("Examples", .serialized)
 struct ExamplesTests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// The example's binary: beside the test bundle, or in the repository's debug build.
-    static func binary(_ name: String) -> URL? {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [here, here.deletingLastPathComponent(), repo.appendingPathComponent(".build/debug")] {
-            let u = dir.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
-        }
-        return nil
-    }
+    static let repo = CLI.repo
 
     /// Width and height from a PNG's signature and IHDR chunk, or nil when it is not a PNG.
     static func pngSize(_ data: Data) -> (width: Int, height: Int)? {
@@ -35,23 +26,13 @@ struct ExamplesTests {
         ("ModalityRetention", "modality-retention.png", "keeps"),
     ])
     func example(name: String, png: String, mentions: String) throws {
-        let exe = try #require(Self.binary(name), "\(name) is not built (swift build builds every example)")
+        let exe = try #require(CLI.product(name), "\(name) is not built (swift build builds every example)")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("kvscope-example-\(UUID().uuidString)")
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = [out.path]
-        p.currentDirectoryURL = Self.repo  // the default trace path is relative to the repository
-        let stdout = Pipe(), stderr = Pipe()
-        p.standardOutput = stdout
-        p.standardError = stderr
-        try p.run()
-        let o = stdout.fileHandleForReading.readDataToEndOfFile()
-        let e = stderr.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(name): \(String(decoding: e, as: UTF8.self))")
-        let text = String(decoding: o, as: UTF8.self)
-        #expect(text.contains(mentions), "\(text)")
-        #expect(text.contains("wrote "))
+        // The default trace path is relative to the repository.
+        let r = try CLI.run([out.path], cwd: Self.repo, executable: exe)
+        #expect(r.status == 0, "\(name): \(r.stderr)")
+        #expect(r.stdout.contains(mentions), "\(r.stdout)")
+        #expect(r.stdout.contains("wrote "))
         let data = try Data(contentsOf: out.appendingPathComponent(png))
         let size = try #require(Self.pngSize(data), "\(png) is not a PNG")
         #expect(size.width >= 600 && size.width <= 3000, "\(size)")

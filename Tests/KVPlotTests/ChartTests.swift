@@ -39,8 +39,9 @@ import Testing
     @Test func markersFollowMergeStyle() {
         let f = CurvesFigure(curves: curves, metric: "recall", title: "t").build()
         let c = render(f)
-        // lookm (pivotal) → squares: filled rects in its colour, one per point (+1 legend key).
-        #expect(c.filledRects(RGB(hex: 0xD55E00)).count == 4)
+        // lookm (pivotal) → open squares: stroked rects in its colour, one per point (+1 legend key).
+        let squares = c.operations.filter { if case let .stroke(p, s) = $0 { return s.color.rgb == RGB(hex: 0xD55E00) && p.asRect != nil } else { return false } }
+        #expect(squares.count == 4)
         // h2o → circles (4 Béziers): no rectangles in its colour.
         #expect(c.filledRects(RGB(hex: 0x0072B2)).isEmpty)
     }

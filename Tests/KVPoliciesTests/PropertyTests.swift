@@ -11,19 +11,22 @@ struct PropertyTests {
     ]
     static let budgets: [BudgetSpec] = [.fraction(0.25), .fraction(0.5, recentShare: 0.25), .tokens(10), .ratios(heavy: 0.1, recent: 0.1),
                                         .ratios(heavy: 0.3, recent: 0.05), .fraction(1)]
-    /// Every registry id, plus merge-wrapped bases.
-    static let policies: [String] = PolicyRegistry.ids + ["h2o+pivotal", "snapkv+average", "streaming+weighted"]
+    /// The whole registry cross product: every declared policy, and every non-merging one under
+    /// every merge strategy. A new policy is tested here without editing any list.
+    static let configurations: [PolicyConfiguration] = PolicyRegistry.declarations.flatMap { d -> [PolicyConfiguration] in
+        [PolicyConfiguration(d.id)] + (d.traits.contains(.merges) ? [] : MergeStrategy.allCases.map { PolicyConfiguration(d.id, merge: $0) })
+    }
+    static var policies: [String] { configurations.map(\.label) }
 
-    static func make(_ spec: String) throws -> any CachePolicy {
-        let parts = spec.split(separator: "+").map(String.init)
-        return try PolicyRegistry.make(parts[0], merge: parts.count > 1 ? MergeStrategy(rawValue: parts[1]) : nil)
+    static func configuration(_ label: String) -> PolicyConfiguration { configurations.first { $0.label == label }! }
+    static func make(_ label: String) throws -> any CachePolicy { try configuration(label).make() }
+
+    /// Policies whose actual size is exactly `min(C, P)` in every head: declared by the trait.
+    static func keepsExactlyC(_ label: String) -> Bool {
+        configuration(label).declaration!.traits.contains(.keepsExactlyC)
     }
 
-    /// Policies whose actual size is exactly `min(C, P)` in every head.
-    static let exactBudget: Set<String> = ["h2o", "h2o-sinks", "pivot-merge", "avg-merge", "weighted-merge", "snapkv", "snapkv-lookm",
-                                           "streaming", "random", "tova", "knorm", "oracle", "h2o+pivotal", "snapkv+average", "streaming+weighted"]
-
-    @Test("decisions are well formed for every policy × budget × trace × fidelity",
+    @Test("decisions are well formed for every policy × merge × budget × trace × fidelity",
           arguments: policies, [Fidelity.code, .intended])
     func wellFormed(_ id: String, _ fidelity: Fidelity) throws {
         let policy = try Self.make(id)
@@ -32,11 +35,12 @@ struct PropertyTests {
                 for layer in trace.info.recordedLayers {
                     let ctx = try LayerContext(trace: trace, layer: layer, budget: budget, options: PolicyOptions(fidelity: fidelity))
                     let P = ctx.compressionPoint, C = ctx.budget.nominal
-                    if id == "snapkv-lookm", ctx.budget.recent == 0, P >= C {
+                    let declared = Self.configuration(id).declaration!
+                    if declared.id == "snapkv-lookm", ctx.budget.recent == 0, P >= C {
                         #expect(throws: PolicyError.self) { try policy.decide(ctx) }
                         continue
                     }
-                    if ["text-prior", "lookm", "lookm-avg", "lookm-weighted"].contains(id), fidelity == .code, ctx.budget.recent == 0, P > C {
+                    if declared.baseID == "text-prior", fidelity == .code, ctx.budget.recent == 0, P > C {
                         #expect(throws: PolicyError.self) { try policy.decide(ctx) }
                         continue
                     }
@@ -52,8 +56,8 @@ struct PropertyTests {
                         for m in h.merges {
                             #expect(m.slot >= 0 && m.slot < h.kept.count && h.evicted.contains(m.source), "\(label): bad merge record")
                         }
-                        if P <= C, id != "snapkv-lookm", id != "fastv" { #expect(h.kept == Array(0 ..< P), "\(label): C ≥ P must keep everything") }
-                        if Self.exactBudget.contains(id), P > C {
+                        if P <= C, declared.id != "snapkv-lookm", declared.id != "fastv" { #expect(h.kept == Array(0 ..< P), "\(label): C ≥ P must keep everything") }
+                        if Self.keepsExactlyC(id), P > C {
                             #expect(h.kept.count == C, "\(label) head \(g): kept \(h.kept.count), nominal \(C)")
                         }
                     }
@@ -63,6 +67,12 @@ struct PropertyTests {
                     #expect(out.heads.map { $0.values.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map(\.kept) == d.heads.map(\.kept))
                     if id == "full" { #expect(d.actual.allSatisfy { $0 == P }) }
+                    if declared.traits.contains(.sharedByHeads) { #expect(Set(d.heads.map(\.kept)).count == 1, "\(label): one set for all heads") }
+                    if Self.configuration(id).merges, P > C, d.heads.contains(where: { !$0.evicted.isEmpty }) {
+                        #expect(d.heads.contains { !$0.merges.isEmpty }, "\(label): a merging policy merged nothing")
+                    } else if !Self.configuration(id).merges {
+                        #expect(d.heads.allSatisfy { $0.merges.isEmpty }, "\(label): an eviction policy merged")
+                    }
                     if id == "lookm" || id == "text-prior", fidelity == .intended, P > C { #expect(d.actual.allSatisfy { $0 == C }, "\(label)") }
                 }
             }

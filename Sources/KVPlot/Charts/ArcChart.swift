@@ -9,8 +9,8 @@ public struct MergeArc: Sendable, Hashable {
     public init(source: Int, target: Int, value: Double) { self.source = source; self.target = target; self.value = value }
 }
 
-/// A horizontal token axis with arcs above it from each evicted position to its merge target
-/// (FIGURES.md §2.7), a modality strip, kept positions as ticks below, and excluded evictions
+/// A horizontal token axis with arcs above it from each evicted position to its merge target,
+/// a modality strip, kept positions as ticks below, and excluded evictions
 /// as small grey crosses.
 public struct ArcChart: Chart {
     public var domain: Range<Int>
@@ -36,6 +36,10 @@ public struct ArcChart: Chart {
         self.xLabel = xLabel; self.insets = insets
     }
 
+    /// Evicted tokens the merge filter left out: grey crosses of 3 pt.
+    public static let excludedColor = RGB(hex: 0x999999)
+    public static let excludedSize = 3.0
+
     /// The arc area (arcs rise from its bottom edge, the baseline).
     public func plotRect(in frame: Rect) -> Rect { frame.inset(by: insets) }
 
@@ -60,8 +64,16 @@ public struct ArcChart: Chart {
         }
         canvas.popClip()
         canvas.line(from: Point(plot.minX, baseline), to: Point(plot.maxX, baseline), .axis)
-        let strip = Rect(x: plot.minX, y: baseline + 2, width: plot.width, height: 6)
+        let strip = Rect(x: plot.minX, y: baseline + 2, width: plot.width, height: 9)
         BandStrip(bands: bands, domain: domain).draw(in: canvas, frame: strip)
+        // Span labels ("text", "image 1") inside the strip, centred in their span, when they fit.
+        let ls = TextStyle(size: 6.5, color: RGB(hex: 0x222222))
+        for b in bands {
+            guard let label = b.label, let r = BandStrip(bands: [], domain: domain).rect(of: b, in: strip) else { continue }
+            if canvas.measure(label, style: ls).width + 4 <= r.width {
+                canvas.text(label, at: Point(r.midX, r.midY), style: ls, anchor: .center)
+            }
+        }
         var ticks = Path()
         for k in kept where domain.contains(k) {
             let xx = x(k, plot: plot)
@@ -69,7 +81,7 @@ public struct ArcChart: Chart {
         }
         if !ticks.isEmpty { canvas.stroke(ticks, StrokeStyle(Palette.kept, width: 0.6)) }
         for e in excluded where domain.contains(e) {
-            Markers.draw(.cross, at: Point(x(e, plot: plot), baseline - 3), color: RGB(hex: 0x999999), size: 3, in: canvas)
+            Markers.draw(.cross, at: Point(x(e, plot: plot), baseline - 3), color: Self.excludedColor, size: Self.excludedSize, in: canvas)
         }
         let axisRect = Rect(x: plot.minX, y: plot.minY, width: plot.width, height: strip.maxY + 9 - plot.minY)
         let xs = Axis(scale: .linear(Double(domain.lowerBound) ... Double(domain.upperBound)), label: xLabel,

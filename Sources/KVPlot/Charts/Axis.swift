@@ -125,7 +125,12 @@ public struct Axis: Sendable, Hashable {
         }
         if let label, !label.isEmpty {
             let gap = (labelGap ?? extent) + 3
-            let ls = TextStyle.axisLabel
+            var ls = TextStyle.axisLabel
+            // A label longer than its side (plus 20 pt) shrinks, down to 6.5 pt, instead of
+            // running into the title block or the next panel.
+            let room = (side == .left || side == .right ? plot.height : plot.width) + 20
+            let w = canvas.measure(label, style: ls).width
+            if w > room, w > 0 { ls.size = max(6.5, (ls.size * room / w * 100).rounded(.down) / 100) }
             switch side {
             case .bottom: canvas.text(label, at: Point(plot.midX, plot.maxY + gap), style: ls, anchor: .top, angle: 0)
             case .top: canvas.text(label, at: Point(plot.midX, plot.minY - gap), style: ls, anchor: .bottom, angle: 0)

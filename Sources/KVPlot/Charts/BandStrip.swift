@@ -1,6 +1,6 @@
 import Foundation
 
-/// A strip of modality bands along one axis (FIGURES.md §1.1 colours; pseudo-images hatched).
+/// A strip of modality bands along one axis (modality colours; pseudo-images hatched).
 public struct BandStrip: Chart, Hashable {
     public enum Orientation: String, Sendable, Hashable {
         /// Positions run left to right.

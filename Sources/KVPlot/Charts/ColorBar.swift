@@ -53,6 +53,10 @@ public enum LegendKey: Sendable, Hashable {
     case swatch(RGB)
     /// A filled square with a diagonal hatch (pseudo-images).
     case hatchedSwatch(RGB)
+    /// A short vertical tick of 0.6 pt, as the merge view marks kept positions.
+    case tick(RGB)
+    /// A marker alone, no line (marks drawn without a line, e.g. the merge view's crosses).
+    case marker(RGB, MarkerShape, size: Double)
 
     /// The key for a policy id in its fixed style.
     public static func policy(_ id: String) -> LegendKey {
@@ -136,7 +140,16 @@ public struct Legend: Chart, Hashable {
             canvas.stroke(.line(from: Point(x, cy), to: Point(x + keyWidth, cy)), StrokeStyle(c, width: 1.5, dash: dash))
             Markers.draw(marker, at: Point(x + keyWidth / 2, cy), color: c, in: canvas)
         case let .swatch(c):
-            canvas.fill(Rect(x: x + keyWidth / 2 - 4, y: cy - 4, width: 8, height: 8), c)
+            let r = Rect(x: x + keyWidth / 2 - 4, y: cy - 4, width: 8, height: 8)
+            canvas.fill(r, c)
+            // Light swatches (dropped #E5E5E5) would vanish on white without an outline.
+            canvas.stroke(.rect(r), StrokeStyle(RGB(hex: 0xB3B3B3), width: 0.5))
+        case let .marker(c, shape, size):
+            Markers.draw(shape, at: Point(x + keyWidth / 2, cy), color: c, size: size, in: canvas)
+        case let .tick(c):
+            var p = Path()
+            for dx in [-4.0, -1.5, 1.0, 3.5] { p.move(to: Point(x + keyWidth / 2 + dx, cy - 2.5)); p.line(to: Point(x + keyWidth / 2 + dx, cy + 2.5)) }
+            canvas.stroke(p, StrokeStyle(c, width: 0.6))
         case let .hatchedSwatch(c):
             let r = Rect(x: x + keyWidth / 2 - 4, y: cy - 4, width: 8, height: 8)
             canvas.fill(r, c)
@@ -145,7 +158,7 @@ public struct Legend: Chart, Hashable {
     }
 }
 
-/// Data markers (FIGURES.md §1.1: circle, square, triangle, diamond).
+/// Data markers (circle, square, triangle, diamond).
 public enum Markers {
     /// The path of a marker of `size` points centred at `p`.
     public static func path(_ shape: MarkerShape, at p: Point, size: Double = 4.5) -> Path {
@@ -163,12 +176,16 @@ public enum Markers {
         }
     }
 
-    /// Draws a filled marker (a stroked one for crosses).
+    /// Draws a marker. Circles (no merge) are filled; the merge shapes (square, triangle,
+    /// diamond) are open outlines of 1 pt drawn 1.5× larger, so two lines with equal values stay
+    /// visible: an open square rings the filled circle at the same point. Crosses are stroked.
     public static func draw(_ shape: MarkerShape, at p: Point, color: RGB, size: Double = 4.5, in canvas: some Canvas) {
         switch shape {
         case .none: return
         case .cross: canvas.stroke(path(shape, at: p, size: size), StrokeStyle(color, width: 1))
-        default: canvas.fill(path(shape, at: p, size: size), color)
+        case .circle: canvas.fill(path(shape, at: p, size: size), color)
+        case .square, .triangle, .diamond:
+            canvas.stroke(path(shape, at: p, size: size * 1.5), StrokeStyle(color, width: 1))
         }
     }
 }

@@ -32,7 +32,8 @@ public struct HeatmapChart: Chart {
     public var bandAxes: BandAxes
     /// Absolute key positions marked by a black vertical line across the map (e.g. `P`).
     public var columnLines: [Int]
-    /// Absolute key positions marked by a small orange tick above the map (merged positions).
+    /// Absolute key positions marked by a small orange tick in a 6 pt lane above the map
+    /// (merged positions); the top band moves up to make room.
     public var columnTicks: [Int]
     /// Tick overrides (nil = span boundaries when there are bands, nice steps otherwise).
     public var xTicks: TickSpec?
@@ -91,8 +92,11 @@ public struct HeatmapChart: Chart {
         let hasBands = !bands.isEmpty && bandAxes != .none
         let hasRowBands = hasBands && bandAxes == .both
         let bandW = hasBands ? bandWidth : 0
+        // Merged-position ticks get their own white lane between the map and the top band, so
+        // they never sit on an orange image band (where they read as hatching).
+        let tickLane = columnTicks.isEmpty ? 0.0 : 6
         if hasBands {
-            let top = Rect(x: plot.minX, y: plot.minY - gap - bandW, width: plot.width, height: bandW)
+            let top = Rect(x: plot.minX, y: plot.minY - gap - tickLane - bandW, width: plot.width, height: bandW)
             BandStrip(bands: bands, domain: cols, orientation: .horizontal).draw(in: canvas, frame: top)
             if hasRowBands {
                 let left = Rect(x: plot.minX - gap - bandW, y: plot.minY, width: bandW, height: plot.height)
@@ -135,7 +139,7 @@ public struct HeatmapChart: Chart {
             var path = Path()
             for p in columnTicks where cols.contains(p) {
                 let xx = x(Double(p) + 0.5, plot: plot)
-                path.move(to: Point(xx, plot.minY)); path.line(to: Point(xx, plot.minY + 3))
+                path.move(to: Point(xx, plot.minY - tickLane + 1.5)); path.line(to: Point(xx, plot.minY - 1))
             }
             canvas.stroke(path, StrokeStyle(Palette.merged, width: 0.75))
         }
@@ -150,7 +154,7 @@ public struct HeatmapChart: Chart {
         let yPlot = Rect(x: plot.minX - leftPad, y: plot.minY, width: plot.width + leftPad, height: plot.height)
         yAxis.draw(in: canvas, plot: yPlot, side: .left)
         if let panelTitle {
-            canvas.text(panelTitle, at: Point(plot.midX, plot.minY - (hasBands ? gap + bandW : 0) - 2), style: .panelTitle, anchor: .bottom)
+            canvas.text(panelTitle, at: Point(plot.midX, plot.minY - (hasBands ? gap + bandW : 0) - tickLane - 2), style: .panelTitle, anchor: .bottom)
         }
     }
 }

@@ -57,7 +57,7 @@ public struct HeatmapData: Sendable, Hashable {
         case mean
     }
 
-    /// The pool factor `k = ⌈max(rows, cols) / limit⌉` (FIGURES.md §2.1).
+    /// The pool factor `k = ⌈max(rows, cols) / limit⌉`.
     public static func poolFactor(rows: Int, cols: Int, limit: Int) -> Int {
         guard limit > 0 else { return 1 }
         let n = Swift.max(rows, cols)

@@ -19,7 +19,7 @@ public struct LineSeries: Sendable, Hashable {
         self.lineWidth = lineWidth; self.band = band
     }
 
-    /// A series in a policy's fixed style (FIGURES.md §1.1).
+    /// A series in a policy's fixed style.
     public init(policy id: String, label: String? = nil, points: [Point], band: [ClosedRange<Double>]? = nil) {
         let s = PolicyStyle.of(id)
         self.init(label: label ?? id, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band)
@@ -42,7 +42,7 @@ public struct ReferenceLine: Sendable, Hashable {
 /// Where a chart's legend goes.
 public enum LegendPlacement: String, Sendable, Hashable {
     case none, right, below
-    /// Right when there are at most 8 entries, below otherwise (FIGURES.md §2.4).
+    /// Right when there are at most 8 entries, below otherwise.
     case automatic
 }
 
@@ -130,10 +130,20 @@ public struct LineChart: Chart {
                 canvas.fill(.polygon(upper + lower), RGBA(s.color, alpha: 0.18))
             }
         }
-        for s in series {
+        // Solid lines first, then dashed ones over them, then every marker (filled circles under
+        // open shapes): lines with equal values stay visible through the dashes and marker rings.
+        let order = series.indices.sorted { (series[$0].dash.isEmpty ? 0 : 1, $0) < (series[$1].dash.isEmpty ? 0 : 1, $1) }
+        for i in order {
+            let s = series[i]
             let pts = s.points.map(pt).filter { $0.x.isFinite && $0.y.isFinite }
             canvas.stroke(.polyline(pts), StrokeStyle(s.color, width: s.lineWidth, dash: s.dash, join: .round))
-            for p in pts { Markers.draw(s.marker, at: p, color: s.color, in: canvas) }
+        }
+        for i in order.sorted(by: { (series[$0].marker == .circle ? 0 : 1, $0) < (series[$1].marker == .circle ? 0 : 1, $1) }) {
+            let s = series[i]
+            let pts = s.points.map(pt).filter { $0.x.isFinite && $0.y.isFinite }
+            // A one-point series with no marker would draw nothing: give it a circle.
+            let marker = s.marker == .none && pts.count == 1 ? .circle : s.marker
+            for p in pts { Markers.draw(marker, at: p, color: s.color, in: canvas) }
         }
         canvas.popClip()
         if let panelTitle { canvas.text(panelTitle, at: Point(plot.midX, plot.minY - 3), style: .axisLabel, anchor: .bottom) }

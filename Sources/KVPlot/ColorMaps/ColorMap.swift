@@ -1,6 +1,6 @@
 import Foundation
 
-/// A sequential colour map: a 256-entry table looked up at the nearest index (FIGURES.md §4).
+/// A sequential colour map: a 256-entry table looked up at the nearest index.
 ///
 /// Lookup rule: `index = Int((t * 255).rounded())` with `t` clamped to `0...1`; no interpolation.
 public enum ColorMap: String, Sendable, Hashable, CaseIterable {
@@ -78,7 +78,7 @@ public enum Normalization: Sendable, Hashable {
     }
 
     /// Log normalisation whose lower bound is the 1st percentile of the positive finite values,
-    /// floored at `floor` (FIGURES.md §2.1 `--vmin auto`); upper bound `upper`.
+    /// floored at `floor` (`--vmin auto`); upper bound `upper`.
     public static func autoLog(_ values: [Float], upper: Double = 1, floor: Double = 1e-6) -> Normalization {
         var positive: [Double] = []
         positive.reserveCapacity(values.count)

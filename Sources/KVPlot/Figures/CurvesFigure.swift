@@ -19,7 +19,7 @@ public struct Curve: Sendable, Hashable {
     }
 }
 
-/// Builds the budget-curves figure (FIGURES.md §2.4): metric versus kept ratio, one line per
+/// Builds the budget-curves figure: metric versus kept ratio, one line per
 /// policy in its fixed style with markers, a dashed black full-cache reference line and a
 /// legend (right, or below beyond 8 entries).
 public struct CurvesFigure: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the attention heatmap figure (FIGURES.md §2.1) from a plain row-major matrix.
+/// Builds the attention heatmap figure from a plain row-major matrix.
 ///
 /// Query rows run top to bottom, keys left to right, cells are square. Cells above the diagonal
 /// (causal) and NaN cells are drawn in the mask colour. Modality bands run along both axes and
@@ -22,7 +22,8 @@ public struct HeatmapFigure: Sendable {
     /// `scale` (2 by default).
     public var poolLimit: Int?
     public var scale: Double
-    public var size: Size
+    /// The page; nil sizes it to the map (``mapSize(rows:cols:)``) and the title block.
+    public var size: Size?
 
     /// - Parameters:
     ///   - matrix: `rows * cols` attention weights, row-major, row 0 = first recorded query.
@@ -35,13 +36,13 @@ public struct HeatmapFigure: Sendable {
     ///   - title, subtitle: the title block (subtitle lines state transforms).
     ///   - colorBarLabel: defaults to "attention weight" plus ", log" for log scales.
     ///   - pooling, poolLimit, scale: down-sampling (see type docs).
-    ///   - size: page size in points.
+    ///   - size: page size in points; nil = sized to the content.
     public init(
         matrix: [Float], rows: Int, cols: Int, rowStart: Int = 0, causal: Bool = true, bands: [ModalityBand] = [],
         normalization: Normalization = .log(1e-4 ... 1), colorMap: ColorMap = .viridis, title: String,
         subtitle: [String] = [], xLabel: String = "key position", yLabel: String = "query position",
         colorBarLabel: String? = nil, pooling: HeatmapData.Pooling = .max, poolLimit: Int? = nil,
-        scale: Double = 2, size: Size = Size(480, 430)
+        scale: Double = 2, size: Size? = nil
     ) {
         self.data = HeatmapData(values: matrix, rows: rows, cols: cols, rowStart: rowStart)
         self.causal = causal; self.bands = bands; self.normalization = normalization; self.colorMap = colorMap
@@ -56,7 +57,7 @@ public struct HeatmapFigure: Sendable {
         normalization: Normalization = .log(1e-4 ... 1), colorMap: ColorMap = .viridis, title: String,
         subtitle: [String] = [], xLabel: String = "key position", yLabel: String = "query position",
         colorBarLabel: String? = nil, pooling: HeatmapData.Pooling = .max, poolLimit: Int? = nil,
-        scale: Double = 2, size: Size = Size(480, 430)
+        scale: Double = 2, size: Size? = nil
     ) {
         self.init(
             matrix: matrix.map(Float.init), rows: rows, cols: cols, rowStart: rowStart, causal: causal, bands: bands,
@@ -65,28 +66,58 @@ public struct HeatmapFigure: Sendable {
     }
 
     static let colorBarWidth = 62.0
+    /// The long side of the map, in points.
+    public static let mapSide = 420.0
+    /// Shortest map height: a wide map (a window trace's few recorded rows) is stretched to it,
+    /// cells drawn taller than wide, instead of shrinking to a strip; the subtitle says so.
+    public static let minimumMapHeight = 120.0
+
+    /// The map's size for `rows × cols` cells: square cells with the long side ``mapSide``, the
+    /// height raised to ``minimumMapHeight`` (then `stretch` > 1 says how much taller than
+    /// wide the cells are), the width at least 120 pt for tall crops.
+    public static func mapSize(rows: Int, cols: Int) -> (width: Double, height: Double, stretch: Double) {
+        let a = Double(max(rows, 1)) / Double(max(cols, 1))
+        if a <= 1 {
+            let square = mapSide * a
+            let h = max(square, minimumMapHeight)
+            return (mapSide, h, h / square)
+        }
+        let square = mapSide / a
+        let w = max(square, 120)
+        return (w, mapSide, square / w)
+    }
 
     /// The figure.
     public func build() -> Figure {
         var sub = subtitle
         let probe = HeatmapChart(data: data, bands: bands)
-        // Provisional header (one more line in case pooling is noted).
-        let header = Figure.headerHeight(subtitleLines: sub.count + 1, hasTitle: !title.isEmpty)
-        let chartFrame = Rect(x: 6, y: header, width: size.width - 6 - Self.colorBarWidth - 10, height: size.height - header - 4)
-        let area = chartFrame.inset(by: probe.insets)
-        let side = min(area.width, area.height)
-        let limit = poolLimit ?? max(1, Int(side * scale))
+        let map = Self.mapSize(rows: data.rows, cols: data.cols)
+        let stretched = abs(map.stretch - 1) > 0.05
+        let limit = poolLimit ?? max(1, Int(max(map.width, map.height) * scale))
         let k = HeatmapData.poolFactor(rows: data.rows, cols: data.cols, limit: limit)
         var d = data
         if k > 1 {
             d = data.pooled(k, mode: pooling, causal: causal)
             sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)")
         }
+        if stretched {
+            sub.append(map.stretch > 1 ? "rows drawn \(String(format: "%.1f", map.stretch))× taller than wide (few recorded rows)"
+                                       : "columns drawn \(String(format: "%.1f", 1 / map.stretch))× wider than tall")
+        }
+        let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
+        let insets = probe.insets
+        let contentW = 6 + insets.left + map.width + insets.right + 12 + Self.colorBarWidth + 10
+        let page = size ?? Size(max(contentW, Figure.titleBlockWidth(title: title, subtitle: sub)),
+                                header + insets.top + map.height + insets.bottom + 4)
+        let dx = size == nil ? max(0, (page.width - contentW) / 2) : 0
+        let chartFrame = size == nil
+            ? Rect(x: 6 + dx, y: header, width: insets.left + map.width + insets.right, height: insets.top + map.height + insets.bottom)
+            : Rect(x: 6, y: header, width: page.width - 6 - Self.colorBarWidth - 10, height: page.height - header - 4)
         let chart = HeatmapChart(
             data: d, normalization: normalization, colorMap: colorMap, mask: causal ? .causal : .none,
-            bands: bands, xLabel: xLabel, yLabel: yLabel)
+            bands: bands, xLabel: xLabel, yLabel: yLabel, squareCells: !stretched || size != nil)
         let plot = chart.plotRect(in: chartFrame)
-        var fig = Figure(size: size, title: title, subtitle: sub)
+        var fig = Figure(size: page, title: title, subtitle: sub)
         fig.add(chart, in: chartFrame)
         let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
         fig.add(bar, in: Rect(x: plot.maxX + 12, y: plot.minY, width: Self.colorBarWidth, height: plot.height))

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the merge view (FIGURES.md §2.7): a token axis with arcs from each evicted position to
+/// Builds the merge view: a token axis with arcs from each evicted position to
 /// the position of the slot it merged into, coloured by cosine similarity (viridis, colour bar),
 /// width 0.5 pt, alpha 0.6; kept positions as ticks below the axis; evicted tokens the filter
 /// left out as grey crosses.
@@ -37,6 +37,7 @@ public struct MergeArcsFigure: Sendable {
     }
 
     public func build() -> Figure {
+        let size = Size(max(self.size.width, Figure.titleBlockWidth(title: title, subtitle: subtitle)), self.size.height)
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         let top = fig.headerHeight
         let cbW = 62.0
@@ -46,10 +47,12 @@ public struct MergeArcsFigure: Sendable {
         let frame = Rect(x: 4, y: top, width: size.width - 8 - cbW - 8, height: size.height - top - 18)
         fig.add(chart, in: frame)
         let plot = chart.plotRect(in: frame)
-        let legend = Legend([
-            LegendEntry("kept", key: .swatch(Palette.kept)),
-            LegendEntry("not merged (filtered)", key: .line(RGB(hex: 0x999999), dash: [], marker: .cross)),
-        ], layout: .rows)
+        // Legend entries only for marks that are drawn.
+        var entries = [LegendEntry("kept (ticks under the strip)", key: .tick(Palette.kept))]
+        if !excluded.isEmpty {
+            entries.append(LegendEntry("not merged (filtered)", key: .marker(ArcChart.excludedColor, .cross, size: ArcChart.excludedSize)))
+        }
+        let legend = Legend(entries, layout: .rows)
         fig.add(legend, in: Rect(x: plot.minX, y: frame.maxY + 2, width: plot.width, height: 11))
         let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
         fig.add(bar, in: Rect(x: frame.maxX + 8, y: plot.minY, width: cbW, height: plot.height))

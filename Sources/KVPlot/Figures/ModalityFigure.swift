@@ -1,6 +1,6 @@
 import Foundation
 
-/// Builds the modality figure (FIGURES.md §2.5–2.6): left, per layer, the mean attention a text
+/// Builds the modality figure: left, per layer, the mean attention a text
 /// token versus an image token receives (two lines, log y); right, a stacked bar per policy of
 /// the kept cache's share by modality (0–1), with an optional "prompt" reference bar.
 public struct ModalityFigure: Sendable {
@@ -39,12 +39,18 @@ public struct ModalityFigure: Sendable {
     }
 
     public func build() -> Figure {
+        let size = Size(max(self.size.width, Figure.titleBlockWidth(title: title, subtitle: subtitle)), self.size.height)
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         let top = fig.headerHeight + 12
         let h = size.height - top - 4
         let leftW = (size.width - 8) * 0.52
         let xs = layers.map(Double.init)
-        let xDomain = (xs.min() ?? 0) ... max((xs.max() ?? 1), (xs.min() ?? 0) + 1)
+        // Layers are whole numbers: half a layer of room each side, a tick per layer (or every
+        // n-th layer when there are many), never fractional ticks.
+        let lo = xs.min() ?? 0, hi = xs.max() ?? 0
+        let xDomain = (lo - 0.5) ... (hi + 0.5)
+        let step = max(1, Int((Double(layers.count) / 8).rounded(.up)))
+        let layerTicks = layers.enumerated().filter { $0.offset % step == 0 }.map { Tick(Double($0.element), String($0.element)) }
         let values = textMean + imageMean
         let yScale: Scale = logY ? .log(CurvesFigure.logDomain(values)) : .linear(CurvesFigure.niceDomain(values))
         let series = [
@@ -52,8 +58,8 @@ public struct ModalityFigure: Sendable {
             LineSeries(label: "image token", points: zip(xs, imageMean).map { Point($0, $1) }, color: BandKind.image.color, marker: .square),
         ]
         let left = LineChart(
-            series: series, xAxis: Axis(scale: .linear(xDomain), label: "layer"),
-            yAxis: Axis(scale: yScale, label: "mean attention per token" + (logY ? ", log" : "")), legend: .below,
+            series: series, xAxis: Axis(scale: .linear(xDomain), label: "layer", ticks: .explicit(layerTicks)),
+            yAxis: Axis(scale: yScale, label: "mean attention per token" + (logY ? ", log" : "")), legend: .right,
             insets: EdgeInsets(top: 8, left: 50, bottom: 36, right: 8), panelTitle: "attention received per token")
         fig.add(left, in: Rect(x: 4, y: top, width: leftW, height: h))
         var cats = policies

@@ -101,7 +101,7 @@ public enum LineJoin: String, Sendable, Hashable { case miter, round, bevel }
 /// How a path is stroked.
 public struct StrokeStyle: Sendable, Hashable {
     public var color: RGBA
-    /// Width in points (FIGURES.md: axes 0.75, data lines 1.5, separators 0.5).
+    /// Width in points (axes 0.75, data lines 1.5, separators 0.5).
     public var width: Double
     /// Dash pattern in points (on, off, …); empty = solid.
     public var dash: [Double]
@@ -125,7 +125,7 @@ public struct StrokeStyle: Sendable, Hashable {
 /// Font weight.
 public enum FontWeight: String, Sendable, Hashable { case regular, bold }
 
-/// How text is drawn. The family is always DejaVu Sans (FIGURES.md §1).
+/// How text is drawn. The family is always DejaVu Sans.
 public struct TextStyle: Sendable, Hashable {
     public var size: Double
     public var weight: FontWeight

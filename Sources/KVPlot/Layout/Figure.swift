@@ -34,7 +34,8 @@ public struct Figure: Sendable {
     public var background: RGB
 
     public init(size: Size, title: String, subtitle: [String] = [], panels: [Panel] = [], background: RGB = Palette.background) {
-        self.size = size; self.title = title; self.subtitle = subtitle; self.panels = panels; self.background = background
+        // Whole points, so that at the default scale the page is a whole number of pixels.
+        self.size = Size(size.width.rounded(.up), size.height.rounded(.up)); self.title = title; self.subtitle = subtitle; self.panels = panels; self.background = background
     }
 
     /// Height of the title block for a number of subtitle lines.
@@ -45,6 +46,37 @@ public struct Figure: Sendable {
     /// The height of this figure's title block.
     public var headerHeight: Double { Self.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty) }
 
+    /// Side margin kept clear of title-block text, in points.
+    public static let textMargin = 6.0
+
+    /// `style`, shrunk (down to 5 pt) when `line` would be wider than the page less the margins,
+    /// so a title block line is never clipped at the page edges. Builders size pages with
+    /// ``textWidth(_:style:)`` so this is a safety net, not the layout.
+    func fitting(_ line: String, _ style: TextStyle, in canvas: some Canvas) -> TextStyle {
+        let room = size.width - 2 * Self.textMargin
+        let w = canvas.measure(line, style: style).width
+        guard w > room, w > 0 else { return style }
+        var s = style
+        s.size = max(5, (style.size * room / w * 100).rounded(.down) / 100)
+        return s
+    }
+
+    /// An upper estimate of the width of `text` in DejaVu Sans at `style` (0.62 em per character,
+    /// bold 0.68 em), for sizing a page before any canvas exists.
+    public static func textWidth(_ text: String, style: TextStyle) -> Double {
+        Double(text.unicodeScalars.count) * style.size * (style.weight == .bold ? 0.68 : 0.62)
+    }
+
+    /// The narrowest page width that shows `title` and every `subtitle` line whole, capped at
+    /// ``maximumTitleBlockWidth`` (longer lines are shrunk to fit when drawn).
+    public static func titleBlockWidth(title: String, subtitle: [String]) -> Double {
+        let widths = [textWidth(title, style: .title)] + subtitle.map { textWidth($0, style: .subtitle) }
+        return min((widths.max() ?? 0) + 2 * textMargin + 4, maximumTitleBlockWidth)
+    }
+
+    /// The widest a title block may make a page, in points.
+    public static let maximumTitleBlockWidth = 1000.0
+
     /// Adds a panel.
     public mutating func add(_ chart: any Chart, in frame: Rect) { panels.append(Panel(frame: frame, chart: chart)) }
 
@@ -53,11 +85,11 @@ public struct Figure: Sendable {
         canvas.fill(Rect(origin: Point(0, 0), size: size), background)
         var y = 8.0
         if !title.isEmpty {
-            canvas.text(title, at: Point(size.width / 2, y), style: .title, anchor: .top, angle: 0)
+            canvas.text(title, at: Point(size.width / 2, y), style: fitting(title, .title, in: canvas), anchor: .top, angle: 0)
             y += 11 + 3
         }
         for line in subtitle {
-            canvas.text(line, at: Point(size.width / 2, y), style: .subtitle, anchor: .top, angle: 0)
+            canvas.text(line, at: Point(size.width / 2, y), style: fitting(line, .subtitle, in: canvas), anchor: .top, angle: 0)
             y += 10
         }
         for p in panels { p.chart.draw(in: canvas, frame: p.frame) }

@@ -1,3 +1,4 @@
+import KVTrace
 /// One KV head of a compressed cache.
 public struct CompressedHead: Sendable, Equatable {
     /// Original positions, in cache order.

@@ -128,10 +128,10 @@ public struct LayerContext: Sendable {
         if covered, let a = tensors.attention {
             let R = positions.count, Q = qr.count
             let v = [Double](unsafeUninitializedCapacity: H * R * T) { buf, n in
-                let out = SendablePointer(buf.baseAddress!)
+                let out = UnsafeSendableBox(buf.baseAddress!)
                 parallelFor(H) { h in
                     Self.copyDoubles(a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
-                                     into: out.pointer + h * R * T)
+                                     into: out.value + h * R * T)
                 }
                 n = H * R * T
             }
@@ -166,13 +166,13 @@ public struct LayerContext: Sendable {
             [Double](unsafeUninitializedCapacity: T * D) { b, n in k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D }
         }
         out.withUnsafeMutableBufferPointer { ob in
-            let optr = SendablePointer(ob.baseAddress!)
+            let optr = UnsafeSendableBox(ob.baseAddress!)
             parallelFor(H * R) { task in
                 let h = task / R, i = task % R
                 let pos = positions.lowerBound + i
                 var qv = [Double](repeating: 0, count: D)
                 qv.withUnsafeMutableBufferPointer { q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!) }
-                let row = optr.pointer + (h * R + i) * T
+                let row = optr.value + (h * R + i) * T
                 let n = causal ? min(pos + 1, T) : T
                 keyBlocks[map[h]].withUnsafeBufferPointer { kb in
                     qv.withUnsafeBufferPointer { qb in
@@ -181,16 +181,10 @@ public struct LayerContext: Sendable {
                 }
                 if floatSoftmax {
                     var f = (0 ..< n).map { Float(row[$0]) }
-                    let m = f.max() ?? 0
-                    var s: Float = 0
-                    for j in 0 ..< n { f[j] = expf(f[j] - m); s += f[j] }
-                    for j in 0 ..< n { row[j] = Double(f[j] / s) }
+                    f.withUnsafeMutableBufferPointer { Softmax.normalize($0.baseAddress!, n) }
+                    for j in 0 ..< n { row[j] = Double(f[j]) }
                 } else {
-                    var m = -Double.infinity
-                    for j in 0 ..< n { m = Swift.max(m, row[j]) }
-                    var s = 0.0
-                    for j in 0 ..< n { row[j] = Foundation.exp(row[j] - m); s += row[j] }
-                    for j in 0 ..< n { row[j] /= s }
+                    Softmax.normalize(row, n)
                 }
             }
         }
@@ -214,8 +208,8 @@ public struct LayerContext: Sendable {
     func block(_ t: Tensor) -> KVBlock {
         let G = kvHeads, P = compressionPoint, D = headDim
         let v = [Double](unsafeUninitializedCapacity: G * P * D) { buf, n in
-            let out = SendablePointer(buf.baseAddress!)
-            parallelFor(G) { g in copyHeadRows(t, head: g, into: out.pointer + g * P * D) }
+            let out = UnsafeSendableBox(buf.baseAddress!)
+            parallelFor(G) { g in copyHeadRows(t, head: g, into: out.value + g * P * D) }
             n = G * P * D
         }
         return KVBlock(heads: G, count: P, dim: D, values: v)

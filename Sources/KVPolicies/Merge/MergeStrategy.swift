@@ -1,3 +1,4 @@
+import KVTrace
 import CKernels
 
 /// What a merge scatters into the kept slots (POLICIES.md §4.6).

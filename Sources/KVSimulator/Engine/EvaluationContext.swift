@@ -195,7 +195,7 @@ public struct EvaluationContext: Sendable {
                             let qp = qb.baseAddress! + (h * R + r) * D
                             var m = -Double.infinity
                             for j in 0 ..< n {
-                                let l = sc * Kernels.dot(qp, kb + j * D, D)
+                                let l = sc * dot(qp, kb + j * D, D)
                                 row[j] = l
                                 m = Swift.max(m, l)
                             }
@@ -255,19 +255,6 @@ public struct EvaluationContext: Sendable {
 
 /// Small numeric kernels on contiguous `Double` vectors.
 enum Kernels {
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ n: Int) -> Double {
-        var acc = SIMD8<Double>()
-        var i = 0
-        while i + 8 <= n {
-            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Double>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Double>.self)
-            i += 8
-        }
-        var s = acc.sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
-        return s
-    }
-
     /// `y += a·x`.
     @inline(__always)
     static func axpy(_ a: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int) {

@@ -5,6 +5,8 @@ import KVTrace
 /// Keys or values `[KVH][T][D]` of one layer, read in place from the mapped tensor when it is
 /// little-endian f16, f32 or f64 (converted exactly to `Double` inside the kernels), else
 /// converted once to `Double`. Keeps the layer's storage alive.
+// @unchecked: read-only after init; the raw pointers it hands the kernels point into `tensor`'s
+// storage (or `converted`), which this value keeps alive.
 struct KVRows: @unchecked Sendable {
     let tensor: Tensor
     /// Converted copy for the dtypes the kernels do not read directly.

@@ -162,36 +162,3 @@ public enum ResultOrder {
         }
     }
 }
-
-/// Runs `body` over `items` on `workers` threads; `done` is called under a lock as each finishes.
-func parallelEach(_ items: [Int], workers: Int, _ body: @Sendable (Int) throws -> [ResultRow],
-                  done: @Sendable (Int, [ResultRow]) throws -> Void) throws {
-    final class State: @unchecked Sendable {
-        let lock = NSLock()
-        var next = 0
-        var error: (any Error)?
-    }
-    let state = State()
-    let n = max(1, min(workers, items.count))
-    DispatchQueue.concurrentPerform(iterations: n) { _ in
-        while true {
-            state.lock.lock()
-            if state.error != nil || state.next >= items.count { state.lock.unlock(); return }
-            let item = items[state.next]
-            state.next += 1
-            state.lock.unlock()
-            do {
-                let rows = try body(item)
-                state.lock.lock()
-                defer { state.lock.unlock() }
-                try done(item, rows)
-            } catch {
-                state.lock.lock()
-                if state.error == nil { state.error = error }
-                state.lock.unlock()
-                return
-            }
-        }
-    }
-    if let e = state.error { throw e }
-}

@@ -48,6 +48,7 @@ public struct Replay: Sendable {
     }
 }
 
+// @unchecked: appended to only in `parallelEach`'s `done`, which runs under its lock.
 final class RowCollector: @unchecked Sendable {
     var rows: [ResultRow] = []
 }

@@ -174,7 +174,7 @@ public struct ReplayLayer: Sendable {
                                 for r in 0 ..< R {
                                     let i = first + r
                                     guard p <= i else { continue }
-                                    let l = c.scale * Kernels.dot(qb.baseAddress! + (h * R + r) * D, kpb.baseAddress!, D)
+                                    let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb.baseAddress!, D)
                                     let wt = Foundation.exp(l - c.rowMax[h * R + r])
                                     z[r] += wt
                                     Kernels.axpy(wt, vpb.baseAddress!, o0 + r * D, D)

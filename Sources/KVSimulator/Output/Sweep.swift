@@ -142,6 +142,7 @@ public struct ResultOrderKeys: Sendable, Codable, Equatable {
     }
 }
 
+// @unchecked: mutated only in `parallelEach`'s `done`, which runs under its lock.
 final class Counter: @unchecked Sendable { var value = 0 }
 
 /// Finished layers of one trace: `.parts/<hash>_L<layer>.json`, each written atomically.

@@ -207,7 +207,7 @@ public enum SyntheticTraceGenerator {
                     colsum.withUnsafeMutableBufferPointer { cp in
                         let qb = UnsafeSendableBox(qp.baseAddress!), kb = UnsafeSendableBox(kp.baseAddress!)
                         let ab = UnsafeSendableBox(ap.baseAddress!), cb = UnsafeSendableBox(cp.baseAddress!)
-                        DispatchQueue.concurrentPerform(iterations: H) { h in
+                        parallelFor(H) { h in
                             let g = h / group
                             var logits = [Float](repeating: 0, count: T)
                             let lastRow = max(rows.upperBound, P)
@@ -253,17 +253,4 @@ public enum SyntheticTraceGenerator {
     }
 }
 
-/// `Σ a[d]·b[d]` over `n` Floats, eight lanes at a time.
-@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var d = 0
-    while d + 8 <= n {
-        let x = UnsafeRawPointer(a + d).loadUnaligned(as: SIMD8<Float>.self)
-        let y = UnsafeRawPointer(b + d).loadUnaligned(as: SIMD8<Float>.self)
-        acc += x * y
-        d += 8
-    }
-    var s = acc.sum()
-    while d < n { s += a[d] * b[d]; d += 1 }
-    return s
-}
+

@@ -47,14 +47,8 @@ struct InfoCommand: ParsableCommand {
         }
         if !skipChecks {
             let layers = info.recordedLayers
-            let results = UnsafeMutableBufferPointer<(LayerInspection?, String?)>.allocate(capacity: layers.count)
-            results.initialize(repeating: (nil, nil))
-            defer { results.deallocate() }
-            let box = UnsafeSendableBox(results)
-            DispatchQueue.concurrentPerform(iterations: layers.count) { i in
-                do { box.value[i] = (LayerInspection(try source.layer(layers[i]), info: info), nil) } catch {
-                    box.value[i] = (nil, "\(error)")
-                }
+            let results = try parallelMap(layers.count) { i -> (LayerInspection?, String?) in
+                do { return (LayerInspection(try source.layer(layers[i]), info: info), nil) } catch { return (nil, "\(error)") }
             }
             for i in layers.indices { (inspections[i], failures[i]) = results[i] }
         }

@@ -1,14 +1,14 @@
 import ArgumentParser
 
-/// `kvscope render <figure>`: the figures of FIGURES.md §2, one subcommand each.
+/// `kvscope render <figure>`: every figure, one subcommand each.
 struct RenderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render",
-        abstract: "Draw a figure (PNG, SVG or PDF, chosen by the --out extension).",
+        abstract: "Draw a figure (PNG, SVG or PDF, chosen by the -o/--output extension).",
         discussion: """
             Every figure is a pure function of its inputs: the same inputs give the same bytes (PNG and SVG; \
             PDF carries a pinned creation date). Files are written to a temporary name beside the target and \
-            renamed into place. Without --out the figure goes to Output/<figure>-<trace>….png.
+            renamed into place. Without -o/--output the figure goes to Output/<figure>-<trace>….png.
 
             Figures of traces whose image tokens are pseudo-images (text tokens standing in for an image, \
             `synthetic_image_tokens`) say so in the title and hatch those spans.

@@ -111,6 +111,7 @@ struct SweepCommand: ParsableCommand {
 }
 
 /// `Progress` is used under the sweep's lock only.
+// @unchecked: `step` is called only from the sweep's `done` callback, which runs under its lock.
 final class ProgressBox: @unchecked Sendable {
     let p: Progress
     init(_ p: Progress) { self.p = p }

@@ -3,7 +3,7 @@ import Foundation
 import KVPlot
 import KVTrace
 
-/// `kvscope render heatmap`: the attention map of one layer (FIGURES.md §2.1).
+/// `kvscope render heatmap`: the attention map of one layer.
 struct HeatmapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatmap",
@@ -134,7 +134,7 @@ struct HeatmapCommand: ParsableCommand {
         case .power: scaleName = "power γ 0.5"
         }
         let barLabel = "attention weight, \(scaleName)"
-        let title = output.title("\(RenderSupport.traceTitle(info)): layer \(layerIndex), \(headText)")
+        let title = output.title("\(RenderSupport.traceTitle(info)): where does layer \(layerIndex) attend? (\(headText))")
         let figure: Figure
         let name: String
         if allHeads {
@@ -142,7 +142,7 @@ struct HeatmapCommand: ParsableCommand {
                 HeatmapGridPanel(title: "L\(layerIndex) H\(h)", matrix: Array(matrices[h * R * C ..< (h + 1) * R * C]))
             }
             var g = HeatmapGridFigure(
-                panels: panels, gridColumns: min(H, H > 8 ? Int(Double(H).squareRoot().rounded(.up)) : H), rows: R, cols: C,
+                panels: panels, rows: R, cols: C,
                 causal: info.causal, bands: bands.map { ModalityBand($0.range, kind: $0.kind, isPseudo: $0.isPseudo) },
                 normalization: normalization, colorMap: cmap, title: title, subtitle: sub, colorBarLabel: barLabel,
                 panelSize: R * 2 < C ? 200 : 110, pooling: pool, scale: output.scale)
@@ -154,23 +154,13 @@ struct HeatmapCommand: ParsableCommand {
             var f = HeatmapFigure(
                 matrix: matrices, rows: R, cols: C, rowStart: rowRange.lowerBound, causal: info.causal, bands: bands,
                 normalization: normalization, colorMap: cmap, title: title, subtitle: sub, colorBarLabel: barLabel,
-                pooling: pool, scale: output.scale, size: Self.size(rows: R, cols: C, subtitleLines: sub.count))
+                pooling: pool, scale: output.scale)
             f.data = HeatmapData(values: matrices, rows: R, cols: C, rowStart: rowRange.lowerBound, colStart: colRange.lowerBound)
             figure = f.build()
             name = "heatmap-\(info.name)-L\(layerIndex)-" + (head.map { "H\($0)" } ?? "mean")
         }
         try output.write(figure, defaultName: name)
     }
-
-    /// The page: wide maps (few recorded rows) get a short page instead of a tall empty one.
-    static func size(rows: Int, cols: Int, subtitleLines: Int) -> Size {
-        let width = 560.0
-        let mapW = width - 6 - 62 - 10 - 60
-        let aspect = Double(rows) / Double(max(cols, 1))
-        let mapH = min(max(mapW * aspect, 60), 440)
-        return Size(width, Figure.headerHeight(subtitleLines: subtitleLines + 1) + mapH + 80)
-    }
-
 }
 
 extension ColorMap: ExpressibleByArgument {}

@@ -4,7 +4,7 @@ import KVPlot
 import KVPolicies
 import KVTrace
 
-/// `kvscope render merges`: arcs from each evicted token to the slot it merged into (FIGURES.md §2.7).
+/// `kvscope render merges`: arcs from each evicted token to the slot it merged into.
 struct MergesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merges",
@@ -71,7 +71,7 @@ struct MergesCommand: ParsableCommand {
         let fig = MergeArcsFigure(
             tokens: P, bands: RenderSupport.bands(info, upTo: P), kept: hd.kept, merges: arcs, excluded: excluded, range: zoom,
             normalization: .linear(lo ... 1),
-            title: output.title("\(RenderSupport.traceTitle(info)): \(policy.id) merges at budget \(budget)"), subtitle: sub,
+            title: output.title("\(RenderSupport.traceTitle(info)): where do \(policy.id)'s evicted tokens merge at budget \(budget)?"), subtitle: sub,
             size: Size(660, 300))
         try output.write(fig.build(), defaultName: "merges-\(info.name)-\(policy.id)-L\(layerIndex)-G\(head)")
     }

@@ -5,7 +5,7 @@ import KVPolicies
 import KVTrace
 
 /// `kvscope render modality`: text versus image attention per layer, and what each policy keeps by
-/// modality (FIGURES.md §2.5–2.6, the LOOK-M observation).
+/// modality (the LOOK-M observation).
 struct ModalityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "modality",
@@ -105,7 +105,7 @@ struct ModalityCommand: ParsableCommand {
         let fig = ModalityFigure(
             layers: layers, textMean: text, imageMean: image, policies: runs.map(\.id),
             shares: runs.map { keptShare($0, isImage: isImage) }, promptShare: [(P - nImage) / P, nImage / P],
-            title: title("\(RenderSupport.traceTitle(info)): text vs image tokens"), subtitle: sub,
+            title: title("\(RenderSupport.traceTitle(info)): do text or image tokens get the attention, and the cache?"), subtitle: sub,
             size: Size(max(640, 460 + Double(runs.count + 1) * 40), 330))
         return fig.build()
     }

@@ -4,7 +4,7 @@ import KVPlot
 import KVPolicies
 import KVTrace
 
-/// `kvscope render retention`: what each policy keeps, per layer and position (FIGURES.md §2.2).
+/// `kvscope render retention`: what each policy keeps, per layer and position.
 struct RetentionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retention",
@@ -69,8 +69,8 @@ struct RetentionCommand: ParsableCommand {
         let panels = runs.map { panel($0, T: T, fidelity: fidelity) }
         let fig = RetentionFigure(
             panels: panels, tokens: T, prefillLength: P, bands: RenderSupport.bands(info),
-            title: title("\(RenderSupport.traceTitle(info)): retention at budget \(budget)"), subtitle: sub,
-            rowLabel: "layer", size: Size(620, Figure.headerHeight(subtitleLines: sub.count) + Double(runs.count) * 110 + 50))
+            title: title("\(RenderSupport.traceTitle(info)): which positions does each policy keep at budget \(budget)?"), subtitle: sub,
+            rowLabel: "layer")
         return fig.build()
     }
 }

@@ -1,0 +1,108 @@
+import Foundation
+import KVSimulator
+
+/// A sweep's rows, read from its `results.json` through `Codable` (``ResultRow``).
+///
+/// The path may be the `results.json` itself, the sweep's folder, or its `results.csv` (which
+/// maps to the `results.json` beside it, since both are written together).
+struct SweepResults {
+    var rows: [ResultRow]
+    /// The JSON file read, for messages.
+    var file: String
+
+    /// The `results.json` a user's path stands for.
+    static func jsonURL(for path: String) -> URL {
+        let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            return url.appendingPathComponent("results.json")
+        }
+        if url.pathExtension.lowercased() == "csv" { return url.deletingLastPathComponent().appendingPathComponent("results.json") }
+        return url
+    }
+
+    /// Reads and decodes the rows; every failure is one line naming the file.
+    static func load(_ path: String) throws -> SweepResults {
+        let url = jsonURL(for: path)
+        let file = url.path
+        guard let data = FileManager.default.contents(atPath: file) else {
+            if url.path != URL(fileURLWithPath: path).path {
+                throw CLIError("\(path): cannot read the file \(file) (render curves reads a sweep's results.json)")
+            }
+            throw CLIError("\(file): cannot read the file")
+        }
+        struct Document: Decodable { var rows: [ResultRow] }
+        do {
+            let doc = try JSONDecoder().decode(Document.self, from: data)
+            return SweepResults(rows: doc.rows, file: file)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw CLIError("\(file): not a sweep's results.json (missing '\(key.stringValue)' at \(Self.where(ctx)))")
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            throw CLIError("\(file): not a sweep's results.json (wrong value at \(Self.where(ctx)))")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw CLIError("\(file): not valid JSON (\(ctx.debugDescription.split(separator: "\n").first ?? "unreadable"))")
+        } catch {
+            throw CLIError("\(file): not a sweep's results.json")
+        }
+    }
+
+    static func `where`(_ ctx: DecodingError.Context) -> String {
+        let p = ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return p.isEmpty ? "the top level" : p
+    }
+
+    /// The trace names present, in order of first appearance.
+    var traces: [String] {
+        var out: [String] = []
+        for r in rows where !out.contains(r.trace) { out.append(r.trace) }
+        return out
+    }
+
+    /// The metric ids present, sorted.
+    var metrics: [String] { Array(Set(rows.map(\.metric))).sorted() }
+
+    /// One measured point of a curve, before averaging over traces.
+    struct Point { var trace: String; var policy: String; var budget: Double; var y: Double; var x: Double }
+
+    /// `metric` per (trace, policy, budget): the all-layers, all-heads row when present, else
+    /// the mean over per-layer rows (uniform weights), else over per-head rows; per-image rows
+    /// (`image_retention`) are averaged over images. x is the actual kept ratio: the `kept_ratio`
+    /// metric when the sweep has it, else the row's `actual_tokens / compression_point`. A policy
+    /// swept at several fidelities is labelled "id (fidelity)".
+    func points(metric: String) throws -> [Point] {
+        struct Key: Hashable { var trace: String; var policy: String; var budget: Double }
+        let severalFidelities = Set(rows.map(\.fidelity)).count > 1
+        func key(_ r: ResultRow) -> Key? {
+            guard let b = r.budget else { return nil }
+            return Key(trace: r.traceHash, policy: severalFidelities ? "\(r.policy) (\(r.fidelity))" : r.policy, budget: b)
+        }
+        /// Mean of the best-scoped rows of `m` per key.
+        func collect(_ m: String) -> [Key: Double] {
+            // scope 0: layer all & head all; 1: one layer, head all; 2: per head.
+            var byScope: [Key: [Int: [Double]]] = [:]
+            for r in rows where r.metric == m {
+                guard let v = r.value, v.isFinite, let k = key(r) else { continue }
+                let scope = r.layer == nil && r.head == nil ? 0 : (r.head == nil ? 1 : 2)
+                byScope[k, default: [:]][scope, default: []].append(v)
+            }
+            return byScope.compactMapValues { scopes in
+                guard let vs = scopes.keys.sorted().first.flatMap({ scopes[$0] }), !vs.isEmpty else { return nil }
+                return vs.reduce(0, +) / Double(vs.count)
+            }
+        }
+        let ys = collect(metric)
+        guard !ys.isEmpty else {
+            throw CLIError("\(file): no values for metric '\(metric)' (metrics present: \(metrics.joined(separator: ", ")))")
+        }
+        let kept = collect("kept_ratio")
+        var actual: [Key: [Double]] = [:]
+        for r in rows where r.keptRatio.isFinite {
+            if let k = key(r) { actual[k, default: []].append(r.keptRatio) }
+        }
+        let names = Dictionary(rows.map { ($0.traceHash, $0.trace) }, uniquingKeysWith: { a, _ in a })
+        return ys.map { k, y in
+            let x = kept[k] ?? actual[k].map { $0.reduce(0, +) / Double($0.count) } ?? k.budget
+            return Point(trace: names[k.trace] ?? k.trace, policy: k.policy, budget: k.budget, y: y, x: x)
+        }.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) }
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+@Suite("kvscope policies")
+struct PoliciesCLITests {
+    @Test("docs/policy-catalogue.md is exactly what `kvscope policies --markdown` prints")
+    func catalogueIsCurrent() throws {
+        let r = try CLI.run(["policies", "--markdown"])
+        #expect(r.status == 0)
+        let committed = try String(contentsOf: CLI.repo.appendingPathComponent("docs/policy-catalogue.md"), encoding: .utf8)
+        #expect(r.stdout == committed, "regenerate with: kvscope policies --markdown -o docs/policy-catalogue.md")
+    }
+
+    @Test("one policy: its rule and typed parameters; --json carries the declaration")
+    func onePolicy() throws {
+        let r = try CLI.run(["policies", "SnapKV"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("snapkv: SnapKV") && r.stdout.contains("observation window") && r.stdout.contains("odd integer 1…1023"))
+        let j = try CLI.run(["policies", "adakv", "--json"])
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
+        let params = try #require(obj["parameters"] as? [[String: Any]])
+        #expect(params.map { $0["name"] as? String } .contains("safeguard"))
+    }
+
+    @Test("unknown ids and parameters: one line with a suggestion, exit 2", arguments: [
+        (["policies", "lookN"], "did you mean 'lookm'"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2O,snapkv", "--budget", "0.2"], "sweep"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "snapkv", "--param", "windw=8", "--budget", "0.2"], "did you mean 'window'"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "pyramidkv", "--param", "window=-1", "--budget", "0.2"], "outside 1…"),
+        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o", "--param", "window=8"], "no listed policy declares it"),
+    ])
+    func badInput(_ args: [String], _ expected: String) throws {
+        let r = try CLI.run(args, cwd: CLI.repo)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+}
