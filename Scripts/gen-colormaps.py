@@ -7,7 +7,7 @@ Run by hand (never at build time); the output is committed:
     python3 Scripts/gen-colormaps.py            # writes Sources/KVPlot/ColorMaps/ColorMapData.swift
     python3 Scripts/gen-colormaps.py --check    # exits 1 if the committed file differs
 
-Sources (FIGURES.md section 4):
+Sources (docs/figures.md#rendering-notes):
 * viridis, magma: 256 RGB triples from matplotlib's lib/matplotlib/_cm_listed.py, which carries
   the same numbers as BIDS/colormap colormaps.py (CC0, Nathaniel J. Smith, Stefan van der Walt,
   and (viridis) Eric Firing).

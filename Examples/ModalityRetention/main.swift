@@ -31,12 +31,12 @@ enum ModalityRetentionExample {
             let context = try LayerContext(trace: trace, layer: layer, budget: .fraction(0.2, recentShare: 0.5))
             // Attention a token receives from the prefill: the column sum over rows 0..<P,
             // divided by the P − j rows that can see it, so late tokens are not penalised.
-            let colsum = try context.colsum()
+            let received = try context.meanReceived()
             var sum = [0.0, 0.0], count = [0, 0]
-            for h in 0 ..< colsum.rows {
+            for h in 0 ..< received.rows {
                 for j in 0 ..< P {
                     let m = isImage[j] ? 1 : 0
-                    sum[m] += colsum[h, j] / Double(P - j)
+                    sum[m] += received[h, j]
                     count[m] += 1
                 }
             }

@@ -10,7 +10,7 @@ that image-aware policies can be demonstrated. The model then answers greedily f
 
 Size: full F16 maps of 30 layers x 9 heads at T~170 alone would be ~15 MB, so the trace stores the
 last W=32 rows (all 16 generated rows and the last 16 prefill rows) of attn and q, the prefill
-column sums over all prefill rows, and k, v for every position (TRACE-FORMAT.md §1.3, window trace).
+column sums over all prefill rows, and k, v for every position (docs/trace-format.md#per-layer-tensors, window trace).
 
 Setup (CPU is enough, ~10 s):
     pip install -r requirements-record.txt

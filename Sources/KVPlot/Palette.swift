@@ -67,16 +67,8 @@ public struct PolicyStyle: Sendable, Hashable {
         self.color = color; self.dash = dash; self.marker = marker
     }
 
-    /// Base policy colours keyed by id (Okabe–Ito and Paul Tol palettes).
-    public static let baseColors: [String: UInt32] = [
-        "full": 0x000000, "oracle": 0x7F7F7F, "text-prior": 0xD55E00, "h2o": 0x0072B2,
-        "h2o-sinks": 0x56B4E9, "snapkv": 0x009E73, "snapkv-lookm": 0x44AA99, "vl-cache": 0xCC6677,
-        "pyramidkv": 0xCC79A7, "adakv": 0x882255, "streaming": 0x999933, "random": 0xBBBBBB,
-        "tova": 0x332288, "knorm": 0x88CCEE, "fastv": 0xDDCC77, "meda": 0xAA4499,
-    ]
-
-    /// Colours for ids missing from ``baseColors``, chosen by a stable hash of the id (never
-    /// by list order), so an unknown policy keeps its colour across figures.
+    /// Colours for labels without a declaration, chosen by a stable hash of the label (never
+    /// by list order), so a label keeps its colour across figures.
     static let fallbackColors: [UInt32] = [0x4477AA, 0x228833, 0xCCBB44, 0xEE6677, 0xAA3377, 0x66CCEE]
 
     static let solid: [Double] = []
@@ -84,36 +76,26 @@ public struct PolicyStyle: Sendable, Hashable {
     static let dashDot: [Double] = [4.5, 1.5, 1.2, 1.5]
     static let dotted: [Double] = [1.2, 1.8]
 
-    /// Splits an id into base and merge: `"h2o+pivotal"` → (`h2o`, `pivotal`); `lookm` →
-    /// (`text-prior`, `pivotal`); `lookm-average` → (`text-prior`, `average`); `x-merge` →
-    /// (`x`, `pivotal`).
-    public static func parse(_ id: String) -> (base: String, merge: String?) {
-        let lower = id.lowercased()
-        if let plus = lower.firstIndex(of: "+") {
-            return (String(lower[..<plus]), String(lower[lower.index(after: plus)...]))
-        }
-        if lower.hasPrefix("lookm") && !lower.hasPrefix("lookm-text") {
-            let rest = lower.dropFirst("lookm".count)
-            let merge = rest.hasPrefix("-") ? String(rest.dropFirst()) : "pivotal"
-            return ("text-prior", merge.isEmpty ? "pivotal" : merge)
-        }
-        if lower.hasSuffix("-merge") { return (String(lower.dropLast("-merge".count)), "pivotal") }
-        return (lower, nil)
-    }
-
-    /// The style of a policy id.
-    public static func of(_ id: String) -> PolicyStyle {
-        let (base, merge) = parse(id)
-        if base == "full" && merge == nil { return PolicyStyle(color: .black, dash: dashed, marker: .none) }
-        if base == "oracle" && merge == nil { return PolicyStyle(color: RGB(hex: 0x7F7F7F), dash: dotted, marker: .none) }
-        let color = RGB(hex: baseColors[base] ?? fallbackColors[Int(fnv1a(base) % UInt64(fallbackColors.count))])
+    /// The style of a declared policy: its colour (the base policy's), the dash and marker of its
+    /// merge strategy (`nil`/`none` solid + circle, `pivotal` dashed + square, `average` dash-dot +
+    /// triangle, `weighted` dotted + diamond); a reference line (the full cache, the oracle) is drawn
+    /// without markers, dashed in black or dotted in its colour.
+    public static func declared(color hex: UInt32, merge: String?, reference: Bool = false) -> PolicyStyle {
+        let color = RGB(hex: hex)
+        if reference, merge == nil { return PolicyStyle(color: color, dash: color == .black ? dashed : dotted, marker: .none) }
         switch merge {
         case nil, "none"?: return PolicyStyle(color: color, dash: solid, marker: .circle)
         case "pivotal"?: return PolicyStyle(color: color, dash: dashed, marker: .square)
-        case "average"?, "avg"?: return PolicyStyle(color: color, dash: dashDot, marker: .triangle)
+        case "average"?: return PolicyStyle(color: color, dash: dashDot, marker: .triangle)
         case "weighted"?: return PolicyStyle(color: color, dash: dotted, marker: .diamond)
         default: return PolicyStyle(color: color, dash: dashed, marker: .cross)
         }
+    }
+
+    /// A style for a bare label when no declaration is at hand (library users drawing their own
+    /// series): a colour from a stable hash of the label, solid with circles.
+    public static func of(_ label: String) -> PolicyStyle {
+        declared(color: fallbackColors[Int(fnv1a(label) % UInt64(fallbackColors.count))], merge: nil)
     }
 
     static func fnv1a(_ s: String) -> UInt64 {

@@ -3,9 +3,9 @@ import Testing
 
 @Suite struct CurvesFigureTests {
     let curves = [
-        Curve(policy: "h2o", x: [0.1, 0.2, 0.5], y: [0.3, 0.5, 0.8]),
-        Curve(policy: "lookm", x: [0.1, 0.2, 0.5], y: [0.4, 0.6, 0.9]),
-        Curve(policy: "snapkv+average", label: "SnapKV avg", x: [0.1, 0.2, 0.5], y: [0.35, 0.55, 0.85]),
+        Curve(policy: "h2o", style: .declared(color: 0x0072B2, merge: nil), x: [0.1, 0.2, 0.5], y: [0.3, 0.5, 0.8]),
+        Curve(policy: "lookm", style: .declared(color: 0xD55E00, merge: "pivotal"), x: [0.1, 0.2, 0.5], y: [0.4, 0.6, 0.9]),
+        Curve(policy: "snapkv+average", style: .declared(color: 0x009E73, merge: "average"), label: "SnapKV avg", x: [0.1, 0.2, 0.5], y: [0.35, 0.55, 0.85]),
     ]
 
     func render(_ f: Figure) -> RecordingCanvas { let c = RecordingCanvas(size: f.size); f.draw(in: c); return c }

@@ -166,21 +166,13 @@ import Testing
         #expect(grey.count == 2 && grey.allSatisfy { $0.elements.count == 4 })
     }
 
-    @Test func everyPairOfLinesHasItsOwnStyle() {
-        let ids = ["full", "oracle", "h2o", "h2o+pivotal", "h2o+average", "snapkv", "snapkv+weighted", "text-prior", "lookm",
-                   "lookm-average", "streaming", "random", "tova", "knorm", "pyramidkv", "adakv"]
-        let styles = ids.map { PolicyStyle.of($0) }
-        for i in ids.indices { for j in ids.indices where j > i {
-            #expect(styles[i] != styles[j], "\(ids[i]) and \(ids[j]) look the same")
-        } }
-    }
-
     @Test func equalLinesStayVisible() throws {
         // lookm and text-prior share a colour; with equal values both must still show.
-        let curves = [Curve(policy: "text-prior", x: [0.1, 0.5], y: [0.4, 0.9]), Curve(policy: "lookm", x: [0.1, 0.5], y: [0.4, 0.9])]
+        let curves = [Curve(policy: "text-prior", style: .declared(color: 0xD55E00, merge: nil), x: [0.1, 0.5], y: [0.4, 0.9]),
+                      Curve(policy: "lookm", style: .declared(color: 0xD55E00, merge: "pivotal"), x: [0.1, 0.5], y: [0.4, 0.9])]
         let f = CurvesFigure(curves: curves, metric: "recall", title: "t", yRange: 0 ... 1).build()
         let c = Self.record(f)
-        let colour = PolicyStyle.of("lookm").color
+        let colour = RGB(hex: 0xD55E00)
         let dots = c.operations.filter { if case let .fill(p, col) = $0 { return col.rgb == colour && p.elements.count > 4 } else { return false } }
         let rings = c.operations.filter { if case let .stroke(p, s) = $0 { return s.color.rgb == colour && p.asRect != nil } else { return false } }
         #expect(dots.count >= 2 + 1, "filled circles: two points plus the legend key")

@@ -58,20 +58,21 @@ import Testing
 }
 
 @Suite struct PolicyStyleTests {
-    @Test func fixedColoursAndMergeStyles() {
-        #expect(PolicyStyle.of("h2o").color == RGB(hex: 0x0072B2))
-        #expect(PolicyStyle.of("h2o").marker == .circle && PolicyStyle.of("h2o").dash.isEmpty)
-        let lookm = PolicyStyle.of("lookm")
-        #expect(lookm.color == RGB(hex: 0xD55E00) && lookm.marker == .square && !lookm.dash.isEmpty)
-        #expect(PolicyStyle.of("snapkv+average").marker == .triangle)
-        #expect(PolicyStyle.of("snapkv+weighted").marker == .diamond)
-        #expect(PolicyStyle.of("snapkv+weighted").color == RGB(hex: 0x009E73))
-        #expect(PolicyStyle.of("full").color == .black && PolicyStyle.of("full").marker == .none)
-        #expect(PolicyStyle.of("oracle").color == RGB(hex: 0x7F7F7F))
-        #expect(PolicyStyle.of("h2o-sinks-merge").color == RGB(hex: 0x56B4E9))
+    @Test func declaredColourAndMergeStyles() {
+        let plain = PolicyStyle.declared(color: 0x0072B2, merge: nil)
+        #expect(plain.color == RGB(hex: 0x0072B2) && plain.marker == .circle && plain.dash.isEmpty)
+        let pivotal = PolicyStyle.declared(color: 0xD55E00, merge: "pivotal")
+        #expect(pivotal.color == RGB(hex: 0xD55E00) && pivotal.marker == .square && !pivotal.dash.isEmpty)
+        #expect(PolicyStyle.declared(color: 0x009E73, merge: "average").marker == .triangle)
+        #expect(PolicyStyle.declared(color: 0x009E73, merge: "weighted").marker == .diamond)
+        #expect(PolicyStyle.declared(color: 0x009E73, merge: "none") == PolicyStyle.declared(color: 0x009E73, merge: nil))
+        let full = PolicyStyle.declared(color: 0x000000, merge: nil, reference: true)
+        #expect(full.color == .black && full.marker == .none && full.dash == [4.5, 2.25])
+        let oracle = PolicyStyle.declared(color: 0x7F7F7F, merge: nil, reference: true)
+        #expect(oracle.marker == .none && oracle.dash != full.dash)
     }
 
-    @Test func unknownPolicyColourIsStableAndIndependentOfOrder() {
+    @Test func bareLabelColourIsStableAndIndependentOfOrder() {
         let a = PolicyStyle.of("my-new-policy")
         _ = PolicyStyle.of("another")
         #expect(PolicyStyle.of("my-new-policy") == a)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import KVTrace
+import KVPlot
 @testable import KVPolicies
 
 /// The declarations the registry, CLI, results and figures are derived from.
@@ -22,6 +23,20 @@ struct DeclarationTests {
                 #expect(Set(d.parameters.map(\.name)).count == d.parameters.count)
             }
         }
+    }
+
+    @Test("every pair of configurations that differ in base or merge draws differently")
+    func everyPairHasItsOwnStyle() {
+        let configs = PropertyTests.configurations
+        func look(_ c: PolicyConfiguration) -> PolicyStyle {
+            let d = PolicyRegistry.declaration(c.base)!
+            return .declared(color: d.color, merge: c.mergeStrategy?.rawValue, reference: d.traits.contains(.reference))
+        }
+        for (i, a) in configs.enumerated() { for b in configs[(i + 1)...] where a.base != b.base || a.mergeStrategy != b.mergeStrategy {
+            #expect(look(a) != look(b), "\(a.label) and \(b.label) look the same")
+        } }
+        // pivot-merge is h2o-sinks under the pivotal merge, so it draws as exactly that.
+        #expect(look(PolicyConfiguration("pivot-merge")) == look(PolicyConfiguration("h2o-sinks", merge: .pivotal)))
     }
 
     @Test("distinct base policies have distinct colours")

@@ -3,7 +3,7 @@ import KVTrace
 @_exported import KVTestSupport
 @testable import KVPolicies
 
-/// Mean attention recall (METRICS.md) of one KV head's kept set over the evaluation rows `i ≥ P`
+/// Mean attention recall (docs/metrics.md) of one KV head's kept set over the evaluation rows `i ≥ P`
 /// and the query heads of the group: the share of each row's attention on kept or generated keys.
 func attentionRecall(_ ctx: LayerContext, kvHead g: Int, kept: [Int]) throws -> Double {
     let P = ctx.compressionPoint, qr = ctx.info.shape.queryRows

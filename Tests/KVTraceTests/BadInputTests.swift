@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import KVTrace
 
-/// One hand-made bad file per validation case of TRACE-FORMAT.md §4, each checked for the
+/// One hand-made bad file per validation case of docs/trace-format.md#validation, each checked for the
 /// one-line error that names the file and says what is wrong.
 @Suite("bad input")
 struct BadInputTests {

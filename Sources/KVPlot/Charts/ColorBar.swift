@@ -58,11 +58,8 @@ public enum LegendKey: Sendable, Hashable {
     /// A marker alone, no line (marks drawn without a line, e.g. the merge view's crosses).
     case marker(RGB, MarkerShape, size: Double)
 
-    /// The key for a policy id in its fixed style.
-    public static func policy(_ id: String) -> LegendKey {
-        let s = PolicyStyle.of(id)
-        return .line(s.color, dash: s.dash, marker: s.marker)
-    }
+    /// The key of a policy style.
+    public static func policy(_ s: PolicyStyle) -> LegendKey { .line(s.color, dash: s.dash, marker: s.marker) }
 }
 
 /// One legend entry.

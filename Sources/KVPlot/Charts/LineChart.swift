@@ -19,10 +19,9 @@ public struct LineSeries: Sendable, Hashable {
         self.lineWidth = lineWidth; self.band = band
     }
 
-    /// A series in a policy's fixed style.
-    public init(policy id: String, label: String? = nil, points: [Point], band: [ClosedRange<Double>]? = nil) {
-        let s = PolicyStyle.of(id)
-        self.init(label: label ?? id, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band)
+    /// A series in a policy's style.
+    public init(style s: PolicyStyle, label: String, points: [Point], band: [ClosedRange<Double>]? = nil) {
+        self.init(label: label, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band)
     }
 
     /// Its legend entry.

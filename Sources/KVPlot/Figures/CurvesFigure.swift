@@ -2,8 +2,10 @@ import Foundation
 
 /// One policy's curve: metric values at the measured budgets.
 public struct Curve: Sendable, Hashable {
-    /// Policy id; it fixes colour, dash and marker (``PolicyStyle``).
+    /// Policy label.
     public var policy: String
+    /// Colour, dash and marker (from the policy's declaration; a hashed colour for a bare label).
+    public var style: PolicyStyle
     /// Legend label (defaults to the id).
     public var label: String
     /// x values (kept ratio or nominal budget).
@@ -13,9 +15,9 @@ public struct Curve: Sendable, Hashable {
     /// Optional per-point band (min–max or ±1 sd across traces).
     public var band: [ClosedRange<Double>]?
 
-    public init(policy: String, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil) {
+    public init(policy: String, style: PolicyStyle? = nil, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil) {
         precondition(x.count == y.count, "Curve: x and y differ in length")
-        self.policy = policy; self.label = label ?? policy; self.x = x; self.y = y; self.band = band
+        self.policy = policy; self.style = style ?? .of(policy); self.label = label ?? policy; self.x = x; self.y = y; self.band = band
     }
 }
 
@@ -79,7 +81,7 @@ public struct CurvesFigure: Sendable {
         let xAxis = Axis(scale: logX ? .log(xDomain) : .linear(xDomain), label: xLabel)
         let yAxis = Axis(scale: .linear(yDomain), label: metric)
         let series = curves.map { c in
-            LineSeries(policy: c.policy, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }, band: c.band)
+            LineSeries(style: c.style, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }, band: c.band)
         }
         let ref = reference.map { ReferenceLine(y: $0, label: referenceLabel) }
         let chart = LineChart(series: series, xAxis: xAxis, yAxis: yAxis, reference: ref)

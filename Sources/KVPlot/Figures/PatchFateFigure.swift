@@ -93,6 +93,8 @@ public struct PatchFateGrid: Sendable, Hashable {
 /// fate over the whole image under the panel, and one legend.
 public struct PatchFateFigure: Sendable {
     public var policies: [String]
+    /// The style of each policy (its colour labels the row); default: hashed from the label.
+    public var styles: [PolicyStyle]?
     /// Column titles, one per image.
     public var imageTitles: [String]
     /// `grids[policy][image]`.
@@ -125,7 +127,7 @@ public struct PatchFateFigure: Sendable {
         let top = header + colTitle
         for (pi, policy) in policies.enumerated() {
             let y = top + Double(pi) * rowH
-            let style = PolicyStyle.of(policy)
+            let style = styles?[pi] ?? PolicyStyle.of(policy)
             fig.add(TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .right),
                     in: Rect(x: dx + labelW - 6, y: y + panelH / 2, width: 0, height: 0))
             for (ii, grid) in grids[pi].enumerated() {

@@ -19,6 +19,8 @@ public struct PatchImage: Sendable, Hashable {
 /// in an extra column.
 public struct PatchGridFigure: Sendable {
     public var policies: [String]
+    /// The style of each policy (its colour labels the row); default: hashed from the label.
+    public var styles: [PolicyStyle]?
     public var images: [PatchImage]
     /// `kept[policy][image]`: `rows * cols` fractions, row-major.
     public var kept: [[[Double]]]
@@ -62,7 +64,7 @@ public struct PatchGridFigure: Sendable {
         let top = header + colTitle
         for (pi, policy) in policies.enumerated() {
             let y = top + Double(pi) * rowH
-            let style = PolicyStyle.of(policy)
+            let style = styles?[pi] ?? PolicyStyle.of(policy)
             fig.add(TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color == .black ? .black : style.color), anchor: .right),
                     in: Rect(x: labelW - 6, y: y + panelH / 2, width: 0, height: 0))
             var col = 0

@@ -19,7 +19,7 @@ public struct CompressedLayer: Sendable, Equatable {
 
 /// Turns decisions into compressed keys and values: a gather of the kept rows, then, per slot
 /// `k` with contributions `S_k`, `K'[κ_k] = (K[κ_k] + Σ_{x∈S_k} (a·K[source] + b·K[κ_k])) / (1 + |S_k|)`,
-/// all from the pre-merge keys (POLICIES.md §4.6). Values the same way. Computed in `Double`.
+/// all from the pre-merge keys (docs/policies.md#the-merge-wrapper). Values the same way. Computed in `Double`.
 public enum DecisionApplier {
     public static func apply(_ decision: LayerDecision, keys: KVBlock, values: KVBlock) -> CompressedLayer {
         precondition(keys.heads == decision.heads.count && values.heads == keys.heads, "decision and K/V head counts differ")

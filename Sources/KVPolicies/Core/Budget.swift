@@ -1,4 +1,4 @@
-/// How a budget is given (POLICIES.md §3). Exactly one form is used per run.
+/// How a budget is given (docs/policies.md#budgets). Exactly one form is used per run.
 public enum BudgetSpec: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `--budget b --recent-share s`: `C = Int(P·b)`, `r = Int(C·s)`, `hh = C − r`.
     case fraction(Double, recentShare: Double = 0.5)
@@ -38,7 +38,7 @@ public enum BudgetSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
-    /// Checks the ranges of POLICIES.md §3; returns a one-line message or nil.
+    /// Checks the ranges of docs/policies.md#budgets; returns a one-line message or nil.
     public var problem: String? {
         switch self {
         case let .fraction(b, s):

@@ -1,6 +1,6 @@
 import KVTrace
 
-/// The trace inputs a policy reads (POLICIES.md §9, "inputs needed").
+/// The trace inputs a policy reads (docs/policy-catalogue.md, "inputs needed").
 public struct Requirements: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }

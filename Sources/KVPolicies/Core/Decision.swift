@@ -22,7 +22,7 @@ public struct MergeContribution: Sendable, Equatable, Codable {
     }
 }
 
-/// The nearest-kept-key assignment of every evicted token of one head (POLICIES.md §4.6 steps 1–2).
+/// The nearest-kept-key assignment of every evicted token of one head (docs/policies.md#the-merge-wrapper steps 1–2).
 public struct MergeAssignment: Sendable, Equatable, Codable {
     /// `t[e]`: for each evicted rank, the argmax kept slot (lowest slot on ties).
     public var target: [Int]

@@ -119,6 +119,16 @@ public struct LayerContext: Sendable {
         throw missing("attn_colsum", "prefill column sums, or attn rows 0..<\(P), or q rows 0..<\(P) with k")
     }
 
+    /// The mean attention position `j` receives per prefill row that can see it,
+    /// `colsum[h, j] / (P − j)`, per query head `[H][P]` (count-normalised accumulated attention:
+    /// late positions are not penalised for having fewer rows after them).
+    public func meanReceived() throws -> ScoreMatrix {
+        var s = try colsum()
+        let P = compressionPoint
+        for h in 0 ..< s.rows { for j in 0 ..< P { s[h, j] /= Double(P - j) } }
+        return s
+    }
+
     /// Attention rows for query positions `positions`, all `T` key columns: from the recorded
     /// `attn` when it covers them, else recomputed from `q` and `k` (causal softmax in `Double`).
     public func rows(_ positions: Range<Int>) throws -> RowBlock {

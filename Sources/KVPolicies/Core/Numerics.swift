@@ -51,7 +51,7 @@ public enum Selection {
     }
 }
 
-/// Combines query-head score rows `[H][n]` into KV-head rows `[KVH][n]` (POLICIES.md §8).
+/// Combines query-head score rows `[H][n]` into KV-head rows `[KVH][n]` (docs/policies.md#gqa-reduction).
 public func aggregateGQA(_ s: ScoreMatrix, map: [Int], kvHeads: Int, _ mode: GQAReduction) -> ScoreMatrix {
     if kvHeads == s.rows, map == Array(0 ..< s.rows) { return s }
     let n = s.count

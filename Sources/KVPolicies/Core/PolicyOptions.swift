@@ -1,4 +1,4 @@
-/// `--fidelity code|intended` (POLICIES.md §6).
+/// `--fidelity code|intended` (docs/policies.md#fidelity-code-and-intended).
 public enum Fidelity: String, Sendable, Hashable, Codable, CaseIterable {
     /// Reproduce the official LOOK-M classes, quirks included.
     case code
@@ -6,12 +6,12 @@ public enum Fidelity: String, Sendable, Hashable, Codable, CaseIterable {
     case intended
 }
 
-/// How query-head scores are combined into KV-head scores (POLICIES.md §8).
+/// How query-head scores are combined into KV-head scores (docs/policies.md#gqa-reduction).
 public enum GQAReduction: String, Sendable, Hashable, Codable, CaseIterable {
     case mean, max, sum
 }
 
-/// The merge filter of the averaged and weighted merges (POLICIES.md §4.6).
+/// The merge filter of the averaged and weighted merges (docs/policies.md#the-merge-wrapper).
 public enum MergeFilter: String, Sendable, Hashable, Codable, CaseIterable {
     /// One flag per evicted rank, shared by all heads (the official code).
     case rankShared = "rank-shared"

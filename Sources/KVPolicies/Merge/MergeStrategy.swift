@@ -1,7 +1,7 @@
 import KVTrace
 import CKernels
 
-/// What a merge scatters into the kept slots (POLICIES.md §4.6).
+/// What a merge scatters into the kept slots (docs/policies.md#the-merge-wrapper).
 public enum MergeStrategy: String, Sendable, Hashable, Codable, CaseIterable {
     /// Every evicted token adds `(K[ε] + K[κ_t])/2` to its nearest kept key (LOOK-M's pivotal merge).
     case pivotal
@@ -19,7 +19,7 @@ public enum MergePairing: String, Sendable, Hashable, Codable, CaseIterable {
     case paired
 }
 
-/// The nearest-kept-key assignment (steps 1–2 of POLICIES.md §4.6).
+/// The nearest-kept-key assignment (steps 1–2 of docs/policies.md#the-merge-wrapper).
 public enum MergeAssigner {
     /// For each evicted position, the kept slot whose key has the largest cosine with its key
     /// (lowest slot on ties) and that cosine. A zero-norm key has cosine 0 with everything.

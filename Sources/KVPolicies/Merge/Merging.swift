@@ -1,6 +1,6 @@
 import KVTrace
 
-/// Any base policy followed by a merge of its evicted tokens into its kept ones (POLICIES.md §7).
+/// Any base policy followed by a merge of its evicted tokens into its kept ones (docs/policies.md#the-merge-wrapper).
 ///
 /// Targets are the base's kept slots in its cache order; sources its evicted positions in
 /// ascending order; everything per KV head. Per head, each evicted key is assigned to the kept key

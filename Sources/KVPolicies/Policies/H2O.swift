@@ -53,10 +53,12 @@ public struct H2O: ScoringPolicy, DeclaredPolicy {
         var g: ScoreMatrix
         switch score {
         case .sum: g = try context.aggregatedColsum()
-        case .mean, .normalized:
+        case .mean:
             var s = try context.colsum()
-            for h in 0 ..< s.rows { for j in 0 ..< P { s[h, j] /= Double(score == .mean ? P : P - j) } }
+            for i in s.values.indices { s.values[i] /= Double(P) }
             g = aggregateGQA(s, map: context.kvHeadOfQueryHead, kvHeads: context.kvHeads, context.options.gqa)
+        case .normalized:
+            g = aggregateGQA(try context.meanReceived(), map: context.kvHeadOfQueryHead, kvHeads: context.kvHeads, context.options.gqa)
         }
         // Sinks are set to +∞ and count towards hh; among themselves, lowest position first.
         for h in 0 ..< g.rows { for j in 0 ..< min(sinks, P) { g[h, j] = .infinity } }

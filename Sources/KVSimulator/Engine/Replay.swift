@@ -2,7 +2,7 @@ import Foundation
 import KVPolicies
 import KVTrace
 
-/// The replay engine (ARCHITECTURE.md §3.3): compresses once at the compression point `P`
+/// The replay engine (docs/metrics.md#setting): compresses once at the compression point `P`
 /// (default: the prefill length), applies the policy's decision to every layer and KV head
 /// (keeping, dropping, merging K/V), appends later positions unchanged, and evaluates the metrics
 /// on the evaluation rows (true future rows when recorded, else the last `W` prefill rows,

@@ -2,7 +2,7 @@ import KVTrace
 
 /// `attention_recall`: `R(h,i) = Σ_{j∈S_g(h) ∪ [P,i]} A[h,i,j] / Σ_{j≤i} A[h,i,j]`, the share of
 /// the row's recorded attention that falls on tokens still in the cache. Merged-away tokens count
-/// as lost. Averaged over evaluation rows. Source: METRICS.md.
+/// as lost. Averaged over evaluation rows. Source: docs/metrics.md.
 public struct AttentionRecall: Metric {
     public static let id = "attention_recall"
     public init() {}

@@ -2,7 +2,7 @@ import KVTrace
 
 /// `cache_bytes = Σ_layers Σ_g kept_tokens · head_dim · 2 (K and V) · bytes per element`; the
 /// element size is the trace's `k` dtype width, else 2. One value per layer; the `all` row is the
-/// sum over layers. Source: METRICS.md.
+/// sum over layers. Source: docs/metrics.md.
 public struct CacheBytes: Metric {
     public static let id = "cache_bytes"
     public init() {}

@@ -2,7 +2,7 @@ import KVTrace
 
 /// `image_retention[i]`: for image `i`, the share of its tokens (before `P`) a head keeps, per
 /// query head and averaged. Omitted with a note when the trace has no image spans.
-/// Source: METRICS.md.
+/// Source: docs/metrics.md.
 public struct ImageRetention: Metric {
     public static let id = "image_retention"
     public init() {}

@@ -1,6 +1,6 @@
 import KVTrace
 
-/// `kept_ratio = kept_tokens / P`. Source: METRICS.md.
+/// `kept_ratio = kept_tokens / P`. Source: docs/metrics.md.
 public struct KeptRatio: Metric {
     public static let id = "kept_ratio"
     public init() {}

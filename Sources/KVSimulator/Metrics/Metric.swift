@@ -3,7 +3,7 @@ import KVTrace
 
 /// How a metric's per-layer values combine into the `layer = all` value.
 public enum Aggregation: String, Sendable, Codable {
-    /// Uniform mean over layers (METRICS.md: rows, then heads, then layers).
+    /// Uniform mean over layers (docs/metrics.md: rows, then heads, then layers).
     case mean
     /// Sum over layers (`cache_bytes`).
     case sum
@@ -19,10 +19,10 @@ public struct MetricSeries: Sendable, Hashable {
     }
 }
 
-/// A measurement of a replayed layer (METRICS.md). Metrics return per-query-head values
+/// A measurement of a replayed layer (docs/metrics.md). Metrics return per-query-head values
 /// (`head: h`), which the engine averages over heads, or a single layer value (`head: nil`).
 public protocol Metric: Sendable {
-    /// The id of METRICS.md (a family id such as `recall_<modality>` for expanded metrics).
+    /// The id of docs/metrics.md (a family id such as `recall_<modality>` for expanded metrics).
     static var id: String { get }
     /// How layers combine (default: mean).
     var aggregation: Aggregation { get }
@@ -67,7 +67,7 @@ enum RowMean {
     }
 }
 
-/// The metrics of METRICS.md, in the order results list them.
+/// The metrics of docs/metrics.md, in the order results list them.
 public enum MetricCatalogue {
     public static let all: [any Metric] = [
         KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), TopKRecall(),

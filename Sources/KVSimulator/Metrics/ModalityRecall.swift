@@ -2,7 +2,7 @@ import KVTrace
 
 /// `recall_<modality>`: `Σ_{j∈S, mod(j)=m} A[h,i,j] / Σ_{j<P, mod(j)=m} A[h,i,j]` for each
 /// modality `m` present before `P`; undefined (omitted) on rows whose denominator is 0.
-/// Source: METRICS.md.
+/// Source: docs/metrics.md.
 public struct ModalityRecall: Metric {
     public static let id = "recall_<modality>"
     public init() {}

@@ -1,7 +1,7 @@
 import KVTrace
 
 /// `output_cosine`: the cosine similarity of `o` and `o'` (see `output_error`). Needs `q`, `k`, `v`.
-/// Source: METRICS.md.
+/// Source: docs/metrics.md.
 public struct OutputCosine: Metric {
     public static let id = "output_cosine"
     public init() {}

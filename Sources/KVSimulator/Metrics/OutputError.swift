@@ -3,7 +3,7 @@ import KVTrace
 /// `output_error = ‖o − o'‖ / ‖o‖` (L2), where `o = Σ_{j≤i} softmax_j(s·q_i·k_j) v_j` over the full
 /// cache and `o'` the same over the compressed cache (kept or merged `K'`, `V'` in `S`, plus
 /// positions `P..i`); `s` is the trace's `attn_scale`, else `1/√D`. Needs `q`, `k`, `v`.
-/// Source: METRICS.md.
+/// Source: docs/metrics.md.
 public struct OutputError: Metric {
     public static let id = "output_error"
     public init() {}

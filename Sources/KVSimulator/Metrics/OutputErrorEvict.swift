@@ -3,7 +3,7 @@ import KVTrace
 /// `output_error_evict`: an eviction-only estimate without queries,
 /// `o' = Σ_{j∈S∪[P,i]} A[h,i,j] v_j / Σ_{same} A[h,i,j]`, compared with `o = Σ_{j≤i} A v / Σ A` by
 /// `‖o − o'‖ / ‖o‖`. Exact for policies that do not merge; omitted for merging ones.
-/// Needs the evaluation rows and `v`. Source: METRICS.md.
+/// Needs the evaluation rows and `v`. Source: docs/metrics.md.
 public struct OutputErrorEvict: Metric {
     public static let id = "output_error_evict"
     public init() {}

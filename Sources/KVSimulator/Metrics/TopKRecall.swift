@@ -1,7 +1,7 @@
 import KVTrace
 
 /// `topk_recall = |top_k(A[h,i,0..<P]) ∩ S_g(h)| / k`, `k = 16` by default (`--topk`), capped at
-/// `P`; ties go to the lowest position. Source: METRICS.md.
+/// `P`; ties go to the lowest position. Source: docs/metrics.md.
 public struct TopKRecall: Metric {
     public static let id = "topk_recall"
     public init() {}

@@ -1,7 +1,7 @@
 import KVPolicies
 
 /// Whether the evaluation rows are true future rows (`i ≥ P`) or a proxy (the last `W` prefill
-/// rows, which also fed the scores). METRICS.md, "Evaluation rows".
+/// rows, which also fed the scores). docs/metrics.md, "Evaluation rows".
 public enum EvaluationRows: String, Sendable, Hashable, Codable {
     case future
     case proxy

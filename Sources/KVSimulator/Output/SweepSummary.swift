@@ -28,7 +28,8 @@ public struct SweepSummary: Sendable, Codable {
         self.json = json
         var groups: [Missing] = []
         var index: [String: Int] = [:]
-        for r in rows where r.layer == nil && r.head == nil && r.value == nil {
+        // Metrics undefined by definition for a policy (output_error_evict of a merging one) are not missing.
+        for r in rows where r.layer == nil && r.head == nil && r.value == nil && !(r.note ?? "").contains("undefined for merging policies") {
             let reason = r.note ?? "undefined"
             let key = [r.trace, r.policy, r.params, r.budgetSpec, r.fidelity, reason].joined(separator: "\u{1}")
             if let i = index[key] {

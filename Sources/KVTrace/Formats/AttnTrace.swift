@@ -1,6 +1,6 @@
 import Foundation
 
-/// An attn-trace v1 trace (TRACE-FORMAT.md §1): a folder with `trace.json` and one safetensors file
+/// An attn-trace v1 trace (docs/trace-format.md#attn-trace-v1): a folder with `trace.json` and one safetensors file
 /// per recorded layer, or a single safetensors file whose `__metadata__["attn-trace"]` holds the
 /// `trace.json` text and whose tensors are named `layers.<i>.<name>`.
 ///

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How the arrays of a bare `.npy`, `.npz` or `.safetensors` file map onto a trace
-/// (TRACE-FORMAT.md §3). Every field is optional; a sidecar `<stem>.trace.json` may supply
+/// (docs/trace-format.md#bare-arrays). Every field is optional; a sidecar `<stem>.trace.json` may supply
 /// metadata, and these flags override it.
 public struct BareArrayMapping: Sendable, Hashable, Codable {
     public enum Layout: String, Sendable, Codable, CaseIterable { case hqt = "HQT", lhqt = "LHQT" }

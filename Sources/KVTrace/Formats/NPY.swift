@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reader for numpy's `.npy` format, versions 1.0, 2.0 and 3.0 (TRACE-FORMAT.md §2.1).
+/// Reader for numpy's `.npy` format, versions 1.0, 2.0 and 3.0 (docs/trace-format.md#npy).
 ///
 /// The header is a Python dict literal with exactly `descr`, `fortran_order` and `shape`.
 /// Object (pickled), structured, string and complex arrays and Fortran order are refused.

@@ -1,7 +1,7 @@
 import Foundation
 import ZIPFoundation
 
-/// Reader for numpy's `.npz` archives (TRACE-FORMAT.md §2.2): a ZIP of `<key>.npy` members,
+/// Reader for numpy's `.npz` archives (docs/trace-format.md#npz): a ZIP of `<key>.npy` members,
 /// stored (`np.savez`) or deflated (`np.savez_compressed`), zip64 headers included.
 ///
 /// Zip parsing is ZIPFoundation's. A member is inflated into memory when first asked for, into a

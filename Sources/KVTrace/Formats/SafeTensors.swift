@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reader for `.safetensors` (TRACE-FORMAT.md §2.3): `u64` header length `N`, `N` bytes of JSON,
+/// Reader for `.safetensors` (docs/trace-format.md#safetensors): `u64` header length `N`, `N` bytes of JSON,
 /// then the byte buffer. Every offset, size and overlap is checked before any tensor is touched.
 public struct SafeTensorsFile: Sendable {
     public let storage: ByteStorage

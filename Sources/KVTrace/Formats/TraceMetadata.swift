@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reads and writes `trace.json` (TRACE-FORMAT.md §1.2). Unknown keys are ignored.
+/// Reads and writes `trace.json` (docs/trace-format.md#metadata-tracejson). Unknown keys are ignored.
 public enum TraceMetadata {
     /// Parses the JSON text of `trace.json`. `layerFiles` is returned for the folder variant.
     public static func parse(_ data: Data, file: String) throws -> (info: TraceInfo, layerFiles: [String]?) {
@@ -115,7 +115,7 @@ public enum TraceMetadata {
                          label: img["label"] as? String)
     }
 
-    /// The metadata checks of TRACE-FORMAT.md §4 that need no tensor data.
+    /// The metadata checks of docs/trace-format.md#validation that need no tensor data.
     public static func validate(_ info: TraceInfo, file: String) throws {
         func fail(_ m: String) -> TraceError { TraceError(file: file, m) }
         let s = info.shape

@@ -72,7 +72,7 @@ public final class ByteStorage: @unchecked Sendable {
 }
 
 /// The memory cap for declared sizes, checked before allocating: half of physical memory
-/// (TRACE-FORMAT.md §4), or `KVSCOPE_MEMORY_CAP` bytes when that variable is set.
+/// (docs/trace-format.md#validation), or `KVSCOPE_MEMORY_CAP` bytes when that variable is set.
 public var traceMemoryCap: Int {
     if let s = ProcessInfo.processInfo.environment["KVSCOPE_MEMORY_CAP"], let v = Int(s), v > 0 { return v }
     return Int(ProcessInfo.processInfo.physicalMemory / 2)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Data checks of TRACE-FORMAT.md §4 that need the tensors: non-finite values (errors), row sums,
+/// Data checks of docs/trace-format.md#validation that need the tensors: non-finite values (errors), row sums,
 /// the causal mask and stored-versus-recomputed column sums (warnings). `kvscope info` runs them on
 /// every layer without stopping at the first finding.
 public struct LayerInspection: Sendable, Codable {

@@ -1,4 +1,4 @@
-/// Shape and dtype checks of one layer's tensors against the trace's metadata (TRACE-FORMAT.md §4).
+/// Shape and dtype checks of one layer's tensors against the trace's metadata (docs/trace-format.md#validation).
 public enum LayerValidation {
     /// Throws the first mismatch, naming the file, layer and tensor with expected against found.
     public static func check(_ t: LayerTensors, info: TraceInfo) throws {

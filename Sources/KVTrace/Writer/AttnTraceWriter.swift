@@ -1,6 +1,6 @@
 import Foundation
 
-/// Writes an attn-trace v1 folder (TRACE-FORMAT.md §1) layer by layer: each layer file is written
+/// Writes an attn-trace v1 folder (docs/trace-format.md#attn-trace-v1) layer by layer: each layer file is written
 /// atomically as soon as it is given, and `trace.json` is written last by `finish()`, so a folder
 /// without `trace.json` is an unfinished trace. Output bytes depend only on the inputs.
 public struct AttnTraceWriter {

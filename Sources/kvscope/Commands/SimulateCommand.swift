@@ -31,7 +31,7 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to simulate, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
     var layers: String?
-    @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of METRICS.md (attention recall, output error, retention per modality and image, …).")
+    @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of docs/metrics.md (attention recall, output error, retention per modality and image, …).")
     var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
     var saveCache: String?

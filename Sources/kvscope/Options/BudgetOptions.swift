@@ -1,7 +1,7 @@
 import ArgumentParser
 import KVPolicies
 
-/// The budget flags of POLICIES.md §3: exactly one of `--budget`, `--tokens`, or the pair
+/// The budget flags of docs/policies.md#budgets: exactly one of `--budget`, `--tokens`, or the pair
 /// `--hh-ratio`/`--recent-ratio`.
 struct BudgetOptions: ParsableArguments {
     @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1: C = int(P·b), r = int(C·s), hh = C − r.")

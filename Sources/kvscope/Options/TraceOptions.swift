@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KVTrace
 
-/// The trace path plus the bare-array mapping flags of TRACE-FORMAT.md §3.
+/// The trace path plus the bare-array mapping flags of docs/trace-format.md#bare-arrays.
 struct TraceOptions: ParsableArguments {
     @Argument(help: ArgumentHelp(
         "The trace: an attn-trace v1 folder, a single-file attn-trace .safetensors, or a bare .npy/.npz/.safetensors file.",

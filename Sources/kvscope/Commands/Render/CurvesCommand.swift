@@ -43,9 +43,8 @@ struct CurvesCommand: ParsableCommand {
         // Legend order: the sweep's own policy order (first appearance in its rows).
         let present = Set(points.map(\.policy))
         var order: [String] = []
-        for r in sweep.rows {
-            for name in [r.policy, "\(r.policy) (\(r.fidelity))"] where present.contains(name) && !order.contains(name) { order.append(name) }
-        }
+        let labels = sweep.seriesLabels()
+        for r in sweep.rows { if let name = labels[r], present.contains(name), !order.contains(name) { order.append(name) } }
         if let wanted {
             for w in wanted where !order.contains(where: { $0 == w || $0.hasPrefix(w + " (") }) {
                 throw CLIError("--policies: '\(w)' is not in \(sweep.file) (present: \(order.joined(separator: ", ")))")
@@ -71,12 +70,12 @@ struct CurvesCommand: ParsableCommand {
                 ys.append(y.reduce(0, +) / Double(y.count))
                 band.append(y.min()! ... y.max()!)
             }
-            let id = policy.split(separator: " ").first.map(String.init) ?? policy
-            curves.append(Curve(policy: id, label: policy, x: xs, y: ys, band: traces.count > 1 ? band : nil))
+            let look = PolicyStyle.of(base: mine[0].base, merge: mine[0].merge)
+            curves.append(Curve(policy: policy, style: look, label: policy, x: xs, y: ys, band: traces.count > 1 ? band : nil))
         }
         var sub = ["\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")]
         if !fullYs.isEmpty { sub.append("dashed black line: the full cache's value (\(RenderSupport.fmt3(reference ?? 0)))") }
-        let xLabel = x == .actual ? "kept ratio (mean C_act / P)" : "budget (requested fraction of P)"
+        let xLabel = x == .actual ? "actual kept ratio (mean C_act / P)" : "requested budget (fraction, tokens or hh ratio)"
         let names = sweep.traces
         let who = names.count == 1 ? names[0] : "\(names.count) traces"
         let fig = CurvesFigure(

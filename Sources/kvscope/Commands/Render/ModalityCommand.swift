@@ -44,13 +44,14 @@ struct ModalityCommand: ParsableCommand {
         }
     }
 
-    /// Mean over heads and tokens of each modality of `colsum[h, j] / (P − j)`: (text, image).
-    static func meanReceived(_ colsum: ScoreMatrix, isImage: [Bool]) -> (text: Double, image: Double) {
-        let P = colsum.count
+    /// Mean over heads and tokens of each modality of `meanReceived` (`colsum[h, j] / (P − j)`):
+    /// (text, image).
+    static func meanReceived(_ received: ScoreMatrix, isImage: [Bool]) -> (text: Double, image: Double) {
+        let P = received.count
         var t = 0.0, i = 0.0, nt = 0, ni = 0
-        for h in 0 ..< colsum.rows {
+        for h in 0 ..< received.rows {
             for j in 0 ..< P {
-                let v = colsum[h, j] / Double(P - j)
+                let v = received[h, j]
                 if isImage[j] { i += v; ni += 1 } else { t += v; nt += 1 }
             }
         }
@@ -76,7 +77,7 @@ struct ModalityCommand: ParsableCommand {
         let bar = Progress(total: chosen.count, label: "colsum")
         for l in chosen {
             let ctx = try LayerContext(trace: source, layer: l, budget: policy.spec, options: policy.options)
-            let m = Self.meanReceived(try ctx.colsum(), isImage: isImage)
+            let m = Self.meanReceived(try ctx.meanReceived(), isImage: isImage)
             text.append(m.text)
             image.append(m.image)
             bar.step()

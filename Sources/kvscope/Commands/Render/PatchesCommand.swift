@@ -143,10 +143,11 @@ struct PatchesCommand: ParsableCommand {
         sub += notes
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let maxSide = grids.map { max($0.span.grid.rows, $0.span.grid.cols) }.max() ?? 8
-        let fig = PatchFateFigure(
+        var fig = PatchFateFigure(
             policies: runs.map(\.id), imageTitles: grids.map(\.title), grids: fates(runs: runs, info: info),
             title: title("\(RenderSupport.traceTitle(info)): where does each image's K/V go at budget \(budget)?"),
             subtitle: sub, cellSize: maxSide >= 16 ? 140 : 110)
+        fig.styles = runs.map(\.style)
         return fig.build()
     }
 
@@ -179,9 +180,10 @@ struct PatchesCommand: ParsableCommand {
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let maxSide = grids.map { max($0.span.grid.rows, $0.span.grid.cols) }.max() ?? 8
         let cell = maxSide >= 16 ? 140.0 : 110.0
-        let fig = PatchGridFigure(
+        var fig = PatchGridFigure(
             policies: runs.map(\.id), images: images, kept: kept,
             title: title("\(RenderSupport.traceTitle(info)): which patches stay cached at budget \(budget)?"), subtitle: sub, cellSize: cell)
+        fig.styles = runs.map(\.style)
         return fig.build()
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KVPlot
 import KVPolicies
 import KVTrace
 
@@ -60,6 +61,8 @@ struct RenderPolicyOptions: ParsableArguments {
 /// One policy's decisions over the chosen layers.
 struct PolicyRun {
     var id: String
+    /// Its look in figures, from its declaration.
+    var style: PolicyStyle
     var decisions: [LayerDecision]
 
     /// Mean `C_act` over layers and KV heads.
@@ -80,8 +83,9 @@ extension RenderSupport {
     /// Runs each policy on each layer at the end of prefill. Each layer is read once.
     static func decide(_ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
                        progress label: String = "deciding") throws -> [PolicyRun] {
-        let policies = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)).make() }
-        var runs = ids.map { PolicyRun(id: $0, decisions: []) }
+        let configurations = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)) }
+        let policies = try configurations.map { try $0.make() }
+        var runs = zip(ids, configurations).map { PolicyRun(id: $0, style: .of($1), decisions: []) }
         let bar = Progress(total: layers.count * max(1, ids.count), label: label)
         defer { bar.finish() }
         for l in layers {

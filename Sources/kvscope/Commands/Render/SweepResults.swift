@@ -61,20 +61,47 @@ struct SweepResults {
     /// The metric ids present, sorted.
     var metrics: [String] { Array(Set(rows.map(\.metric))).sorted() }
 
-    /// One measured point of a curve, before averaging over traces.
-    struct Point { var trace: String; var policy: String; var budget: Double; var y: Double; var x: Double }
+    /// One measured point of a curve, before averaging over traces. `policy` is the series label:
+    /// the policy, plus every setting axis that varies within that policy's rows.
+    struct Point { var trace: String; var policy: String; var base: String; var merge: String; var budget: Double; var y: Double; var x: Double }
 
-    /// `metric` per (trace, policy, budget): the all-layers, all-heads row when present, else
+    /// The position of a row along its curve: the budget fraction, the token count, or the hh ratio.
+    static func position(_ r: ResultRow) -> Double? { r.budget ?? r.tokens.map(Double.init) ?? r.hhRatio }
+
+    /// The series label of each row: the policy label, plus `name=value` for every axis (the
+    /// parameters, the recent share or ratio, the fidelity) that takes several values within that
+    /// policy's rows, so a curve never averages different settings.
+    func seriesLabels() -> [ResultRow: String] {
+        var axes: [String: [String: Set<String>]] = [:]
+        func values(_ r: ResultRow) -> [String: String] {
+            var v: [String: String] = ["fidelity": r.fidelity]
+            for (k, x) in r.parameters { v[k] = x.description }
+            if let s = r.recentShare { v["recent_share"] = "\(s)" }
+            if let y = r.recentRatio { v["recent_ratio"] = "\(y)" }
+            return v
+        }
+        for r in rows { for (k, v) in values(r) { axes[r.policy, default: [:]][k, default: []].insert(v) } }
+        var out: [ResultRow: String] = [:]
+        for r in rows {
+            let varying = (axes[r.policy] ?? [:]).filter { $0.value.count > 1 }.keys.sorted()
+            let v = values(r)
+            out[r] = varying.isEmpty ? r.policy : "\(r.policy) (" + varying.map { "\($0)=\(v[$0]!)" }.joined(separator: ", ") + ")"
+        }
+        return out
+    }
+
+    /// `metric` per (trace, series, position): the all-layers, all-heads row when present, else
     /// the mean over per-layer rows (uniform weights), else over per-head rows; per-image rows
     /// (`image_retention`) are averaged over images. x is the actual kept ratio: the `kept_ratio`
-    /// metric when the sweep has it, else the row's `actual_tokens / compression_point`. A policy
-    /// swept at several fidelities is labelled "id (fidelity)".
+    /// metric when the sweep has it, else the row's `actual_tokens / compression_point`.
     func points(metric: String) throws -> [Point] {
         struct Key: Hashable { var trace: String; var policy: String; var budget: Double }
-        let severalFidelities = Set(rows.map(\.fidelity)).count > 1
+        let labels = seriesLabels()
+        var style: [String: (String, String)] = [:]
         func key(_ r: ResultRow) -> Key? {
-            guard let b = r.budget else { return nil }
-            return Key(trace: r.traceHash, policy: severalFidelities ? "\(r.policy) (\(r.fidelity))" : r.policy, budget: b)
+            guard let b = Self.position(r), let l = labels[r] else { return nil }
+            style[l] = (r.base, r.merge)
+            return Key(trace: r.traceHash, policy: l, budget: b)
         }
         /// Mean of the best-scoped rows of `m` per key.
         func collect(_ m: String) -> [Key: Double] {
@@ -96,13 +123,14 @@ struct SweepResults {
         }
         let kept = collect("kept_ratio")
         var actual: [Key: [Double]] = [:]
-        for r in rows where r.keptRatio.isFinite {
+        for r in rows where r.keptRatio.isFinite && r.layer == nil && r.head == nil {
             if let k = key(r) { actual[k, default: []].append(r.keptRatio) }
         }
         let names = Dictionary(rows.map { ($0.traceHash, $0.trace) }, uniquingKeysWith: { a, _ in a })
         return ys.map { k, y in
             let x = kept[k] ?? actual[k].map { $0.reduce(0, +) / Double($0.count) } ?? k.budget
-            return Point(trace: names[k.trace] ?? k.trace, policy: k.policy, budget: k.budget, y: y, x: x)
+            let (base, merge) = style[k.policy] ?? (k.policy, "none")
+            return Point(trace: names[k.trace] ?? k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y, x: x)
         }.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) }
     }
 }
