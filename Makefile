@@ -8,7 +8,7 @@ OUT          ?= Output/demo
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build release test test-swift test-python demo bench fuzz clean
+.PHONY: all deps build release test test-swift test-python test-slurm demo bench fuzz clean
 
 all: build
 
@@ -41,6 +41,13 @@ test-python:
 	@if [ -f Examples/export/run_tests.sh ]; then \
 	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh $(CURDIR)/Tests/python; \
 	fi
+
+## test-slurm: a one-node Slurm cluster on this machine (installs slurm-wlm and munge when absent):
+## a 4-task job array of a sharded sweep, collected, byte-identical to the single-process sweep;
+## then one task cancelled mid-run, resubmitted, collected again
+test-slurm: deps
+	$(SWIFT) build --product kvscope
+	bash Tests/slurm/run.sh .build/debug/kvscope
 
 ## demo: release build, then every figure from the shipped real trace and a synthetic
 ## LLaVA-geometry trace, a budget sweep with its curves, into Output/demo/ (gallery: Output/gallery/)

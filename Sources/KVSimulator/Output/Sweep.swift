@@ -14,6 +14,8 @@ public struct Sweep: Sendable {
     public var metrics: [any Metric]
     public var settings: EvaluationSettings
     public var workers: Int
+    /// The command a shard records (`sweep`; `explore` for an explore's sweep), checked by `collect`.
+    public var command: String = "sweep"
 
     public init(traces: [(path: String, source: any TraceSource)], combinations: [Combination], metrics: [any Metric] = MetricCatalogue.all,
                 settings: EvaluationSettings = .init(), workers: Int = 2) {
@@ -27,47 +29,66 @@ public struct Sweep: Sendable {
     /// Layers to run over all traces (the unit of progress).
     public var totalLayers: Int { traces.reduce(0) { $0 + $1.source.info.recordedLayers.count } }
 
-    /// Runs the sweep into `out`; `progress(done, total, skipped)` is called after each layer (under a lock).
+    /// Runs the sweep into `out`; `progress(done, total)` is called after each layer (under a lock).
     /// Returns every row, sorted.
+    ///
+    /// With `shard`, runs only the cells (trace × setting × layer) that `ShardPlan` gives that shard
+    /// and writes only `OUT/shards/<i>-of-<n>/`: its finished layers (`.parts/`), its rows
+    /// (`rows.json`) and, last, `shard.json` (a `ShardManifest` holding `metadata(0)`), all atomically;
+    /// `results.csv` is then left to `ShardCollector`. Returns the shard's layer rows.
     @discardableResult
-    public func run(out: URL, resume: Bool, metadata: (Int) -> SweepMetadata,
+    public func run(out: URL, resume: Bool, shard: ShardSpec? = nil, metadata: (Int) -> SweepMetadata,
                     progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> [ResultRow] {
         let fm = FileManager.default
-        let parts = out.appendingPathComponent(".parts")
+        let base = shard.map { out.appendingPathComponent("shards").appendingPathComponent($0.folderName) } ?? out
+        let parts = base.appendingPathComponent(".parts")
         let results = out.appendingPathComponent("results.csv")
         let json = out.appendingPathComponent("results.json")
+        let manifestURL = base.appendingPathComponent(ShardManifest.fileName)
         if !resume {
-            if fm.fileExists(atPath: results.path) && fm.fileExists(atPath: json.path) {
+            if shard != nil, fm.fileExists(atPath: base.path) {
+                throw SimulatorError("\(base.path) already holds this shard: rerun with --resume to continue it, or choose another --out")
+            }
+            if shard == nil, fm.fileExists(atPath: results.path) && fm.fileExists(atPath: json.path) {
                 throw SimulatorError("\(out.path) already holds a sweep: rerun with --resume to continue it, or choose another --out")
             }
-            if fm.fileExists(atPath: results.path) || fm.fileExists(atPath: parts.path) {
+            if shard == nil, fm.fileExists(atPath: results.path) || fm.fileExists(atPath: parts.path) {
                 throw SimulatorError("\(out.path) holds an unfinished sweep (layer parts, or results.csv without results.json): rerun with --resume to finish it, or choose another --out")
             }
         }
         try AtomicFile.refuseFolder(at: results)
         try AtomicFile.refuseFolder(at: json)
-        try AtomicFile.makeFolder(parts)
         // Temporary files of a killed run are removed now; this run's are renamed or removed.
         AtomicFile.removeStaleTemporaries(in: out)
         AtomicFile.removeStaleTemporaries(in: parts)
-        let total = totalLayers
-        let counter = Counter()
-        var all: [ResultRow] = []
+        let plan = shard.map { ShardPlan(self, shard: $0) }
         for (_, source) in traces {
             let info = source.info
             let P = settings.compressionPoint ?? info.shape.prefillLen
             guard P >= 1 && P <= info.shape.seqLen else {
                 throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen) for \(info.name)")
             }
-            let runs = try combinations.map { c in
-                do { return try PlannedRun(c) } catch { throw SimulatorError("\(error)") }
-            }
+        }
+        let runs = try combinations.map { c in
+            do { return try PlannedRun(c) } catch { throw SimulatorError("\(error)") }
+        }
+        try AtomicFile.makeFolder(parts)
+        // The (trace, layer) pairs with work for this shard, and which combinations each runs.
+        func assigned(_ t: Int, _ l: Int) -> [Int] { plan?.combinations(trace: t, layer: l) ?? Array(combinations.indices) }
+        let total = traces.indices.reduce(0) { n, t in n + traces[t].source.info.recordedLayers.filter { !assigned(t, $0).isEmpty }.count }
+        let counter = Counter()
+        var layerRowsByTrace: [[ResultRow]] = []
+        for (t, (_, source)) in traces.enumerated() {
+            let info = source.info
+            let P = settings.compressionPoint ?? info.shape.prefillLen
             let metrics = metrics, settings = settings
             let store = PartStore(dir: parts, traceHash: info.contentHash.isEmpty ? info.name : info.contentHash)
-            try parallelEach(info.recordedLayers, workers: workers, { l in
+            let layers = info.recordedLayers.filter { !assigned(t, $0).isEmpty }
+            let mine = Dictionary(uniqueKeysWithValues: layers.map { l in (l, assigned(t, l).map { runs[$0] }) })
+            try parallelEach(layers, workers: workers, { l in
                 let existing = store.load(layer: l)
                 let have = Set(existing.map(\.combinationKey))
-                let todo = runs.filter { !have.contains($0.combination.key(traceHash: info.contentHash, compressionPoint: P)) }
+                let todo = mine[l]!.filter { !have.contains($0.combination.key(traceHash: info.contentHash, compressionPoint: P)) }
                 if todo.isEmpty { return existing }
                 let fresh = try LayerEngine.run(trace: source, layer: l, runs: todo, metrics: metrics, settings: settings)
                 return existing + fresh
@@ -76,22 +97,61 @@ public struct Sweep: Sendable {
                 counter.value += 1
                 progress(counter.value, total)
             })
-            let wanted = Set(runs.map { $0.combination.key(traceHash: info.contentHash, compressionPoint: P) })
             var layerRows: [ResultRow] = []
-            for l in info.recordedLayers { layerRows += store.load(layer: l).filter { wanted.contains($0.combinationKey) } }
-            all += layerRows
-            all += LayerEngine.aggregate(layerRows, metrics: metrics)
+            for l in layers {
+                let wanted = Set(mine[l]!.map { $0.combination.key(traceHash: info.contentHash, compressionPoint: P) })
+                layerRows += store.load(layer: l).filter { wanted.contains($0.combinationKey) }
+            }
+            layerRowsByTrace.append(layerRows)
         }
-        let sorted = ResultOrder.sort(all, policies: combinations.map(\.policy), params: combinations.map(\.paramsText),
-                                      budgets: combinations.map(\.budgetText),
-                                      metrics: metrics.map { type(of: $0).id })
+        let order = ResultOrderKeys(combinations: combinations, metrics: metrics)
+        if let shard, let plan {
+            let manifest = ShardManifest(command: command, shard: shard, cells: plan.cellCount, totalCells: plan.totalCells,
+                                         layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0))
+            try AtomicFile.write(try PartStore.encode(layerRowsByTrace), to: base.appendingPathComponent(ShardManifest.rowsFileName))
+            try AtomicFile.write(try manifest.encoded(), to: manifestURL)
+            return layerRowsByTrace.flatMap { $0 }
+        }
+        let sorted = Sweep.assemble(layerRowsByTrace, order: order, metrics: metrics)
         // Both files are written to temporary names first, then renamed json first and csv last:
         // a results.csv never stands without its results.json (a csv alone is an incomplete sweep).
         try AtomicFile.writeAll([
-            (try ResultWriter.json(sorted, metadata: metadata(sorted.count)), out.appendingPathComponent("results.json")),
+            (try ResultWriter.json(sorted, metadata: metadata(sorted.count)), json),
             (Data(ResultWriter.csv(sorted).utf8), results),
         ])
         return sorted
+    }
+
+    /// The finished table from the layer rows of each trace (in layer order): the layer rows, each
+    /// trace's all-layers rows (`LayerEngine.aggregate`), sorted by `ResultOrder.sort` with `order`.
+    /// The single-process sweep and `ShardCollector` both end here, so their files are identical.
+    public static func assemble(_ layerRowsByTrace: [[ResultRow]], order: ResultOrderKeys, metrics: [any Metric]) -> [ResultRow] {
+        var all: [ResultRow] = []
+        for layerRows in layerRowsByTrace {
+            all += layerRows
+            all += LayerEngine.aggregate(layerRows, metrics: metrics)
+        }
+        return ResultOrder.sort(all, policies: order.policies, params: order.params, budgets: order.budgets, metrics: order.metrics)
+    }
+}
+
+/// The orders `ResultOrder.sort` follows: the sweep's policy labels, parameter texts and budget
+/// texts in grid order (first occurrence), and its metric ids.
+public struct ResultOrderKeys: Sendable, Codable, Equatable {
+    public var policies: [String]
+    public var params: [String]
+    public var budgets: [String]
+    public var metrics: [String]
+
+    public init(combinations: [Combination], metrics: [any Metric]) {
+        func unique(_ a: [String]) -> [String] {
+            var seen = Set<String>()
+            return a.filter { seen.insert($0).inserted }
+        }
+        policies = unique(combinations.map(\.policy))
+        params = unique(combinations.map(\.paramsText))
+        budgets = unique(combinations.map(\.budgetText))
+        self.metrics = metrics.map { type(of: $0).id }
     }
 }
 
@@ -110,14 +170,27 @@ struct PartStore: Sendable {
 
     func load(layer l: Int) -> [ResultRow] {
         guard let d = try? Data(contentsOf: url(l)) else { return [] }
-        var rows = (try? JSONDecoder().decode([ResultRow].self, from: d)) ?? []
+        return Self.restore((try? JSONDecoder().decode([ResultRow].self, from: d)) ?? [])
+    }
+
+    func save(layer l: Int, rows: [ResultRow]) throws {
+        try AtomicFile.write(try JSONEncoder().encode(Self.clean(rows)), to: url(l))
+    }
+
+    /// Rows as stored: an undefined `actual_tokens` (NaN) as -1, since JSON has no NaN.
+    static func clean(_ rows: [ResultRow]) -> [ResultRow] {
+        var clean = rows
+        for i in clean.indices where !clean[i].actualTokens.isFinite { clean[i].actualTokens = -1 }
+        return clean
+    }
+
+    static func restore(_ rows: [ResultRow]) -> [ResultRow] {
+        var rows = rows
         for i in rows.indices where rows[i].actualTokens < 0 { rows[i].actualTokens = .nan }
         return rows
     }
 
-    func save(layer l: Int, rows: [ResultRow]) throws {
-        var clean = rows
-        for i in clean.indices where !clean[i].actualTokens.isFinite { clean[i].actualTokens = -1 }
-        try AtomicFile.write(try JSONEncoder().encode(clean), to: url(l))
-    }
+    /// The layer rows of each trace, stored as by `save`.
+    static func encode(_ byTrace: [[ResultRow]]) throws -> Data { try JSONEncoder().encode(byTrace.map(clean)) }
+    static func decode(_ data: Data) throws -> [[ResultRow]] { try JSONDecoder().decode([[ResultRow]].self, from: data).map(restore) }
 }

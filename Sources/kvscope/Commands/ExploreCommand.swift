@@ -77,7 +77,9 @@ struct ExploreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let done = try sweep.execute()
+        // One shard of a sharded explore: `kvscope collect` assembles the sweep; rerunning this
+        // explore with --resume on the collected folder then writes safe.csv and the maps.
+        guard let done = try sweep.execute() else { return }
         let set = SafeSet(done.rows, conditions: safe, perLayer: perLayer)
         let safeURL = done.out.appendingPathComponent("safe.csv")
         try AtomicFile.write(Data(set.csv.utf8), to: safeURL)

@@ -21,13 +21,18 @@ struct SweepCommand: ParsableCommand {
             Writes OUT/results.csv (one row per trace × setting × metric × layer, plus the all-layers rows; \
             one column per grid axis; `pandas.read_csv` loads it with numeric columns; see docs/results.md) \
             and OUT/results.json (the same rows plus run metadata). An interrupted sweep rerun with --resume \
-            skips the layers already written. A metric whose inputs the trace lacks has an empty value and a \
+            skips the layers already written. With --shard i/n the sweep runs only its slice of the cells \
+            (trace × setting × layer, split by estimated cost) into OUT/shards/i-of-n/, and `kvscope collect OUT` \
+            merges the slices into the files a single-process run writes, byte for byte (see `kvscope slurm`). A metric whose inputs the trace lacks has an empty value and a \
             note; the summary at the end counts such cells.
 
             Examples:
               kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep
               kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,text-prior \\
                   --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios
+              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 1/2
+              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 2/2
+              kvscope collect Output/sweep-sharded
             """
     )
 
@@ -52,22 +57,25 @@ struct SweepCommand: ParsableCommand {
     var jobs: Int = 2
     @Flag(name: .customLong("json"), help: "Print the end-of-sweep summary as JSON.")
     var json = false
+    @OptionGroup var sharding: ShardOptions
 
     func validate() throws {
         if let m = metrics { _ = try MetricCatalogue.select(m.split(separator: ",").map(String.init)) }
         if resume && out == nil { throw ValidationError("--resume needs --output DIR (the folder of the interrupted sweep)") }
+        if sharding.shard != nil && out == nil { throw ValidationError("--shard needs --output DIR (the folder every shard and `kvscope collect` share)") }
         guard topK >= 1 else { throw ValidationError("--topk must be ≥ 1") }
         guard proxyRows >= 1 && proxyRows <= 1 << 24 else { throw ValidationError("--proxy-rows must be in 1…16777216") }
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be in 1…256") }
     }
 
     func run() throws {
-        let done = try execute()
+        guard let done = try execute() else { return }
         print(json ? try done.summary.jsonText() : done.summary.text, terminator: "")
     }
 
-    /// Runs the sweep (also the first half of `kvscope explore`) and returns its rows, summary and folder.
-    func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL) {
+    /// Runs the sweep (also the first half of `kvscope explore`) and returns its rows, summary and
+    /// folder; nil for one shard (`kvscope collect` finishes the sweep).
+    func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
         let combos = try grid.combinations()
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0)) }
@@ -86,7 +94,7 @@ struct SweepCommand: ParsableCommand {
         var budgets: [String] = []
         for c in combos where !budgets.contains(c.budgetText) { budgets.append(c.budgetText) }
         let meta: (Int) -> SweepMetadata = { n in
-            SweepMetadata(kvscopeVersion: KVScope.version, commandLine: CommandLine.arguments,
+            SweepMetadata(kvscopeVersion: KVScope.version, commandLine: ShardOptions.recordedCommandLine(),
                           traces: sources.map { t in
                               let P = at ?? t.source.info.shape.prefillLen
                               let qr = t.source.info.shape.queryRows
@@ -96,8 +104,14 @@ struct SweepCommand: ParsableCommand {
                           policies: labels, budgets: budgets, fidelities: grid.fidelity.values.map(\.rawValue),
                           metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
         }
-        let rows = try sweep.run(out: outURL, resume: resume, metadata: meta) { _, _ in progress.step() }
+        let shard = try sharding.spec()
+        let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.step() }
         progress.finish()
+        if let shard {
+            let folder = outURL.appendingPathComponent("shards").appendingPathComponent(shard.folderName).path
+            print("shard \(shard): wrote \(rows.count) layer rows to \(folder); when every shard is done: kvscope collect \(outURL.path)")
+            return nil
+        }
         let summary = SweepSummary(rows, combinations: combos.count, traces: sources.count,
                                    csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
         return (rows, summary, outURL)

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import KVSimulator
+
+/// `kvscope slurm sweep …`: a Slurm job-array script for a sharded sweep and a collect job after it.
+struct SlurmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slurm",
+        abstract: "Write (and with --submit, submit) a Slurm job array that runs a sweep in shards, and a collect job after it.",
+        subcommands: [SlurmSweepCommand.self]
+    )
+}
+
+/// The Slurm options of `kvscope slurm sweep`.
+struct SlurmOptions: ParsableArguments {
+    @Option(name: .customLong("tasks"), help: "Array tasks N: the sweep is split into N shards, one per task.")
+    var tasks: Int
+    @Option(name: .customLong("partition"), help: "Slurm partition (sbatch --partition).")
+    var partition: String?
+    @Option(name: .customLong("time"), help: "Time limit of each task (sbatch --time, e.g. 01:00:00).")
+    var time: String?
+    @Option(name: .customLong("cpus-per-task"), help: "CPUs of each task (sbatch --cpus-per-task); the sweep's --jobs defaults to it.")
+    var cpusPerTask: Int?
+    @Option(name: .customLong("mem"), help: "Memory of each task (sbatch --mem, e.g. 4G).")
+    var mem: String?
+    @Flag(name: .customLong("submit"), help: "Submit the array and the collect job with sbatch and print their job ids.")
+    var submit = false
+
+    /// The flags above, as they may appear on the command line (`--tasks 4` or `--tasks=4`).
+    static let valued = ["--tasks", "--partition", "--time", "--cpus-per-task", "--mem"]
+    static let flags = ["--submit"]
+
+    func validate() throws {
+        guard tasks >= 1 && tasks <= ShardSpec.maxCount else { throw ValidationError("--tasks must be in 1…\(ShardSpec.maxCount)") }
+        if let c = cpusPerTask, c < 1 || c > 256 { throw ValidationError("--cpus-per-task must be in 1…256") }
+        for (flag, v) in [("--partition", partition), ("--time", time), ("--mem", mem)] {
+            if let v, v.isEmpty || !v.allSatisfy({ $0.isLetter || $0.isNumber || "-_:.,".contains($0) }) {
+                throw ValidationError("\(flag) '\(v)': use letters, digits and - _ : . , only")
+            }
+        }
+    }
+
+    /// `argv` without these options: the arguments of the command the tasks run.
+    static func strip(_ argv: [String]) -> [String] {
+        var out: [String] = []
+        var skip = false
+        for a in argv {
+            if skip { skip = false; continue }
+            if valued.contains(a) { skip = true; continue }
+            if flags.contains(a) || valued.contains(where: { a.hasPrefix($0 + "=") }) { continue }
+            out.append(a)
+        }
+        return out
+    }
+}
+
+/// `kvscope slurm sweep TRACE… [sweep options] -o OUT --tasks N […]`.
+struct SlurmSweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Write OUT/slurm/sweep-array.sh (one shard per array task) and OUT/slurm/collect.sh (after the array).",
+        discussion: """
+            Takes every option of `kvscope sweep` (checked here, before anything is written) plus the Slurm \
+            options. Writes OUT/slurm/sweep-array.sh, a job array of --tasks N tasks (indices 0…N−1), task K \
+            running `kvscope sweep … --shard slurm/N --resume` (shard K+1 of N); and OUT/slurm/collect.sh, \
+            running `kvscope collect OUT`. Logs go to OUT/slurm/logs/. With --submit both are submitted, the \
+            collect job with --dependency=afterok on the array, and the two job ids printed; without it, the \
+            two sbatch commands to run are printed. A task that failed or was cancelled is rerun alone with \
+            `sbatch --array=K OUT/slurm/sweep-array.sh` (it resumes its finished layers), then \
+            `sbatch --dependency=afterok:JOB OUT/slurm/collect.sh`.
+
+            Examples:
+              kvscope slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4
+              kvscope slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep \\
+                  --tasks 4 --partition cpu --time 00:30:00 --cpus-per-task 2 --mem 4G --submit
+            """
+    )
+
+    @OptionGroup var sweep: SweepCommand
+    @OptionGroup var slurm: SlurmOptions
+
+    func validate() throws {
+        guard sweep.out != nil else { throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share") }
+        guard sweep.sharding.shard == nil else { throw ValidationError("--shard: set by the array script; give --tasks N instead") }
+        guard !sweep.resume else { throw ValidationError("--resume: the array tasks always resume; leave it out") }
+    }
+
+    func run() throws {
+        let argv = CommandLine.arguments
+        guard let at = argv.firstIndex(of: "sweep") else { throw CLIError("slurm sweep: cannot find the sweep arguments") }
+        var args = SlurmOptions.strip(Array(argv[(at + 1)...]))
+        if let c = slurm.cpusPerTask, !args.contains(where: { $0 == "--jobs" || $0.hasPrefix("--jobs=") }) { args += ["--jobs", String(c)] }
+        let fm = FileManager.default
+        let cwd = fm.currentDirectoryPath
+        let out = URL(fileURLWithPath: sweep.out!, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL
+        let dir = out.appendingPathComponent("slurm")
+        let logs = dir.appendingPathComponent("logs")
+        let binary = Bundle.main.executableURL?.resolvingSymlinksInPath().path ?? argv[0]
+        let n = slurm.tasks
+        var head = ["#!/bin/bash", "#SBATCH --job-name=kvscope-sweep", "#SBATCH --array=0-\(n - 1)",
+                    "#SBATCH --output=\(logs.path)/sweep-%A_%a.out"]
+        var common: [String] = []
+        if let p = slurm.partition { common.append("#SBATCH --partition=\(p)") }
+        if let t = slurm.time { common.append("#SBATCH --time=\(t)") }
+        if let m = slurm.mem { common.append("#SBATCH --mem=\(m)") }
+        head += common
+        if let c = slurm.cpusPerTask { head.append("#SBATCH --cpus-per-task=\(c)") }
+        let array = (head + [
+            "# Written by kvscope slurm sweep: task K of the array runs shard K+1 of \(n).",
+            "# Rerun one failed or cancelled task alone with: sbatch --array=K \(dir.path)/sweep-array.sh",
+            "set -euo pipefail",
+            "cd \(shellQuote(cwd))",
+            "exec " + ([binary, "sweep"] + args + ["--shard", "slurm/\(n)", "--resume"]).map(shellQuote).joined(separator: " "),
+        ]).joined(separator: "\n") + "\n"
+        let collect = (["#!/bin/bash", "#SBATCH --job-name=kvscope-collect", "#SBATCH --output=\(logs.path)/collect-%j.out"] + common + [
+            "# Written by kvscope slurm sweep: merges the shards once every array task has succeeded.",
+            "set -euo pipefail",
+            "cd \(shellQuote(cwd))",
+            "exec " + [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
+        ]).joined(separator: "\n") + "\n"
+        do { try fm.createDirectory(at: logs, withIntermediateDirectories: true) } catch {
+            throw CLIError("--output \(out.path): cannot create \(logs.path) (\((error as NSError).localizedDescription))")
+        }
+        let arrayURL = dir.appendingPathComponent("sweep-array.sh"), collectURL = dir.appendingPathComponent("collect.sh")
+        try writeOutput(Data(array.utf8), to: arrayURL.path, flag: "--output")
+        try writeOutput(Data(collect.utf8), to: collectURL.path, flag: "--output")
+        for u in [arrayURL, collectURL] { try? fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: u.path) }
+        guard slurm.submit else {
+            print("wrote \(arrayURL.path) (\(n) tasks) and \(collectURL.path); submit them with:")
+            print("  JOB=$(sbatch --parsable \(shellQuote(arrayURL.path)))")
+            print("  sbatch --dependency=afterok:$JOB \(shellQuote(collectURL.path))")
+            return
+        }
+        let job = try sbatch(["--parsable", arrayURL.path])
+        let after = try sbatch(["--parsable", "--dependency=afterok:\(job)", collectURL.path])
+        print("array job \(job) (\(n) tasks): \(arrayURL.path)")
+        print("collect job \(after) (after ok \(job)): \(collectURL.path)")
+    }
+
+    /// Runs `sbatch ARGS` and returns the job id it prints (`--parsable`: `id` or `id;cluster`).
+    func sbatch(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sbatch"] + args
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        do { try p.run() } catch { throw CLIError("--submit: cannot run sbatch (\((error as NSError).localizedDescription))") }
+        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard p.terminationStatus == 0, let id = text.split(separator: ";").first.map(String.init), !id.isEmpty, id.allSatisfy(\.isNumber) else {
+            let why = String(decoding: err, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
+            throw CLIError("--submit: sbatch \(args.last ?? "") failed: \(why)")
+        }
+        return id
+    }
+}
+
+/// `s` quoted for bash (single quotes unless it is plain).
+func shellQuote(_ s: String) -> String {
+    if !s.isEmpty, s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }), s.allSatisfy(\.isASCII) { return s }
+    return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
