@@ -36,3 +36,19 @@ struct PoliciesCLITests {
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 }
+
+@Suite("kvscope metrics")
+struct MetricsCLITests {
+    @Test("every metric prints its definition; an unknown one is one line, exit 2")
+    func definitions() throws {
+        let r = try CLI.run(["metrics", "--json"])
+        #expect(r.status == 0)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        #expect(list.count >= 12)
+        for m in list { #expect(((m["definition"] as? String) ?? "").count > 30, "\(m["id"] ?? "?")") }
+        let one = try CLI.run(["metrics", "output_error"])
+        #expect(one.status == 0 && one.stdout.contains("lower is better"))
+        let bad = try CLI.run(["metrics", "attention_recal"])
+        #expect(bad.status == 2 && bad.stderr.split(separator: "\n").count == 1)
+    }
+}
