@@ -252,7 +252,8 @@ public struct BareTrace: TraceSource {
                     ranges[k] = r.lowerBound ..< p + 1
                 } else { ranges[k] = p ..< p + 1 }
             }
-            spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted())
+            // Kind k ≥ 1 is image k − 1: image ids start at 0, as in trace.json.
+            spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted().map { $0 - 1 })
         } else if let name = m.modality {
             guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else { throw TraceError(file: path, "--modality \(name): no such array") }
             try checkLength(t, name)

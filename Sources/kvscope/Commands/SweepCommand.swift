@@ -36,8 +36,11 @@ struct SweepCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("Traces: attn-trace v1 folders or single-file attn-trace .safetensors.", valueName: "trace"))
+    @Argument(help: ArgumentHelp(
+        "Traces: attn-trace v1 folders, single-file attn-trace .safetensors, or bare .npy/.npz/.safetensors (with the mapping flags).",
+        valueName: "trace"))
     var traces: [String]
+    @OptionGroup(title: "Bare arrays") var mapping: MappingOptions
     @OptionGroup var grid: GridOptions
     @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
     var metrics: String?
@@ -78,7 +81,8 @@ struct SweepCommand: ParsableCommand {
     func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
         let combos = try grid.combinations()
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
-        let sources = try traces.map { (path: $0, source: try TraceLoader.open($0)) }
+        let map = try mapping.mapping()
+        let sources = try traces.map { (path: $0, source: try TraceLoader.open($0, mapping: map)) }
         let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead)
         let outURL: URL
         if let o = out { outURL = URL(fileURLWithPath: o) } else {

@@ -2,13 +2,10 @@ import ArgumentParser
 import Foundation
 import KVTrace
 
-/// The trace path plus the bare-array mapping flags of docs/trace-format.md#bare-arrays.
-struct TraceOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp(
-        "The trace: an attn-trace v1 folder, a single-file attn-trace .safetensors, or a bare .npy/.npz/.safetensors file.",
-        valueName: "trace"))
-    var path: String
-
+/// The bare-array mapping flags (docs/trace-format.md#mapping-flags), shared by every command that
+/// reads traces: they apply to every bare `.npy`/`.npz`/`.safetensors` input, and attn-trace inputs
+/// ignore them.
+struct MappingOptions: ParsableArguments {
     @Option(name: .customLong("attn"), help: ArgumentHelp("Bare arrays: the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file).", valueName: "name"))
     var attn: String?
     @Option(name: .customLong("colsum"), help: ArgumentHelp("Bare arrays: prefill column sums over rows 0..<P, [H,T] or [L,H,T].", valueName: "name"))
@@ -21,7 +18,7 @@ struct TraceOptions: ParsableArguments {
     var queries: String?
     @Option(name: .customLong("modality"), help: ArgumentHelp("Bare arrays: token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image).", valueName: "name"))
     var modality: String?
-    @Option(name: .customLong("token-kind"), help: ArgumentHelp("Bare arrays: [T] ints, 0 text and k ≥ 1 a token of image k (the LOOK-M fixtures' in_token_kind).", valueName: "name"))
+    @Option(name: .customLong("token-kind"), help: ArgumentHelp("Bare arrays: [T] ints, 0 text and k ≥ 1 a token of the k-th image (image id k − 1; the LOOK-M fixtures' in_token_kind).", valueName: "name"))
     var tokenKind: String?
     @Option(name: .customLong("prefill-len"), help: "Bare arrays: the prefill length P (default: T).")
     var prefillLen: Int?
@@ -116,6 +113,22 @@ struct TraceOptions: ParsableArguments {
         }
         return m
     }
+
+}
+
+/// The trace path plus the bare-array mapping flags.
+struct TraceOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp(
+        "The trace: an attn-trace v1 folder, a single-file attn-trace .safetensors, or a bare .npy/.npz/.safetensors file.",
+        valueName: "trace"))
+    var path: String
+    @OptionGroup var flags: MappingOptions
+
+    var layer: Int? { flags.layer }
+    var grid: String? { flags.grid }
+
+    /// The mapping the flags describe.
+    func mapping() throws -> BareArrayMapping { try flags.mapping() }
 
     /// Opens the trace (validated; layers are read later, one at a time).
     func open() throws -> any TraceSource {
