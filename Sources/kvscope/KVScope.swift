@@ -53,6 +53,12 @@ struct KVScope: ParsableCommand {
         default: break
         }
         var message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        // "Unknown option '--foo'. Did you mean '--gqa'?": keep the suggestion only when it is close.
+        if message.hasPrefix("Unknown option '"), let r = message.range(of: ". Did you mean '") {
+            let unknown = message.split(separator: "'").dropFirst().first.map(String.init) ?? ""
+            let offered = String(message[r.upperBound...].prefix { $0 != "'" })
+            if PolicyRegistry.suggestion(unknown, among: [offered]) == nil { message = String(message[..<r.lowerBound]) }
+        }
         // `--budget -1`: ArgumentParser reads "-1" as a flag and reports a missing value.
         if message.hasPrefix("Missing value for '"), let flag = message.split(separator: "'").dropFirst().first {
             let name = String(flag.split(separator: " ").first ?? flag)

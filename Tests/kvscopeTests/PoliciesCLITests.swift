@@ -28,6 +28,8 @@ struct PoliciesCLITests {
         (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "snapkv", "--param", "windw=8", "--budget", "0.2"], "did you mean 'window'"),
         (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "pyramidkv", "--param", "window=-1", "--budget", "0.2"], "outside 1…"),
         (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o", "--param", "window=8"], "no listed policy declares it"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--budgets", "0.2"], "Unknown option '--budgets'"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--foo", "1", "--budget", "0.2"], "Unknown option '--foo'"),
     ])
     func badInput(_ args: [String], _ expected: String) throws {
         let r = try CLI.run(args, cwd: CLI.repo)

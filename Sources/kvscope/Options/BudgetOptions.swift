@@ -18,7 +18,9 @@ struct BudgetOptions: ParsableArguments {
     func validate() throws {
         let forms = [budget != nil, tokens != nil, hhRatio != nil || recentRatio != nil].filter { $0 }.count
         guard forms <= 1 else { throw ValidationError("use only one of --budget, --tokens, or --hh-ratio with --recent-ratio") }
-        guard forms == 1 else { throw ValidationError("give a budget: --budget b, --tokens N, or --hh-ratio x --recent-ratio y") }
+        // No budget at all is reported by `spec()` when the command runs, so that an unknown option
+        // (`--budgets` for `--budget`) is named first.
+        guard forms == 1 else { return }
         if (hhRatio == nil) != (recentRatio == nil) { throw ValidationError("--hh-ratio and --recent-ratio go together") }
         if recentShare != nil, budget == nil, tokens == nil { throw ValidationError("--recent-share applies to --budget or --tokens only") }
         if let p = try spec().problem { throw ValidationError(p) }
