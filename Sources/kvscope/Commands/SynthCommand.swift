@@ -24,7 +24,9 @@ struct SynthCommand: ParsableCommand {
             600 text tokens, 16 generated, 32 window rows + column sums; about 46 MB per layer) and \
             tiny (4 layers, 4 heads over 2 KV heads, two 4×4 images, full rows). Flags override the preset.
 
-            Example: kvscope synth Output/llava4 --preset llava-1.5 --layers 4 && kvscope info Output/llava4
+            Examples (a small LLaVA-geometry trace in seconds; drop the overrides for the full geometry):
+              kvscope synth Output/llava-small --preset llava-1.5 --layers 2 --heads 4 --kv-heads 2 --head-dim 32 --grid 8x8 --text-len 120
+              kvscope synth Output/tiny --preset tiny
             """
     )
 
