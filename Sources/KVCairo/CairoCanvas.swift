@@ -44,15 +44,6 @@ public final class CairoCanvas: Canvas {
         cairo_scale(cr, scale, scale)
     }
 
-    /// An SVG surface writing to `url` (the file is complete after ``finish()``).
-    public convenience init(svgAt url: URL, size: Size) throws {
-        guard let s = cairo_svg_surface_create(url.path, size.width, size.height) else {
-            throw CairoError(operation: "create SVG surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
-        }
-        try self.init(surface: s, size: size, kind: .svg, what: "SVG surface")
-        cairo_svg_surface_restrict_to_version(surface, CAIRO_SVG_VERSION_1_1)
-    }
-
     /// An SVG surface writing into `sink` (every byte Cairo emits is appended; nothing touches disk).
     public convenience init(svgInto sink: ByteSink, size: Size) throws {
         guard let s = cairo_svg_surface_create_for_stream(ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),

@@ -11,8 +11,7 @@ public struct ImageRecall: Metric {
     public static let id = "image_recall"
     public init() {}
     public func series(_ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {
-        let imgs = info.images.filter { $0.positions.lowerBound < P }
-        return imgs.isEmpty ? [MetricSeries(Self.id)] : imgs.map { MetricSeries(Self.id, image: $0.id) }
+        MetricSeries.perImage(Self.id, info, compressionPoint: P)
     }
     public func missing(_ layer: ReplayLayer, _ c: EvaluationContext) -> String? {
         if !c.imageOf.contains(where: { $0 != nil }) { return "the trace has no image spans before P" }

@@ -7,8 +7,7 @@ public struct ImageRetention: Metric {
     public static let id = "image_retention"
     public init() {}
     public func series(_ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {
-        let imgs = info.images.filter { $0.positions.lowerBound < P }
-        return imgs.isEmpty ? [MetricSeries(Self.id)] : imgs.map { MetricSeries(Self.id, image: $0.id) }
+        MetricSeries.perImage(Self.id, info, compressionPoint: P)
     }
     public func missing(_ layer: ReplayLayer, _ c: EvaluationContext) -> String? {
         c.info.images.contains { $0.positions.lowerBound < c.compressionPoint } ? nil : "the trace has no image spans before P"

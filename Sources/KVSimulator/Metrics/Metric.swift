@@ -17,6 +17,13 @@ public struct MetricSeries: Sendable, Hashable {
         self.metric = metric
         self.image = image
     }
+
+    /// One series per image that starts before `P` (the `image` column), or one without an image
+    /// when there is none (its value is then omitted with a note).
+    public static func perImage(_ metric: String, _ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {
+        let imgs = info.images.filter { $0.positions.lowerBound < P }
+        return imgs.isEmpty ? [MetricSeries(metric)] : imgs.map { MetricSeries(metric, image: $0.id) }
+    }
 }
 
 /// Which way a metric improves, for marking the best value in a table.
