@@ -34,6 +34,7 @@ public struct Replay: Sendable {
         guard P >= 1 && P <= info.shape.seqLen else {
             throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen)")
         }
+        if settings.decoding != nil { _ = try DecodingReplay.rows(info, compressionPoint: P) }
         let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
@@ -60,14 +61,18 @@ public struct ReplayResult: Sendable {
     public let compressionPoint: Int
     public let rows: [ResultRow]
 
-    /// The value of `metric` on `layer` (nil → `all`), head `all`.
-    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil) -> Double? {
-        row(metric, layer: layer, image: image)?.value
+    /// The value of `metric` on `layer` (nil → `all`), head `all`, at decoding step `step` (nil: a
+    /// replay at one moment).
+    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> Double? {
+        row(metric, layer: layer, image: image, step: step)?.value
     }
 
-    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil) -> ResultRow? {
-        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image }
+    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> ResultRow? {
+        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.step == step }
     }
+
+    /// The decoding steps present, ascending (empty for a replay at one moment).
+    public var steps: [Int] { Array(Set(rows.compactMap(\.step))).sorted() }
 
     /// Whether evaluation used true future rows or a proxy.
     public var evalRows: EvaluationRows { rows.first?.evalRows ?? .none }
