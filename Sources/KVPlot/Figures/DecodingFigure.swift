@@ -4,8 +4,9 @@ import Foundation
 /// line per policy in its fixed style, with the full cache's value as the dashed black reference.
 /// Each point is the metric at step `t` of a decoding replay: the mean over the generated rows
 /// `1 … t` (docs/metrics.md#replay-through-decoding). Steps are whole numbers: the x axis runs
-/// `1 … steps` (ticks on integers), and optional vertical marks show the steps after which the
-/// cache was compressed again.
+/// `1 … steps` (ticks on 1 and on multiples of a nice integer step), and optional vertical marks
+/// show the steps after which the cache was compressed again. The y range is the data's (with the
+/// reference) unless given: policies a few hundredths apart stay apart.
 public struct DecodingFigure: Sendable {
     public var curves: [Curve]
     public var metric: String
@@ -35,10 +36,10 @@ public struct DecodingFigure: Sendable {
         var ys = curves.flatMap(\.y)
         if let reference { ys.append(reference) }
         let yDomain = yRange ?? CurvesFigure.niceDomain(ys)
-        // Integer ticks: 1 … steps, thinned to a nice integer step.
+        // Integer ticks: step 1 and the multiples of a nice integer step up to the last step.
         let xDomain = (steps == 1 ? 0.5 : 1.0) ... Double(steps) + (steps == 1 ? 0.5 : 0)
         let every = max(1, Int(Ticks.niceStep(span: Double(steps), target: 8).rounded(.up)))
-        let ticks = stride(from: 1, through: steps, by: every).map { Tick(Double($0), String($0)) }
+        let ticks = ([1] + Array(stride(from: every, through: steps, by: every)).filter { $0 > 1 }).map { Tick(Double($0), String($0)) }
         let xAxis = Axis(scale: .linear(xDomain), label: "generated step t (rows P … P + t − 1)", ticks: .explicit(ticks))
         let yAxis = Axis(scale: .linear(yDomain), label: metric)
         let series = curves.map { c in LineSeries(style: c.style, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }) }

@@ -92,6 +92,7 @@ public enum DecodingEngine {
             let template = LayerEngine.Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal,
                                                 context: rowContexts[0])
             func failed(_ why: String, from step: Int) {
+                guard step <= steps.count else { return }
                 for t in step ... steps.count { for m in metrics { for s in m.series(info, compressionPoint: P) {
                     var r = template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: why)
                     r.step = t; r.evalRowCount = t

@@ -51,21 +51,22 @@ struct DecodingCommand: ParsableCommand {
         let steps = try DecodingReplay.rows(info, compressionPoint: P).count
         let metrics = try MetricCatalogue.select([metric])
         let replay = Replay(trace: source, settings: EvaluationSettings(decoding: setting), layers: chosen)
-        let bar = Progress(total: ids.count, label: "replaying")
+        let configurations = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)) }
+        let runs = try configurations.map { try PlannedRun(Combination($0, options: policy.options, budget: policy.spec)) }
+        // Every policy in one pass over the layers: each layer's per-row contexts are built once.
+        let bar = ProgressBox(Progress(total: chosen.count, label: "replaying layers"))
+        let all = try replay.runSync(runs, metrics: metrics) { bar.step() }
+        bar.finish()
         var curves: [Curve] = []
-        for id in ids {
-            let configuration = try PolicyConfiguration.parse(id, parameters: policy.parameters(for: id))
-            let result = try replay.runSync(try configuration.make(), budget: policy.spec, options: policy.options, metrics: metrics)
-            let rows = result.rows.filter { $0.metric == metric && $0.layer == nil && $0.head == nil && $0.image == nil && $0.step != nil }
+        for configuration in configurations {
+            let rows = all.filter { $0.policy == configuration.label && $0.metric == metric && $0.layer == nil && $0.head == nil && $0.image == nil && $0.step != nil }
             let defined = rows.filter { $0.value != nil }.sorted { $0.step! < $1.step! }
             guard !defined.isEmpty else {
                 throw CLIError("--metric \(metric): \(configuration.label) has no value on \(info.name) (\(rows.first?.note ?? "no such series"))")
             }
             curves.append(Curve(policy: configuration.label, style: .of(configuration), label: configuration.label,
                                 x: defined.map { Double($0.step!) }, y: defined.map { $0.value! }))
-            bar.step()
         }
-        bar.finish()
         let label = MetricLabel.of(metric)
         let b = policy.spec.resolve(P)
         var sub = ["budget \(policy.budget) (C = \(b.nominal), r = \(b.recent)), fidelity \(policy.fidelity.rawValue); \(setting.label)",
@@ -75,7 +76,7 @@ struct DecodingCommand: ParsableCommand {
         let marks = setting.recompressEvery.map { n in Array(stride(from: n, to: steps, by: n)) } ?? []
         let fig = DecodingFigure(curves: curves, metric: label.axis, steps: steps,
                                  title: output.title("\(RenderSupport.traceTitle(info)): how does each policy's loss develop over decoding?"),
-                                 subtitle: sub, yRange: label.isFraction ? 0 ... 1 : nil, reference: label.reference, recompressedAfter: marks)
+                                 subtitle: sub, reference: label.reference, recompressedAfter: marks)
         try output.write(fig.build(), defaultName: "decoding-\(info.name)-\(metric)-b\(policy.budget)")
     }
 }
