@@ -46,6 +46,35 @@ import Testing
         #expect(steps == Set((1 ... 16).map { Optional($0) }), "the shipped trace has 16 generated rows")
     }
 
+    /// `--evict-per-step` against H2O's reference code: `Scripts/h2o-decode-reference.py` fed the
+    /// shipped trace's rows to `H2OKVCache_LayerWise` (FMInference/H2O) step by step and recorded
+    /// attention_recall per step on four layers; the replay must give the same series.
+    @Test func evictPerStepMatchesH2OReferenceCode() throws {
+        struct Fixture: Decodable { var budget: Double; var gqa: String; var attention_recall: [String: [Double]] }
+        let url = CLI.repo.appendingPathComponent("Tests/kvscopeTests/Fixtures/h2o-decode-reference.json")
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+        let layers = fixture.attention_recall.keys.compactMap(Int.init).sorted()
+        #expect(layers.count == 4)
+        let out = CLI.tempDir().appendingPathComponent("evict.csv")
+        let r = try CLI.run(["simulate", Self.shipped, "--policy", "h2o", "--budget", String(fixture.budget), "--gqa", fixture.gqa,
+                             "--layers", layers.map(String.init).joined(separator: ","), "--evict-per-step", "--metrics", "-o", out.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let col = Dictionary(uniqueKeysWithValues: lines[0].enumerated().map { ($1, $0) })
+        for l in layers {
+            let expected = fixture.attention_recall[String(l)]!
+            var got: [Int: Double] = [:]
+            for cells in lines.dropFirst() where cells[col["metric"]!] == "attention_recall" && cells[col["layer"]!] == String(l) && cells[col["head_index"]!].isEmpty {
+                got[Int(cells[col["step"]!])!] = Double(cells[col["value"]!])
+            }
+            #expect(got.count == expected.count, "layer \(l)")
+            for (k, e) in expected.enumerated() {
+                let v = try #require(got[k + 1], "layer \(l) step \(k + 1)")
+                #expect(abs(v - e) < 1e-12, "layer \(l) step \(k + 1): \(v) vs reference \(e)")
+            }
+        }
+    }
+
     @Test func renderDecodingLaysOut() throws {
         let out = CLI.tempDir().appendingPathComponent("decoding.png")
         let r = try CLI.run(["render", "decoding", Self.shipped, "--policies", "h2o,streaming", "--budget", "0.2", "--layers", "0-1",
@@ -72,6 +101,18 @@ import Testing
                 #expect(row.recall_kvscope != nil && row.recall_kvscope == row.recall_other)
             }
         }
+        // Per query head: each query head's row is its KV head's set (the trace maps 9 query heads to 3).
+        let saved = try SafeTensorsFile(dir.appendingPathComponent("layer_000.safetensors"))
+        let kv = try #require(saved.tensors["kept"])
+        let C = kv.shape[1]
+        let perQuery = (0 ..< 9).flatMap { h in (0 ..< C).map { kv.int(at: (h / 3) * C + $0) } }
+        let q = dir.deletingLastPathComponent().appendingPathComponent("per-query.npy")
+        try NPYWriter.write(TensorData(name: "kept", ints: perQuery, shape: [9, C]), to: q)
+        let r = try CLI.run(["compare", q.path, Self.shipped, "--policy", "snapkv", "--budget", "0.2", "--layer", "0", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let byQuery = try JSONDecoder().decode(Doc.self, from: Data(r.stdout.utf8))
+        #expect(byQuery.rows.count == 9 && byQuery.rows.allSatisfy { $0.jaccard == 1 && $0.recall_other != nil && $0.recall_other == $0.recall_kvscope })
+        #expect(r.stdout.contains("\"head_kind\" : \"query\""))
         let other = try CLI.run(["compare", dir.path, Self.shipped, "--policy", "h2o", "--budget", "0.2", "--json"])
         let doc = try JSONDecoder().decode(Doc.self, from: Data(other.stdout.utf8))
         #expect(doc.rows.contains { $0.jaccard < 1 })
