@@ -33,6 +33,14 @@ run render patches "$REAL" --policies h2o,snapkv,lookm --budget 0.2 --show fate 
 run render modality "$REAL" --policies h2o,snapkv,text-prior,lookm --budget 0.2 -o "$OUT/real-modality-b0.2.png"
 run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 -o "$OUT/real-merges-L3-G0.png"
 run render merges "$REAL" --policy lookm --budget 0.2 --layer 3 --head 0 --range 0:90 -o "$OUT/real-merges-L3-G0-zoom.pdf"
+# Replay through decoding on the trace's 16 generated rows: look-once, and H2O's decode rule.
+run render decoding "$REAL" --policies h2o,snapkv,streaming,tova,lookm --budget 0.2 -o "$OUT/real-decoding-b0.2.png"
+run render decoding "$REAL" --policies h2o,snapkv,streaming,tova --budget 0.2 --evict-per-step -o "$OUT/real-decoding-evict-b0.2.png"
+run render decoding "$REAL" --policies h2o,snapkv,streaming,tova --budget 0.2 --recompress-every 4 -o "$OUT/real-decoding-recompress4-b0.2.png"
+# Another implementation's kept indices against KVScope's decision (here: KVScope's own h2o cache against snapkv).
+rm -rf "$OUT/real-h2o-cache"
+run simulate "$REAL" --policy h2o --budget 0.2 --save-cache "$OUT/real-h2o-cache" > /dev/null
+run compare "$OUT/real-h2o-cache" "$REAL" --policy snapkv --budget 0.2 -o "$OUT/real-compare-h2o-snapkv.csv"
 
 step "synthetic LLaVA-1.5 geometry trace ($SYNTH_LAYERS layers)"
 run synth "$SYNTH" --preset llava-1.5 --layers "$SYNTH_LAYERS" --force
@@ -96,7 +104,7 @@ step "gallery: $GALLERY"
 # The gallery and README.md's captions list the same files.
 gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-patch-fate-b0.2.png
          real-modality-b0.2.png real-merges-L3-G0.png llava-heatmap-L1-grid.png llava-retention-b0.2.png
-         llava-patches-b0.2.png llava-patch-fate-b0.2.png)
+         llava-patches-b0.2.png llava-patch-fate-b0.2.png real-decoding-b0.2.png real-decoding-evict-b0.2.png)
 [ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png report.png)
 [ -n "$EXPLORED" ] && gallery+=(real-ratios-lookm-attention_recall.png)
 for f in "${gallery[@]}"; do

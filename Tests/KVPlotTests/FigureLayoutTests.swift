@@ -64,8 +64,26 @@ import Testing
         let curves = ["h2o", "snapkv", "text-prior", "lookm", "streaming", "oracle"].map { Curve(policy: $0, x: [0.1, 0.2, 0.5], y: [0.5, 0.7, 0.9]) }
         out.append(("curves", CurvesFigure(curves: curves, metric: "attention recall (share of attention mass kept, 0–1)",
                                            title: "\(long): how much attention mass survives as the budget shrinks?", yRange: 0 ... 1, reference: 1).build()))
+        let steps = (1 ... 16).map(Double.init)
+        let decoding = ["h2o", "snapkv", "streaming", "lookm"].enumerated().map { k, p in
+            Curve(policy: p, x: steps, y: steps.map { 0.5 + 0.1 * Double(k) + 0.005 * $0 })
+        }
+        out.append(("decoding", DecodingFigure(curves: decoding, metric: "attention recall (share of attention mass kept, 0–1)", steps: 16,
+                                               title: "\(long): how does each policy's loss develop over decoding?",
+                                               subtitle: ["budget 0.2 (C = 32, r = 16), fidelity code; recompress every 4 steps"],
+                                               yRange: 0 ... 1, reference: 1, recompressedAfter: [4, 8, 12]).build()))
         return out
     }()
+
+    /// Steps are whole numbers: every x tick label of the decoding figure is an integer in 1 … 16.
+    @Test func decodingTicksAreWholeSteps() {
+        let c = Self.record(Self.figure("decoding"))
+        let ticks = c.texts.filter { $0.style == .tick }.map(\.string)
+        let xs = ticks.compactMap(Int.init).filter { $0 >= 1 }
+        #expect(xs.contains(1) && xs.allSatisfy { $0 <= 16 }, "\(ticks)")
+        #expect(!ticks.contains { $0.contains(".") && Double($0).map { $0 > 1 } == true }, "no fractional step: \(ticks)")
+        for p in ["h2o", "snapkv", "streaming", "lookm", "full cache"] { #expect(c.text(p) != nil, "legend \(p)") }
+    }
 
     static func figure(_ name: String) -> Figure { figures.first { $0.0 == name }!.1 }
 

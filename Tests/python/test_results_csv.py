@@ -14,7 +14,7 @@ BIN = os.environ.get("KVSCOPE_BIN", str(Path(__file__).resolve().parents[2] / ".
 
 COLUMNS = ["trace", "trace_hash", "policy", "base", "merge", "params", "score", "fidelity", "budget", "budget_spec",
            "hh_ratio", "recent_ratio", "recent_share", "tokens", "compression_point", "nominal_tokens", "actual_tokens",
-           "kept_ratio", "metric", "all_layers", "layer", "head_index", "image", "value", "eval_rows", "eval_row_count", "note"]
+           "kept_ratio", "metric", "all_layers", "layer", "head_index", "image", "step", "value", "eval_rows", "eval_row_count", "note"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_loads_without_cleaning(sweep):
     assert df["compression_point"].dtype == "int64"
     assert df["eval_row_count"].dtype == "int64"
     # Layer, head and image are numbers (NaN where the row aggregates); all_layers is a boolean.
-    for c in ["layer", "head_index", "image", "kept_ratio", "recent_share"]:
+    for c in ["layer", "head_index", "image", "step", "kept_ratio", "recent_share"]:
         assert pd.api.types.is_numeric_dtype(df[c]), c
     assert df["all_layers"].dtype == "bool"
     assert len(df[df.layer == 0]) > 0

@@ -56,6 +56,8 @@ public struct LineChart: Chart {
     public var insets: EdgeInsets
     public var panelTitle: String?
     public var grid: Bool
+    /// x values marked by thin grey vertical lines across the plot (default none).
+    public var verticals: [Double] = []
 
     public init(
         series: [LineSeries], xAxis: Axis, yAxis: Axis, reference: ReferenceLine? = nil,
@@ -115,6 +117,15 @@ public struct LineChart: Chart {
         xAxis.draw(in: canvas, plot: plot, side: .bottom)
         yAxis.draw(in: canvas, plot: plot, side: .left)
         canvas.pushClip(plot.inset(-3))
+        if !verticals.isEmpty {
+            var v = Path()
+            for x in verticals {
+                let px = xAxis.coordinate(x, in: plot, side: .bottom)
+                guard px.isFinite else { continue }
+                v.move(to: Point(px, plot.minY)); v.line(to: Point(px, plot.maxY))
+            }
+            canvas.stroke(v, StrokeStyle(RGB(hex: 0xB0B0B0), width: 0.75, dash: [2, 2]))
+        }
         if let r = reference {
             let y = yAxis.coordinate(r.y, in: plot, side: .left)
             if y.isFinite { canvas.line(from: Point(plot.minX, y), to: Point(plot.maxX, y), r.style) }

@@ -12,12 +12,17 @@ public struct EvaluationSettings: Sendable, Hashable, Codable {
     public var topK: Int
     /// Also emit one row per query head.
     public var perHead: Bool
+    /// Replay through decoding, one set of rows per generated step (`step` column); nil: measure
+    /// once on the evaluation rows (default).
+    public var decoding: DecodingReplay?
 
-    public init(compressionPoint: Int? = nil, proxyWindow: Int = 32, topK: Int = 16, perHead: Bool = false) {
+    public init(compressionPoint: Int? = nil, proxyWindow: Int = 32, topK: Int = 16, perHead: Bool = false,
+                decoding: DecodingReplay? = nil) {
         self.compressionPoint = compressionPoint
         self.proxyWindow = proxyWindow
         self.topK = topK
         self.perHead = perHead
+        self.decoding = decoding
     }
 }
 
@@ -90,7 +95,9 @@ public struct EvaluationContext: Sendable {
     public var rowCount: Int { rows.count }
 
     /// Builds the context of one layer from a policy `LayerContext` (the same mapped tensors).
-    public init(_ ctx: LayerContext, settings: EvaluationSettings) {
+    /// `rows` overrides the evaluation rows (a decoding replay measures one generated row at a
+    /// time); nil chooses them as docs/metrics.md#evaluation-rows says.
+    public init(_ ctx: LayerContext, settings: EvaluationSettings, rows override: Range<Int>? = nil) {
         let info = ctx.info
         let H = info.shape.queryHeads, G = info.shape.kvHeads, D = info.shape.headDim, T = info.shape.seqLen
         let P = ctx.compressionPoint
@@ -114,7 +121,8 @@ public struct EvaluationContext: Sendable {
         let future = max(P, qr.lowerBound) ..< max(P, qr.upperBound)
         let proxy = max(P - settings.proxyWindow, qr.lowerBound, 0) ..< max(min(P, qr.upperBound), max(P - settings.proxyWindow, qr.lowerBound, 0))
         let chosen: Range<Int>
-        if !future.isEmpty { chosen = future; kind = .future }
+        if let override { chosen = override; kind = override.isEmpty ? .none : override.lowerBound >= P ? .future : .proxy }
+        else if !future.isEmpty { chosen = future; kind = .future }
         else if !proxy.isEmpty { chosen = proxy; kind = .proxy }
         else { chosen = P ..< P; kind = .none }
         rows = chosen

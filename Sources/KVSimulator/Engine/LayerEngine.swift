@@ -28,9 +28,13 @@ public struct PlannedRun: Sendable {
 /// (scores, norms, merge assignments: each computed once per layer), then decides, applies and
 /// measures each combination.
 public enum LayerEngine {
-    /// The per-layer result rows (`layer = l`, all heads, plus per-head rows when asked).
+    /// The per-layer result rows (`layer = l`, all heads, plus per-head rows when asked); with
+    /// `settings.decoding`, those of `DecodingEngine` (one set per generated step).
     public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
                            settings: EvaluationSettings) throws -> [ResultRow] {
+        if let d = settings.decoding {
+            return try DecodingEngine.run(trace: trace, layer: l, runs: runs, metrics: metrics, settings: settings, decoding: d)
+        }
         let info = trace.info
         let tensors = try trace.layer(l)
         let P = settings.compressionPoint ?? info.shape.prefillLen
@@ -101,14 +105,14 @@ public enum LayerEngine {
         }
     }
 
-    /// Adds the `layer = all` rows: per combination, metric, image and head, the uniform mean over
+    /// Adds the `layer = all` rows: per combination, metric, image, head (and decoding step), the uniform mean over
     /// layers of the defined values (the sum for `cache_bytes`), or an empty value with the first note.
     public static func aggregate(_ layerRows: [ResultRow], metrics: [any Metric]) -> [ResultRow] {
-        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: Int? }
+        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: Int?; var step: Int? }
         var groups: [Key: [ResultRow]] = [:]
         var order: [Key] = []
         for r in layerRows where r.layer != nil {
-            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, head: r.head)
+            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, head: r.head, step: r.step)
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(r)
         }
@@ -139,7 +143,7 @@ public enum LayerEngine {
 /// Sorting of result rows, so that output does not depend on scheduling.
 public enum ResultOrder {
     /// Sorts by trace, then the given policy and budget order, metric order, layer (`all` last),
-    /// head (`all` first), image.
+    /// head (`all` first), image, decoding step.
     public static func sort(_ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
                             metrics: [String] = []) -> [ResultRow] {
         func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
@@ -150,8 +154,8 @@ public enum ResultOrder {
         }
         func num(_ s: Int?, allFirst: Bool) -> Int { s ?? (allFirst ? -1 : Int.max) }
         return rows.sorted { a, b in
-            let ka: [Int] = [idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1]
-            let kb: [Int] = [idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1]
+            let ka: [Int] = [idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1, a.step ?? -1]
+            let kb: [Int] = [idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1, b.step ?? -1]
             if a.trace != b.trace { return a.trace < b.trace }
             if a.traceHash != b.traceHash { return a.traceHash < b.traceHash }
             if ka != kb { return ka.lexicographicallyPrecedes(kb) }

@@ -31,20 +31,31 @@ public struct Replay: Sendable {
                         metrics: [any Metric] = MetricCatalogue.all) throws -> ReplayResult {
         let info = trace.info
         let P = settings.compressionPoint ?? info.shape.prefillLen
+        let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
+        return ReplayResult(info: info, combination: run.combination, compressionPoint: P, rows: try runSync([run], metrics: metrics))
+    }
+
+    /// Several planned runs in one pass over the layers: each layer is read once, and its
+    /// evaluation context (with `settings.decoding`, its per-row contexts) is shared by every run.
+    /// Returns the rows of every run (per layer and `all`), sorted with the runs in the given order.
+    /// `progress` is called once per finished layer (under a lock).
+    public func runSync(_ runs: [PlannedRun], metrics: [any Metric] = MetricCatalogue.all,
+                        progress: @escaping @Sendable () -> Void = {}) throws -> [ResultRow] {
+        let info = trace.info
+        let P = settings.compressionPoint ?? info.shape.prefillLen
         guard P >= 1 && P <= info.shape.seqLen else {
             throw SimulatorError("--at \(P): the compression point must be in 1...\(info.shape.seqLen)")
         }
-        let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
+        if settings.decoding != nil { _ = try DecodingReplay.rows(info, compressionPoint: P) }
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
         let collected = RowCollector()
         try parallelEach(chosen, workers: 2, { l in
-            try LayerEngine.run(trace: source, layer: l, runs: [run], metrics: metrics, settings: settings)
-        }, done: { _, rows in collected.rows += rows })
+            try LayerEngine.run(trace: source, layer: l, runs: runs, metrics: metrics, settings: settings)
+        }, done: { _, rows in collected.rows += rows; progress() })
         var rows = collected.rows
         rows += LayerEngine.aggregate(rows, metrics: metrics)
-        rows = ResultOrder.sort(rows, metrics: metrics.map { type(of: $0).id })
-        return ReplayResult(info: info, combination: run.combination, compressionPoint: P, rows: rows)
+        return ResultOrder.sort(rows, policies: runs.map(\.combination.policy), metrics: metrics.map { type(of: $0).id })
     }
 }
 
@@ -60,14 +71,18 @@ public struct ReplayResult: Sendable {
     public let compressionPoint: Int
     public let rows: [ResultRow]
 
-    /// The value of `metric` on `layer` (nil → `all`), head `all`.
-    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil) -> Double? {
-        row(metric, layer: layer, image: image)?.value
+    /// The value of `metric` on `layer` (nil → `all`), head `all`, at decoding step `step` (nil: a
+    /// replay at one moment).
+    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> Double? {
+        row(metric, layer: layer, image: image, step: step)?.value
     }
 
-    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil) -> ResultRow? {
-        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image }
+    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> ResultRow? {
+        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.step == step }
     }
+
+    /// The decoding steps present, ascending (empty for a replay at one moment).
+    public var steps: [Int] { Array(Set(rows.compactMap(\.step))).sorted() }
 
     /// Whether evaluation used true future rows or a proxy.
     public var evalRows: EvaluationRows { rows.first?.evalRows ?? .none }

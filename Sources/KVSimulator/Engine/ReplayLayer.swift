@@ -4,9 +4,16 @@ import KVTrace
 
 /// One layer's decision replayed on the evaluation rows: the compressed cache is the decision's
 /// kept slots (merged `K'`, `V'` where the policy merges) plus positions `P ..< T` appended
-/// unchanged. Holds the per-query-head sums the metrics finish.
+/// unchanged, less the generated positions a decoding replay evicted (`evictedGenerated`).
+/// Holds the per-query-head sums the metrics finish.
 public struct ReplayLayer: Sendable {
     public let decision: LayerDecision
+    /// Per KV head: generated positions (`≥ P`, ascending) that are no longer in the cache (empty
+    /// outside a decoding replay with `--recompress-every` or `--evict-per-step`).
+    public let evictedGenerated: [[Int]]
+    /// Per query head, per evaluation row: `Σ_{j∈G_i, j∉evictedGenerated} A[h,i,j]`, the attention on
+    /// the generated positions still visible (`EvaluationContext.tailMass` when nothing was evicted).
+    public let tailMass: [[Double]]
     /// True when the policy merges (then `output_error_evict` is undefined).
     public let merges: Bool
     /// Per query head `h`: `Σ_{j∈S_g(h), j≤i} A[h,i,j]` per evaluation row (empty without rows).
@@ -20,9 +27,12 @@ public struct ReplayLayer: Sendable {
     /// Per query head: the eviction-only estimate `[R·D]` (empty without rows and v, or when merging).
     public let evictOutputs: [[Double]]
 
-    /// Replays `decision` against `context`.
-    public init(_ decision: LayerDecision, merges declared: Bool, context c: EvaluationContext) {
+    /// Replays `decision` against `context`; `evictedGenerated[g]` lists the generated positions KV
+    /// head `g` no longer holds (default: none, every position `P ..< T` is visible).
+    public init(_ decision: LayerDecision, merges declared: Bool, context c: EvaluationContext, evictedGenerated: [[Int]] = []) {
         self.decision = decision
+        let gone = evictedGenerated.isEmpty ? [[Int]](repeating: [], count: decision.heads.count) : evictedGenerated
+        self.evictedGenerated = gone
         let merging = declared || decision.mergeCount > 0
         merges = merging
         let H = c.queryHeads, R = c.rowCount, D = c.headDim, T = c.seqLen, P = c.compressionPoint
@@ -32,6 +42,7 @@ public struct ReplayLayer: Sendable {
         var hits = [[Int]](repeating: [], count: H)
         var outs = [[Double]](repeating: [], count: H)
         var eouts = [[Double]](repeating: [], count: H)
+        var tails = [[Double]](repeating: [], count: H)
         // Per KV head: kept mask, merged slot vectors (K', V') for the slots that received contributions.
         let G = decision.heads.count
         var masks = [[Bool]](repeating: [], count: G)
@@ -50,6 +61,7 @@ public struct ReplayLayer: Sendable {
                 var mass = [Double](repeating: 0, count: R)
                 var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: c.modalities.count)
                 var hit = [Int](repeating: 0, count: R)
+                var tail = [Double](repeating: 0, count: R)
                 let complement = head.evicted.count < head.kept.count
                 let M = c.modalities.count
                 var modAcc = [Double](repeating: 0, count: M)
@@ -73,13 +85,16 @@ public struct ReplayLayer: Sendable {
                             var n = 0
                             for t in c.topSets[h * R + r] where mk[t] { n += 1 }
                             hit[r] = n
+                            var lost = 0.0
+                            for p in gone[g] where p <= i { lost += row[p] }
+                            tail[r] = c.tailMass[h * R + r] - lost
                         }
                     } } }
                 } } }
-                km[h] = mass; kmm[h] = mod; hits[h] = hit
+                km[h] = mass; kmm[h] = mod; hits[h] = hit; tails[h] = tail
             }
             if let V = c.valueRows, let K = c.keyRows, let Q = c.queries, c.outputNote == nil {
-                outs[h] = Self.output(head, g: g, h: h, K: K, V: V, Q: Q, c: c, merged: merging)
+                outs[h] = Self.output(head, g: g, h: h, K: K, V: V, Q: Q, c: c, merged: merging, evictedGenerated: gone[g])
             }
             if let a = c.attention, let V = c.valueRows, c.evictNote == nil, !merging {
                 // Eviction estimate: o' = Σ_{S ∪ [P,i]} A v / Σ_{same} A.
@@ -96,9 +111,11 @@ public struct ReplayLayer: Sendable {
                             V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
                                                positions: ascending, into: ob.baseAddress!, subtract: false)
                         }
+                        V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                           positions: gone[g], into: ob.baseAddress!, subtract: true)
                         for r in 0 ..< R {
                             let acc = ob.baseAddress! + r * D
-                            let z = km[h][r] + c.tailMass[h * R + r]
+                            let z = km[h][r] + tails[h][r]
                             for d in 0 ..< D { acc[d] = z > 0 ? (acc[d] + tn[(h * R + r) * D + d]) / z : 0 }
                         }
                     } } }
@@ -106,13 +123,14 @@ public struct ReplayLayer: Sendable {
                 eouts[h] = o
             }
         }
+        tailMass = tails
         keptMass = km; keptModalityMass = kmm; topHits = hits; outputs = outs; evictOutputs = eouts
     }
 
     /// `o'` for query head `h` on every evaluation row: softmax over the kept slots (merged keys
-    /// re-scored as `s·q·k'`) and positions `P..i`, values `V'` in merged slots.
+    /// re-scored as `s·q·k'`) and positions `P..i` other than `evictedGenerated`, values `V'` in merged slots.
     static func output(_ head: HeadDecision, g: Int, h: Int, K: KVRows, V: KVRows, Q: [Double], c: EvaluationContext,
-                       merged: Bool) -> [Double] {
+                       merged: Bool, evictedGenerated gone: [Int]) -> [Double] {
         let R = c.rowCount, D = c.headDim, T = c.seqLen
         var o = [Double](repeating: 0, count: R * D)
         var z = [Double](repeating: 0, count: R)
@@ -186,6 +204,10 @@ public struct ReplayLayer: Sendable {
                         }
                     }
                     flush()
+                }
+                if !gone.isEmpty {
+                    V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: o0, subtract: true)
+                    for r in 0 ..< R { for p in gone where p <= first + r { z[r] -= wh[r * T + p] } }
                 }
                 for r in 0 ..< R {
                     let zt = z[r] + c.tailZ[h * R + r]

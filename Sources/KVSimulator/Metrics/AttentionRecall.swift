@@ -1,6 +1,7 @@
 import KVTrace
 
-/// `attention_recall`: `R(h,i) = Σ_{j∈S_g(h) ∪ [P,i]} A[h,i,j] / Σ_{j≤i} A[h,i,j]`, the share of
+/// `attention_recall`: `R(h,i) = Σ_{j∈S_g(h) ∪ [P,i]} A[h,i,j] / Σ_{j≤i} A[h,i,j]` (generated positions
+/// a decoding replay evicted are not in the numerator), the share of
 /// the row's recorded attention that falls on tokens still in the cache. Merged-away tokens count
 /// as lost. Averaged over evaluation rows. Source: docs/metrics.md.
 public struct AttentionRecall: Metric {
@@ -13,7 +14,7 @@ public struct AttentionRecall: Metric {
             MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
                 let x = h * R + r
                 let total = c.prefixMass[x] + c.tailMass[x]
-                return total > 0 ? (layer.keptMass[h][r] + c.tailMass[x]) / total : nil
+                return total > 0 ? (layer.keptMass[h][r] + layer.tailMass[h][r]) / total : nil
             })
         }
     }

@@ -4,6 +4,7 @@ import KVTrace
 /// element size is the trace's `k` dtype width, else 2. One value per layer; the `all` row is the
 /// sum over layers. Source: docs/metrics.md.
 public struct CacheBytes: Metric {
+    public static let describesCache = true
     public static let id = "cache_bytes"
     public init() {}
     public var aggregation: Aggregation { .sum }

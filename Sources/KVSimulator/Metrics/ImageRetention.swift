@@ -4,6 +4,7 @@ import KVTrace
 /// query head and averaged. Omitted with a note when the trace has no image spans.
 /// Source: docs/metrics.md.
 public struct ImageRetention: Metric {
+    public static let describesCache = true
     public static let id = "image_retention"
     public init() {}
     public func series(_ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {

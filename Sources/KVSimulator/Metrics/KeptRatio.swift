@@ -2,6 +2,7 @@ import KVTrace
 
 /// `kept_ratio = kept_tokens / P`. Source: docs/metrics.md.
 public struct KeptRatio: Metric {
+    public static let describesCache = true
     public static let id = "kept_ratio"
     public init() {}
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {

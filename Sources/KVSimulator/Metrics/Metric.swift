@@ -49,6 +49,10 @@ public protocol Metric: Sendable {
     /// The value the full cache scores by definition (recall 1, error 0), or nil when it depends
     /// on the trace (sizes). Default nil.
     static var fullCacheValue: Double? { get }
+    /// True for the metrics of the decision alone (sizes, retention), which read no evaluation row.
+    /// A decoding replay reports them for the cache at step `t`, where the row metrics are a mean
+    /// over the rows up to `t` (docs/metrics.md#replay-through-decoding). Default false.
+    static var describesCache: Bool { get }
     /// How layers combine (default: mean).
     var aggregation: Aggregation { get }
     /// The concrete series this metric produces on a trace at compression point `P`.
@@ -62,6 +66,7 @@ public protocol Metric: Sendable {
 extension Metric {
     public static var preference: MetricPreference { .neither }
     public static var fullCacheValue: Double? { nil }
+    public static var describesCache: Bool { false }
     public var aggregation: Aggregation { .mean }
     public var id: String { Self.id }
     public func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries] { [MetricSeries(Self.id)] }

@@ -4,6 +4,7 @@ import KVTrace
 /// head keeps, `|S_g(h) ∩ {j < P: mod(j) = m}| / |{j < P: mod(j) = m}|`. The per-modality
 /// breakdown of `kept_ratio`; needs only the decision and the token modalities.
 public struct ModalityRetention: Metric {
+    public static let describesCache = true
     public static let id = "retention_<modality>"
     public init() {}
     public func series(_ info: TraceInfo, compressionPoint P: Int) -> [MetricSeries] {

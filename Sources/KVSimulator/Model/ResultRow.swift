@@ -65,6 +65,9 @@ public struct ResultRow: Sendable, Codable, Hashable {
     /// The query head, or nil on the rows over all heads.
     public var head: Int?
     public var image: Int?
+    /// The generated step `t` (1-based) of a decoding replay (docs/metrics.md#replay-through-decoding),
+    /// or nil on the rows of a replay at one moment.
+    public var step: Int?
     public var value: Double?
     public var evalRows: EvaluationRows
     public var evalRowCount: Int
@@ -72,7 +75,7 @@ public struct ResultRow: Sendable, Codable, Hashable {
 
     public init(trace: String, traceHash: String, configuration: PolicyConfiguration, fidelity: String, budget: BudgetSpec,
                 compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
-                layer: Int?, head: Int?, image: Int?, value: Double?, evalRows: EvaluationRows, evalRowCount: Int, note: String?) {
+                layer: Int?, head: Int?, image: Int?, value: Double?, evalRows: EvaluationRows, evalRowCount: Int, note: String?, step: Int? = nil) {
         self.trace = trace
         self.traceHash = traceHash
         self.policy = configuration.label
@@ -95,10 +98,12 @@ public struct ResultRow: Sendable, Codable, Hashable {
         self.layer = layer
         self.head = head
         self.image = image
+        self.step = step
         self.value = value
         self.evalRows = evalRows
         self.evalRowCount = evalRowCount
         self.note = note
+        self.step = step
     }
 
     /// True on the rows that aggregate all layers.
@@ -110,10 +115,11 @@ public struct ResultRow: Sendable, Codable, Hashable {
         case trace, traceHash = "trace_hash", policy, base, merge, params, parameters, fidelity, budget, budgetSpec = "budget_spec"
         case hhRatio = "hh_ratio", recentRatio = "recent_ratio", recentShare = "recent_share", tokens
         case compressionPoint = "compression_point", nominalTokens = "nominal_tokens", actualTokens = "actual_tokens"
-        case metric, layer, head, image, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note
+        case metric, layer, head, image, step, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note
     }
 
-    /// The combination this row belongs to (trace × policy × parameters × fidelity × budget × P).
+    /// The combination this row belongs to (trace × policy × parameters × fidelity × budget × P);
+    /// the decoding step is not part of it (the steps of one replay are one combination).
     public var combinationKey: String {
         [traceHash, policy, params, fidelity, budgetSpec, String(compressionPoint)].joined(separator: "|")
     }

@@ -8,7 +8,7 @@ public enum ResultWriter {
     public static let leadingColumns = ["trace", "trace_hash", "policy", "base", "merge", "params"]
     public static let trailingColumns = ["fidelity", "budget", "budget_spec", "hh_ratio", "recent_ratio", "recent_share", "tokens",
                                          "compression_point", "nominal_tokens", "actual_tokens", "kept_ratio", "metric",
-                                         "all_layers", "layer", "head_index", "image", "value", "eval_rows", "eval_row_count", "note"]
+                                         "all_layers", "layer", "head_index", "image", "step", "value", "eval_rows", "eval_row_count", "note"]
 
     /// The parameter columns of `rows`: every parameter any row's policy declares, by name (snake
     /// case, sorted), prefixed `param_` where a name would shadow a fixed column.
@@ -31,7 +31,7 @@ public enum ResultWriter {
                 r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare), r.tokens.map(String.init) ?? "",
                 String(r.compressionPoint), String(r.nominalTokens), num(r.actualTokens), num(r.keptRatio), r.metric,
                 r.allLayers ? "true" : "false", r.layer.map(String.init) ?? "", r.head.map(String.init) ?? "", r.image.map(String.init) ?? "",
-                num(r.value), r.evalRows.rawValue, String(r.evalRowCount), r.note ?? "",
+                r.step.map(String.init) ?? "", num(r.value), r.evalRows.rawValue, String(r.evalRowCount), r.note ?? "",
             ]
             out += cells.map(quote).joined(separator: ",") + "\n"
         }

@@ -34,4 +34,35 @@ public enum SummaryTable {
         for n in notes { out += "note: \(n)\n" }
         return out
     }
+
+    /// The table of a decoding replay: one line per step, one column per metric series (the value
+    /// over all layers at that step), then the notes of omitted series.
+    public static func renderSteps(_ result: ReplayResult) -> String {
+        let all = result.rows.filter { $0.layer == nil && $0.head == nil && $0.step != nil }
+        var series: [(metric: String, image: Int?)] = []
+        for r in all where !series.contains(where: { $0.metric == r.metric && $0.image == r.image }) { series.append((r.metric, r.image)) }
+        let names = series.map { s in s.image.map { "\(s.metric)[\($0)]" } ?? s.metric }
+        var table: [[String]] = [["step"] + names]
+        var notes: [String] = []
+        for t in result.steps {
+            var line = [String(t)]
+            for (k, s) in series.enumerated() {
+                let r = result.row(s.metric, image: s.image, step: t)
+                if let v = r?.value {
+                    line.append(s.metric == "kept_tokens" || s.metric == "cache_bytes" ? (v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)) : String(format: "%.4f", v))
+                } else {
+                    line.append("—")
+                    if let n = r?.note, !notes.contains(where: { $0.hasPrefix(names[k] + " ") }) { notes.append("\(names[k]) omitted: \(n)") }
+                }
+            }
+            table.append(line)
+        }
+        let widths = (0 ..< table[0].count).map { c in table.map { $0[c].count }.max()! }
+        var out = table.map { row in
+            zip(row, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+        out += "step t: row metrics over the generated rows P … P + t − 1, each against the cache it saw; sizes and retention of the cache at step t\n"
+        for n in notes { out += "note: \(n)\n" }
+        return out
+    }
 }

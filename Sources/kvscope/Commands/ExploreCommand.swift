@@ -60,6 +60,7 @@ struct ExploreCommand: ParsableCommand {
 
     func validate() throws {
         guard !safe.isEmpty else { throw ValidationError("--safe: give at least one condition, e.g. --safe 'attention_recall>=0.95'") }
+        if sweep.decoding.replay != nil { throw ValidationError("--decoding: explore judges settings at one moment; replay through decoding with sweep or simulate") }
         guard sweep.out != nil else { throw ValidationError("--out: explore needs an output folder (-o DIR)") }
         guard sweep.grid.hhRatio != nil, sweep.grid.recentRatio != nil else {
             throw ValidationError("--hh-ratio: explore maps the hh × recent plane: give --hh-ratio and --recent-ratio lists")

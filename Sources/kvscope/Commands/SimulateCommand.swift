@@ -28,8 +28,16 @@ struct SimulateCommand: ParsableCommand {
             with --metrics every result row (the rows of a sweep's results.json at the same setting; \
             non-finite numbers are written as the strings "nan", "inf", "-inf").
 
+            --decoding replays through decoding (docs/metrics.md#replay-through-decoding): every metric at each \
+            generated step t on the rows up to t, one table line (and result rows with a step column) per step. \
+            --recompress-every N runs the policy again on the cache every N steps; --evict-per-step applies H2O's \
+            decode rule (one eviction per generated token, C fixed). Either implies --decoding.
+
             Example: kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm \
                 --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json
+
+            Example: kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 \
+                --evict-per-step --layers 0-3 -o Output/decoding-h2o.csv
             """
     )
 
@@ -45,10 +53,17 @@ struct SimulateCommand: ParsableCommand {
     var saveCache: String?
     @Flag(name: .customLong("json"), help: "Print the per-layer decisions (and with --metrics every result row) as one JSON document.")
     var json = false
+    @OptionGroup var decoding: DecodingOptions
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("With --metrics or --decoding: also write every result row to this CSV file (the columns of a sweep's results.csv).", valueName: "file.csv"))
+    var output: String?
+
+    /// Metrics are measured with --metrics, and always in a decoding replay.
+    var measures: Bool { metrics || decoding.replay != nil }
 
     func validate() throws {
         if let l = layers { _ = try RenderSupport.layerList(l) }
         if json && saveCache != nil { throw ValidationError("--json: not with --save-cache (its cache.json already holds the decisions)") }
+        if output != nil && !measures { throw ValidationError("--output: give --metrics or --decoding (it writes the result rows)") }
     }
 
     func run() throws {
@@ -61,7 +76,11 @@ struct SimulateCommand: ParsableCommand {
                 throw CLIError("--save-cache \(dir): is a file, expected a folder")
             }
         }
+        if let o = output { try OutputGuard.check(o, against: source.files.map(\.path) + [trace.path], flag: "--output") }
         let chosen = try RenderSupport.layers(layers, info: info)
+        let replay = Replay(trace: source, settings: EvaluationSettings(decoding: decoding.replay), layers: chosen)
+        // A decoding replay on a trace without generated rows fails here, before any output.
+        if decoding.replay != nil { _ = try DecodingReplay.rows(info, compressionPoint: info.shape.prefillLen) }
         let spec = try budget.spec()
         let p = try policy.make()
         let options = policy.options
@@ -99,7 +118,8 @@ struct SimulateCommand: ParsableCommand {
             summaries.append(["layer": l, "nominal": d.nominal, "actual": actual, "merges": d.mergeCount, "notes": d.notes.map(\.code)])
         }
         if json {
-            let rows = metrics ? try Replay(trace: source, layers: chosen).runSync(p, budget: spec, options: options).rows : nil
+            let rows = measures ? try replay.runSync(p, budget: spec, options: options).rows : nil
+            if let o = output, let rows { try writeOutput(Data(ResultWriter.csv(rows).utf8), to: o, flag: "--output") }
             let layers = decided.map { ctx, d in
                 SimulateReport.Layer(layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.mergeCount, notes: d.notes.map(\.code))
             }
@@ -125,10 +145,19 @@ struct SimulateCommand: ParsableCommand {
         let widths = (0 ..< header.count).map { c in table.map { $0[c].count }.max()! }
         for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
         for n in notes { print("note: \(n)") }
-        if metrics {
-            let result = try Replay(trace: source, layers: chosen).runSync(p, budget: spec, options: options)
+        if measures {
+            let result = try replay.runSync(p, budget: spec, options: options)
             print("")
-            print(SummaryTable.render(result), terminator: "")
+            if let d = decoding.replay {
+                print("decoding replay (\(d.label)):")
+                print(SummaryTable.renderSteps(result), terminator: "")
+            } else {
+                print(SummaryTable.render(result), terminator: "")
+            }
+            if let o = output {
+                try writeOutput(Data(ResultWriter.csv(result.rows).utf8), to: o, flag: "--output")
+                print("wrote \(result.rows.count) result rows to \(o)")
+            }
         }
         if let folder = writerFolder {
             let summary: [String: Any] = [

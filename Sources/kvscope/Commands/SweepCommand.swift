@@ -16,7 +16,9 @@ struct SweepCommand: ParsableCommand {
             decision applied to every KV head (kept, dropped, merged K/V), later positions appended unchanged, \
             and every metric measured on the evaluation rows: the rows after P when the trace records them, else \
             the last --proxy-rows prefill rows (eval_rows = proxy). Layers stream two at a time; work that \
-            several settings share (scores, merge assignments) is computed once per layer.
+            several settings share (scores, merge assignments) is computed once per layer. --decoding (or \
+            --recompress-every N, --evict-per-step) replays through decoding instead: one set of rows per \
+            generated step, in a step column (docs/metrics.md#replay-through-decoding).
 
             Writes OUT/results.csv (one row per trace × setting × metric × layer, plus the all-layers rows; \
             one column per grid axis; `pandas.read_csv` loads it with numeric columns; see docs/results.md) \
@@ -52,6 +54,7 @@ struct SweepCommand: ParsableCommand {
     var proxyRows: Int = 32
     @Flag(name: .customLong("per-head"), help: "Also write one row per query head.")
     var perHead = false
+    @OptionGroup var decoding: DecodingOptions
     @Option(name: [.customShort("o"), .customLong("output"), .customLong("out")], help: ArgumentHelp("Output folder (default: a new folder under Output/).", valueName: "dir"))
     var out: String?
     @Flag(name: .customLong("resume"), help: "Continue an interrupted sweep in --output, skipping finished layers.")
@@ -83,7 +86,10 @@ struct SweepCommand: ParsableCommand {
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
         let map = try mapping.mapping()
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0, mapping: map)) }
-        let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead)
+        let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead, decoding: decoding.replay)
+        if settings.decoding != nil {
+            for t in sources { _ = try DecodingReplay.rows(t.source.info, compressionPoint: at ?? t.source.info.shape.prefillLen) }
+        }
         let outURL: URL
         if let o = out { outURL = URL(fileURLWithPath: o) } else {
             let f = DateFormatter()

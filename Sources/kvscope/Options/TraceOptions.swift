@@ -26,7 +26,7 @@ struct MappingOptions: ParsableArguments {
     var queryStart: Int?
     @Option(name: .customLong("layout"), help: "Bare arrays: HQT (one layer) or LHQT (leading layer axis). Default: inferred from the ranks.")
     var layout: BareArrayMapping.Layout?
-    @Option(name: .customLong("layer"), help: "Bare arrays with layout HQT: the layer index the arrays hold (default 0). In render heatmap / merges also the layer drawn, for any trace.")
+    @Option(name: .customLong("layer"), help: "Bare arrays with layout HQT: the layer index the arrays hold (default 0). In render heatmap / merges also the layer drawn, for any trace; in compare the layer a [heads, C] kept array holds.")
     var layer: Int?
     @Flag(name: .customLong("tril"), help: "Bare arrays: --attn is a packed lower triangle [H, T(T+1)/2].")
     var tril = false
@@ -141,6 +141,19 @@ struct TraceOptions: ParsableArguments {
     /// to draw. Without `--layer` a trace that records one layer draws it; one that records several
     /// needs `--layer`.
     func openOneLayer() throws -> (source: any TraceSource, layer: Int) {
+        let source = try openPickingLayer()
+        let info = source.info
+        let recorded = info.recordedLayers
+        guard let l = layer ?? (recorded.count == 1 ? recorded[0] : nil) else {
+            throw CLIError("--layer: required, the trace records \(recorded.count) layers (\(RenderSupport.compactList(recorded)))")
+        }
+        try RenderSupport.checkLayer(l, info: info)
+        return (source, l)
+    }
+
+    /// Opens the trace for a command where `--layer` picks a layer of any trace (see
+    /// `openOneLayer`): bare HQT arrays take it as their mapping, attn-trace inputs ignore it.
+    func openPickingLayer() throws -> any TraceSource {
         let full = try mapping()
         var withoutLayer = full
         withoutLayer.layer = nil
@@ -157,13 +170,7 @@ struct TraceOptions: ParsableArguments {
             // Bare arrays: --layer is the mapping's (LHQT arrays ignore it; it then picks the layer).
             source = try TraceLoader.open(path, mapping: full)
         }
-        let info = source.info
-        let recorded = info.recordedLayers
-        guard let l = layer ?? (recorded.count == 1 ? recorded[0] : nil) else {
-            throw CLIError("--layer: required, the trace records \(recorded.count) layers (\(RenderSupport.compactList(recorded)))")
-        }
-        try RenderSupport.checkLayer(l, info: info)
-        return (source, l)
+        return source
     }
 }
 
