@@ -18,7 +18,7 @@ struct FigureLayoutCLITests {
     }
     static let llava = synth("llava", ["--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "4", "--head-dim", "32",
                                        "--grid", "12x12", "--text-len", "100"])
-    static let window32 = synth("w32", ["--heads", "32", "--kv-heads", "8", "--window", "32", "--images", "2", "--grid", "8x8",
+    static let window32 = synth("w32", ["--heads", "32", "--kv-heads", "8", "--last-prefill-rows", "32", "--images", "2", "--grid", "8x8",
                                         "--text-len", "120", "--layers", "2", "--generate", "8"])
 
     /// Every figure kind, at a recorded `layer` (nil for one-layer bare arrays).
