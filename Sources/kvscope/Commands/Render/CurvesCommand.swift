@@ -146,7 +146,7 @@ struct CurvesCommand: ExampledCommand {
         var sub = ["\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")]
         if !fullYs.isEmpty { sub.append("dashed black line: the full cache's value (\(RenderSupport.fmt3(reference ?? 0)))") }
         if matchedCount > 0 {
-            sub.append("sparse-dotted lines in a policy's colour: the oracle replayed at that policy's actual kept count in every (layer, KV head)")
+            sub.append("sparse-dotted, in a policy's colour: the oracle at that policy's own kept count per (layer, KV head)")
         }
         let xLabel = x == .actual ? "actual kept ratio (mean C_act / P)" : "requested budget (fraction, tokens or hh ratio)"
         let names = sweep.traces

@@ -107,8 +107,10 @@ struct RatiosCommand: ExampledCommand {
             let first = reasons[0].count > 70 ? String(reasons[0].prefix(70)) + "…" : reasons[0]
             sub.append("\(missing.count) cell(s) without a value (hatched): \(first)" + (reasons.count > 1 ? " (+\(reasons.count - 1) more reasons)" : ""))
         }
+        // The metric in words (the axis label up to its unit): "attention recall".
+        let name = MetricLabel.of(g.metric).axis.components(separatedBy: " (").first ?? g.metric
         return RatioMapFigure(hh: g.hh, recent: g.recent, values: g.values, kept: g.kept, safe: g.safe,
                               cheapest: g.cheapest.map { RatioMapFigure.Cell(row: $0.row, col: $0.col) },
-                              metric: g.metric, title: "\(g.policy): \(g.metric) over hh × recent ratios", subtitle: sub)
+                              metric: name, title: "\(g.policy): \(name) over hh × recent ratios", subtitle: sub)
     }
 }
