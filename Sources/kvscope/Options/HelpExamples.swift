@@ -39,15 +39,23 @@ struct HelpExample: Encodable, Sendable {
     }
 
     /// The "Examples:" section of a command's discussion: each example on its own line, long ones
-    /// continued with ` \` between words, a note as a `#` line above its example.
+    /// continued with ` \` between words within 78 columns (so that the help's own wrapping at 80
+    /// leaves them alone), a note as a `#` line above its example.
     static func section(_ examples: [HelpExample]) -> String {
         guard !examples.isEmpty else { return "" }
         var lines = [examples.count == 1 ? "Example:" : "Examples:"]
         for e in examples {
-            if let n = e.note { lines.append("  # \(n)") }
+            if let n = e.note {
+                var line = "  #"
+                for word in n.split(separator: " ") {
+                    if line.count + word.count + 1 > 78 { lines.append(line); line = "  #" }
+                    line += " " + word
+                }
+                lines.append(line)
+            }
             var line = "  "
             for word in e.commandLine.split(separator: " ", omittingEmptySubsequences: false) {
-                if line.count + word.count > 96, line.trimmingCharacters(in: .whitespaces).count > 0 {
+                if line.count + word.count > 76, line.trimmingCharacters(in: .whitespaces).count > 0 {
                     lines.append(line + "\\")
                     line = "      "
                 }
