@@ -92,6 +92,13 @@ public struct PolicyStyle: Sendable, Hashable {
         }
     }
 
+    /// The oracle replayed at a policy's own kept counts (`render curves --match`): the policy's
+    /// colour and marker on a sparse-dotted line, a dash no policy uses.
+    public static func matchedOracle(of s: PolicyStyle) -> PolicyStyle {
+        PolicyStyle(color: s.color, dash: sparseDotted, marker: s.marker)
+    }
+    static let sparseDotted: [Double] = [1, 3.5]
+
     /// A style for a bare label when no declaration is at hand (library users drawing their own
     /// series): a colour from a stable hash of the label, solid with circles.
     public static func of(_ label: String) -> PolicyStyle {

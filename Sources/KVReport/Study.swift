@@ -64,11 +64,7 @@ public struct StudyCell: Sendable {
 
     /// The configuration that produced the cell: the registry id before any `+merge` of the label,
     /// the wrapped merge after it, and the recorded parameter values.
-    public var configuration: PolicyConfiguration {
-        let parts = policy.split(separator: "+", maxSplits: 1).map(String.init)
-        return PolicyConfiguration(parts.first ?? policy, parameters: parameters,
-                                   merge: parts.count > 1 ? MergeStrategy(rawValue: parts[1]) : nil)
-    }
+    public var configuration: PolicyConfiguration { PolicyConfiguration(label: policy, parameters: parameters) }
 
     /// The setting as a reader names it: `0.2` for a fraction budget, else the spec with `, `.
     public var settingLabel: String {

@@ -20,7 +20,8 @@ struct KVScope: ParsableCommand {
             """,
         version: version,
         subcommands: [InfoCommand.self, SynthCommand.self, SimulateCommand.self, PoliciesCommand.self, RenderCommand.self, SweepCommand.self,
-                      ExploreCommand.self, ReportCommand.self, CollectCommand.self, SlurmCommand.self, MetricsCommand.self, CompareCommand.self]
+                      ExploreCommand.self, ReportCommand.self, CollectCommand.self, SlurmCommand.self, MetricsCommand.self,
+                      CompareCommand.self, HelpExamplesCommand.self]
     )
 
     /// Runs the command; every failure becomes one line on stderr and exit status 2. The line names

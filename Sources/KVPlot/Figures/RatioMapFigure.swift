@@ -45,12 +45,15 @@ public struct RatioMapFigure: Sendable {
         self.colorMap = colorMap; self.isoLevels = isoLevels; self.size = size
     }
 
-    /// The colour normalisation: the one given, else linear over the finite values (±0.5 when they are all equal).
+    /// The colour normalisation: the one given, else linear over the finite values. When they are
+    /// all equal, ±1 % of the value (at least ±0.001) around it, so that a recall of 0.92 in every
+    /// cell does not get a colour bar running to 1.4.
     public var resolvedNormalization: Normalization {
         if let normalization { return normalization }
         let v = values.compactMap { $0 }.filter(\.isFinite)
         guard let lo = v.min(), let hi = v.max() else { return .linear(0 ... 1) }
-        return lo < hi ? .linear(lo ... hi) : .linear((lo - 0.5) ... (hi + 0.5))
+        let d = max(abs(lo) * 0.01, 0.001)
+        return lo < hi ? .linear(lo ... hi) : .linear((lo - d) ... (hi + d))
     }
 
     /// The iso-line levels: the ones given, else nice steps strictly inside the kept range.
@@ -62,23 +65,29 @@ public struct RatioMapFigure: Sendable {
     }
 
     public func build() -> Figure {
+        // Only what is drawn: no iso-line entry when the kept ratio is the same in every cell, no safe
+        // entries when no cell is safe.
+        var entries: [LegendEntry] = []
+        if !resolvedIsoLevels.isEmpty { entries.append(LegendEntry("kept ratio (actual), iso-lines", key: .line(.black, dash: [3, 2], marker: .none))) }
+        if safe?.contains(true) == true { entries.append(LegendEntry("safe region", key: .line(.black, dash: [], marker: .none))) }
+        if cheapest != nil { entries.append(LegendEntry("cheapest safe", key: .line(Palette.merged, dash: [], marker: .square))) }
+        if values.contains(where: { $0 == nil }) { entries.append(LegendEntry("no value", key: .hatchedSwatch(Self.missingColor))) }
+        let legend = Legend(entries, layout: .rows)
         let header = Figure.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty)
         let cellW = hh.count > 8 ? 46.0 : 58.0, cellH = recent.count > 8 ? 30.0 : 38.0
-        let cbW = 62.0, left = 64.0, bottom = 60.0, right = 14.0
-        let size = self.size ?? Size(max(360, left + Double(hh.count) * cellW + 12 + cbW + right),
-                                     header + Double(recent.count) * cellH + bottom + 6)
+        let cbW = 62.0, left = 64.0, right = 14.0
+        let width = size?.width ?? max(360, left + Double(hh.count) * cellW + 12 + cbW + right)
+        // The legend wraps onto as many rows as the page width needs; the page grows to hold them.
+        let legendH = entries.isEmpty ? 0 : legend.size(in: RecordingCanvas(size: Size(width, 100)), width: width - 16).height
+        let bottom = 40.0 + (entries.isEmpty ? 0 : legendH + 9)
+        // At least 120 pt of grid, so that the rotated y label fits beside it (two recent ratios).
+        let size = self.size ?? Size(width, header + max(Double(recent.count) * cellH, 120) + bottom + 6)
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         let plot = Rect(x: left, y: header, width: size.width - left - 12 - cbW - right, height: size.height - header - bottom)
         let norm = resolvedNormalization
         fig.add(RatioMapChart(figure: self, normalization: norm, levels: resolvedIsoLevels), in: plot)
         fig.add(ColorBar(normalization: norm, colorMap: colorMap, label: metric), in: Rect(x: plot.maxX + 12, y: plot.minY, width: cbW, height: plot.height))
-        var entries: [LegendEntry] = [LegendEntry("kept ratio (actual), iso-lines", key: .line(.black, dash: [3, 2], marker: .none))]
-        if safe != nil {
-            entries.append(LegendEntry("safe region", key: .line(.black, dash: [], marker: .none)))
-            entries.append(LegendEntry("cheapest safe", key: .line(Palette.merged, dash: [], marker: .square)))
-        }
-        if values.contains(where: { $0 == nil }) { entries.append(LegendEntry("no value", key: .hatchedSwatch(Self.missingColor))) }
-        fig.add(Legend(entries, layout: .rows), in: Rect(x: 8, y: size.height - 20, width: size.width - 16, height: 16))
+        if !entries.isEmpty { fig.add(legend, in: Rect(x: 8, y: size.height - 4 - legendH, width: size.width - 16, height: legendH)) }
         return fig
     }
 }

@@ -110,6 +110,8 @@ public struct LayerDecision: Sendable, Equatable, Codable {
     public var isUniform: Bool { Set(actual).count <= 1 }
     /// Total merge contributions over heads.
     public var mergeCount: Int { heads.reduce(0) { $0 + $1.merges.count } }
+    /// Merges per KV head, the mean over the layer's KV heads (0 with no heads).
+    public var meanMerges: Double { heads.isEmpty ? 0 : Double(mergeCount) / Double(heads.count) }
 
     /// Every head keeps `0 ..< P`.
     public static func whole(layer: Int, kvHeads: Int, prefill P: Int, nominal: Int, notes: [DecisionNote] = []) -> LayerDecision {

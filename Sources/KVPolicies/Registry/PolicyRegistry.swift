@@ -82,6 +82,13 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
         self.mergeFilter = mergeFilter
     }
 
+    /// The configuration a result label stands for: the registry id before any `+merge` of the
+    /// label (``label``'s inverse), the wrapped merge after it, and the given parameter values.
+    public init(label: String, parameters: [String: ParameterValue]) {
+        let parts = label.split(separator: "+", maxSplits: 1).map(String.init)
+        self.init(parts.first ?? label, parameters: parameters, merge: parts.count > 1 ? MergeStrategy(rawValue: parts[1]) : nil)
+    }
+
     /// Resolves an id (case-insensitive, with a suggestion when unknown) and parameter texts
     /// against the declaration: unknown names, bad types and out-of-range values are errors.
     public static func parse(_ id: String, parameters texts: [String: String] = [:], merge: MergeStrategy? = nil,

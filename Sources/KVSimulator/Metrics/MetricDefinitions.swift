@@ -98,7 +98,7 @@ extension MetricCatalogue {
         Every metric is computed per layer and per query head (query head h reads KV head g(h)), averaged over the \
         evaluation rows, then over heads, then over layers with equal weights (cache_bytes sums over layers). The \
         evaluation rows are the recorded query rows at or after P (true future queries) when the trace has them; \
-        otherwise the last W prefill rows (W = 32 unless --window), which also fed the policies' scores, and the \
+        otherwise the last W prefill rows (W = 32 unless --proxy-rows), which also fed the policies' scores, and the \
         results say eval_rows = proxy. A metric whose inputs the trace lacks is omitted with a note, never guessed.
         """
 

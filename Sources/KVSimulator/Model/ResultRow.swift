@@ -108,6 +108,15 @@ public struct ResultRow: Sendable, Codable, Hashable {
 
     /// True on the rows that aggregate all layers.
     public var allLayers: Bool { layer == nil }
+    /// The budget the row was run at (the inverse of the budget columns), nil when none is set.
+    public var budgetSpecValue: BudgetSpec? {
+        if let b = budget { return .fraction(b, recentShare: recentShare ?? 0.5) }
+        if let n = tokens { return .tokens(n, recentShare: recentShare ?? 0.5) }
+        if let x = hhRatio, let y = recentRatio { return .ratios(heavy: x, recent: y) }
+        return nil
+    }
+    /// The configuration that produced the row (its label and recorded parameter values).
+    public var configuration: PolicyConfiguration { PolicyConfiguration(label: policy, parameters: parameters) }
     /// The actual kept share of the prefill, `actual_tokens / P`.
     public var keptRatio: Double { compressionPoint > 0 ? actualTokens / Double(compressionPoint) : .nan }
 

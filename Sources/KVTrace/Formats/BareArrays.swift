@@ -32,16 +32,56 @@ public struct BareArrayMapping: Sendable, Hashable, Codable {
 }
 
 /// A trace made of bare arrays plus a mapping.
+///
+/// Each role's array is named by its mapping flag, else by the sidecar's `arrays`, else found by
+/// its conventional member name (``conventionalNames``: `attention`/`attn`, `keys`/`k`, …) in a
+/// `.npz` or `.safetensors`. Two conventional names of one role both present is an error naming
+/// them; ``members`` says which array played which role and why.
 public struct BareTrace: TraceSource {
     public let info: TraceInfo
     public let files: [(path: String, bytes: Int)]
     public let warnings: [TraceWarning]
     public let layout: BareArrayMapping.Layout
+    /// Which array of the file plays which role, and how it was chosen (for `kvscope info`).
+    public let members: [Member]
     let arrays: [String: Tensor]   // role → tensor, with a layer axis when layout is LHQT
     let tril: Bool
     let file: String
 
     static let roles = ["attn", "attn_colsum", "q", "k", "v"]
+
+    /// One array used for one role.
+    public struct Member: Sendable, Hashable {
+        public enum Origin: String, Sendable, Hashable {
+            /// Named by a mapping flag.
+            case flag
+            /// Named by the sidecar's `arrays`.
+            case sidecar
+            /// Found by its conventional name, without a flag.
+            case conventionalName = "found by name"
+            /// A lone `.npy` given as the trace.
+            case wholeFile = "the file itself"
+        }
+        /// The role: `attn`, `attn_colsum`, `q`, `k`, `v`, `token_kind` or `token_modality`.
+        public var role: String
+        /// The array's name in the file (or the `.npy` file beside it).
+        public var name: String
+        public var origin: Origin
+        /// The flag that names this role (`--attn`, …).
+        public var flag: String
+    }
+
+    /// The member names found without a flag, per role (the attn-trace tensor name first). Only
+    /// `.npz` and `.safetensors` files are searched; a lone `.npy` is the attention (see the docs).
+    public static let conventionalNames: [(role: String, flag: String, names: [String])] = [
+        ("attn", "--attn", ["attn", "attention"]),
+        ("attn_colsum", "--colsum", ["attn_colsum", "colsum"]),
+        ("q", "--queries", ["q", "queries"]),
+        ("k", "--keys", ["k", "keys"]),
+        ("v", "--values", ["v", "values"]),
+        ("token_kind", "--token-kind", ["token_kind"]),
+        ("token_modality", "--modality", ["token_modality", "modality"]),
+    ]
 
     public init(_ url: URL, mapping m: BareArrayMapping = .init()) throws {
         let path = url.path
@@ -84,10 +124,26 @@ public struct BareTrace: TraceSource {
             files.append((sidecarURL.path, d.count))
         }
         let sidecarArrays = sidecar?.arrays ?? [:]
+        var members: [Member] = []
 
+        /// The conventional member of `role` present in the file, or nil; several is an error.
+        func conventional(_ role: String) throws -> String? {
+            guard ext != "npy", let entry = Self.conventionalNames.first(where: { $0.role == role }) else { return nil }
+            let found = entry.names.filter { available.contains($0) }
+            guard found.count <= 1 else {
+                throw TraceError(file: path, "\(entry.flag): several arrays could play this role (\(found.joined(separator: ", "))); name one with \(entry.flag)")
+            }
+            return found.first
+        }
         func resolve(_ flag: String?, role: String, flagName: String) throws -> Tensor? {
             let name = flag ?? sidecarArrays[role]
-            guard let name else { return try lookup(role) }
+            guard let name else {
+                if ext == "npy" { return try lookup(role) }
+                guard let found = try conventional(role) else { return nil }
+                members.append(Member(role: role, name: found, origin: .conventionalName, flag: flagName))
+                return try lookup(found)
+            }
+            members.append(Member(role: role, name: name, origin: flag != nil ? .flag : .sidecar, flag: flagName))
             if name.hasSuffix(".npy") && ext != "npy" || (ext == "npy" && name.hasSuffix(".npy") && name != url.lastPathComponent) {
                 let other = folder.appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: other.path) {
@@ -103,11 +159,13 @@ public struct BareTrace: TraceSource {
         var arrays: [String: Tensor] = [:]
         if ext == "npy" && m.attn == nil && m.colsum == nil {
             arrays["attn"] = try lookup(url.lastPathComponent)
+            members.append(Member(role: "attn", name: url.lastPathComponent, origin: .wholeFile, flag: "--attn"))
         } else {
             arrays["attn"] = try resolve(m.attn, role: "attn", flagName: "--attn")
         }
         if ext == "npy", m.colsum != nil, m.attn == nil {
             arrays["attn_colsum"] = try lookup(url.lastPathComponent)
+            members.append(Member(role: "attn_colsum", name: url.lastPathComponent, origin: .wholeFile, flag: "--colsum"))
         } else {
             arrays["attn_colsum"] = try resolve(m.colsum, role: "attn_colsum", flagName: "--colsum")
         }
@@ -122,7 +180,7 @@ public struct BareTrace: TraceSource {
             throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) has no elements")
         } }
         guard arrays["attn"] != nil || arrays["attn_colsum"] != nil || (arrays["q"] != nil && arrays["k"] != nil) else {
-            throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys (arrays: \(available.joined(separator: ", ")))")
+            throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys, or call them attention, colsum, queries, keys (arrays: \(available.joined(separator: ", ")))")
         }
 
         // Layout from ranks.
@@ -240,8 +298,23 @@ public struct BareTrace: TraceSource {
         func checkLength(_ t: Tensor, _ flag: String) throws {
             guard t.count == T else { throw TraceError(file: path, tensor: flag, "has \(t.count) entries, expected T = \(T)") }
         }
-        if let name = m.tokenKind {
+        // Without an image flag or sidecar modality, a member named token_kind or modality serves.
+        var tokenKindName = m.tokenKind, modalityName = m.modality
+        let imageFlagGiven = m.tokenKind != nil || m.modality != nil || m.imageSpans != nil || m.placeholders != nil
+        if !imageFlagGiven, sidecar?.tokenModality == nil {
+            let kind = try conventional("token_kind"), mod = try conventional("token_modality")
+            if let kind, let mod {
+                throw TraceError(file: path, "the file holds both \(kind) and \(mod): name the image tokens with --token-kind or --modality")
+            }
+            tokenKindName = kind
+            modalityName = mod
+        }
+        func imageMember(_ name: String, role: String, flag: String) -> Member {
+            Member(role: role, name: name, origin: imageFlagGiven ? .flag : .conventionalName, flag: flag)
+        }
+        if let name = tokenKindName {
             guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else { throw TraceError(file: path, "--token-kind \(name): no such array") }
+            members[members.count - 1] = imageMember(name, role: "token_kind", flag: "--token-kind")
             try checkLength(t, name)
             let kinds = try t.checkedInts(in: 0 ... T, field: "\(name.escapedForMessage) (--token-kind)", file: path)
             var ranges: [Int: Range<Int>] = [:]
@@ -254,8 +327,9 @@ public struct BareTrace: TraceSource {
             }
             // Kind k ≥ 1 is image k − 1: image ids start at 0, as in trace.json.
             spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted().map { $0 - 1 })
-        } else if let name = m.modality {
+        } else if let name = modalityName {
             guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else { throw TraceError(file: path, "--modality \(name): no such array") }
+            members[members.count - 1] = imageMember(name, role: "token_modality", flag: "--modality")
             try checkLength(t, name)
             let codes = try t.checkedInts(in: 0 ... 3, field: "\(name.escapedForMessage) (--modality)", file: path)
             for (p, c) in codes.enumerated() {
@@ -322,6 +396,7 @@ public struct BareTrace: TraceSource {
         guard kvMap.count == H else { throw TraceError(file: path, "--kv-map has \(kvMap.count) entries, expected H = \(H)") }
         self.info = info
         self.arrays = arrays
+        self.members = members
         self.layout = lay
         self.tril = m.tril
         self.files = files

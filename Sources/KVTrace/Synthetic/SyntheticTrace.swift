@@ -64,7 +64,7 @@ public struct SyntheticConfig: Sendable, Codable, Hashable {
         if let size = sizeProblem() { return size }
         if images > 0, prefix + (images - 1) * gap > textLength { return "--text-len \(textLength) is shorter than --prefix + gaps (\(prefix + (images - 1) * gap))" }
         if generated < 0 { return "--generate must be ≥ 0" }
-        if let w = windowRows, w < 1 || w > prefillLength { return "--window must be in 1 … \(prefillLength)" }
+        if let w = windowRows, w < 1 || w > prefillLength { return "--last-prefill-rows must be in 1 … \(prefillLength)" }
         return nil
     }
 

@@ -3,7 +3,13 @@ import Foundation
 import KVSimulator
 
 /// `kvscope collect OUT`: merges the shards of a sweep into `OUT/results.csv` and `OUT/results.json`.
-struct CollectCommand: ParsableCommand {
+struct CollectCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2", note: "two shards (e.g. on two machines), then collect"),
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"),
+        HelpExample("collect Output/sweep-sharded"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "collect",
         abstract: "Merge the shards of a sharded sweep (OUT/shards/i-of-n/) into results.csv and results.json.",
@@ -15,12 +21,7 @@ struct CollectCommand: ParsableCommand {
             A missing or unfinished shard, or one of another command, is refused with one line naming its \
             folder, and nothing is written. The shards are left in place; collecting again rewrites the \
             same files.
-
-            Examples:
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 1/2
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 2/2
-              kvscope collect Output/sweep-sharded
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("The --output folder of the sharded sweep.", valueName: "out"))

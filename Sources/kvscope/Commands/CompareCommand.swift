@@ -5,7 +5,12 @@ import KVSimulator
 import KVTrace
 
 /// `kvscope compare`: another implementation's kept indices against KVScope's decision.
-struct CompareCommand: ParsableCommand {
+struct CompareCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --layers 0-1 --save-cache Output/h2o-cache", note: "first a cache written by KVScope itself (another tool's dump reads the same way)"),
+        HelpExample("compare Output/h2o-cache Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy snapkv --budget 0.2", note: "which heads keep different positions under snapkv"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Compare kept indices dumped by another implementation with KVScope's decision, per layer and head.",
@@ -18,11 +23,7 @@ struct CompareCommand: ParsableCommand {
             set K and the other set O, and the attention recall of each on the trace's evaluation rows \
             (docs/metrics.md#comparing-with-another-implementation), then the heads that differ most, so that \
             "my numbers differ from kvpress" can be traced to the heads that differ.
-
-            Example (first a cache): kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --layers 0-1 --save-cache Output/h2o-cache
-
-            Example: kvscope compare Output/h2o-cache Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy snapkv --budget 0.2
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("Kept indices: .npy, .npz, .safetensors, or a --save-cache folder.", valueName: "kept"))

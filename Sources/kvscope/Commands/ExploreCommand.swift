@@ -13,7 +13,11 @@ extension SafeCondition: ExpressibleByArgument {
 }
 
 /// `kvscope explore`: a ratio-grid sweep, then the safe settings, the cheapest of them, and the ratio maps.
-struct ExploreCommand: ParsableCommand {
+struct ExploreCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("explore Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,h2o --hh-ratio 0.02,0.05,0.1,0.15,0.2,0.3 --recent-ratio 0.02,0.05,0.1,0.2,0.3 --safe 'attention_recall>=0.95' -o Output/explore", note: "a 6 × 5 grid on the one-layer bare arrays; a trace folder works the same"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "explore",
         abstract: "Sweep a grid of ratio settings and find the safe ones and the cheapest safe setting per policy.",
@@ -36,12 +40,7 @@ struct ExploreCommand: ParsableCommand {
 
             A condition is METRIC>=X, METRIC<=X, METRIC>X or METRIC<X; a per-image metric takes the image id, \
             image_recall[1]>=0.9.
-
-            Example:
-              kvscope explore Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,h2o \\
-                  --hh-ratio 0.02,0.05,0.1,0.15,0.2,0.3 --recent-ratio 0.02,0.05,0.1,0.2,0.3 \\
-                  --safe 'attention_recall>=0.95' -o Output/explore
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     enum FigureFormat: String, ExpressibleByArgument, CaseIterable { case png, svg, pdf }

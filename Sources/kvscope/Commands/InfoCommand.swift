@@ -3,7 +3,13 @@ import Foundation
 import KVTrace
 
 /// `kvscope info`: what a trace holds, and whether it is sound.
-struct InfoCommand: ParsableCommand {
+struct InfoCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("info Examples/traces/smollm2-pseudoimg2x64-gen16-w24"),
+        HelpExample("info Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3", note: "bare arrays: members named attention, keys, token_kind, … are found without flags"),
+        HelpExample("info Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --json"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Describe a trace: shape, GQA map, modality spans, tensors per layer, and sanity checks.",
@@ -16,12 +22,10 @@ struct InfoCommand: ParsableCommand {
             NaN/Inf (an error), rows summing to 1, the causal mask, and stored versus recomputed \
             column sums (warnings). Exit status 2 when the trace is malformed or holds NaN/Inf.
 
-            Examples:
-              kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24
-              kvscope info Examples/traces/smollm2-layer3-bare.npz --attn attention --colsum attn_colsum --keys keys \\
-                  --values values --queries queries --token-kind token_kind --prefill-len 161 --layer 3
-              kvscope info Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --json
-            """
+            For bare arrays it also says which array played which role and why: named by a flag, by \
+            the sidecar, or found by its conventional name (attention/attn, colsum/attn_colsum, \
+            queries/q, keys/k, values/v, token_kind, modality/token_modality).
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -91,6 +95,7 @@ struct InfoCommand: ParsableCommand {
                 "bidirectional_spans": info.bidirectionalSpans.map { [$0.lowerBound, $0.upperBound] },
                 "layer_tensors": layerSummaries,
                 "files": source.files.map { ["path": $0.path, "bytes": $0.bytes] as [String: Any] },
+                "arrays": ((source as? BareTrace)?.members ?? []).map { ["role": $0.role, "name": $0.name, "origin": $0.origin.rawValue] },
                 "bytes_on_disk": source.totalBytes, "content_hash": info.contentHash,
                 "warnings": warnings, "errors": errors,
             ]
@@ -172,6 +177,13 @@ struct InfoCommand: ParsableCommand {
             }
         }
         for (desc, ls) in groupsByDesc { print("  layers \(ls.rangesText): \(desc)") }
+        if let bare = source as? BareTrace, !bare.members.isEmpty {
+            print("arrays")
+            for m in bare.members {
+                let how = m.origin == .conventionalName ? "found by name; \(m.flag) names another" : m.origin == .flag ? m.flag : m.origin.rawValue
+                print("  \(m.role.padding(toLength: 14, withPad: " ", startingAt: 0)) ← \(m.name)  (\(how))")
+            }
+        }
         row("bytes on disk", "\(source.totalBytes) (\(String(format: "%.1f", Double(source.totalBytes) / 1_048_576)) MiB in \(source.files.count) files)")
         if !inspections.isEmpty {
             let rowErr = inspections.compactMap(\.maxRowSumError).max()

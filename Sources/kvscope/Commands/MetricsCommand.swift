@@ -3,7 +3,13 @@ import Foundation
 import KVSimulator
 
 /// `kvscope metrics [ID]`: every metric's definition, from the metric types themselves.
-struct MetricsCommand: ParsableCommand {
+struct MetricsCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("metrics"),
+        HelpExample("metrics attention_recall"),
+        HelpExample("metrics --json"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "metrics",
         abstract: "List the metrics a replay measures, or print one metric's definition.",
@@ -11,12 +17,7 @@ struct MetricsCommand: ParsableCommand {
             Every metric is measured per layer on the evaluation rows (the rows after P when the trace records \
             them, else the last prefill rows, marked proxy), then aggregated over layers: the uniform mean of \
             the layers where it is defined (the sum for cache_bytes). docs/metrics.md has the same definitions.
-
-            Examples:
-              kvscope metrics
-              kvscope metrics attention_recall
-              kvscope metrics --json
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("A metric id (a family such as recall_<modality> by any member: recall_image).", valueName: "id"))

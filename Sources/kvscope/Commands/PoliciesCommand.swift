@@ -3,7 +3,14 @@ import Foundation
 import KVPolicies
 
 /// `kvscope policies [ID]`: the policy catalogue, derived from each policy's declaration.
-struct PoliciesCommand: ParsableCommand {
+struct PoliciesCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("policies"),
+        HelpExample("policies lookm"),
+        HelpExample("policies snapkv --json"),
+        HelpExample("policies --markdown -o Output/policy-catalogue.md", note: "the catalogue page (docs/policy-catalogue.md is written so)"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "policies",
         abstract: "List the cache policies, or print one policy's rule, parameters and paper.",
@@ -12,13 +19,7 @@ struct PoliciesCommand: ParsableCommand {
             parameters. With an id: its full rule (formula, ties, early exits, the official code's quirks). \
             Set a parameter with --param name=value on simulate and render, or sweep a list of values with \
             --param name=v1,v2 on sweep. Every non-merging policy also takes --merge pivotal|average|weighted.
-
-            Examples:
-              kvscope policies
-              kvscope policies lookm
-              kvscope policies snapkv --json
-              kvscope policies --markdown -o docs/policy-catalogue.md
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("A policy id (case-insensitive).", valueName: "id"))

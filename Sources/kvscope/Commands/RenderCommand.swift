@@ -10,6 +10,10 @@ struct RenderCommand: ParsableCommand {
             PDF carries a pinned creation date). Files are written to a temporary name beside the target and \
             renamed into place. Without -o/--output the figure goes to Output/<figure>-<trace>….png.
 
+            The figures that replay a policy (retention, patches, modality, merges) take the budget forms of \
+            `kvscope simulate`: --budget b, --tokens N, or --hh-ratio x with --recent-ratio y (and \
+            --recent-share s with the first two); without one they use --budget 0.2.
+
             Figures of traces whose image tokens are pseudo-images (text tokens standing in for an image, \
             `synthetic_image_tokens`) say so in the title and hatch those spans.
             """,

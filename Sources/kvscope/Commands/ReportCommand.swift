@@ -7,7 +7,12 @@ import KVSimulator
 import KVTrace
 
 /// `kvscope report`: a sweep or explore folder as one self-contained HTML page.
-struct ReportCommand: ParsableCommand {
+struct ReportCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,oracle,h2o,lookm --budgets 0.2 -o Output/sweep-small", note: "first a sweep"),
+        HelpExample("report Output/sweep-small"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Turn a sweep or explore folder into one self-contained HTML page to read and share.",
@@ -28,10 +33,7 @@ struct ReportCommand: ParsableCommand {
 
             A trace that cannot be found or has changed since the run is reported on the page and its maps \
             left out; the rest of the report is still written. The same folder gives the same bytes.
-
-            Example: kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,oracle,h2o,lookm \
-            --budgets 0.1,0.2,0.3 --out Output/sweep-small && kvscope report Output/sweep-small
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("A sweep's or explorer's output folder (holding results.json, or safe.csv).", valueName: "dir"))
@@ -110,13 +112,7 @@ struct ReportCommand: ParsableCommand {
 
     /// `--trace` paths by content hash.
     func movedTraces() throws -> [String: (path: String, source: any TraceSource)] {
-        var out: [String: (String, any TraceSource)] = [:]
-        for p in traces {
-            let s: any TraceSource
-            do { s = try TraceLoader.open(p) } catch { throw CLIError("--trace \(p): \(error)") }
-            out[s.info.contentHash] = (p, s)
-        }
-        return out
+        try RenderSupport.tracesByHash(traces, mapping: BareArrayMapping())
     }
 
     /// The trace of `t`, from `--trace` or the path the run recorded, with what the page says about it.
@@ -205,13 +201,13 @@ struct ReportCommand: ParsableCommand {
         let note = budgets.contains(b) ? [] : ["budget \(Format.number(b)) is not one of the run's budgets (\(budgets.map(Format.number).joined(separator: ", ")))"]
         maps.notes += note
         maps.figures.append(ReportFigure(
-            .figure(RetentionCommand.figure(runs: runs, info: info, layers: layers, budget: b, fidelity: fid, title: { $0 })),
+            .figure(RetentionCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
             caption: "Retention map at budget \(Format.number(b)): for each policy, layers (rows) × positions, coloured by the fraction of KV heads keeping each position; positions ≥ P are generated and always kept."))
         if PatchesCommand.grids(info).isEmpty {
             maps.notes.append("No patch grid: the trace has no image spans.")
         } else {
             maps.figures.append(ReportFigure(
-                .figure(PatchesCommand.figure(runs: runs, info: info, layers: layers, budget: b, fidelity: fid, title: { $0 })),
+                .figure(PatchesCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
                 caption: "Per-image patch grids at budget \(Format.number(b)): each patch coloured by the fraction of (layer, KV head) pairs that keep it, one row per policy."))
         }
         return maps

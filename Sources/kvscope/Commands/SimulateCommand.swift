@@ -5,14 +5,22 @@ import KVSimulator
 import KVTrace
 
 /// `kvscope simulate`: replays one policy once per layer at the end of prefill and reports what it keeps.
-struct SimulateCommand: ParsableCommand {
+struct SimulateCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2"),
+        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json", note: "the official ratio pair; every result row as JSON"),
+        HelpExample("simulate Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy h2o --tokens 32", note: "bare arrays, an absolute budget"),
+        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --evict-per-step --layers 0-3 -o Output/decoding-h2o.csv", note: "H2O's decode rule, one eviction per generated token; every step's metrics as CSV"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Replay a cache policy on a trace and report, per layer, what it keeps and merges.",
         discussion: """
             Each layer is compressed once at the end of prefill (P). Per layer it prints the nominal \
             cache size C and the actual size C_act (text-prior policies in code fidelity keep more than C), \
-            the kept tokens per modality and per image (means over KV heads), and the number of merges.
+            the kept tokens per modality and per image, and the merges (evicted tokens merged into a kept slot); \
+            every count but C is a mean over the layer's KV heads.
 
             Scores are computed in Double; ties go to the lowest position (and the lowest slot for merge \
             targets), whereas the official bf16 GPU runs had unspecified tie order.
@@ -24,7 +32,8 @@ struct SimulateCommand: ParsableCommand {
             Ragged decisions (adakv) pad kept with −1 and merge_target with −2.
 
             --json prints one JSON document instead of the tables: the trace, the configured policy and \
-            budget, per layer the nominal C, the actual count per KV head, the merges and the note codes, and \
+            budget, per layer the nominal C, the actual count per KV head, the merges (mean over KV heads, as in \
+            the table) and the note codes, and \
             with --metrics every result row (the rows of a sweep's results.json at the same setting; \
             non-finite numbers are written as the strings "nan", "inf", "-inf").
 
@@ -32,13 +41,7 @@ struct SimulateCommand: ParsableCommand {
             generated step t on the rows up to t, one table line (and result rows with a step column) per step. \
             --recompress-every N runs the policy again on the cache every N steps; --evict-per-step applies H2O's \
             decode rule (one eviction per generated token, C fixed). Either implies --decoding.
-
-            Example: kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm \
-                --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json
-
-            Example: kvscope simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 \
-                --evict-per-step --layers 0-3 -o Output/decoding-h2o.csv
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -112,16 +115,16 @@ struct SimulateCommand: ParsableCommand {
             var row = [String(l), String(d.nominal), actualText]
             for m in shownModalities { row.append(mean { h in h.kept.filter { $0 < info.modality.count && info.modality[$0] == m }.count }) }
             for img in images { row.append(mean { h in h.kept.filter { imageOf[$0] == img.id }.count }) }
-            row.append(String(d.mergeCount))
+            row.append(mean { $0.merges.count })
             table.append(row)
             for n in d.notes where !notes.contains(n.message) { notes.append(n.message) }
-            summaries.append(["layer": l, "nominal": d.nominal, "actual": actual, "merges": d.mergeCount, "notes": d.notes.map(\.code)])
+            summaries.append(["layer": l, "nominal": d.nominal, "actual": actual, "merges": d.meanMerges, "notes": d.notes.map(\.code)])
         }
         if json {
             let rows = measures ? try replay.runSync(p, budget: spec, options: options).rows : nil
             if let o = output, let rows { try writeOutput(Data(ResultWriter.csv(rows).utf8), to: o, flag: "--output") }
             let layers = decided.map { ctx, d in
-                SimulateReport.Layer(layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.mergeCount, notes: d.notes.map(\.code))
+                SimulateReport.Layer(layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.meanMerges, notes: d.notes.map(\.code))
             }
             let report = SimulateReport(trace: info.name, traceHash: info.contentHash, policy: PolicyConfiguration(describing: p).label,
                                         params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
@@ -142,8 +145,7 @@ struct SimulateCommand: ParsableCommand {
             }
             writerFolder = url
         }
-        let widths = (0 ..< header.count).map { c in table.map { $0[c].count }.max()! }
-        for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        RenderSupport.printTable(table)
         for n in notes { print("note: \(n)") }
         if measures {
             let result = try replay.runSync(p, budget: spec, options: options)
@@ -206,7 +208,9 @@ struct SimulateReport: Encodable {
         var nominal: Int
         /// Kept count per KV head.
         var actual: [Int]
-        var merges: Int
+        /// Evicted tokens merged into a kept slot: the mean over KV heads (as the kept counts of the
+        /// table), not the sum.
+        var merges: Double
         var notes: [String]
     }
     var trace: String

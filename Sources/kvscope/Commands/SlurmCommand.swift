@@ -55,7 +55,12 @@ struct SlurmOptions: ParsableArguments {
 }
 
 /// `kvscope slurm sweep TRACE… [sweep options] -o OUT --tasks N […]`.
-struct SlurmSweepCommand: ParsableCommand {
+struct SlurmSweepCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4"),
+        HelpExample("slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4 --partition cpu --time 00:30:00 --cpus-per-task 2 --mem 4G", note: "with resources; add --submit to hand both scripts to sbatch"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "sweep",
         abstract: "Write OUT/slurm/sweep-array.sh (one shard per array task) and OUT/slurm/collect.sh (after the array).",
@@ -68,12 +73,7 @@ struct SlurmSweepCommand: ParsableCommand {
             two sbatch commands to run are printed. A task that failed or was cancelled is rerun alone with \
             `sbatch --array=K OUT/slurm/sweep-array.sh` (it resumes its finished layers), then \
             `sbatch --dependency=afterok:JOB OUT/slurm/collect.sh`.
-
-            Examples:
-              kvscope slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4
-              kvscope slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep \\
-                  --tasks 4 --partition cpu --time 00:30:00 --cpus-per-task 2 --mem 4G --submit
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var sweep: SweepCommand

@@ -5,7 +5,16 @@ import KVSimulator
 import KVTrace
 
 /// `kvscope sweep`: every policy × budget × fidelity on every trace, into tidy CSV and JSON.
-struct SweepCommand: ParsableCommand {
+struct SweepCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep"),
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,text-prior --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios", note: "bare arrays (one layer), the official ratio pair as a grid"),
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies snapkv --param window=8,16,32 --budgets 0.2,0.4 -o Output/sweep-window", note: "a parameter axis"),
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2", note: "two shards (e.g. on two machines), then collect"),
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"),
+        HelpExample("collect Output/sweep-sharded"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "sweep",
         abstract: "Replay every combination of policies and budgets on traces and write tidy results.",
@@ -27,15 +36,7 @@ struct SweepCommand: ParsableCommand {
             (trace × setting × layer, split by estimated cost) into OUT/shards/i-of-n/, and `kvscope collect OUT` \
             merges the slices into the files a single-process run writes, byte for byte (see `kvscope slurm`). A metric whose inputs the trace lacks has an empty value and a \
             note; the summary at the end counts such cells.
-
-            Examples:
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,text-prior \\
-                  --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 1/2
-              kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/sweep-sharded --shard 2/2
-              kvscope collect Output/sweep-sharded
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp(

@@ -3,7 +3,12 @@ import Foundation
 import KVTrace
 
 /// `kvscope synth`: writes a synthetic multimodal trace in attn-trace v1.
-struct SynthCommand: ParsableCommand {
+struct SynthCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("synth Output/llava-small --preset llava-1.5 --layers 2 --heads 4 --kv-heads 2 --head-dim 32 --grid 8x8 --text-len 120 --force", note: "a small LLaVA-geometry trace in seconds; drop the overrides for the full geometry"),
+        HelpExample("synth Output/tiny --preset tiny --force"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "synth",
         abstract: "Write a synthetic multimodal attention trace (attn-trace v1).",
@@ -23,11 +28,7 @@ struct SynthCommand: ParsableCommand {
             Presets: llava-1.5 (32 layers, 32 heads, head dim 128, three 24×24 images of 576 tokens, \
             600 text tokens, 16 generated, 32 window rows + column sums; about 46 MB per layer) and \
             tiny (4 layers, 4 heads over 2 KV heads, two 4×4 images, full rows). Flags override the preset.
-
-            Examples (a small LLaVA-geometry trace in seconds; drop the overrides for the full geometry):
-              kvscope synth Output/llava-small --preset llava-1.5 --layers 2 --heads 4 --kv-heads 2 --head-dim 32 --grid 8x8 --text-len 120
-              kvscope synth Output/tiny --preset tiny
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     enum Preset: String, ExpressibleByArgument, CaseIterable {
@@ -54,7 +55,11 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Text tokens between consecutive images.") var gap: Int?
     @Option(name: .customLong("text-len"), help: "Text tokens in all (prefix, gaps and the question after the images).") var textLen: Int?
     @Option(help: "Generated tokens after the prompt (their rows are the true evaluation rows).") var generate: Int?
-    @Option(help: "Store only the last N prefill rows plus the generated rows (with column sums over all prefill rows).") var window: Int?
+    @Option(name: .customLong("last-prefill-rows"), help: ArgumentHelp(
+        "Store only the last N prefill rows of attn and q plus every generated row (a window trace; column sums still cover all prefill rows).",
+        valueName: "N")) var lastPrefillRows: Int?
+    /// The old name of --last-prefill-rows, kept hidden so that older scripts run.
+    @Option(name: .customLong("window"), help: .hidden) var deprecatedWindow: Int?
     @Flag(name: .customLong("full-rows"), help: "Store every attention row (overrides the preset's window).") var fullRows = false
     @Flag(name: .customLong("no-qkv"), help: "Do not store q, k, v and their norms.") var noQKV = false
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -83,7 +88,7 @@ struct SynthCommand: ParsableCommand {
         if let v = gap { c.gap = v }
         if let v = textLen { c.textLength = v }
         if let v = generate { c.generated = v }
-        if let v = window { c.windowRows = v }
+        if let v = lastPrefillRows ?? deprecatedWindow { c.windowRows = v }
         if fullRows { c.windowRows = nil }
         if noQKV { c.storeQKV = false }
         c.seed = seed
@@ -94,7 +99,8 @@ struct SynthCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if window != nil && fullRows { throw ValidationError("use either --window or --full-rows") }
+        if lastPrefillRows != nil && deprecatedWindow != nil { throw ValidationError("--window is the old name of --last-prefill-rows: give one") }
+        if (lastPrefillRows ?? deprecatedWindow) != nil && fullRows { throw ValidationError("use either --last-prefill-rows or --full-rows") }
         _ = try config()
     }
 

@@ -2,7 +2,8 @@ import ArgumentParser
 import KVPolicies
 
 /// The budget flags of docs/policies.md#budgets: exactly one of `--budget`, `--tokens`, or the pair
-/// `--hh-ratio`/`--recent-ratio`.
+/// `--hh-ratio`/`--recent-ratio`. `simulate` and every `render` subcommand that replays a policy
+/// take this one group, so a figure can be drawn at exactly the setting just simulated.
 struct BudgetOptions: ParsableArguments {
     @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1: C = int(P·b), r = int(C·s), hh = C − r.")
     var budget: Double?
@@ -33,5 +34,34 @@ struct BudgetOptions: ParsableArguments {
         if let n = tokens { return .tokens(n, recentShare: s) }
         if let x = hhRatio, let y = recentRatio { return .ratios(heavy: x, recent: y) }
         throw ValidationError("give a budget: --budget b, --tokens N, or --hh-ratio x --recent-ratio y")
+    }
+
+    /// The budget the flags describe, else the fraction `b` with `--recent-share` (default 0.5):
+    /// the figures' default budget.
+    func spec(default b: Double) -> BudgetSpec {
+        (try? spec()) ?? .fraction(b, recentShare: recentShare ?? 0.5)
+    }
+}
+
+extension BudgetSpec {
+    /// The budget as figure titles say it: `0.2`, `0.2 (recent share 0.3)`, `64 tokens`,
+    /// `hh-ratio 0.1 + recent-ratio 0.1`.
+    var figureText: String {
+        func share(_ s: Double) -> String { s == 0.5 ? "" : " (recent share \(s))" }
+        switch self {
+        case let .fraction(b, s): return "\(b)" + share(s)
+        case let .tokens(n, s): return "\(n) tokens" + share(s)
+        case let .ratios(x, y): return "hh-ratio \(x) + recent-ratio \(y)"
+        }
+    }
+
+    /// The budget in a default file name: `b0.2`, `b0.2-s0.3`, `n64`, `hh0.1-r0.1`.
+    var fileTag: String {
+        func share(_ s: Double) -> String { s == 0.5 ? "" : "-s\(s)" }
+        switch self {
+        case let .fraction(b, s): return "b\(b)" + share(s)
+        case let .tokens(n, s): return "n\(n)" + share(s)
+        case let .ratios(x, y): return "hh\(x)-r\(y)"
+        }
     }
 }

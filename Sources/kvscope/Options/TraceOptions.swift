@@ -4,21 +4,22 @@ import KVTrace
 
 /// The bare-array mapping flags (docs/trace-format.md#mapping-flags), shared by every command that
 /// reads traces: they apply to every bare `.npy`/`.npz`/`.safetensors` input, and attn-trace inputs
-/// ignore them.
+/// ignore them. A role without its flag takes the sidecar's name, else a member with the role's
+/// conventional name (`BareTrace.conventionalNames`); a flag always wins.
 struct MappingOptions: ParsableArguments {
-    @Option(name: .customLong("attn"), help: ArgumentHelp("Bare arrays: the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file).", valueName: "name"))
+    @Option(name: .customLong("attn"), help: ArgumentHelp("Bare arrays: the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file; default: a member named attn or attention).", valueName: "name"))
     var attn: String?
-    @Option(name: .customLong("colsum"), help: ArgumentHelp("Bare arrays: prefill column sums over rows 0..<P, [H,T] or [L,H,T].", valueName: "name"))
+    @Option(name: .customLong("colsum"), help: ArgumentHelp("Bare arrays: prefill column sums over rows 0..<P, [H,T] or [L,H,T] (default: a member attn_colsum or colsum).", valueName: "name"))
     var colsum: String?
-    @Option(name: .customLong("keys"), help: ArgumentHelp("Bare arrays: post-RoPE keys, [KVH,T,D] or [L,KVH,T,D].", valueName: "name"))
+    @Option(name: .customLong("keys"), help: ArgumentHelp("Bare arrays: post-RoPE keys, [KVH,T,D] or [L,KVH,T,D] (default: a member k or keys).", valueName: "name"))
     var keys: String?
-    @Option(name: .customLong("values"), help: ArgumentHelp("Bare arrays: values, [KVH,T,D] or [L,KVH,T,D].", valueName: "name"))
+    @Option(name: .customLong("values"), help: ArgumentHelp("Bare arrays: values, [KVH,T,D] or [L,KVH,T,D] (default: a member v or values).", valueName: "name"))
     var values: String?
-    @Option(name: .customLong("queries"), help: ArgumentHelp("Bare arrays: post-RoPE queries of the recorded rows, [H,Q,D] or [L,H,Q,D].", valueName: "name"))
+    @Option(name: .customLong("queries"), help: ArgumentHelp("Bare arrays: post-RoPE queries of the recorded rows, [H,Q,D] or [L,H,Q,D] (default: a member q or queries).", valueName: "name"))
     var queries: String?
-    @Option(name: .customLong("modality"), help: ArgumentHelp("Bare arrays: token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image).", valueName: "name"))
+    @Option(name: .customLong("modality"), help: ArgumentHelp("Bare arrays: token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image) (default: a member token_modality or modality).", valueName: "name"))
     var modality: String?
-    @Option(name: .customLong("token-kind"), help: ArgumentHelp("Bare arrays: [T] ints, 0 text and k ≥ 1 a token of the k-th image (image id k − 1; the LOOK-M fixtures' in_token_kind).", valueName: "name"))
+    @Option(name: .customLong("token-kind"), help: ArgumentHelp("Bare arrays: [T] ints, 0 text and k ≥ 1 a token of the k-th image (image id k − 1; the LOOK-M fixtures' in_token_kind; default: a member token_kind).", valueName: "name"))
     var tokenKind: String?
     @Option(name: .customLong("prefill-len"), help: "Bare arrays: the prefill length P (default: T).")
     var prefillLen: Int?

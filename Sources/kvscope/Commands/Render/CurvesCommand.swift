@@ -1,9 +1,16 @@
 import ArgumentParser
 import Foundation
 import KVPlot
+import KVTrace
 
 /// `kvscope render curves`: any metric versus budget from a sweep's results.
-struct CurvesCommand: ParsableCommand {
+struct CurvesCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 -o Output/sweep-curves", note: "first a sweep (here of the one-layer bare arrays)"),
+        HelpExample("render curves Output/sweep-curves --metric attention_recall -o Output/curves.png"),
+        HelpExample("render curves Output/sweep-curves --metric attention_recall --match --prefill-len 161 --layer 3 -o Output/curves-match.png", note: "with the oracle at each policy's own kept counts (the bare arrays' mapping flags reopen the trace)"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "curves",
         abstract: "A metric versus budget, one line per policy, from a sweep's results.json.",
@@ -15,10 +22,15 @@ struct CurvesCommand: ParsableCommand {
             (the swept 'full' policy's value, else the metric's own: recall 1, error 0). With several traces the \
             line is the mean and a band shows min–max.
 
-            Example (first a sweep): kvscope sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 --out Output/sweep
-
-            Example: kvscope render curves Output/sweep --metric attention_recall -o Output/curves.png
-            """
+            --match adds, per policy, the oracle at that policy's own kept counts: for every setting the \
+            policy is decided again on each layer and the oracle keeps exactly as many positions in every \
+            (layer, KV head) as the policy did, so the bound sits at the policy's real budget (a text-prior \
+            policy that keeps more than C is compared with an oracle that keeps as much). It is drawn in the \
+            policy's colour and marker, sparse-dotted. The traces are read from the paths the sweep recorded \
+            (or --trace, matched by content hash; bare arrays take their mapping flags); the evaluation rows \
+            are the sweep's, the policy options other than the fidelity their defaults. The matched values are \
+            also printed as a table (policy, budget position, kept ratio, the policy's value, the oracle's).
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     enum XAxis: String, ExpressibleByArgument, CaseIterable { case actual, nominal }
@@ -33,7 +45,41 @@ struct CurvesCommand: ParsableCommand {
     var x: XAxis = .actual
     @Flag(name: .customLong("log-x"), help: "Logarithmic x axis.")
     var logX = false
+    @Flag(name: .customLong("match"), help: ArgumentHelp(
+        "Also draw, per policy, the oracle at that policy's actual kept count in every (layer, KV head): the bound at its real budget (replays the traces the sweep recorded, or --trace)."))
+    var match = false
+    @Option(name: .customLong("trace"), parsing: .singleValue, help: ArgumentHelp(
+        "With --match: a trace of the sweep, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
+    var traces: [String] = []
+    @OptionGroup var mapping: MappingOptions
     @OptionGroup var output: RenderOutputOptions
+
+    func validate() throws {
+        if !traces.isEmpty && !match { throw ValidationError("--trace: only with --match (the curves themselves come from the results)") }
+        if try mapping.mapping().isSet && !match { throw ValidationError("the mapping flags (--attn, --layer, …) apply with --match only") }
+    }
+
+    /// The sweep's traces by content hash: `--trace` paths, else the paths the sweep recorded.
+    func sources(_ sweep: SweepResults) throws -> [String: any TraceSource] {
+        let m = try mapping.mapping()
+        let moved = try RenderSupport.tracesByHash(traces, mapping: m)
+        var out: [String: any TraceSource] = moved.mapValues(\.source)
+        let names = Dictionary(sweep.rows.map { ($0.traceHash, $0.trace) }, uniquingKeysWith: { a, _ in a })
+        for (hash, name) in names.sorted(by: { $0.key < $1.key }) where out[hash] == nil {
+            guard let path = sweep.metadata?.traces.first(where: { $0.hash == hash })?.path else {
+                throw CLIError("--match: \(sweep.file) records no path for trace \(name); give it with --trace PATH")
+            }
+            let s: any TraceSource
+            do { s = try TraceLoader.open(path, mapping: m) } catch {
+                throw CLIError("--match: trace \(name) cannot be read at \(path) (\(error)); give its new place with --trace PATH")
+            }
+            guard s.info.contentHash == hash else {
+                throw CLIError("--match: the trace at \(path) has changed since the run (content hash \(s.info.contentHash), the run's \(hash)); give the run's trace with --trace PATH")
+            }
+            out[hash] = s
+        }
+        return out
+    }
 
     func run() throws {
         let sweep = try SweepResults.load(results)
@@ -73,8 +119,35 @@ struct CurvesCommand: ParsableCommand {
             let look = PolicyStyle.of(base: mine[0].base, merge: mine[0].merge)
             curves.append(Curve(policy: policy, style: look, label: policy, x: xs, y: ys, band: traces.count > 1 ? band : nil))
         }
+        var matchedCount = 0
+        var table: [[String]] = [["policy", "position", "kept_ratio", "policy_value", "oracle_value"]]
+        if match {
+            let meta = sweep.metadata
+            let matched = try MatchedOracle.values(metric: metric, sweep: sweep, sources: try sources(sweep),
+                                                   proxyWindow: meta?.proxyWindow ?? 32, topK: meta?.topK ?? 16)
+            for c in curves where !(c.policy == "oracle" || c.policy.hasPrefix("oracle (")) {
+                let mine = points.filter { $0.policy == c.policy }
+                var xs: [Double] = [], ys: [Double] = []
+                for (i, b) in Array(Set(mine.map(\.budget))).sorted().enumerated() {
+                    let vs = mine.filter { $0.budget == b }.compactMap { p in
+                        matched[MatchedOracle.Key(trace: p.traceHash, series: c.policy, position: b)]
+                    }
+                    guard !vs.isEmpty else { continue }
+                    xs.append(c.x[i])
+                    ys.append(vs.reduce(0, +) / Double(vs.count))
+                    table.append([c.policy, "\(b)", "\(c.x[i])", "\(c.y[i])", "\(ys.last!)"])
+                }
+                guard !xs.isEmpty else { continue }
+                curves.append(Curve(policy: "oracle@" + c.policy, style: .matchedOracle(of: c.style),
+                                    label: "oracle at \(c.policy)'s C_act", x: xs, y: ys))
+                matchedCount += 1
+            }
+        }
         var sub = ["\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")]
         if !fullYs.isEmpty { sub.append("dashed black line: the full cache's value (\(RenderSupport.fmt3(reference ?? 0)))") }
+        if matchedCount > 0 {
+            sub.append("sparse-dotted, in a policy's colour: the oracle at that policy's own kept count per (layer, KV head)")
+        }
         let xLabel = x == .actual ? "actual kept ratio (mean C_act / P)" : "requested budget (fraction, tokens or hh ratio)"
         let names = sweep.traces
         let who = names.count == 1 ? names[0] : "\(names.count) traces"
@@ -84,5 +157,11 @@ struct CurvesCommand: ParsableCommand {
             logX: logX, yRange: label.isFraction ? 0 ... 1 : nil, reference: reference,
             size: Size(curves.count > 8 ? 480 : 560, curves.count > 8 ? 420 : 320))
         try output.write(fig.build(), defaultName: "curves-\(names.first ?? "sweep")-\(metric)")
+        if match {
+            // The matched bounds as numbers: per policy and budget position, the policy's value and
+            // the oracle's at the policy's own kept counts (means over layers, then traces).
+            print("oracle at each policy's kept counts (\(metric), mean over layers):")
+            RenderSupport.printTable(table)
+        }
     }
 }

@@ -6,7 +6,12 @@ import KVSimulator
 import KVTrace
 
 /// `kvscope render decoding`: a metric versus the generated step, one line per policy.
-struct DecodingCommand: ParsableCommand {
+struct DecodingCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,streaming,lookm --budget 0.2 --layers 0-7 -o Output/decoding.png"),
+        HelpExample("render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,tova --budget 0.2 --evict-per-step --layers 0-7 -o Output/decoding-per-step.png", note: "H2O's decode rule: one eviction per generated token"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "decoding",
         abstract: "A metric versus the generated step t, one line per policy (replay through decoding).",
@@ -18,11 +23,7 @@ struct DecodingCommand: ParsableCommand {
             replay it equals `simulate --metrics`. --recompress-every N runs the policy again on the cache every N \
             steps (grey verticals mark those steps); --evict-per-step applies H2O's decode rule (one eviction \
             per generated token, C fixed). Needs a trace with generated rows.
-
-            Example: kvscope render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,streaming,lookm --budget 0.2
-
-            Example: kvscope render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,tova --budget 0.2 --evict-per-step
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions

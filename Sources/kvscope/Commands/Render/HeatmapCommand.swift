@@ -4,7 +4,12 @@ import KVPlot
 import KVTrace
 
 /// `kvscope render heatmap`: the attention map of one layer.
-struct HeatmapCommand: ParsableCommand {
+struct HeatmapCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render heatmap Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --layer 3 --all-heads"),
+        HelpExample("render heatmap Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --mean", note: "bare arrays"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "heatmap",
         abstract: "Attention heatmap of one layer: one head, the mean over heads, or every head (--all-heads).",
@@ -17,11 +22,7 @@ struct HeatmapCommand: ParsableCommand {
             --layer N picks the layer drawn (required when the trace records several layers). For bare \
             arrays of one layer (HQT) it is also the layer the arrays hold, so the title says layer N; \
             without it they are layer 0. (--grid RxC is the bare-array patch grid, not the small multiples.)
-
-            Example: kvscope render heatmap Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --layer 3 --all-heads
-
-            Example (bare arrays): kvscope render heatmap Examples/traces/smollm2-layer3-bare.npz --attn attention --token-kind token_kind --prefill-len 161 --layer 3 --mean
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     enum Norm: String, ExpressibleByArgument, CaseIterable { case log, linear, power }

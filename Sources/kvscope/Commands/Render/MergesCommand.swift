@@ -5,7 +5,12 @@ import KVPolicies
 import KVTrace
 
 /// `kvscope render merges`: arcs from each evicted token to the slot it merged into.
-struct MergesCommand: ParsableCommand {
+struct MergesCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render merges Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2 --layer 3 --head 0"),
+        HelpExample("render merges Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy lookm --tokens 32", note: "bare arrays"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "merges",
         abstract: "Merge view of one layer and KV head: arcs from each evicted position to the kept slot it merged into.",
@@ -16,13 +21,7 @@ struct MergesCommand: ParsableCommand {
 
             --layer N picks the layer drawn (required when the trace records several layers). For bare \
             arrays of one layer (HQT) it is also the layer the arrays hold; without it they are layer 0.
-
-            Example: kvscope render merges Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2 --layer 3 --head 0
-
-            Example (bare arrays): kvscope render merges Examples/traces/smollm2-layer3-bare.npz --attn attention \
-            --colsum attn_colsum --keys keys --values values --token-kind token_kind --prefill-len 161 --layer 3 \
-            --policy lookm --budget 0.2
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -30,8 +29,8 @@ struct MergesCommand: ParsableCommand {
     var policyID: String = "lookm"
     @Option(name: .customLong("merge"), help: "Merge the evicted tokens of a non-merging policy.")
     var merge: MergeStrategy?
-    @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1.")
-    var budget: Double = 0.2
+    /// The budget forms of `simulate` (default `--budget 0.2`).
+    @OptionGroup var budgetForms: BudgetOptions
     @Option(name: .customLong("fidelity"), help: "code or intended.")
     var fidelity: Fidelity = .code
     @Option(name: .customLong("head"), help: "KV head g.")
@@ -45,7 +44,6 @@ struct MergesCommand: ParsableCommand {
         do { e = try PolicyRegistry.resolve(policyID) } catch let err as PolicyError { throw ValidationError("--policy \(policyID): \(err.message)") }
         if merge != nil, e.traits.contains(.merges) { throw ValidationError("--merge: \(policyID) already merges") }
         if merge == nil, !e.traits.contains(.merges) { throw ValidationError("--policy \(policyID) does not merge: pick a merging policy or add --merge pivotal") }
-        guard budget.isFinite, budget > 0, budget <= 1 else { throw ValidationError("--budget must be in (0, 1], got \(budget)") }
         guard head >= 0 else { throw ValidationError("--head must be ≥ 0, got \(head)") }
     }
 
@@ -56,7 +54,8 @@ struct MergesCommand: ParsableCommand {
         let P = info.shape.prefillLen
         let zoom = try range.map { try RenderSupport.range($0, flag: "--range", limit: P) }
         let policy = try PolicyRegistry.make(policyID, merge: merge)
-        let ctx = try LayerContext(trace: source, layer: layerIndex, budget: .fraction(budget, recentShare: 0.5),
+        let budget = budgetForms.spec(default: RenderPolicyOptions.defaultBudget)
+        let ctx = try LayerContext(trace: source, layer: layerIndex, budget: budget,
                                    options: KVPolicies.PolicyOptions(fidelity: fidelity))
         let d = try policy.decide(ctx.named(policy.id))
         guard head < d.heads.count else { throw CLIError("--head \(head): the decision has \(d.heads.count) KV heads") }
@@ -72,7 +71,7 @@ struct MergesCommand: ParsableCommand {
         let fig = MergeArcsFigure(
             tokens: P, bands: RenderSupport.bands(info, upTo: P), kept: hd.kept, merges: arcs, excluded: excluded, range: zoom,
             normalization: .linear(lo ... 1),
-            title: output.title("\(RenderSupport.traceTitle(info)): where do \(policy.id)'s evicted tokens merge at budget \(budget)?"), subtitle: sub,
+            title: output.title("\(RenderSupport.traceTitle(info)): where do \(policy.id)'s evicted tokens merge at budget \(budget.figureText)?"), subtitle: sub,
             size: Size(660, 300))
         try output.write(fig.build(), defaultName: "merges-\(info.name)-\(policy.id)-L\(layerIndex)-G\(head)")
     }

@@ -6,7 +6,11 @@ import KVTrace
 
 /// `kvscope render modality`: text versus image attention per layer, and what each policy keeps by
 /// modality (the LOOK-M observation).
-struct ModalityCommand: ParsableCommand {
+struct ModalityCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render modality Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "modality",
         abstract: "Per layer, mean attention received per text token vs per image token; kept-cache share by modality per policy.",
@@ -18,9 +22,7 @@ struct ModalityCommand: ParsableCommand {
 
             Right: with --policies, the share of the kept cache (all layers and KV heads) that is text or \
             image, next to the prompt's own composition.
-
-            Example: kvscope render modality Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -31,7 +33,6 @@ struct ModalityCommand: ParsableCommand {
 
     func validate() throws {
         _ = try policy.ids(required: false)
-        try policy.validateBudget()
         if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
@@ -84,12 +85,12 @@ struct ModalityCommand: ParsableCommand {
         }
         bar.finish()
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
-        let figure = Self.figure(info: info, layers: chosen, text: text, image: image, runs: runs, budget: policy.budget,
+        let figure = Self.figure(info: info, layers: chosen, text: text, image: image, runs: runs, budget: policy.spec,
                                  fidelity: policy.fidelity, title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
-        try output.write(figure, defaultName: "modality-\(info.name)" + (ids.isEmpty ? "" : "-b\(policy.budget)"))
+        try output.write(figure, defaultName: "modality-\(info.name)" + (ids.isEmpty ? "" : "-\(policy.spec.fileTag)"))
     }
 
-    static func figure(info: TraceInfo, layers: [Int], text: [Double], image: [Double], runs: [PolicyRun], budget: Double,
+    static func figure(info: TraceInfo, layers: [Int], text: [Double], image: [Double], runs: [PolicyRun], budget: BudgetSpec,
                        fidelity: Fidelity, title: (String) -> String, notes: [String] = []) -> Figure {
         let isImage = imageMask(info)
         let P = Double(isImage.count)
@@ -98,7 +99,7 @@ struct ModalityCommand: ParsableCommand {
         if runs.isEmpty {
             sub.append("right: composition of the prompt [0, P); pass --policies to add what each policy keeps")
         } else {
-            sub.append("right: share of the kept cache (all layers, KV heads) by modality at budget \(budget), fidelity \(fidelity.rawValue); "
+            sub.append("right: share of the kept cache (all layers, KV heads) by modality at budget \(budget.figureText), fidelity \(fidelity.rawValue); "
                 + runs.map { "\($0.id) C_act \(RenderSupport.fmt($0.meanActual))" }.joined(separator: ", "))
         }
         sub += notes

@@ -6,7 +6,12 @@ import KVTrace
 
 /// `kvscope render patches`: each image's patch grid coloured by how often its patches are kept,
 /// or (`--show fate`) by where each patch's K/V went.
-struct PatchesCommand: ParsableCommand {
+struct PatchesCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2"),
+        HelpExample("render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --show fate -o Output/fate.png"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "patches",
         abstract: "Per-image patch grids, one row per policy: how often each patch is kept, or where its K/V went (--show fate).",
@@ -22,11 +27,7 @@ struct PatchesCommand: ParsableCommand {
             frames) is drawn tile by tile, each on its own grid, titled with the tile's label. A pseudo-image \
             (text tokens standing in for an image) is titled so; when the trace carries its grey levels, the \
             picture is drawn beside the first row (kept view).
-
-            Example: kvscope render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2
-
-            Example: kvscope render patches Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --show fate -o Output/fate.png
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -41,7 +42,6 @@ struct PatchesCommand: ParsableCommand {
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        try policy.validateBudget()
         if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
@@ -85,11 +85,11 @@ struct PatchesCommand: ParsableCommand {
         let notes = policy.paramNote.map { [$0] } ?? []
         switch show {
         case .kept:
-            let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.budget, fidelity: policy.fidelity, title: output.title, notes: notes)
-            try output.write(figure, defaultName: "patches-\(info.name)-b\(policy.budget)")
+            let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
+            try output.write(figure, defaultName: "patches-\(info.name)-\(policy.spec.fileTag)")
         case .fate:
-            let figure = Self.fateFigure(runs: runs, info: info, layers: chosen, budget: policy.budget, fidelity: policy.fidelity, title: output.title, notes: notes)
-            try output.write(figure, defaultName: "patch-fate-\(info.name)-b\(policy.budget)")
+            let figure = Self.fateFigure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
+            try output.write(figure, defaultName: "patch-fate-\(info.name)-\(policy.spec.fileTag)")
         }
     }
 
@@ -134,7 +134,7 @@ struct PatchesCommand: ParsableCommand {
         }
     }
 
-    static func fateFigure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: Double, fidelity: Fidelity,
+    static func fateFigure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
                            title: (String) -> String, notes: [String] = []) -> Figure {
         let grids = grids(info)
         var sub = ["cell: the patch's most frequent fate over (layer, KV head) pairs; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads",
@@ -145,13 +145,13 @@ struct PatchesCommand: ParsableCommand {
         let maxSide = grids.map { max($0.span.grid.rows, $0.span.grid.cols) }.max() ?? 8
         var fig = PatchFateFigure(
             policies: runs.map(\.id), imageTitles: grids.map(\.title), grids: fates(runs: runs, info: info),
-            title: title("\(RenderSupport.traceTitle(info)): where does each image's K/V go at budget \(budget)?"),
+            title: title("\(RenderSupport.traceTitle(info)): where does each image's K/V go at budget \(budget.figureText)?"),
             subtitle: sub, cellSize: maxSide >= 16 ? 140 : 110)
         fig.styles = runs.map(\.style)
         return fig.build()
     }
 
-    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: Double, fidelity: Fidelity,
+    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
                        title: (String) -> String, notes: [String] = []) -> Figure {
         let grids = grids(info)
         let kept: [[[Double]]] = runs.map { run in
@@ -182,7 +182,7 @@ struct PatchesCommand: ParsableCommand {
         let cell = maxSide >= 16 ? 140.0 : 110.0
         var fig = PatchGridFigure(
             policies: runs.map(\.id), images: images, kept: kept,
-            title: title("\(RenderSupport.traceTitle(info)): which patches stay cached at budget \(budget)?"), subtitle: sub, cellSize: cell)
+            title: title("\(RenderSupport.traceTitle(info)): which patches stay cached at budget \(budget.figureText)?"), subtitle: sub, cellSize: cell)
         fig.styles = runs.map(\.style)
         return fig.build()
     }

@@ -4,7 +4,12 @@ import KVPlot
 import KVSimulator
 
 /// `kvscope render ratios`: the ratio map of one policy and metric from an existing sweep.
-struct RatiosCommand: ParsableCommand {
+struct RatiosCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1,0.2 -o Output/sweep-ratios", note: "first a sweep over a ratio grid (or kvscope explore)"),
+        HelpExample("render ratios Output/sweep-ratios/results.json --policy lookm --metric attention_recall --safe 'attention_recall>=0.95' -o Output/ratios-lookm.png"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "ratios",
         abstract: "A metric over hh × recent ratios for one policy, from a sweep's results.json (the map of `kvscope explore`).",
@@ -15,10 +20,7 @@ struct RatiosCommand: ParsableCommand {
             of them (smallest actual kept ratio, ties to the smaller hh ratio) is ringed; cells without a \
             value are hatched. When the file holds several traces, parameter settings or fidelities for the \
             policy, pick one with --trace, --params or --fidelity.
-
-            Example: kvscope render ratios Output/explore/results.json --policy lookm --metric attention_recall \\
-                --safe 'attention_recall>=0.95' --out Output/ratios-lookm.png
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @Argument(help: ArgumentHelp("A sweep's results.json (or its folder).", valueName: "results.json"))
@@ -105,8 +107,10 @@ struct RatiosCommand: ParsableCommand {
             let first = reasons[0].count > 70 ? String(reasons[0].prefix(70)) + "…" : reasons[0]
             sub.append("\(missing.count) cell(s) without a value (hatched): \(first)" + (reasons.count > 1 ? " (+\(reasons.count - 1) more reasons)" : ""))
         }
+        // The metric in words (the axis label up to its unit): "attention recall".
+        let name = MetricLabel.of(g.metric).axis.components(separatedBy: " (").first ?? g.metric
         return RatioMapFigure(hh: g.hh, recent: g.recent, values: g.values, kept: g.kept, safe: g.safe,
                               cheapest: g.cheapest.map { RatioMapFigure.Cell(row: $0.row, col: $0.col) },
-                              metric: g.metric, title: "\(g.policy): \(g.metric) over hh × recent ratios", subtitle: sub)
+                              metric: name, title: "\(g.policy): \(name) over hh × recent ratios", subtitle: sub)
     }
 }

@@ -67,10 +67,28 @@ enum RenderSupport {
         return chosen.sorted()
     }
 
+    /// Prints `table` (its first row the header) with columns padded to their widest cell.
+    static func printTable(_ table: [[String]]) {
+        guard let n = table.first?.count else { return }
+        let widths = (0 ..< n).map { c in table.map { $0[c].count }.max()! }
+        for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+    }
+
     /// "0-29" or "0,2,5".
     static func compactList(_ xs: [Int]) -> String {
         if let f = xs.first, let l = xs.last, xs == Array(f ... l), xs.count > 2 { return "\(f)-\(l)" }
         return xs.map(String.init).joined(separator: ",")
+    }
+
+    /// `--trace` paths (each opened with `mapping`, which bare arrays need) by content hash.
+    static func tracesByHash(_ paths: [String], mapping: BareArrayMapping) throws -> [String: (path: String, source: any TraceSource)] {
+        var out: [String: (String, any TraceSource)] = [:]
+        for p in paths {
+            let s: any TraceSource
+            do { s = try TraceLoader.open(p, mapping: mapping) } catch { throw CLIError("--trace \(p): \(error)") }
+            out[s.info.contentHash] = (p, s)
+        }
+        return out
     }
 
     /// Checks that `layer` is recorded.

@@ -4,12 +4,13 @@ import KVPlot
 import KVPolicies
 import KVTrace
 
-/// `--policies`, `--budget`, `--fidelity`: the policies a retention-type figure replays.
+/// `--policies`, the budget forms of `simulate` (``BudgetOptions``: `--budget`, `--tokens`,
+/// `--hh-ratio`/`--recent-ratio`, `--recent-share`; default `--budget 0.2`), `--fidelity`, `--param`:
+/// the policies a retention-type figure replays.
 struct RenderPolicyOptions: ParsableArguments {
     @Option(name: .customLong("policies"), help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,…"))
     var policies: String?
-    @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1 (C = int(P·b), half of it the recent window).")
-    var budget: Double = 0.2
+    @OptionGroup var budgetForms: BudgetOptions
     @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
     var fidelity: Fidelity = .code
     @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
@@ -50,11 +51,11 @@ struct RenderPolicyOptions: ParsableArguments {
         }
     }
 
-    func validateBudget() throws {
-        guard budget.isFinite, budget > 0, budget <= 1 else { throw ValidationError("--budget must be in (0, 1], got \(budget)") }
-    }
+    /// The figures' budget when no budget flag is given.
+    static let defaultBudget = 0.2
 
-    var spec: BudgetSpec { .fraction(budget, recentShare: 0.5) }
+    /// The budget replayed: the flags' (as `simulate` reads them), else `--budget 0.2`.
+    var spec: BudgetSpec { budgetForms.spec(default: Self.defaultBudget) }
     var options: KVPolicies.PolicyOptions { KVPolicies.PolicyOptions(fidelity: fidelity) }
 }
 

@@ -5,7 +5,12 @@ import KVPolicies
 import KVTrace
 
 /// `kvscope render retention`: what each policy keeps, per layer and position.
-struct RetentionCommand: ParsableCommand {
+struct RetentionCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,lookm --budget 0.2"),
+        HelpExample("render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm --hh-ratio 0.1 --recent-ratio 0.1 -o Output/retention-ratios.png", note: "at the setting of simulate --hh-ratio 0.1 --recent-ratio 0.1"),
+    ]
+
     static let configuration = CommandConfiguration(
         commandName: "retention",
         abstract: "Retention map: per policy, layers × positions coloured by the fraction of KV heads that keep each position.",
@@ -14,9 +19,7 @@ struct RetentionCommand: ParsableCommand {
             layer's KV heads that keep the position (cividis, linear 0–1); positions ≥ P (generated) are \
             always present and count as kept. Orange ticks above a panel mark positions merged into a kept \
             slot in at least one layer and head. Panel titles give the nominal C and the mean actual C_act.
-
-            Example: kvscope render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,lookm --budget 0.2
-            """
+            """ + "\n\n" + HelpExample.section(examples)
     )
 
     @OptionGroup var trace: TraceOptions
@@ -27,7 +30,6 @@ struct RetentionCommand: ParsableCommand {
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        try policy.validateBudget()
         if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
@@ -37,9 +39,9 @@ struct RetentionCommand: ParsableCommand {
         let ids = try policy.ids(required: true)
         let chosen = try RenderSupport.layers(layers, info: info)
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
-        let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.budget, fidelity: policy.fidelity,
+        let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity,
                                  title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
-        try output.write(figure, defaultName: "retention-\(info.name)-b\(policy.budget)")
+        try output.write(figure, defaultName: "retention-\(info.name)-\(policy.spec.fileTag)")
     }
 
     /// One panel per policy: `[layers × T]` kept fractions over KV heads.
@@ -59,7 +61,7 @@ struct RetentionCommand: ParsableCommand {
         return RetentionPanel(title: run.label(fidelity: fidelity), kept: kept, rows: run.decisions.count, merged: merged.sorted())
     }
 
-    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: Double, fidelity: Fidelity,
+    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
                        title: (String) -> String, notes: [String] = []) -> Figure {
         let T = info.shape.seqLen, P = info.shape.prefillLen
         var sub = ["cells: fraction of the \(info.shape.kvHeads) KV heads keeping each position; positions ≥ P are generated (always kept)"]
@@ -69,7 +71,7 @@ struct RetentionCommand: ParsableCommand {
         let panels = runs.map { panel($0, T: T, fidelity: fidelity) }
         let fig = RetentionFigure(
             panels: panels, tokens: T, prefillLength: P, bands: RenderSupport.bands(info),
-            title: title("\(RenderSupport.traceTitle(info)): which positions does each policy keep at budget \(budget)?"), subtitle: sub,
+            title: title("\(RenderSupport.traceTitle(info)): which positions does each policy keep at budget \(budget.figureText)?"), subtitle: sub,
             rowLabel: "layer")
         return fig.build()
     }

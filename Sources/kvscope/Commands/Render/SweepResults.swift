@@ -9,6 +9,8 @@ struct SweepResults {
     var rows: [ResultRow]
     /// The JSON file read, for messages.
     var file: String
+    /// The run's metadata (traces with their paths, proxy rows, top-k), when the file has it.
+    var metadata: SweepMetadata?
 
     /// The `results.json` a user's path stands for.
     static func jsonURL(for path: String) -> URL {
@@ -34,7 +36,11 @@ struct SweepResults {
         struct Document: Decodable { var rows: [ResultRow] }
         do {
             let doc = try JSONDecoder().decode(Document.self, from: data)
-            return SweepResults(rows: doc.rows, file: file)
+            // The metadata's keys are snake case; the rows' coding keys already are.
+            struct Meta: Decodable { var metadata: SweepMetadata? }
+            let d = JSONDecoder()
+            d.keyDecodingStrategy = .convertFromSnakeCase
+            return SweepResults(rows: doc.rows, file: file, metadata: (try? d.decode(Meta.self, from: data))?.metadata)
         } catch let DecodingError.keyNotFound(key, ctx) {
             throw CLIError("\(file): not a sweep's results.json (missing '\(key.stringValue)' at \(Self.where(ctx)))")
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
@@ -63,7 +69,7 @@ struct SweepResults {
 
     /// One measured point of a curve, before averaging over traces. `policy` is the series label:
     /// the policy, plus every setting axis that varies within that policy's rows.
-    struct Point { var trace: String; var policy: String; var base: String; var merge: String; var budget: Double; var y: Double; var x: Double }
+    struct Point { var trace: String; var traceHash: String; var policy: String; var base: String; var merge: String; var budget: Double; var y: Double; var x: Double }
 
     /// The position of a row along its curve: the budget fraction, the token count, or the hh ratio.
     static func position(_ r: ResultRow) -> Double? { r.budget ?? r.tokens.map(Double.init) ?? r.hhRatio }
@@ -130,7 +136,7 @@ struct SweepResults {
         return ys.map { k, y in
             let x = kept[k] ?? actual[k].map { $0.reduce(0, +) / Double($0.count) } ?? k.budget
             let (base, merge) = style[k.policy] ?? (k.policy, "none")
-            return Point(trace: names[k.trace] ?? k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y, x: x)
+            return Point(trace: names[k.trace] ?? k.trace, traceHash: k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y, x: x)
         }.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) }
     }
 }
