@@ -37,7 +37,6 @@ struct DecodingCommand: ExampledCommand {
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        try policy.validateBudget()
         if let l = layers { _ = try RenderSupport.layerList(l) }
         do { _ = try MetricCatalogue.select([metric]) } catch { throw ValidationError("--metric: \(error)") }
     }
@@ -70,7 +69,7 @@ struct DecodingCommand: ExampledCommand {
         }
         let label = MetricLabel.of(metric)
         let b = policy.spec.resolve(P)
-        var sub = ["budget \(policy.budget) (C = \(b.nominal), r = \(b.recent)), fidelity \(policy.fidelity.rawValue); \(setting.label)",
+        var sub = ["budget \(policy.spec.figureText) (C = \(b.nominal), r = \(b.recent)), fidelity \(policy.fidelity.rawValue); \(setting.label)",
                    "point t: \(metric) over generated rows P … P + t − 1 (P = \(P)), each against the cache it saw; mean over heads and layers \(RenderSupport.compactList(chosen))"]
         if let note = policy.paramNote { sub.append(note) }
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
@@ -78,6 +77,6 @@ struct DecodingCommand: ExampledCommand {
         let fig = DecodingFigure(curves: curves, metric: label.axis, steps: steps,
                                  title: output.title("\(RenderSupport.traceTitle(info)): how does each policy's loss develop over decoding?"),
                                  subtitle: sub, reference: label.reference, recompressedAfter: marks)
-        try output.write(fig.build(), defaultName: "decoding-\(info.name)-\(metric)-b\(policy.budget)")
+        try output.write(fig.build(), defaultName: "decoding-\(info.name)-\(metric)-\(policy.spec.fileTag)")
     }
 }
