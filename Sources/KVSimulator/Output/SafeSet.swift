@@ -122,6 +122,19 @@ public struct SafeGroup: Sendable, Hashable, Codable {
 ///   ties go to the smaller `hh_ratio` (settings without one count as larger), then the smaller
 ///   `recent_ratio`, then sweep order.
 /// - "No setting is safe" is a result: the group has `cheapest == nil` and `csv` writes a row saying so.
+/// What makes a setting safe in `kvscope explore`: its `--safe` conditions and `--per-layer`. A
+/// sharded explore records it in every shard, so `kvscope collect` writes the same `safe.csv`.
+public struct SafeSpec: Sendable, Hashable, Codable {
+    public var conditions: [SafeCondition]
+    public var perLayer: Bool
+    public init(conditions: [SafeCondition], perLayer: Bool) {
+        self.conditions = conditions
+        self.perLayer = perLayer
+    }
+    /// The safe set of `rows` (`SafeSet.init`).
+    public func apply(_ rows: [ResultRow]) -> SafeSet { SafeSet(rows, conditions: conditions, perLayer: perLayer) }
+}
+
 public struct SafeSet: Sendable, Hashable, Codable {
     public var conditions: [SafeCondition]
     public var perLayer: Bool
