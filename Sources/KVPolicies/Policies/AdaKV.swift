@@ -38,16 +38,20 @@ public struct AdaKV: DeclaredPolicy {
     /// The scorer whose scores are pooled (its scores must be on a common scale across heads).
     public var scorer: any ScoringPolicy
 
+    /// With `safeguard = .authors` a SnapKV scorer combines the query heads before pooling (the
+    /// authors' GQA order); with `.kvpress` after (kvpress's).
     public init(alpha: Double = 0.2, safeguard: Safeguard = .authors, scorer: any ScoringPolicy = SnapKV()) {
         self.alpha = alpha
         self.safeguard = safeguard
-        self.scorer = scorer
+        if var snap = scorer as? SnapKV {
+            snap.combineBeforePooling = safeguard == .authors
+            self.scorer = snap
+        } else {
+            self.scorer = scorer
+        }
     }
     public init(parameters p: ParameterValues) {
-        let safeguard: Safeguard = p.choice("safeguard")
-        var snap = SnapKV(parameters: p)
-        snap.combineBeforePooling = safeguard == .authors
-        self.init(alpha: p.real("alpha") ?? 0.2, safeguard: safeguard, scorer: snap)
+        self.init(alpha: p.real("alpha") ?? 0.2, safeguard: p.choice("safeguard"), scorer: SnapKV(parameters: p))
     }
 
     public static let declaration = PolicyDeclaration(
