@@ -110,18 +110,6 @@ public struct SafeGroup: Sendable, Hashable, Codable {
     public var cheapest: Int?
 }
 
-/// The safe-set analysis of a sweep (`kvscope explore`): per trace and policy, the settings that
-/// meet every condition and the cheapest of them.
-///
-/// - A setting is one combination (policy label, parameters, fidelity, budget) on one trace; its
-///   rows are the result rows over all query heads of the conditions' metrics.
-/// - Without `perLayer` a condition is tested on the all-layers value (the uniform mean over
-///   layers); with it, on every layer's value (all must pass, so the worst layer decides).
-/// - A missing value (the metric could not be computed) fails the condition, with its note as reason.
-/// - Cheapest: the smallest actual mean kept ratio (`actual_tokens / P` of the all-layers rows);
-///   ties go to the smaller `hh_ratio` (settings without one count as larger), then the smaller
-///   `recent_ratio`, then sweep order.
-/// - "No setting is safe" is a result: the group has `cheapest == nil` and `csv` writes a row saying so.
 /// What makes a setting safe in `kvscope explore`: its `--safe` conditions and `--per-layer`. A
 /// sharded explore records it in every shard, so `kvscope collect` writes the same `safe.csv`.
 public struct SafeSpec: Sendable, Hashable, Codable {
@@ -135,6 +123,18 @@ public struct SafeSpec: Sendable, Hashable, Codable {
     public func apply(_ rows: [ResultRow]) -> SafeSet { SafeSet(rows, conditions: conditions, perLayer: perLayer) }
 }
 
+/// The safe-set analysis of a sweep (`kvscope explore`): per trace and policy, the settings that
+/// meet every condition and the cheapest of them.
+///
+/// - A setting is one combination (policy label, parameters, fidelity, budget) on one trace; its
+///   rows are the result rows over all query heads of the conditions' metrics.
+/// - Without `perLayer` a condition is tested on the all-layers value (the uniform mean over
+///   layers); with it, on every layer's value (all must pass, so the worst layer decides).
+/// - A missing value (the metric could not be computed) fails the condition, with its note as reason.
+/// - Cheapest: the smallest actual mean kept ratio (`actual_tokens / P` of the all-layers rows);
+///   ties go to the smaller `hh_ratio` (settings without one count as larger), then the smaller
+///   `recent_ratio`, then sweep order.
+/// - "No setting is safe" is a result: the group has `cheapest == nil` and `csv` writes a row saying so.
 public struct SafeSet: Sendable, Hashable, Codable {
     public var conditions: [SafeCondition]
     public var perLayer: Bool
