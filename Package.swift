@@ -54,7 +54,7 @@ let package = Package(
         // Test support: the one in-memory trace builder and the one binary runner every test target uses.
         .target(name: "KVTestSupport", dependencies: ["KVTrace"], path: "Tests/KVTestSupport"),
         .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
-        .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport", "KVPlot"]),
+        .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport", "KVPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace", "KVTestSupport"]),

@@ -205,6 +205,49 @@ struct HostileInputTests {
         }
     }
 
+    @Test func policyWindowsOutOfRange() throws {
+        for policy in ["pyramidkv", "adakv"] {
+            for w in ["-1", "9223372036854775807"] {
+                let r = try MeasuredRun.kvscope(["simulate", Self.example, "--policy", policy, "--param", "window=\(w)", "--budget", "0.2"])
+                expectRefused(r, naming: "parameter window", "\(policy) window=\(w)")
+                #expect(r.stderr.contains(policy), "\(r.stderr)")
+            }
+        }
+    }
+
+    /// A 90-byte safetensors whose zero-element tensor names a dimension of 2⁴⁰: refused, never allocated.
+    @Test func zeroElementSafetensorsHaveNoSayOverOtherDimensions() throws {
+        let dir = CLI.tempDir()
+        for (name, shape) in [("lead", "[0,1099511627776,4]"), ("tail", "[2,1099511627776,0]")] {
+            let header = Data(#"{"attn":{"dtype":"F32","shape":\#(shape),"data_offsets":[0,0]}}"#.utf8)
+            var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
+            bytes.append(header)
+            let f = dir.appendingPathComponent("\(name).safetensors")
+            try bytes.write(to: f)
+            for cmd in [["info"], ["simulate", "--policy", "lookm", "--budget", "0.5"]] {
+                let r = try MeasuredRun.kvscope([cmd[0], f.path, "--attn", "attn"] + cmd.dropFirst())
+                expectRefused(r, naming: f.path, "\(name) \(cmd[0])")
+                #expect(r.stderr.contains("has no elements"), "\(r.stderr)")
+            }
+        }
+    }
+
+    /// Folders nobody may write, root included (`/proc`): one line naming the path the user gave.
+    @Test func unwritableOutputFolders() throws {
+        let target = "/proc/kvscope-hostile-\(getpid())"
+        let runs: [([String], String)] = [
+            (["sweep", Self.example, "--policies", "h2o", "--budgets", "0.2", "--metrics", "kept_ratio", "--out", target], target),
+            (["render", "modality", Self.example, "--out", target + ".png"], target + ".png"),
+            (["simulate", Self.example, "--policy", "h2o", "--budget", "0.5", "--save-cache", target], target),
+            (["synth", target, "--layers", "1"], target),
+        ]
+        for (args, path) in runs {
+            let r = try MeasuredRun.kvscope(args)
+            expectRefused(r, naming: path, args[0])
+            #expect(!r.stderr.contains(".tmp-"), "\(args[0]) names a temporary file: \(r.stderr)")
+        }
+    }
+
     @Test func hugeLayerRanges() throws {
         for range in ["0-9223372036854775807", "0-100000000"] {
             let r = try MeasuredRun.kvscope(["simulate", Self.example, "--policy", "lookm", "--budget", "0.2", "--layers", range], timeout: 30)

@@ -8,26 +8,39 @@ struct ShardCLITests {
     static let shipped = CLI.repo.appendingPathComponent("Examples/traces/smollm2-pseudoimg2x64-gen16-w24").path
     static let grid = ["--policies", "h2o,lookm,streaming", "--budgets", "0.1,0.3", "--metrics", "kept_ratio,attention_recall,output_error"]
 
-    /// The single-process results of `sweep TRACE grid -o OUT` (run in `OUT`, then moved away so the
-    /// sharded run records the same command line).
-    func reference(_ trace: String, out: URL) throws -> (csv: Data, json: Data) {
-        let r = try CLI.run(["sweep", trace] + Self.grid + ["-o", out.path])
-        #expect(r.status == 0, "\(r.stderr)")
-        let csv = try Data(contentsOf: out.appendingPathComponent("results.csv"))
-        let json = try Data(contentsOf: out.appendingPathComponent("results.json"))
-        try FileManager.default.removeItem(at: out)
-        return (csv, json)
+    /// A small explore: 2 policies × a 2 × 2 ratio grid.
+    static let exploreGrid = ["--policies", "h2o,lookm", "--hh-ratio", "0.05,0.2", "--recent-ratio", "0.05,0.1",
+                              "--metrics", "kept_ratio,attention_recall", "--safe", "attention_recall>=0.9"]
+
+    /// `sweep` with `grid`, or `explore` with `exploreGrid`, and the files each writes that shards must reproduce.
+    enum Command: String {
+        case sweep, explore
+        var args: [String] { [rawValue] + (self == .sweep ? ShardCLITests.grid : ShardCLITests.exploreGrid) }
+        var files: [String] { self == .sweep ? ["results.csv", "results.json"] : ["results.csv", "results.json", "safe.csv"] }
     }
 
-    func shard(_ trace: String, _ spec: String, out: URL, resume: Bool = false) throws -> CLI.Result {
-        try CLI.run(["sweep", trace] + Self.grid + ["-o", out.path, "--shard", spec] + (resume ? ["--resume"] : []))
+    /// The single-process files of `COMMAND TRACE grid -o OUT` by name (run in `OUT`, then moved away
+    /// so the sharded run records the same command line), ratio maps included.
+    func reference(_ cmd: Command, _ trace: String, out: URL) throws -> [String: Data] {
+        let r = try CLI.run([cmd.rawValue, trace] + cmd.args.dropFirst() + ["-o", out.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        var files: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: out.path) where !name.hasPrefix(".") {
+            files[name] = try Data(contentsOf: out.appendingPathComponent(name))
+        }
+        try FileManager.default.removeItem(at: out)
+        return files
+    }
+
+    func shard(_ cmd: Command, _ trace: String, _ spec: String, out: URL, resume: Bool = false) throws -> CLI.Result {
+        try CLI.run([cmd.rawValue, trace] + cmd.args.dropFirst() + ["-o", out.path, "--shard", spec] + (resume ? ["--resume"] : []))
     }
 
     /// Starts shard `spec`, kills it (SIGKILL) once it has saved a layer, and checks it left no manifest.
-    func killMidRun(_ trace: String, _ spec: String, folder: String, out: URL) throws {
+    func killMidRun(_ cmd: Command, _ trace: String, _ spec: String, folder: String, out: URL) throws {
         let p = Process()
         p.executableURL = CLI.binary
-        p.arguments = ["sweep", trace] + Self.grid + ["-o", out.path, "--shard", spec, "--jobs", "1"]
+        p.arguments = [cmd.rawValue, trace] + cmd.args.dropFirst() + ["-o", out.path, "--shard", spec, "--jobs", "1"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -44,27 +57,44 @@ struct ShardCLITests {
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("shards/\(folder)/shard.json").path))
     }
 
-    func checkShardsReproduce(_ trace: String) throws {
-        let out = CLI.tempDir().appendingPathComponent("sweep")
-        let ref = try reference(trace, out: out)
+    func checkShardsReproduce(_ trace: String, _ cmd: Command = .sweep) throws {
+        let out = CLI.tempDir().appendingPathComponent(cmd.rawValue)
+        let ref = try reference(cmd, trace, out: out)
         // 2/3 is killed after its first layer, then resumed with --resume.
-        try killMidRun(trace, "2/3", folder: "2-of-3", out: out)
-        for s in ["1/3", "3/3"] { let r = try shard(trace, s, out: out); #expect(r.status == 0, "\(r.stderr)") }
+        try killMidRun(cmd, trace, "2/3", folder: "2-of-3", out: out)
+        for s in ["1/3", "3/3"] { let r = try shard(cmd, trace, s, out: out); #expect(r.status == 0, "\(r.stderr)") }
         let early = try CLI.run(["collect", out.path])
         #expect(early.status == 2 && early.stderr.contains("2-of-3") && early.stderr.split(separator: "\n").count == 1, "\(early.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("results.csv").path))
-        let again = try shard(trace, "2/3", out: out)
+        for f in cmd.files { #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path)) }
+        let again = try shard(cmd, trace, "2/3", out: out)
         #expect(again.status == 2 && again.stderr.contains("--resume"), "a shard folder is not overwritten without --resume: \(again.stderr)")
-        let resumed = try shard(trace, "2/3", out: out, resume: true)
+        let resumed = try shard(cmd, trace, "2/3", out: out, resume: true)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         // Shards write only their own folders.
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["shards"])
         let c = try CLI.run(["collect", out.path])
         #expect(c.status == 0, "\(c.stderr)")
-        let csv = try Data(contentsOf: out.appendingPathComponent("results.csv"))
-        #expect(csv.count > 1000)
-        #expect(csv == ref.csv, "collected results.csv differs from the single-process one")
-        #expect(try Data(contentsOf: out.appendingPathComponent("results.json")) == ref.json, "collected results.json differs")
+        #expect(try Data(contentsOf: out.appendingPathComponent("results.csv")).count > 1000)
+        for f in cmd.files {
+            #expect(try Data(contentsOf: out.appendingPathComponent(f)) == ref[f], "collected \(f) differs from the single-process one")
+        }
+        guard cmd == .explore else { return }
+        // explore --resume after collect reuses the shards: no layer recomputed (no OUT/.parts), the
+        // same files, and the ratio maps of the single-process explore, byte for byte.
+        let before = try Data(contentsOf: out.appendingPathComponent("results.csv"))
+        let r = try CLI.run([cmd.rawValue, trace] + cmd.args.dropFirst() + ["-o", out.path, "--resume"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("nothing recomputed"), "\(r.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(".parts").path), "explore --resume recomputed layers")
+        #expect(try Data(contentsOf: out.appendingPathComponent("results.csv")) == before)
+        let maps = ref.keys.filter { $0.hasPrefix("ratios-") }.sorted()
+        #expect(!maps.isEmpty)
+        for name in ref.keys.sorted() {
+            #expect(try Data(contentsOf: out.appendingPathComponent(name)) == ref[name], "\(name) differs after explore --resume")
+        }
+        // A different explore over the same shards is refused, not mixed in.
+        let other = try CLI.run([cmd.rawValue, trace] + cmd.args.dropFirst() + ["--safe", "kept_ratio<=0.5", "-o", out.path, "--resume"])
+        #expect(other.status == 2 && other.stderr.split(separator: "\n").count == 1 && other.stderr.contains("shards"), "\(other.stderr)")
     }
 
     @Test func shardsOfTheShippedTraceReproduceTheSingleProcessSweep() throws {
@@ -77,6 +107,11 @@ struct ShardCLITests {
                              "--grid", "8x8", "--text-len", "120", "--generate", "8"])
         #expect(s.status == 0, "\(s.stderr)")
         try checkShardsReproduce(dir.path)
+        try checkShardsReproduce(dir.path, .explore)
+    }
+
+    @Test func shardsOfAnExploreOfTheShippedTraceReproduceItsSafeSet() throws {
+        try checkShardsReproduce(Self.shipped, .explore)
     }
 
     @Test(arguments: [("0/3", "--shard 0/3"), ("4/3", "--shard 4/3"), ("a/b", "--shard"), ("3/0", "--shard 3/0"), ("slurm", "--shard slurm")])

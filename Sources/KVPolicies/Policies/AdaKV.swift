@@ -4,18 +4,29 @@ import KVTrace
 /// `adakv`: Ada-KV head-adaptive budget allocation, a wrapper over a scorer (SnapKV by default).
 ///
 /// Per layer, with the scorer's per-KV-head budget `B` (`C − w` for SnapKV), its protected
-/// positions (the window, kept in every head) and the safeguard share `α`:
-/// * `authors` (the Ada-KV authors' code): the `KVH·B` prefix slots go to the highest scores pooled
-///   across the layer's KV heads (ties → lower head, then lower position), giving head `h` a count
-///   `c_h`; head `h` then keeps its own top `round(c_h·(1−α) + ⌊α·B⌋)` (round half to even). In
-///   `code` fidelity the rounded total may miss `KVH·B` by a few slots; `intended` repairs it by
-///   largest remainder.
-/// * `kvpress` (kvpress's `AdaKVPress`): `α` is a share of the whole kept count `C`, window
-///   included, so each head first keeps its own top `max(0, ⌊α·C⌋ − w)`; the remaining slots go to
-///   the pooled top scores.
-/// At `α = 0` both are the plain pooled top-k. Heads end up with different counts (ragged).
+/// positions (the window `w`, kept in every head), `n = P − w` candidates and the safeguard share `α`:
+/// * `authors` — the Ada-KV authors' code (`FFY0/AdaKV`, `AdaptiveSnapKVCluster.update_kv`): the
+///   `KVH·B` slots go to the highest scores pooled across the layer's KV heads, giving head `h` a
+///   count `c_h`; head `h` then keeps its own top `round(c_h·(1−α) + ⌊α·B⌋)`. In `code` fidelity
+///   this is the reference's arithmetic exactly: `c_h·(1−α)` and the sum are float32 (an integer
+///   tensor times a Python float), rounded half to even, so the total may miss `KVH·B` by a few
+///   slots either way; the cache is compressed even at `C = P` (the reference skips only `B > n`),
+///   where the rounding can drop a position. `intended` gives head `h` `c_h·(1−α) + α·B` (the floor
+///   untruncated, so the shares add up to `KVH·B`), rounded by largest remainder to exactly `KVH·B`,
+///   and keeps the whole cache at `C ≥ P`. With GQA the scores are combined per KV head
+///   before pooling, as that code's `gqa_support` path does (it matters for `--gqa mean` with max
+///   pooling, the authors' setting).
+/// * `kvpress` — kvpress's `AdaKVPress` over `SnapKVPress`: `α` is a share of the whole kept count
+///   `C`, window included. The window scores highest and takes the safeguard first, so each head
+///   first keeps its own top `max(0, ⌊α·C⌋ − w)` candidates; the remaining `KVH·B` slots go to the
+///   pooled top scores. Scores are pooled per query head, then combined (kvpress's order).
 ///
-/// Defaults: `α = 0.2`, `safeguard = authors`, SnapKV's defaults. Based on Ada-KV (arXiv 2407.11550).
+/// At `α = 0` both are the plain pooled top-k. Ties go to the lower head, then the lower position.
+/// Heads end up with different counts (ragged; note `ragged`).
+///
+/// Defaults: `α = 0.2`, `safeguard = authors`, SnapKV's defaults (window 32, kernel 7, max pooling,
+/// the authors' settings; kvpress's own are window 64, kernel 5, avg pooling). Based on Ada-KV
+/// (arXiv 2407.11550).
 public struct AdaKV: DeclaredPolicy {
     /// Which reference's safeguard rule.
     public enum Safeguard: String, Sendable, Hashable, CaseIterable {
@@ -27,10 +38,17 @@ public struct AdaKV: DeclaredPolicy {
     /// The scorer whose scores are pooled (its scores must be on a common scale across heads).
     public var scorer: any ScoringPolicy
 
+    /// With `safeguard = .authors` a SnapKV scorer combines the query heads before pooling (the
+    /// authors' GQA order); with `.kvpress` after (kvpress's).
     public init(alpha: Double = 0.2, safeguard: Safeguard = .authors, scorer: any ScoringPolicy = SnapKV()) {
         self.alpha = alpha
         self.safeguard = safeguard
-        self.scorer = scorer
+        if var snap = scorer as? SnapKV {
+            snap.combineBeforePooling = safeguard == .authors
+            self.scorer = snap
+        } else {
+            self.scorer = scorer
+        }
     }
     public init(parameters p: ParameterValues) {
         self.init(alpha: p.real("alpha") ?? 0.2, safeguard: p.choice("safeguard"), scorer: SnapKV(parameters: p))
@@ -47,17 +65,22 @@ public struct AdaKV: DeclaredPolicy {
             A wrapper over a scorer (SnapKV): per layer the prefix slots go to the highest scores pooled across \
             the layer's KV heads, so heads that concentrate attention keep more. With B = C − w slots per head \
             and the safeguard share α (default 0.2): `safeguard=authors` (the Ada-KV authors' code) gives head h \
-            the count c_h of the pooled top KVH·B, then keeps its own top round(c_h·(1−α) + ⌊α·B⌋) (round half \
-            to even; in code fidelity the total may miss KVH·B by a few slots, intended repairs it by largest \
-            remainder); `safeguard=kvpress` (kvpress's AdaKVPress) first keeps each head's own top \
-            max(0, ⌊α·C⌋ − w) and fills the rest from the pooled top. The window is kept in every head. Ties go \
-            to the lower head, then the lower position. Heads keep different counts; the mean is SnapKV's.
+            the count c_h of the pooled top KVH·B, then keeps its own top round(c_h·(1−α) + ⌊α·B⌋), computed \
+            as that code does in float32 and rounded half to even, so in code fidelity the total may miss KVH·B \
+            by a few slots and C = P still compresses (intended gives c_h·(1−α) + α·B rounded by largest remainder \
+            to exactly KVH·B); with \
+            GQA it combines the query heads before pooling. `safeguard=kvpress` (kvpress's AdaKVPress, α a \
+            share of C, window included) first keeps each head's own top max(0, ⌊α·C⌋ − w) and fills the rest \
+            from the pooled top. The window is kept in every head. Ties go to the lower head, then the lower \
+            position. Heads keep different counts.
             """)
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
         let ctx = context.named(id)
-        if let d = try scorer.shortcut(ctx) { return d }
         let P = ctx.compressionPoint, C = ctx.budget.nominal
+        // The authors' code compresses unless B > n, i.e. also at C = P.
+        let authorsAtP = safeguard == .authors && ctx.options.fidelity == .code && C == P && scorer.keepCount(ctx, head: 0) > 0
+        if !authorsAtP, let d = try scorer.shortcut(ctx) { return d }
         let prot = scorer.protected(ctx)
         let n = prot.lowerBound, G = ctx.kvHeads
         let B = max(0, min(n, scorer.keepCount(ctx, head: 0)))
@@ -78,16 +101,23 @@ public struct AdaKV: DeclaredPolicy {
         case .authors:
             var counts = [Int](repeating: 0, count: G)
             for f in pooled(G * B, excluding: [Bool](repeating: false, count: G * n)) { counts[f / n] += 1 }
-            let floor = Double(Int(alpha * Double(B)))
-            let raw = counts.map { Double($0) * (1 - alpha) + floor }
-            var k = raw.map { Int($0.rounded(.toNearestOrEven)) }
-            if ctx.options.fidelity == .intended { k = Self.largestRemainder(raw, total: G * B) }
+            let floor = Int(alpha * Double(B))
+            let k = ctx.options.fidelity == .intended
+                ? Self.largestRemainder(counts.map { Double($0) * (1 - alpha) + alpha * Double(B) }, total: G * B)
+                : counts.map { Self.authorsCapacity(count: $0, alpha: alpha, floor: floor) }
             chosen = (0 ..< G).map { own($0, k[$0]) }
         }
         let heads = chosen.map { HeadDecision(kept: ($0 + Array(prot)).sorted(), prefill: P) }
         var d = LayerDecision(layer: ctx.layer, heads: heads, nominal: C, prefill: P, notes: gqaNotes(ctx))
         d.notes.append(DecisionNote("ragged", "per-head counts \(d.actual.map(String.init).joined(separator: ","))"))
         return d
+    }
+
+    /// The authors' per-head count `torch.round(c·(1−α) + ⌊α·B⌋)`: an int64 tensor times a Python
+    /// float is a float32 tensor, so the product and the sum are float32, then rounded half to even.
+    static func authorsCapacity(count c: Int, alpha: Double, floor: Int) -> Int {
+        let x = Float(c) * Float(1 - alpha) + Float(floor)
+        return Int(x.rounded(.toNearestOrEven))
     }
 
     /// Integers with the given total, each the floor of `raw[i]` or one more, the extra slots going to

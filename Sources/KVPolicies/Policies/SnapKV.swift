@@ -64,10 +64,14 @@ public struct SnapKV: ScoringPolicy, DeclaredPolicy {
     public var kernel: Int
     /// Default `.max`.
     public var pooling: Pooling
-    public init(window: Int = 32, kernel: Int = 7, pooling: Pooling = .max) {
+    /// Combine each KV head's query heads before pooling instead of after (default false). The Ada-KV
+    /// authors' GQA path does so; it differs from pooling first only for a mean combined with max pooling.
+    public var combineBeforePooling: Bool
+    public init(window: Int = 32, kernel: Int = 7, pooling: Pooling = .max, combineBeforePooling: Bool = false) {
         self.window = window
         self.kernel = kernel
         self.pooling = pooling
+        self.combineBeforePooling = combineBeforePooling
     }
     public init(parameters p: ParameterValues) {
         self.init(window: p.int("window"), kernel: p.int("kernel"), pooling: p.choice("pooling"))
@@ -93,15 +97,16 @@ public struct SnapKV: ScoringPolicy, DeclaredPolicy {
             kernel 7, max pooling (SnapKV's LongBench settings).
             """)
 
-    public var scoreKey: AnyHashable { [AnyHashable(window), AnyHashable(kernel), AnyHashable(pooling)] }
+    public var scoreKey: AnyHashable { [AnyHashable(window), AnyHashable(kernel), AnyHashable(pooling), AnyHashable(combineBeforePooling)] }
 
     /// Pooled, GQA-combined scores `[KVH][P−w]` for window `w`.
     public func scores(_ ctx: LayerContext, window w: Int) throws -> ScoreMatrix {
         let P = ctx.compressionPoint
         let rows = try ctx.rows(P - w ..< P)
         let u = WindowScores.sum(rows, prefix: P - w)
-        let pooled = WindowScores.pool(u, kernel: kernel, pooling)
-        return aggregateGQA(pooled, map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa)
+        func combine(_ s: ScoreMatrix) -> ScoreMatrix { aggregateGQA(s, map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa) }
+        if combineBeforePooling { return WindowScores.pool(combine(u), kernel: kernel, pooling) }
+        return combine(WindowScores.pool(u, kernel: kernel, pooling))
     }
 
     /// Over the window `min(w, P)`, the same for every budget.

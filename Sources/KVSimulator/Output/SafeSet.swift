@@ -110,6 +110,19 @@ public struct SafeGroup: Sendable, Hashable, Codable {
     public var cheapest: Int?
 }
 
+/// What makes a setting safe in `kvscope explore`: its `--safe` conditions and `--per-layer`. A
+/// sharded explore records it in every shard, so `kvscope collect` writes the same `safe.csv`.
+public struct SafeSpec: Sendable, Hashable, Codable {
+    public var conditions: [SafeCondition]
+    public var perLayer: Bool
+    public init(conditions: [SafeCondition], perLayer: Bool) {
+        self.conditions = conditions
+        self.perLayer = perLayer
+    }
+    /// The safe set of `rows` (`SafeSet.init`).
+    public func apply(_ rows: [ResultRow]) -> SafeSet { SafeSet(rows, conditions: conditions, perLayer: perLayer) }
+}
+
 /// The safe-set analysis of a sweep (`kvscope explore`): per trace and policy, the settings that
 /// meet every condition and the cheapest of them.
 ///

@@ -106,11 +106,14 @@ public struct ShardManifest: Sendable, Codable, Equatable {
     public var order: ResultOrderKeys
     /// The metadata of the unsharded command (`row_count` 0: `collect` fills it in).
     public var metadata: SweepMetadata
+    /// An explore's safe-set settings (absent for a sweep): `collect` writes `safe.csv` from them.
+    public var explore: SafeSpec?
 
-    public init(command: String, shard: ShardSpec, cells: Int, totalCells: Int, layers: [[Int]], order: ResultOrderKeys, metadata: SweepMetadata) {
+    public init(command: String, shard: ShardSpec, cells: Int, totalCells: Int, layers: [[Int]], order: ResultOrderKeys, metadata: SweepMetadata,
+                explore: SafeSpec? = nil) {
         format = Self.currentFormat
         self.command = command; self.shard = shard; self.cells = cells; self.totalCells = totalCells
-        self.layers = layers; self.order = order; self.metadata = metadata
+        self.layers = layers; self.order = order; self.metadata = metadata; self.explore = explore
     }
 
     func encoded() throws -> Data {
@@ -185,7 +188,8 @@ public enum ShardCollector {
                 m.metadata.kvscopeVersion != ref.metadata.kvscopeVersion ? "written by kvscope \(m.metadata.kvscopeVersion), \(refURL.lastPathComponent) by \(ref.metadata.kvscopeVersion)"
                 : m.command != ref.command || m.metadata.commandLine != ref.metadata.commandLine ? "a shard of a different command than \(refURL.lastPathComponent) (\(m.metadata.commandLine.dropFirst().joined(separator: " ")))"
                 : m.metadata.traces.map(\.hash) != ref.metadata.traces.map(\.hash) || m.layers != ref.layers ? "a shard of different traces than \(refURL.lastPathComponent)"
-                : m.metadata != ref.metadata || m.order != ref.order || m.totalCells != ref.totalCells ? "a shard of a different sweep than \(refURL.lastPathComponent)"
+                : m.metadata != ref.metadata || m.order != ref.order || m.totalCells != ref.totalCells || m.explore != ref.explore
+                    ? "a shard of a different sweep than \(refURL.lastPathComponent)"
                 : nil
             if let why { throw SimulatorError("\(u.path): \(why)") }
         }
@@ -217,9 +221,21 @@ public enum ShardCollector {
         return Collected(manifest: ref, rows: rows, metadata: meta)
     }
 
-    /// Writes `results.csv` and `results.json` into `out`, atomically, as the single-process sweep does.
+    /// Writes `results.json`, for an explore `safe.csv`, and `results.csv` into `out`, together
+    /// (`AtomicFile.writeAll`, csv last), byte-identical to the single-process sweep or explore.
     public static func write(_ c: Collected, to out: URL) throws {
-        try AtomicFile.write(Data(ResultWriter.csv(c.rows).utf8), to: out.appendingPathComponent("results.csv"))
-        try AtomicFile.write(try ResultWriter.json(c.rows, metadata: c.metadata), to: out.appendingPathComponent("results.json"))
+        var files = [(try ResultWriter.json(c.rows, metadata: c.metadata), out.appendingPathComponent("results.json"))]
+        if let spec = c.manifest.explore { files.append((Data(spec.apply(c.rows).csv.utf8), out.appendingPathComponent("safe.csv"))) }
+        files.append((Data(ResultWriter.csv(c.rows).utf8), out.appendingPathComponent("results.csv")))
+        try AtomicFile.writeAll(files)
+    }
+
+    /// Whether collected shards are of the command that would record `metadata` (`row_count` and the
+    /// program path aside) with these explore settings: then that command's `--resume` reuses them.
+    public static func isSameRun(_ c: Collected, metadata: SweepMetadata, explore: SafeSpec?) -> Bool {
+        var a = c.manifest.metadata, b = metadata
+        a.rowCount = 0; b.rowCount = 0
+        a.commandLine = Array(a.commandLine.dropFirst()); b.commandLine = Array(b.commandLine.dropFirst())
+        return a == b && c.manifest.explore == explore
     }
 }

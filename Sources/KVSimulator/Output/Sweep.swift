@@ -14,8 +14,11 @@ public struct Sweep: Sendable {
     public var metrics: [any Metric]
     public var settings: EvaluationSettings
     public var workers: Int
-    /// The command a shard records (`sweep`; `explore` for an explore's sweep), checked by `collect`.
-    public var command: String = "sweep"
+    /// An explore's safe-set settings (nil for a plain sweep). A shard records them, and the command
+    /// (`explore` when set, else `sweep`), so that `collect` checks them and writes `safe.csv`.
+    public var explore: SafeSpec?
+    /// The command a shard records.
+    public var command: String { explore == nil ? "sweep" : "explore" }
 
     public init(traces: [(path: String, source: any TraceSource)], combinations: [Combination], metrics: [any Metric] = MetricCatalogue.all,
                 settings: EvaluationSettings = .init(), workers: Int = 2) {
@@ -107,7 +110,8 @@ public struct Sweep: Sendable {
         let order = ResultOrderKeys(combinations: combinations, metrics: metrics)
         if let shard, let plan {
             let manifest = ShardManifest(command: command, shard: shard, cells: plan.cellCount, totalCells: plan.totalCells,
-                                         layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0))
+                                         layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0),
+                                         explore: explore)
             try AtomicFile.write(try PartStore.encode(layerRowsByTrace), to: base.appendingPathComponent(ShardManifest.rowsFileName))
             try AtomicFile.write(try manifest.encoded(), to: manifestURL)
             return layerRowsByTrace.flatMap { $0 }

@@ -40,6 +40,10 @@ struct ExploreCommand: ExampledCommand {
 
             A condition is METRIC>=X, METRIC<=X, METRIC>X or METRIC<X; a per-image metric takes the image id, \
             image_recall[1]>=0.9.
+
+            With --shard i/n each process runs its slice of the cells into OUT/shards/i-of-n/; `kvscope collect \
+            OUT` then writes results.csv, results.json and safe.csv byte-identical to a single-process explore, \
+            and rerunning this explore with --resume reuses the shards (nothing recomputed) and draws the maps.
             """ + "\n\n" + HelpExample.section(examples)
     )
 
@@ -77,10 +81,11 @@ struct ExploreCommand: ExampledCommand {
     }
 
     func run() throws {
-        // One shard of a sharded explore: `kvscope collect` assembles the sweep; rerunning this
-        // explore with --resume on the collected folder then writes safe.csv and the maps.
-        guard let done = try sweep.execute() else { return }
-        let set = SafeSet(done.rows, conditions: safe, perLayer: perLayer)
+        // One shard of a sharded explore: `kvscope collect` assembles the sweep and writes safe.csv;
+        // rerunning this explore with --resume on that folder reuses the shards and draws the maps.
+        let spec = SafeSpec(conditions: safe, perLayer: perLayer)
+        guard let done = try sweep.execute(explore: spec) else { return }
+        let set = spec.apply(done.rows)
         let safeURL = done.out.appendingPathComponent("safe.csv")
         try AtomicFile.write(Data(set.csv.utf8), to: safeURL)
         var written: [String] = []

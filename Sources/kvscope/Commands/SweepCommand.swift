@@ -80,9 +80,11 @@ struct SweepCommand: ExampledCommand {
         print(json ? try done.summary.jsonText() : done.summary.text, terminator: "")
     }
 
-    /// Runs the sweep (also the first half of `kvscope explore`) and returns its rows, summary and
-    /// folder; nil for one shard (`kvscope collect` finishes the sweep).
-    func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
+    /// Runs the sweep (also the first half of `kvscope explore`, which passes its safe-set settings)
+    /// and returns its rows, summary and folder; nil for one shard (`kvscope collect` finishes the
+    /// sweep). With --resume on a folder whose shards `collect` assembled (or could), the shards'
+    /// rows are reused when they are of this very command, and nothing is recomputed.
+    func execute(explore: SafeSpec? = nil) throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
         let combos = try grid.combinations()
         let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
         let map = try mapping.mapping()
@@ -98,7 +100,8 @@ struct SweepCommand: ExampledCommand {
             outURL = URL(fileURLWithPath: "Output/sweep-\(f.string(from: Date()))")
         }
         try OutputGuard.check(outURL.path, against: traces, flag: "--out")
-        let sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
+        var sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
+        sweep.explore = explore
         let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
         var labels: [String] = []
         for c in combos where !labels.contains(c.policy) { labels.append(c.policy) }
@@ -116,6 +119,18 @@ struct SweepCommand: ExampledCommand {
                           metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
         }
         let shard = try sharding.spec()
+        let shardsDir = outURL.appendingPathComponent("shards")
+        if resume, shard == nil, FileManager.default.fileExists(atPath: shardsDir.path) {
+            let collected = try ShardCollector.collect(outURL)
+            guard ShardCollector.isSameRun(collected, metadata: meta(0), explore: explore) else {
+                throw CLIError("\(shardsDir.path): shards of another command (\(collected.manifest.metadata.commandLine.dropFirst().joined(separator: " "))); choose another --out")
+            }
+            try ShardCollector.write(collected, to: outURL)
+            if !json { print("reused the \(collected.manifest.shard.count) collected shard(s) in \(shardsDir.path): nothing recomputed") }
+            let summary = SweepSummary(collected.rows, combinations: combos.count, traces: sources.count,
+                                       csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
+            return (collected.rows, summary, outURL)
+        }
         let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.step() }
         progress.finish()
         if let shard {

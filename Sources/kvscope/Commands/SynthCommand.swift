@@ -114,6 +114,9 @@ struct SynthCommand: ExampledCommand {
         }
         let tmp = dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).tmp-\(getpid())")
         try? fm.removeItem(at: tmp)
+        // A folder that cannot be written is named as the user gave it, not by the temporary name.
+        try AtomicFile.makeFolder(dest.deletingLastPathComponent())
+        guard mkdir(tmp.path, 0o755) == 0 else { throw CLIError("\(out): cannot write here: \(String(cString: strerror(errno)))") }
         let progress = Progress(total: c.layers, label: "synth")
         do {
             try SyntheticTraceGenerator.write(c, to: tmp) { _ in progress.step() }
