@@ -191,4 +191,30 @@ struct ShardCLITests {
         }
         #expect(!FileManager.default.fileExists(atPath: bad.path))
     }
+
+    /// `slurm explore`: the array script, run as Slurm runs each task (bash with the array
+    /// variables), then the collect script, gives the single-process explore's files byte for byte
+    /// (the collect job also draws the ratio maps, recomputing nothing).
+    @Test func slurmExploreScriptsReproduceTheSingleProcessExplore() throws {
+        let out = CLI.tempDir().appendingPathComponent("explore")
+        let ref = try reference(.explore, Self.shipped, out: out)
+        let r = try CLI.run(["slurm", "explore", Self.shipped] + Command.explore.args.dropFirst() + ["-o", out.path, "--tasks", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let array = out.appendingPathComponent("slurm/explore-array.sh"), collect = out.appendingPathComponent("slurm/collect.sh")
+        let text = try String(contentsOf: array, encoding: .utf8)
+        #expect(text.contains("#SBATCH --array=0-2") && text.contains(" explore \(Self.shipped) ") && text.contains("--shard slurm/3 --resume"), "\(text)")
+        let bash = URL(fileURLWithPath: "/bin/bash")
+        for k in 0 ..< 3 {
+            let t = try CLI.run([array.path], env: ["SLURM_ARRAY_TASK_ID": String(k), "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"],
+                                executable: bash)
+            #expect(t.status == 0, "task \(k): \(t.stderr)")
+        }
+        let c = try CLI.run([collect.path], executable: bash)
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(c.stdout.contains("nothing recomputed"), "\(c.stdout)")
+        #expect(ref.keys.contains { $0.hasPrefix("ratios-") })
+        for name in ref.keys.sorted() {
+            #expect(try Data(contentsOf: out.appendingPathComponent(name)) == ref[name], "\(name) differs from the single-process explore")
+        }
+    }
 }

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import KVSimulator
 
-/// `kvscope slurm sweep …`: a Slurm job-array script for a sharded sweep and a collect job after it.
+/// `kvscope slurm sweep|explore …`: a Slurm job-array script for a sharded sweep or explore and a
+/// collect job after it.
 struct SlurmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slurm",
-        abstract: "Write (and with --submit, submit) a Slurm job array that runs a sweep in shards, and a collect job after it.",
-        subcommands: [SlurmSweepCommand.self]
+        abstract: "Write (and with --submit, submit) a Slurm job array that runs a sweep or explore in shards, and a collect job after it.",
+        subcommands: [SlurmSweepCommand.self, SlurmExploreCommand.self]
     )
 }
 
@@ -86,19 +87,64 @@ struct SlurmSweepCommand: ExampledCommand {
     }
 
     func run() throws {
+        try SlurmJobs(command: "sweep", out: sweep.out!, slurm: slurm).write()
+    }
+}
+
+/// `kvscope slurm explore TRACE… [explore options] -o OUT --tasks N […]`.
+struct SlurmExploreCommand: ExampledCommand {
+    static let examples: [HelpExample] = [
+        HelpExample("slurm explore Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,h2o --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 --safe 'attention_recall>=0.95' -o Output/slurm-explore --tasks 4"),
+    ]
+
+    static let configuration = CommandConfiguration(
+        commandName: "explore",
+        abstract: "Write OUT/slurm/explore-array.sh (one shard per array task) and OUT/slurm/collect.sh (after the array).",
+        discussion: """
+            Takes every option of `kvscope explore` plus the Slurm options, as `kvscope slurm sweep` does. \
+            Task K runs `kvscope explore … --shard slurm/N --resume`; the collect job runs `kvscope collect OUT` \
+            (results.csv, results.json and safe.csv, byte-identical to a single-process explore) and then the \
+            same explore with --resume, which recomputes nothing and draws the ratio maps and the table.
+            """ + "\n\n" + HelpExample.section(examples)
+    )
+
+    @OptionGroup var explore: ExploreCommand
+    @OptionGroup var slurm: SlurmOptions
+
+    func validate() throws {
+        guard explore.sweep.out != nil else { throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share") }
+        guard explore.sweep.sharding.shard == nil else { throw ValidationError("--shard: set by the array script; give --tasks N instead") }
+        guard !explore.sweep.resume else { throw ValidationError("--resume: the array tasks always resume; leave it out") }
+    }
+
+    func run() throws {
+        try SlurmJobs(command: "explore", out: explore.sweep.out!, slurm: slurm).write()
+    }
+}
+
+/// The two job scripts of `kvscope slurm sweep|explore`: the array (task K runs shard K+1 of N of
+/// `kvscope COMMAND …`, resuming) and the collect job after it; with `--submit`, both submitted.
+struct SlurmJobs {
+    /// `sweep` or `explore`: the subcommand the array tasks run.
+    var command: String
+    /// The `--output` folder shared by the tasks and the collect job.
+    var out: String
+    var slurm: SlurmOptions
+
+    func write() throws {
         let argv = CommandLine.arguments
-        guard let at = argv.firstIndex(of: "sweep") else { throw CLIError("slurm sweep: cannot find the sweep arguments") }
+        guard let at = argv.firstIndex(of: command) else { throw CLIError("slurm \(command): cannot find the \(command) arguments") }
         var args = SlurmOptions.strip(Array(argv[(at + 1)...]))
         if let c = slurm.cpusPerTask, !args.contains(where: { $0 == "--jobs" || $0.hasPrefix("--jobs=") }) { args += ["--jobs", String(c)] }
         let fm = FileManager.default
         let cwd = fm.currentDirectoryPath
-        let out = URL(fileURLWithPath: sweep.out!, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL
+        let out = URL(fileURLWithPath: self.out, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL
         let dir = out.appendingPathComponent("slurm")
         let logs = dir.appendingPathComponent("logs")
         let binary = Bundle.main.executableURL?.resolvingSymlinksInPath().path ?? argv[0]
         let n = slurm.tasks
-        var head = ["#!/bin/bash", "#SBATCH --job-name=kvscope-sweep", "#SBATCH --array=0-\(n - 1)",
-                    "#SBATCH --output=\(logs.path)/sweep-%A_%a.out"]
+        var head = ["#!/bin/bash", "#SBATCH --job-name=kvscope-\(command)", "#SBATCH --array=0-\(n - 1)",
+                    "#SBATCH --output=\(logs.path)/\(command)-%A_%a.out"]
         var common: [String] = []
         if let p = slurm.partition { common.append("#SBATCH --partition=\(p)") }
         if let t = slurm.time { common.append("#SBATCH --time=\(t)") }
@@ -106,22 +152,27 @@ struct SlurmSweepCommand: ExampledCommand {
         head += common
         if let c = slurm.cpusPerTask { head.append("#SBATCH --cpus-per-task=\(c)") }
         let array = (head + [
-            "# Written by kvscope slurm sweep: task K of the array runs shard K+1 of \(n).",
-            "# Rerun one failed or cancelled task alone with: sbatch --array=K \(dir.path)/sweep-array.sh",
+            "# Written by kvscope slurm \(command): task K of the array runs shard K+1 of \(n).",
+            "# Rerun one failed or cancelled task alone with: sbatch --array=K \(dir.path)/\(command)-array.sh",
             "set -euo pipefail",
             "cd \(shellQuote(cwd))",
-            "exec " + ([binary, "sweep"] + args + ["--shard", "slurm/\(n)", "--resume"]).map(shellQuote).joined(separator: " "),
+            "exec " + ([binary, command] + args + ["--shard", "slurm/\(n)", "--resume"]).map(shellQuote).joined(separator: " "),
         ]).joined(separator: "\n") + "\n"
         let collect = (["#!/bin/bash", "#SBATCH --job-name=kvscope-collect", "#SBATCH --output=\(logs.path)/collect-%j.out"] + common + [
-            "# Written by kvscope slurm sweep: merges the shards once every array task has succeeded.",
+            "# Written by kvscope slurm \(command): merges the shards once every array task has succeeded.",
             "set -euo pipefail",
             "cd \(shellQuote(cwd))",
+        ] + (command == "explore" ? [
+            [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
+            "# the ratio maps and the table, from the collected rows (nothing is recomputed)",
+            "exec " + ([binary, command] + args + ["--resume"]).map(shellQuote).joined(separator: " "),
+        ] : [
             "exec " + [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
-        ]).joined(separator: "\n") + "\n"
+        ])).joined(separator: "\n") + "\n"
         do { try fm.createDirectory(at: logs, withIntermediateDirectories: true) } catch {
             throw CLIError("--output \(out.path): cannot create \(logs.path) (\((error as NSError).localizedDescription))")
         }
-        let arrayURL = dir.appendingPathComponent("sweep-array.sh"), collectURL = dir.appendingPathComponent("collect.sh")
+        let arrayURL = dir.appendingPathComponent("\(command)-array.sh"), collectURL = dir.appendingPathComponent("collect.sh")
         try writeOutput(Data(array.utf8), to: arrayURL.path, flag: "--output")
         try writeOutput(Data(collect.utf8), to: collectURL.path, flag: "--output")
         for u in [arrayURL, collectURL] { try? fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: u.path) }
