@@ -60,13 +60,13 @@ public struct ReplayResult: Sendable {
     public let compressionPoint: Int
     public let rows: [ResultRow]
 
-    /// The value of `metric` on `layer` (nil → `all`), head `all`.
-    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil) -> Double? {
-        row(metric, layer: layer, image: image)?.value
+    /// The value of `metric` on `layer` (nil → `all`), head `all`; `source`/`target` pick a flow row.
+    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil) -> Double? {
+        row(metric, layer: layer, image: image, source: source, target: target)?.value
     }
 
-    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil) -> ResultRow? {
-        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image }
+    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil) -> ResultRow? {
+        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.source == source && $0.target == target }
     }
 
     /// Whether evaluation used true future rows or a proxy.
