@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport", "KVPlot"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
-        .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
+        .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace", "KVTestSupport"]),
         .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPolicies", "KVPlot"]),
         .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport", "KVCairo"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace", "KVTestSupport"]),
