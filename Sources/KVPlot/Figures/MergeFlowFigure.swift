@@ -25,7 +25,7 @@ public struct MergeFlowPanel: Sendable, Hashable {
 /// merged into) plus `dropped`. Each cell is the share of its row's total (viridis, 0–100 %,
 /// annotated in percent; an exact zero is left light grey), so rows read as "where did this
 /// group's K/V go"; each row's total is written on its right (`Σ`), formatted by `total`.
-/// Cells on the diagonal (a group into itself) are outlined. Panels wrap at `maxWidth`.
+/// Cells on the diagonal (a group into itself) are outlined. Panels wrap at `maxWidth`, in rows of equal length.
 public struct MergeFlowFigure: Sendable {
     public var sources: [String]
     public var targets: [String]
@@ -65,8 +65,10 @@ public struct MergeFlowFigure: Sendable {
     public func build() -> Figure {
         let header = Figure.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty)
         let m = metrics, gap = 18.0, cbW = 62.0
-        let perRow = max(1, min(panels.count, Int((maxWidth - cbW + gap) / (m.width + gap))))
-        let panelRows = (panels.count + perRow - 1) / max(perRow, 1)
+        // As many panels per row as fit, then balanced: 4 panels that fit 3 a row go 2 + 2.
+        let fit = max(1, min(panels.count, Int((maxWidth - cbW + gap) / (m.width + gap))))
+        let panelRows = (panels.count + fit - 1) / fit
+        let perRow = max(1, (panels.count + panelRows - 1) / max(panelRows, 1))
         let contentW = Double(perRow) * m.width + Double(perRow - 1) * gap + 12 + cbW
         let width = max(contentW + 16, Figure.titleBlockWidth(title: title, subtitle: subtitle))
         let dx = (width - contentW) / 2
