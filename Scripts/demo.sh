@@ -49,11 +49,11 @@ run render merge-flow "$SYNTH" --policies lookm,pivot-merge --merge-scope all,mo
 # Merge scope: where lookm's evicted image tokens may merge, and what it does to the output error
 # and image recall (the README's "Merge scope" numbers).
 rm -rf "$OUT/sweep-llava-scope"
-run sweep "$SYNTH" --policies text-prior,lookm --merge-scope all,modality,image --budgets 0.2 \
+run sweep "$SYNTH" --policies text-prior,lookm --merge-scope all,modality,image --budgets 0.2,0.3,0.5 \
   --metrics output_error,image_recall,attention_recall,recall_image --out "$OUT/sweep-llava-scope"
 awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
          $c["all_layers"] == "true" && $c["head_index"] == "" { v = $c["metric"] ($c["image"] == "" ? "" : "[" $c["image"] "]")
-           printf "demo: merge scope  %-22s %-16s %.4f\n", $c["policy"], v, $c["value"] }' "$OUT/sweep-llava-scope/results.csv"
+           printf "demo: merge scope  budget %-4s %-22s %-16s %.4f\n", $c["budget"], $c["policy"], v, $c["value"] }' "$OUT/sweep-llava-scope/results.csv"
 
 step "budget sweep"
 SWEPT=""
