@@ -41,6 +41,7 @@ run render decoding "$REAL" --policies h2o,snapkv,streaming,tova --budget 0.2 --
 rm -rf "$OUT/real-h2o-cache"
 run simulate "$REAL" --policy h2o --budget 0.2 --save-cache "$OUT/real-h2o-cache" > /dev/null
 run compare "$OUT/real-h2o-cache" "$REAL" --policy snapkv --budget 0.2 -o "$OUT/real-compare-h2o-snapkv.csv"
+run render merge-flow "$REAL" --policies lookm,lookm-avg,pivot-merge --budget 0.2 -o "$OUT/real-merge-flow-b0.2.png"
 
 step "synthetic LLaVA-1.5 geometry trace ($SYNTH_LAYERS layers)"
 run synth "$SYNTH" --preset llava-1.5 --layers "$SYNTH_LAYERS" --force
@@ -52,6 +53,15 @@ run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 -o "$OUT/ll
 run render patches "$SYNTH" --policies h2o,snapkv,lookm --budget 0.2 --show fate -o "$OUT/llava-patch-fate-b0.2.png"
 run render modality "$SYNTH" --policies h2o,snapkv,text-prior,lookm --budget 0.2 -o "$OUT/llava-modality-b0.2.png"
 run render merges "$SYNTH" --policy lookm --budget 0.2 --layer 1 --head 0 -o "$OUT/llava-merges-L1-G0.png"
+run render merge-flow "$SYNTH" --policies lookm,pivot-merge --merge-scope all,modality --budget 0.2 -o "$OUT/llava-merge-flow-b0.2.png"
+# Merge scope: where lookm's evicted image tokens may merge, and what it does to the output error
+# and image recall (the README's "Merge scope" numbers).
+rm -rf "$OUT/sweep-llava-scope"
+run sweep "$SYNTH" --policies text-prior,lookm --merge-scope all,modality,image --budgets 0.2,0.3,0.5 \
+  --metrics output_error,image_recall,attention_recall,recall_image --out "$OUT/sweep-llava-scope"
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+         $c["all_layers"] == "true" && $c["head_index"] == "" { v = $c["metric"] ($c["image"] == "" ? "" : "[" $c["image"] "]")
+           printf "demo: merge scope  budget %-4s %-22s %-16s %.4f\n", $c["budget"], $c["policy"], v, $c["value"] }' "$OUT/sweep-llava-scope/results.csv"
 
 step "budget sweep"
 SWEPT=""
@@ -104,7 +114,8 @@ step "gallery: $GALLERY"
 # The gallery and README.md's captions list the same files.
 gallery=(real-heatmap-L3-grid.png real-retention-b0.2.png real-patches-b0.2.png real-patch-fate-b0.2.png
          real-modality-b0.2.png real-merges-L3-G0.png llava-heatmap-L1-grid.png llava-retention-b0.2.png
-         llava-patches-b0.2.png llava-patch-fate-b0.2.png real-decoding-b0.2.png real-decoding-evict-b0.2.png)
+         llava-patches-b0.2.png llava-patch-fate-b0.2.png real-decoding-b0.2.png real-decoding-evict-b0.2.png
+         real-merge-flow-b0.2.png llava-merge-flow-b0.2.png)
 [ -n "$SWEPT" ] && gallery+=(llava-curves-attention_recall.png real-curves-image_retention.png report.png)
 [ -n "$EXPLORED" ] && gallery+=(real-ratios-lookm-attention_recall.png)
 for f in "${gallery[@]}"; do

@@ -139,7 +139,8 @@ public struct Study: Sendable {
         var cells: [String: StudyCell] = [:]
         var series: [SeriesID] = []
         var seen = Set<SeriesID>()
-        for r in rows where r.head == nil {
+        // Flow rows (merge_flow, one per source → target) are matrices, not table cells.
+        for r in rows where r.head == nil && r.source == nil {
             let k = r.combinationKey
             if cells[k] == nil {
                 keys.append(k)

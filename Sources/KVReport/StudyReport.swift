@@ -431,7 +431,9 @@ public struct StudyReport: Sendable {
             s.element("h2", text: "Metric definitions")
             s.element("p", text: "Notation: P is the compression point (the end of prefill unless the run chose another), S_g the slots KV head g keeps after compression, A[h,i,j] the recorded attention of query head h, row i, on key j (after softmax), C the nominal budget in tokens and C_act the count actually kept.")
             s.element("p", text: MetricCatalogue.averaging)
+            // Flow rows (merge_flow) are no table series, but they are in the run.
             let present = Set(study.traces.flatMap { $0.series.map { MetricCatalogue.family(of: $0.metric) } })
+                .union(results.rows.lazy.filter { $0.source != nil }.map { MetricCatalogue.family(of: $0.metric) })
             s.element("dl", [("class", "defs")]) { d in
                 for metric in MetricCatalogue.all {
                     let type = Swift.type(of: metric)

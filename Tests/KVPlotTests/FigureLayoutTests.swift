@@ -72,6 +72,10 @@ import Testing
                                                title: "\(long): how does each policy's loss develop over decoding?",
                                                subtitle: ["budget 0.2 (C = 32, r = 16), fidelity code; recompress every 4 steps"],
                                                yRange: 0 ... 1, reference: 1, recompressedAfter: [4, 8, 12]).build()))
+        for n in [1, 2, 8] {
+            out.append(("merge flow \(n) images", mergeFlow(images: n, policies: n == 2 ? ["lookm", "pivot-merge", "lookm+scope=modality"] : ["lookm", "lookm+scope=image"],
+                                                               title: "\(long): where does evicted image information go at budget 0.2?").build()))
+        }
         return out
     }()
 
@@ -83,6 +87,21 @@ import Testing
         #expect(xs.contains(1) && xs.allSatisfy { $0 <= 16 }, "\(ticks)")
         #expect(!ticks.contains { $0.contains(".") && Double($0).map { $0 > 1 } == true }, "no fractional step: \(ticks)")
         for p in ["h2o", "snapkv", "streaming", "lookm", "full cache"] { #expect(c.text(p) != nil, "legend \(p)") }
+    }
+
+    /// A merge-flow figure over text and `images` images: row s = image s−1 sends s to text, 1 to
+    /// itself and s − 1 to dropped; text sends 2 to text.
+    static func mergeFlow(images: Int, policies: [String], title: String) -> MergeFlowFigure {
+        let groups = ["text"] + (0 ..< images).map { "image \($0)" }
+        let targets = groups + ["dropped"]
+        let values = groups.indices.map { s in targets.indices.map { t -> Double in
+            if s == 0 { return t == 0 ? 2 : 0 }
+            return t == 0 ? Double(s) : t == s ? 1 : t == targets.count - 1 ? Double(s - 1) : 0
+        } }
+        let panels = policies.map { MergeFlowPanel(title: "\($0)   C = 465   C_act = 600", values: values) }
+        return MergeFlowFigure(sources: groups, targets: targets, panels: panels, total: { String(format: "%.1f%%", $0) }, title: title,
+                               subtitle: ["rows: evicted tokens by group; columns: the group of the kept token they merged into, or dropped; cells: share of the row",
+                                          "budget 0.2, fidelity code"])
     }
 
     static func figure(_ name: String) -> Figure { figures.first { $0.0 == name }!.1 }
@@ -140,6 +159,25 @@ import Testing
         let maps = c.images.map(\.rect).filter { $0.width > 30 }   // not the colour bar
         #expect(maps.count == 32)
         #expect(maps.allSatisfy { $0.height >= HeatmapGridFigure.minimumPanelHeight - 0.01 })
+    }
+
+    @Test("merge flow: row shares in the cells, every label whole and apart, 1 to 8 images", arguments: [1, 2, 8])
+    func mergeFlowCells(images: Int) throws {
+        let f = Self.figure("merge flow \(images) images")
+        let audit = LayoutAudit(f)
+        #expect(audit.problems().isEmpty, "\(audit.problems().prefix(3))")
+        let c = Self.record(f)
+        let n = f.panels.count - 1   // the last panel is the colour bar
+        // Image k sends k to text, 1 to itself, k − 1 to dropped, shown as shares of its row:
+        // image 0 50 % | 50 % | 0; image 1 50 % | 25 % | 25 %; text 100 % to text.
+        #expect(c.texts.filter { $0.string == "100%" }.count == n)
+        #expect(c.texts.filter { $0.string == "25%" }.count == (images >= 2 ? 2 * n : 0))
+        #expect(c.texts.filter { $0.string == "50%" }.count >= 2 * n)
+        #expect(c.texts.filter { $0.string == "dropped" }.count == f.panels.count - 1)
+        #expect(c.texts.contains { $0.string == "image \(images - 1)" })
+        // Row totals: text 2, image k: 2k.
+        #expect(c.texts.contains { $0.string == "Σ \(String(format: "%.1f%%", Double(2 * images)))" })
+        #expect(f.size.width <= 1000 + 1, "\(f.size)")
     }
 
     @Test func oneLayerModalityTicksAreWholeLayers() {

@@ -185,6 +185,18 @@ struct ReportTests {
         #expect(MetricCatalogue.metricType(of: "output_error")?.preference == .lower)
     }
 
+    @Test func mergeFlowRowsAreNoTableCellsButCountAsInTheRun() throws {
+        var r = rows(policies: ["lookm"], budgets: [0.2], metrics: ["attention_recall", "merge_flow"]) { _, _, _, _ in 0.5 }
+        for i in r.indices where r[i].metric == "merge_flow" { r[i].source = "image 0"; r[i].target = i % 2 == 0 ? "text" : "dropped" }
+        let report = try StudyReport(title: "t", folder: "d", results: SweepResults(metadata: nil, rows: r), generator: "g")
+        #expect(!report.study.traces[0].series.contains { $0.metric == "merge_flow" })
+        let html = try report.html()
+        let def = try #require(html.range(of: "id=\"metric-merge_flow\""))
+        let entry = html[def.upperBound...].prefix(1200)
+        let upToNext = entry.components(separatedBy: "<dt").first ?? ""
+        #expect(upToNext.contains("merge_flow_attention") && !upToNext.contains("not in this run"))
+    }
+
     @Test func exploreTableReadsQuotedFieldsAndFindsTheCheapest() throws {
         let text = "trace,policy,hh_ratio,recent_ratio,attention_recall,kept_ratio,cheapest\n"
             + "t,\"lookm, pivotal\",0.1,0.05,0.97,0.15,true\n"

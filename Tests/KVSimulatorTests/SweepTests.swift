@@ -27,7 +27,9 @@ import Testing
         // Series: 12 families, recall_/retention_ expand to text+image (+1 each), image_retention and
         // image_recall to 2 images (+1 each).
         let series = 16
-        #expect(rows.count == 6 * series * (2 + 1))
+        // lookm (2 budgets) adds merge_flow: 3 groups (text, image 0, image 1) × 4 targets (+ dropped) × counts and attention.
+        let flow = 3 * 4 * 2
+        #expect(rows.count == 6 * series * (2 + 1) + 2 * flow * (2 + 1))
         let csv = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n", omittingEmptySubsequences: false)
         let header = (ResultWriter.leadingColumns + ["score"] + ResultWriter.trailingColumns).joined(separator: ",")
@@ -73,7 +75,8 @@ import Testing
         let rows = try Sweep(traces: [(path: path, source: t)], combinations: combos(ids, [0.05, 0.1, 0.2, 0.3, 0.5]))
             .run(out: out, resume: false, metadata: meta)
         // Text-only: 12 series (recall_text, retention_text, image_retention and image_recall omitted), 30 layers + all.
-        #expect(rows.count == 35 * 12 * 31)
+        // lookm (5 budgets) adds merge_flow text → text and text → dropped, counts and attention.
+        #expect(rows.count == 35 * 12 * 31 + 5 * 4 * 31)
         #expect(rows.allSatisfy { $0.evalRows == .future && $0.evalRowCount == 64 })
         let full = rows.filter { $0.policy == "full" && $0.layer == nil }
         #expect(full.first { $0.metric == "attention_recall" }?.value == 1)

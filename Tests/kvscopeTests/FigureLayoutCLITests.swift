@@ -38,6 +38,7 @@ struct FigureLayoutCLITests {
             ["patches", "--policies", "h2o,snapkv,lookm", "--show", "fate"],
             ["modality", "--policies", "h2o,snapkv,text-prior,lookm"],
             ["merges", "--policy", "lookm"] + l + ["--head", "0"],
+            ["merge-flow", "--policies", "lookm,pivot-merge", "--merge-scope", "all,image"],
         ]
     }
 

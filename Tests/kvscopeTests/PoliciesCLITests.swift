@@ -30,6 +30,10 @@ struct PoliciesCLITests {
         (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o", "--param", "window=8"], "no listed policy declares it"),
         (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--budgets", "0.2"], "Unknown option '--budgets'"),
         (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--foo", "1", "--budget", "0.2"], "Unknown option '--foo'"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "lookm", "--merge-scope", "bogus"], "'bogus' is invalid for '--merge-scope"),
+        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--merge-scope", "modality"], "does not merge; --merge-scope modality applies to merging policies"),
+        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o,snapkv", "--merge-scope", "modality"], "--merge-scope: no listed policy merges"),
+        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "lookm", "--merge-scope", "all,nope"], "'all,nope' is invalid for '--merge-scope"),
     ])
     func badInput(_ args: [String], _ expected: String) throws {
         let r = try CLI.run(args, cwd: CLI.repo)
@@ -50,7 +54,38 @@ struct MetricsCLITests {
         for m in list { #expect(((m["definition"] as? String) ?? "").count > 30, "\(m["id"] ?? "?")") }
         let one = try CLI.run(["metrics", "output_error"])
         #expect(one.status == 0 && one.stdout.contains("lower is better"))
+        let flow = try CLI.run(["metrics", "merge_flow"])
+        #expect(flow.status == 0 && flow.stdout.contains("merge_flow_attention") && flow.stdout.contains("dropped"))
         let bad = try CLI.run(["metrics", "attention_recal"])
         #expect(bad.status == 2 && bad.stderr.split(separator: "\n").count == 1)
+    }
+}
+
+@Suite("--merge-scope")
+struct MergeScopeCLITests {
+    static let trace = "Examples/traces/smollm2-pseudoimg2x64-gen16-w24"
+
+    @Test("simulate: the scope is in the policy label, merge_flow lists where image tokens went, and the dropped ones")
+    func simulateScopes() throws {
+        let all = try CLI.run(["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--metrics", "--json"], cwd: CLI.repo)
+        let image = try CLI.run(["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--metrics", "--json", "--merge-scope", "image"], cwd: CLI.repo)
+        #expect(all.status == 0 && image.status == 0, "\(image.stderr)")
+        func flows(_ r: CLI.Result) throws -> [String: Double] {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let rows = try #require(obj["metrics"] as? [[String: Any]] ?? obj["rows"] as? [[String: Any]], "\(obj.keys)")
+            var out: [String: Double] = [:]
+            for row in rows where row["metric"] as? String == "merge_flow" && row["layer"] == nil && row["head"] == nil {
+                if let s = row["source"] as? String, let t = row["target"] as? String { out["\(s)→\(t)"] = row["value"] as? Double }
+            }
+            return out
+        }
+        let a = try flows(all), b = try flows(image)
+        #expect(a.count == 3 * 4 && b.count == 12, "\(a)")
+        // Official: no evicted image token is dropped, some merge into text. Image scope: none crosses.
+        #expect(a["image 0→dropped"] == 0 && a["image 1→dropped"] == 0 && (a["image 0→text"] ?? 0) > 0)
+        for k in ["image 0→text", "image 0→image 1", "image 1→text", "image 1→image 0"] { #expect(b[k] == 0, "\(k)") }
+        #expect((b["image 0→dropped"] ?? 0) > 0)
+        let text = try CLI.run(["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--merge-scope", "image"], cwd: CLI.repo)
+        #expect(text.status == 0 && text.stdout.contains("lookm+scope=image"), "\(text.stdout.prefix(400))")
     }
 }

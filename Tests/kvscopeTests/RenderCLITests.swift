@@ -39,6 +39,8 @@ struct RenderCLITests {
         ["modality", "TRACE", "--policies", "h2o,snapkv,lookm", "--budget", "0.2", "--layers", "0-9"],
         ["merges", "TRACE", "--policy", "lookm", "--budget", "0.2", "--layer", "3", "--head", "1"],
         ["merges", "TRACE", "--policy", "h2o", "--merge", "pivotal", "--layer", "2", "--range", "0:100"],
+        ["merge-flow", "TRACE", "--policies", "lookm,pivot-merge", "--budget", "0.2", "--layers", "0-3"],
+        ["merge-flow", "TRACE", "--policies", "lookm", "--merge-scope", "all,modality", "--weight", "tokens", "--layers", "0-3"],
     ])
     func figurePNG(args: [String]) throws {
         let dir = CLI.tempDir()
@@ -142,6 +144,10 @@ struct RenderCLITests {
         (["render", "patches", "TRACE", "--policies", "h2o", "--layers", "40"], "layer 40 is not in the trace"),
         (["render", "modality", "TRACE", "--scale", "0"], "--scale must be in (0, 16]"),
         (["render", "merges", "TRACE", "--policy", "h2o", "--layer", "1"], "does not merge"),
+        (["render", "merge-flow", "TRACE", "--policies", "h2o"], "'h2o' does not merge; merge flow needs merging policies"),
+        (["render", "merge-flow", "TRACE", "--policies", "lookm", "--weight", "heavy"], "'heavy' is invalid for '--weight"),
+        (["render", "merge-flow", "TRACE", "--policies", "lookm", "--merge-scope", "every"], "'every' is invalid for '--merge-scope"),
+        (["render", "retention", "TRACE", "--policies", "h2o", "--merge-scope", "image"], "--merge-scope: no listed policy merges"),
         (["render", "merges", "TRACE", "--layer", "1", "--head", "3"], "--head 3: the trace has 3 KV heads"),
         (["render", "curves", "/nonexistent/results.csv"], "cannot read the file /nonexistent/results.json"),
         (["render", "curves", "SWEEP", "--metric", "no_such_metric"], "no values for metric 'no_such_metric'"),

@@ -12,9 +12,9 @@ import pytest
 
 BIN = os.environ.get("KVSCOPE_BIN", str(Path(__file__).resolve().parents[2] / ".build" / "debug" / "kvscope"))
 
-COLUMNS = ["trace", "trace_hash", "policy", "base", "merge", "params", "score", "fidelity", "budget", "budget_spec",
+COLUMNS = ["trace", "trace_hash", "policy", "base", "merge", "merge_scope", "params", "score", "fidelity", "budget", "budget_spec",
            "hh_ratio", "recent_ratio", "recent_share", "tokens", "compression_point", "nominal_tokens", "actual_tokens",
-           "kept_ratio", "metric", "all_layers", "layer", "head_index", "image", "step", "value", "eval_rows", "eval_row_count", "note"]
+           "kept_ratio", "metric", "all_layers", "layer", "head_index", "image", "step", "source", "target", "value", "eval_rows", "eval_row_count", "note"]
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,17 @@ def test_layers_and_json_agree(sweep):
     assert doc["rows"][0]["trace_hash"] == df["trace_hash"][0]
 
 
-def test_grid_axes_are_columns(tmp_path):
+def tiny_trace(tmp_path):
+    """A tiny synthetic trace in tmp_path (the test is skipped without a kvscope binary)."""
     if not Path(BIN).exists():
         pytest.skip(f"no kvscope binary at {BIN} (set KVSCOPE_BIN)")
     trace = tmp_path / "tiny"
     subprocess.run([BIN, "synth", str(trace), "--preset", "tiny"], check=True, capture_output=True)
+    return trace
+
+
+def test_grid_axes_are_columns(tmp_path):
+    trace = tiny_trace(tmp_path)
     out = tmp_path / "grid"
     r = subprocess.run([BIN, "sweep", str(trace), "--policies", "h2o,snapkv", "--merge", "none,pivotal", "--param", "window=4,8",
                         "--hh-ratio", "0.1,0.2", "--recent-ratio", "0.1", "-o", str(out)], capture_output=True, text=True)
@@ -92,3 +98,24 @@ def test_grid_axes_are_columns(tmp_path):
     assert overall[overall.base == "h2o"]["window"].isna().all()
     assert set(overall["hh_ratio"]) == {0.1, 0.2} and set(overall["recent_ratio"]) == {0.1}
     assert set(overall["policy"]) == {"h2o", "h2o+pivotal", "snapkv", "snapkv+pivotal"}
+
+
+def test_merge_scope_axis_and_merge_flow(tmp_path):
+    trace = tiny_trace(tmp_path)
+    out = tmp_path / "scopes"
+    r = subprocess.run([BIN, "sweep", str(trace), "--policies", "h2o,lookm", "--merge-scope", "all,modality", "--budgets", "0.2",
+                        "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(out / "results.csv")
+    overall = df[df.all_layers & (df.metric == "kept_ratio")]
+    # The scope axis applies to the merging policy only; the eviction-only one runs once without it.
+    assert set(overall["policy"]) == {"h2o", "lookm", "lookm+scope=modality"}
+    assert overall[overall.policy == "h2o"]["merge_scope"].isna().all()
+    assert set(overall[overall.base == "text-prior"]["merge_scope"]) == {"all", "modality"}
+    flow = df[df.all_layers & df.head_index.isna() & (df.metric == "merge_flow")]
+    assert set(flow["policy"]) == {"lookm", "lookm+scope=modality"}
+    assert flow["value"].dtype == "float64" and "dropped" in set(flow["target"])
+    m = flow[flow.merge_scope == "modality"].pivot(index="source", columns="target", values="value")
+    # Under modality scope nothing moves from an image into text.
+    images = [s for s in m.index if s.startswith("image")]
+    assert images and (m.loc[images, "text"] == 0).all()

@@ -106,6 +106,29 @@ public enum MergeAssigner {
     }
 }
 
+extension MergeAssigner {
+    /// The assignment under a merge scope: evicted rank `e` searches only the kept slots `k` with
+    /// `groups[kept[k]] == groups[evicted[e]]` (lowest slot on ties, as in the unrestricted search);
+    /// a rank whose group has no kept slot gets target −1 and cosine 0: it is dropped.
+    static func assign(dim D: Int, kept: [Int], evicted: [Int], groups: [TokenGroup], scratch: AssignScratch = AssignScratch(),
+                       load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
+        var slots: [TokenGroup: [Int]] = [:], ranks: [TokenGroup: [Int]] = [:]
+        for (k, p) in kept.enumerated() { slots[groups[p], default: []].append(k) }
+        for (e, p) in evicted.enumerated() { ranks[groups[p], default: []].append(e) }
+        var target = [Int](repeating: -1, count: evicted.count)
+        var cosine = [Double](repeating: 0, count: evicted.count)
+        for (group, es) in ranks.sorted(by: { $0.key < $1.key }) {
+            guard let ks = slots[group] else { continue }
+            let (t, c) = assign(dim: D, kept: ks.map { kept[$0] }, evicted: es.map { evicted[$0] }, scratch: scratch, load: load)
+            for (n, e) in es.enumerated() {
+                target[e] = ks[t[n]]
+                cosine[e] = c[n]
+            }
+        }
+        return (target, cosine)
+    }
+}
+
 /// Working memory of `MergeAssigner.assign`, grown on demand and reused by one thread at a time.
 final class AssignScratch {
     private(set) var kn = UnsafeMutablePointer<Double>.allocate(capacity: 1), en = UnsafeMutablePointer<Double>.allocate(capacity: 1)

@@ -13,6 +13,12 @@ import KVTrace
 /// per head (`intended`, and whenever heads evict different counts). Values follow keys.
 /// Slot `k` becomes `(K[κ_k] + Σ contributions)/(1 + n_k)` (`DecisionApplier`).
 ///
+/// Under a merge scope other than `all` (docs/policies.md#merge-scope) the search runs within
+/// the evicted token's group (modality or image): a token whose group has no kept token in that
+/// head is dropped. The filter's mean and the rank-shared flags are then taken over the assigned
+/// tokens only (a dropped token never passes), and the averaged merge's rank mismatch pairs the
+/// j-th filtered target of a group with the j-th evicted token of the same group.
+///
 /// Based on LOOK-M (arXiv 2406.18139), official code `SUSTechBruce/LOOK-M`.
 public struct Merging<Base: CachePolicy>: CachePolicy {
 
@@ -22,14 +28,18 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
     public var filter: MergeFilter?
     /// nil → the fidelity's default (rank-mismatched in `code`, paired in `intended`).
     public var pairing: MergePairing?
+    /// nil → `.all` (the official behaviour, in both fidelities).
+    public var scope: MergeScope?
     /// The registry id; default `<base>+<strategy>`.
     public var customID: String?
 
-    public init(base: Base, strategy: MergeStrategy, filter: MergeFilter? = nil, pairing: MergePairing? = nil, id: String? = nil) {
+    public init(base: Base, strategy: MergeStrategy, filter: MergeFilter? = nil, pairing: MergePairing? = nil, scope: MergeScope? = nil,
+                id: String? = nil) {
         self.base = base
         self.strategy = strategy
         self.filter = filter
         self.pairing = pairing
+        self.scope = scope
         self.customID = id
     }
 
@@ -55,53 +65,83 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         let kt = ctx.tensors.keys!, P = ctx.compressionPoint, D = ctx.headDim
         let T = ctx.info.shape.seqLen
         precondition(kt.count >= d.heads.count * T * D && P <= T, "keys tensor smaller than [KVH][T][D]")
-        // The assignment depends only on the head and its kept set: every merge strategy, filter and
-        // policy with the same kept set in this layer shares one search.
+        // The assignment depends only on the head, its kept set and the scope: every merge strategy,
+        // filter and policy with the same kept set in this layer shares one search.
+        let scope = self.scope ?? .all
+        let groups = scope.groups(ctx.info, count: P)
         let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
-            ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept)) {
-                MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch) { p, out in
-                    LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+            ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept, scope: scope)) {
+                let load = { (p: Int, out: UnsafeMutablePointer<Double>) in LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out) }
+                if let groups {
+                    return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, groups: groups, scratch: scratch, load: load)
                 }
+                return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch, load: load)
             }
         }
         let G = d.heads.count
-        // Filter.
-        var filters: [[Bool]] = assigned.map { Array(repeating: true, count: $0.target.count) }
+        // Filter (under a scope, over the assigned tokens only: target ≥ 0).
+        var filters: [[Bool]] = assigned.map { $0.target.map { $0 >= 0 } }
         if strategy != .pivotal {
-            let all = assigned.flatMap(\.cosine)
+            let all = groups == nil ? assigned.flatMap(\.cosine) : assigned.flatMap { a in a.cosine.indices.filter { a.target[$0] >= 0 }.map { a.cosine[$0] } }
             let threshold = all.isEmpty ? 0 : all.reduce(0, +) / Double(all.count)
             let ragged = Set(assigned.map(\.cosine.count)).count > 1
             let mode = ragged ? .perHead : (filter ?? (ctx.options.fidelity == .code ? .rankShared : .perHead))
             switch mode {
-            case .rankShared:
+            case .rankShared where groups == nil:
                 let E = assigned[0].cosine.count
                 let shared = (0 ..< E).map { e in assigned.reduce(0.0) { $0 + $1.cosine[e] } / Double(G) >= threshold }
                 filters = Array(repeating: shared, count: G)
+            case .rankShared:
+                // The mean over the heads that assign rank e; a head that drops it never passes.
+                let E = assigned[0].cosine.count
+                let shared = (0 ..< E).map { e -> Bool in
+                    let on = assigned.filter { $0.target[e] >= 0 }
+                    return !on.isEmpty && on.reduce(0.0) { $0 + $1.cosine[e] } / Double(on.count) >= threshold
+                }
+                filters = assigned.map { a in shared.indices.map { shared[$0] && a.target[$0] >= 0 } }
             case .perHead:
-                filters = assigned.map { $0.cosine.map { $0 >= threshold } }
+                filters = assigned.map { a in a.cosine.indices.map { a.cosine[$0] >= threshold && a.target[$0] >= 0 } }
             }
             if ragged { d.notes.append(DecisionNote("per-head-filter", "heads evict different counts: the merge filter is per head")) }
         }
         let pair = pairing ?? (ctx.options.fidelity == .code ? .rankMismatched : .paired)
+        var dropped = 0
         for g in 0 ..< G {
             let (t, mu) = assigned[g]
             let ev = d.heads[g].evicted
             var merges: [MergeContribution] = []
             switch strategy {
             case .pivotal:
-                merges = ev.indices.map { MergeContribution(source: ev[$0], slot: t[$0], sourceWeight: 0.5, pivotWeight: 0.5, cosine: mu[$0]) }
+                merges = ev.indices.filter { t[$0] >= 0 }.map {
+                    MergeContribution(source: ev[$0], slot: t[$0], sourceWeight: 0.5, pivotWeight: 0.5, cosine: mu[$0])
+                }
             case .average:
                 let F = ev.indices.filter { filters[g][$0] }
+                // The source of the j-th filtered target: the j-th evicted token (of its group, under a scope).
+                var source: (Int, Int) -> Int = { j, _ in ev[j] }
+                if let groups {
+                    var ranksOf: [TokenGroup: [Int]] = [:]
+                    for e in ev.indices { ranksOf[groups[ev[e]], default: []].append(e) }
+                    var seen: [TokenGroup: Int] = [:]
+                    var nth = [Int](repeating: 0, count: ev.count)
+                    for f in F { nth[f] = seen[groups[ev[f]], default: 0]; seen[groups[ev[f]], default: 0] += 1 }
+                    source = { _, f in ev[ranksOf[groups[ev[f]]]![nth[f]]] }
+                }
                 merges = F.enumerated().map { j, f in
-                    MergeContribution(source: pair == .rankMismatched ? ev[j] : ev[f], slot: t[f], sourceWeight: 1, pivotWeight: 0, cosine: mu[f])
+                    MergeContribution(source: pair == .rankMismatched ? source(j, f) : ev[f], slot: t[f], sourceWeight: 1, pivotWeight: 0, cosine: mu[f])
                 }
             case .weighted:
                 merges = ev.indices.filter { filters[g][$0] }.map {
                     MergeContribution(source: ev[$0], slot: t[$0], sourceWeight: mu[$0], pivotWeight: 0, cosine: mu[$0])
                 }
             }
+            dropped += t.filter { $0 < 0 }.count
             d.heads[g].merges = merges
             d.heads[g].assignment = MergeAssignment(target: t, cosine: mu, filter: filters[g])
+        }
+        if dropped > 0 {
+            d.notes.append(DecisionNote("merge-scope-dropped",
+                                        "merge scope \(scope.rawValue): \(dropped) evicted token(s) over the KV heads had no kept token of their own \(scope == .image ? "image or modality" : "modality") and were dropped"))
         }
         return d
     }
@@ -111,4 +151,5 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
 struct AssignmentKey: Hashable {
     var head: Int
     var kept: [Int]
+    var scope: MergeScope
 }

@@ -4,7 +4,7 @@
 ///
 /// Based on LOOK-M (arXiv 2406.18139), official code `SUSTechBruce/LOOK-M`
 /// (`LLaVA-mix_merge_v1/llava/model/kv_token_merge/modify_llama.py`).
-public protocol ComposedPolicy: DeclaredPolicy, MergeFilterSettable {
+public protocol ComposedPolicy: DeclaredPolicy, MergeSettable {
     associatedtype Base: DeclaredPolicy
     /// The base selection.
     static var base: Base { get }
@@ -14,7 +14,7 @@ public protocol ComposedPolicy: DeclaredPolicy, MergeFilterSettable {
 extension ComposedPolicy {
     public init(parameters: ParameterValues) { self.init() }
     var merged: Merging<Base> {
-        Merging(base: Self.base, strategy: Self.declaration.composition!.merge, filter: mergeFilter, id: Self.declaration.id)
+        Merging(base: Self.base, strategy: Self.declaration.composition!.merge, filter: mergeFilter, scope: mergeScope, id: Self.declaration.id)
     }
     public var requirements: Requirements { merged.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try merged.decide(context) }
@@ -28,13 +28,14 @@ extension ComposedPolicy {
             requirements: b.requirements.union([.keys, .values]), traits: b.traits.union(.merges),
             composition: .init(base: base, merge: merge), color: b.color,
             rule: "`\(base)` selects what each KV head keeps; then the \(merge.rawValue) merge folds every evicted token into its "
-                + "nearest kept token (see `--merge`): exactly `kvscope … --policy \(base) --merge \(merge.rawValue)`, official kv_mode \(mode).")
+                + "nearest kept token (see `--merge`; `--merge-scope` keeps it within a modality or an image): exactly `kvscope … --policy \(base) --merge \(merge.rawValue)`, official kv_mode \(mode).")
     }
 }
 
 /// `lookm` (`TextPivotMerge_LayerWise`, the paper's main method): text prior + pivotal merge.
 public struct LookM: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
     public static let declaration = declare("lookm", "LOOK-M: text-prior eviction + pivotal merge (the paper's main method)",
@@ -44,6 +45,7 @@ public struct LookM: ComposedPolicy {
 /// `lookm-avg` (`TextAVGMergeKVCache_LayerWise`): text prior + averaged merge.
 public struct LookMAverage: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
     public static let declaration = declare("lookm-avg", "text prior + averaged merge (head-shared filter, rank-mismatched sources in code mode)",
@@ -53,6 +55,7 @@ public struct LookMAverage: ComposedPolicy {
 /// `lookm-weighted` (`TextWeightedMerge_LayerWise`): text prior + weighted merge.
 public struct LookMWeighted: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
     public static let declaration = declare("lookm-weighted", "text prior + cosine-weighted merge (filtered, unnormalised)",
@@ -62,6 +65,7 @@ public struct LookMWeighted: ComposedPolicy {
 /// `pivot-merge` (`PivotKVCache_LayerWise`): H2O with 4 sinks + pivotal merge.
 public struct PivotMerge: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: H2OSinks { H2OSinks() }
     public static let declaration = declare("pivot-merge", "H2O with 4 sinks + pivotal merge", mode: "pivot_merge", merge: .pivotal)
@@ -70,6 +74,7 @@ public struct PivotMerge: ComposedPolicy {
 /// `avg-merge` (`AVGMergeKVCache_LayerWise`): H2O with 4 sinks + averaged merge.
 public struct AverageMerge: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: H2OSinks { H2OSinks() }
     public static let declaration = declare("avg-merge", "H2O with 4 sinks + averaged merge", mode: "avg_merge", merge: .average)
@@ -78,6 +83,7 @@ public struct AverageMerge: ComposedPolicy {
 /// `weighted-merge` (`WeightedMergeKVCache_LayerWise`): H2O with 4 sinks + weighted merge.
 public struct WeightedMerge: ComposedPolicy {
     public var mergeFilter: MergeFilter?
+    public var mergeScope: MergeScope?
     public init() {}
     public static var base: H2OSinks { H2OSinks() }
     public static let declaration = declare("weighted-merge", "H2O with 4 sinks + weighted merge", mode: "weighted_merge", merge: .weighted)

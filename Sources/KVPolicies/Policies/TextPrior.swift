@@ -18,11 +18,13 @@ import KVTrace
 /// Spans come from the trace's modality (non-text = image, video, audio). Ties → lowest position.
 ///
 /// Based on LOOK-M (arXiv 2406.18139), official code `SUSTechBruce/LOOK-M`.
-public struct TextPrior: ScoringPolicy, DeclaredPolicy, MergeFilterSettable {
+public struct TextPrior: ScoringPolicy, DeclaredPolicy, MergeSettable {
     /// The offset the official code subtracts (`65516`).
     public var offset: Double
     /// Unused (no merge); lets the LOOK-M family share this type's `--merge-filter` handling.
     public var mergeFilter: MergeFilter?
+    /// Unused (no merge), as `mergeFilter`.
+    public var mergeScope: MergeScope?
     public init(offset: Double = 65516) { self.offset = offset }
     public init(parameters: ParameterValues) { self.init() }
 

@@ -54,8 +54,8 @@ public enum PolicyRegistry {
 
     /// Builds the policy `id` with parameter overrides given as text, optionally wrapped in a merge.
     public static func make(_ id: String, parameters: [String: String] = [:], merge: MergeStrategy? = nil,
-                            filter: MergeFilter? = nil) throws -> any CachePolicy {
-        try PolicyConfiguration.parse(id, parameters: parameters, merge: merge, filter: filter).make()
+                            filter: MergeFilter? = nil, scope: MergeScope? = nil) throws -> any CachePolicy {
+        try PolicyConfiguration.parse(id, parameters: parameters, merge: merge, filter: filter, scope: scope).make()
     }
 }
 
@@ -70,9 +70,12 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
     public var merge: MergeStrategy?
     /// Override of the averaged/weighted merge filter.
     public var mergeFilter: MergeFilter?
+    /// Where evicted tokens may merge (`--merge-scope`); nil → `all`. Only for merging policies.
+    public var mergeScope: MergeScope?
 
     /// A configuration with typed parameter values; unset parameters take their defaults.
-    public init(_ id: String, parameters: [String: ParameterValue] = [:], merge: MergeStrategy? = nil, mergeFilter: MergeFilter? = nil) {
+    public init(_ id: String, parameters: [String: ParameterValue] = [:], merge: MergeStrategy? = nil, mergeFilter: MergeFilter? = nil,
+                mergeScope: MergeScope? = nil) {
         self.id = id
         var all: [String: ParameterValue] = [:]
         for p in PolicyRegistry.declaration(id)?.parameters ?? [] { if let d = p.defaultValue { all[p.name] = d } }
@@ -80,6 +83,7 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
         self.parameters = ParameterValues(all)
         self.merge = merge
         self.mergeFilter = mergeFilter
+        self.mergeScope = mergeScope
     }
 
     /// The configuration a result label stands for: the registry id before any `+merge` of the
@@ -92,14 +96,14 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
     /// Resolves an id (case-insensitive, with a suggestion when unknown) and parameter texts
     /// against the declaration: unknown names, bad types and out-of-range values are errors.
     public static func parse(_ id: String, parameters texts: [String: String] = [:], merge: MergeStrategy? = nil,
-                             filter: MergeFilter? = nil) throws -> PolicyConfiguration {
+                             filter: MergeFilter? = nil, scope: MergeScope? = nil) throws -> PolicyConfiguration {
         let d = try PolicyRegistry.resolve(id)
         var typed: [String: ParameterValue] = [:]
         for (name, text) in texts {
             guard let spec = d.parameter(name) else { throw unknownParameter(name, d) }
             typed[name] = try spec.parse(text, policy: d.id)
         }
-        let c = PolicyConfiguration(d.id, parameters: typed, merge: merge, mergeFilter: filter)
+        let c = PolicyConfiguration(d.id, parameters: typed, merge: merge, mergeFilter: filter, mergeScope: scope)
         try c.validate()
         return c
     }
@@ -124,6 +128,9 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
         if merge != nil, d.traits.contains(.merges) {
             throw PolicyError(.parameter, policy: id, "already merges; --merge applies to non-merging policies")
         }
+        if let s = mergeScope, !merges {
+            throw PolicyError(.parameter, policy: id, "does not merge; --merge-scope \(s.rawValue) applies to merging policies (add --merge)")
+        }
     }
 
     /// Builds the policy.
@@ -131,9 +138,13 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
         try validate()
         guard let type = PolicyRegistry.type(id) else { throw try PolicyRegistry.resolve(id).unreachable }
         var base: any CachePolicy = try type.init(parameters: parameters)
-        if let f = mergeFilter, var m = base as? any MergeFilterSettable { m.mergeFilter = f; base = m }
+        if var m = base as? any MergeSettable, mergeFilter != nil || mergeScope != nil {
+            if let f = mergeFilter { m.mergeFilter = f }
+            if let s = mergeScope { m.mergeScope = s }
+            base = m
+        }
         guard let merge else { return base }
-        return Merging(base: AnyCachePolicy(base), strategy: merge, filter: mergeFilter, id: label)
+        return Merging(base: AnyCachePolicy(base), strategy: merge, filter: mergeFilter, scope: mergeScope, id: label)
     }
 
     /// The base policy results group by: the composed base (`text-prior` for `lookm`), else the id.
@@ -142,8 +153,15 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
     public var mergeStrategy: MergeStrategy? { merge ?? declaration?.composition?.merge }
     /// True when the policy merges (wrapped or by itself).
     public var merges: Bool { merge != nil || (declaration?.traits.contains(.merges) ?? false) }
-    /// The label of results and legends: the id, or `<id>+<merge>` under the wrapper.
-    public var label: String { merge.map { "\(id)+\($0.rawValue)" } ?? id }
+    /// The merge scope in effect (`all` unless set), or nil for eviction only: the `merge_scope` column.
+    public var effectiveMergeScope: MergeScope? { merges ? (mergeScope ?? .all) : nil }
+    /// The label of results and legends: the id, or `<id>+<merge>` under the wrapper, then
+    /// `+scope=<scope>` under a merge scope other than `all` (`lookm+scope=modality`).
+    public var label: String {
+        let base = merge.map { "\(id)+\($0.rawValue)" } ?? id
+        guard let s = effectiveMergeScope, s != .all else { return base }
+        return base + "+scope=" + s.rawValue
+    }
     public var description: String { label + (parameters.text.isEmpty ? "" : " (\(parameters.text))") }
 }
 
@@ -152,9 +170,11 @@ extension PolicyDeclaration {
     var unreachable: PolicyError { PolicyError(.unknownPolicy, policy: id, "has no type in the registry") }
 }
 
-/// A policy whose averaged/weighted merge filter `--merge-filter` may override.
-public protocol MergeFilterSettable: CachePolicy {
+/// A policy whose merge settings `--merge-filter` (averaged/weighted filter) and `--merge-scope`
+/// may override.
+public protocol MergeSettable: CachePolicy {
     var mergeFilter: MergeFilter? { get set }
+    var mergeScope: MergeScope? { get set }
 }
 
 extension PolicyConfiguration {
@@ -162,9 +182,9 @@ extension PolicyConfiguration {
     /// or `base` under `merge` for a merge wrapper. Used where a policy value was built directly.
     public init(describing policy: any CachePolicy) {
         if let m = policy as? any MergeWrapping, PolicyRegistry.declaration(m.id) == nil {
-            self.init(m.wrappedID, merge: m.strategy)
+            self.init(m.wrappedID, merge: m.strategy, mergeScope: m.scope)
         } else {
-            self.init(policy.id)
+            self.init(policy.id, mergeScope: (policy as? any MergeSettable)?.mergeScope)
         }
     }
 }
@@ -173,6 +193,7 @@ extension PolicyConfiguration {
 public protocol MergeWrapping: CachePolicy {
     var wrappedID: String { get }
     var strategy: MergeStrategy { get }
+    var scope: MergeScope? { get }
 }
 
 extension Merging: MergeWrapping {

@@ -51,7 +51,7 @@ public enum LayerEngine {
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
             let decision: LayerDecision
             do { decision = try run.policy.decide(ctx) } catch {
-                for m in metrics { for s in m.series(info, compressionPoint: P) {
+                for m in metrics { for s in m.series(info, compressionPoint: P, merges: run.merges) {
                     rows.append(template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: "\(error)"))
                 } }
                 continue
@@ -60,14 +60,14 @@ public enum LayerEngine {
             let replay = ReplayLayer(decision, merges: run.merges, context: ec)
             let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
             for m in metrics {
-                let series = m.series(info, compressionPoint: P)
+                let series = m.series(info, compressionPoint: P, merges: run.merges)
                 if let why = m.missing(replay, ec) {
                     for s in series { rows.append(template.row(s, layer: l, head: nil, actual: actual, value: nil, note: why)) }
                     continue
                 }
                 let values = try m.evaluate(replay, ec)
                 for s in series {
-                    let mine = values.filter { $0.metric == s.metric && $0.image == s.image }
+                    let mine = values.filter { s.matches($0) }
                     if let whole = mine.first(where: { $0.head == nil }) {
                         rows.append(template.row(s, layer: l, head: nil, actual: actual, value: whole.value, note: whole.note))
                         continue
@@ -99,7 +99,7 @@ public enum LayerEngine {
         func row(_ s: MetricSeries, layer: Int?, head: Int?, actual: Double, value: Double?, note: String?) -> ResultRow {
             ResultRow(trace: info.name, traceHash: info.contentHash, configuration: combination.configuration,
                       fidelity: combination.options.fidelity.rawValue, budget: combination.budget, compressionPoint: P, nominalTokens: nominal,
-                      actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image,
+                      actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image, source: s.source, target: s.target,
                       value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
                       note: value == nil ? (note ?? "undefined") : nil)
         }
@@ -108,11 +108,11 @@ public enum LayerEngine {
     /// Adds the `layer = all` rows: per combination, metric, image, head (and decoding step), the uniform mean over
     /// layers of the defined values (the sum for `cache_bytes`), or an empty value with the first note.
     public static func aggregate(_ layerRows: [ResultRow], metrics: [any Metric]) -> [ResultRow] {
-        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var head: Int?; var step: Int? }
+        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var source: String?; var target: String?; var head: Int?; var step: Int? }
         var groups: [Key: [ResultRow]] = [:]
         var order: [Key] = []
         for r in layerRows where r.layer != nil {
-            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, head: r.head, step: r.step)
+            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, source: r.source, target: r.target, head: r.head, step: r.step)
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(r)
         }
@@ -143,14 +143,13 @@ public enum LayerEngine {
 /// Sorting of result rows, so that output does not depend on scheduling.
 public enum ResultOrder {
     /// Sorts by trace, then the given policy and budget order, metric order, layer (`all` last),
-    /// head (`all` first), image, decoding step.
+    /// head (`all` first), image, a flow row's source and target, then the decoding step.
     public static func sort(_ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
                             metrics: [String] = []) -> [ResultRow] {
         func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
         func metricIndex(_ m: String) -> Int {
             if let i = metrics.firstIndex(of: m) { return i }
-            let family = m.hasPrefix("recall_") ? "recall_<modality>" : m.hasPrefix("retention_") ? "retention_<modality>" : m
-            return metrics.firstIndex(of: family) ?? metrics.count
+            return metrics.firstIndex(of: MetricCatalogue.family(of: m)) ?? metrics.count
         }
         func num(_ s: Int?, allFirst: Bool) -> Int { s ?? (allFirst ? -1 : Int.max) }
         return rows.sorted { a, b in
@@ -163,7 +162,10 @@ public enum ResultOrder {
             if a.params != b.params { return a.params < b.params }
             if a.fidelity != b.fidelity { return a.fidelity < b.fidelity }
             if a.budgetSpec != b.budgetSpec { return a.budgetSpec < b.budgetSpec }
-            return a.metric < b.metric
+            if a.metric != b.metric { return a.metric < b.metric }
+            // Flow rows (merge_flow): sources, then targets, in group order (text, image 0, 1, …, dropped).
+            if a.source != b.source { return FlowOrder.precedes(a.source, b.source) }
+            return FlowOrder.precedes(a.target, b.target)
         }
     }
 }

@@ -72,13 +72,16 @@ public struct ReplayResult: Sendable {
     public let rows: [ResultRow]
 
     /// The value of `metric` on `layer` (nil → `all`), head `all`, at decoding step `step` (nil: a
-    /// replay at one moment).
-    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> Double? {
-        row(metric, layer: layer, image: image, step: step)?.value
+    /// replay at one moment); `source`/`target` pick a flow row.
+    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
+                      step: Int? = nil) -> Double? {
+        row(metric, layer: layer, image: image, source: source, target: target, step: step)?.value
     }
 
-    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, step: Int? = nil) -> ResultRow? {
-        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.step == step }
+    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
+                    step: Int? = nil) -> ResultRow? {
+        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.source == source
+            && $0.target == target && $0.step == step }
     }
 
     /// The decoding steps present, ascending (empty for a replay at one moment).

@@ -13,10 +13,18 @@ public enum Aggregation: String, Sendable, Codable {
 public struct MetricSeries: Sendable, Hashable {
     public var metric: String
     public var image: Int?
-    public init(_ metric: String, image: Int? = nil) {
+    /// The source and target groups of a flow series (`merge_flow`), else nil.
+    public var source: String?
+    public var target: String?
+    public init(_ metric: String, image: Int? = nil, source: String? = nil, target: String? = nil) {
         self.metric = metric
         self.image = image
+        self.source = source
+        self.target = target
     }
+
+    /// True when `v` is a value of this series.
+    func matches(_ v: MetricValue) -> Bool { v.metric == metric && v.image == image && v.source == source && v.target == target }
 
     /// One series per image that starts before `P` (the `image` column), or one without an image
     /// when there is none (its value is then omitted with a note).
@@ -57,6 +65,9 @@ public protocol Metric: Sendable {
     var aggregation: Aggregation { get }
     /// The concrete series this metric produces on a trace at compression point `P`.
     func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries]
+    /// The series for a policy that merges or not (default: `series(_:compressionPoint:)` either
+    /// way; `merge_flow` has none for eviction-only policies).
+    func series(_ info: TraceInfo, compressionPoint: Int, merges: Bool) -> [MetricSeries]
     /// Why the metric cannot be computed on this layer (missing inputs), or nil.
     func missing(_ layer: ReplayLayer, _ context: EvaluationContext) -> String?
     /// The values of one layer.
@@ -70,6 +81,7 @@ extension Metric {
     public var aggregation: Aggregation { .mean }
     public var id: String { Self.id }
     public func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries] { [MetricSeries(Self.id)] }
+    public func series(_ info: TraceInfo, compressionPoint: Int, merges: Bool) -> [MetricSeries] { series(info, compressionPoint: compressionPoint) }
     public func missing(_ layer: ReplayLayer, _ context: EvaluationContext) -> String? { nil }
 }
 
@@ -103,7 +115,7 @@ enum RowMean {
 public enum MetricCatalogue {
     public static let all: [any Metric] = [
         KeptTokens(), KeptRatio(), CacheBytes(), AttentionRecall(), ModalityRecall(), ImageRecall(), TopKRecall(),
-        OutputError(), OutputCosine(), OutputErrorEvict(), ModalityRetention(), ImageRetention(),
+        OutputError(), OutputCosine(), OutputErrorEvict(), ModalityRetention(), ImageRetention(), MergeFlow(),
     ]
 
     /// Every family id, in order.

@@ -126,3 +126,14 @@ extension ImageRecall {
     public static var preference: MetricPreference { .higher }
     public static var fullCacheValue: Double? { 1 }
 }
+
+extension MergeFlow {
+    public static let definition = """
+        Where evicted tokens' K/V went, for merging policies: one row per source group a and target b (text, image 0, \
+        image 1, …, and target dropped; the source and target columns). merge_flow[a → b] counts the tokens of group a \
+        a KV head evicted whose K/V was merged into a kept token of group b (dropped: merged nowhere); \
+        merge_flow_attention[a → b] = Σ_{e of those, e ≤ i} A[h,i,e] / Σ_{j ≤ i} A[h,i,j], the share of the evaluation \
+        row's attention those tokens received. Per head, then averaged over heads and layers. attention_recall plus \
+        the sum of merge_flow_attention over all pairs is 1.
+        """
+}

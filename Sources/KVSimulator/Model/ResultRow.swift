@@ -15,13 +15,19 @@ public struct MetricValue: Sendable, Hashable {
     public var metric: String
     public var head: Int?
     public var image: Int?
+    /// The source and target groups of a flow metric (`merge_flow`), else nil.
+    public var source: String?
+    public var target: String?
     public var value: Double?
     public var note: String?
 
-    public init(_ metric: String, head: Int? = nil, image: Int? = nil, value: Double?, note: String? = nil) {
+    public init(_ metric: String, head: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil, value: Double?,
+                note: String? = nil) {
         self.metric = metric
         self.head = head
         self.image = image
+        self.source = source
+        self.target = target
         self.value = value
         self.note = note
     }
@@ -42,6 +48,8 @@ public struct ResultRow: Sendable, Codable, Hashable {
     /// The base policy (`text-prior` for `lookm`) and the merge strategy (`none` for eviction only).
     public var base: String
     public var merge: String
+    /// The merge scope (`all`, `modality`, `image`) of a merging policy, nil for eviction only.
+    public var mergeScope: String?
     /// Parameters as `key=value;…` (declared defaults included), and the same values typed.
     public var params: String
     public var parameters: [String: ParameterValue]
@@ -68,6 +76,9 @@ public struct ResultRow: Sendable, Codable, Hashable {
     /// The generated step `t` (1-based) of a decoding replay (docs/metrics.md#replay-through-decoding),
     /// or nil on the rows of a replay at one moment.
     public var step: Int?
+    /// The source and target groups of a `merge_flow` row (`text`, `image 0`, …, target `dropped`), else nil.
+    public var source: String?
+    public var target: String?
     public var value: Double?
     public var evalRows: EvaluationRows
     public var evalRowCount: Int
@@ -75,12 +86,14 @@ public struct ResultRow: Sendable, Codable, Hashable {
 
     public init(trace: String, traceHash: String, configuration: PolicyConfiguration, fidelity: String, budget: BudgetSpec,
                 compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
-                layer: Int?, head: Int?, image: Int?, value: Double?, evalRows: EvaluationRows, evalRowCount: Int, note: String?, step: Int? = nil) {
+                layer: Int?, head: Int?, image: Int?, source: String? = nil, target: String? = nil, value: Double?, evalRows: EvaluationRows,
+                evalRowCount: Int, note: String?, step: Int? = nil) {
         self.trace = trace
         self.traceHash = traceHash
         self.policy = configuration.label
         self.base = configuration.base
         self.merge = configuration.mergeStrategy?.rawValue ?? "none"
+        self.mergeScope = configuration.effectiveMergeScope?.rawValue
         self.params = configuration.parameters.text
         self.parameters = configuration.parameters.values
         self.fidelity = fidelity
@@ -99,6 +112,8 @@ public struct ResultRow: Sendable, Codable, Hashable {
         self.head = head
         self.image = image
         self.step = step
+        self.source = source
+        self.target = target
         self.value = value
         self.evalRows = evalRows
         self.evalRowCount = evalRowCount
@@ -121,10 +136,10 @@ public struct ResultRow: Sendable, Codable, Hashable {
     public var keptRatio: Double { compressionPoint > 0 ? actualTokens / Double(compressionPoint) : .nan }
 
     enum CodingKeys: String, CodingKey {
-        case trace, traceHash = "trace_hash", policy, base, merge, params, parameters, fidelity, budget, budgetSpec = "budget_spec"
+        case trace, traceHash = "trace_hash", policy, base, merge, mergeScope = "merge_scope", params, parameters, fidelity, budget, budgetSpec = "budget_spec"
         case hhRatio = "hh_ratio", recentRatio = "recent_ratio", recentShare = "recent_share", tokens
         case compressionPoint = "compression_point", nominalTokens = "nominal_tokens", actualTokens = "actual_tokens"
-        case metric, layer, head, image, step, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note
+        case metric, layer, head, image, step, source, target, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note
     }
 
     /// The combination this row belongs to (trace × policy × parameters × fidelity × budget × P);

@@ -78,7 +78,7 @@ public struct SafeCondition: Sendable, Hashable, Codable, CustomStringConvertibl
     }
 
     /// Whether `row` carries this condition's metric (over all query heads).
-    public func matches(_ row: ResultRow) -> Bool { row.metric == metric && row.image == image && row.head == nil }
+    public func matches(_ row: ResultRow) -> Bool { row.metric == metric && row.image == image && row.source == nil && row.head == nil }
 }
 
 /// One evaluated setting of a sweep: its columns, its value on each condition, and whether it is safe.

@@ -1,7 +1,8 @@
 import Foundation
 
 /// The summary table of a replay: one line per metric series (value over all layers, then the
-/// first and last layer), then the notes of omitted metrics and the evaluation-row flag.
+/// first and last layer), then the notes of omitted metrics and the evaluation-row flag. Flow
+/// rows (`merge_flow[text→image 0]`) are listed where their all-layers value is not 0.
 ///
 /// `kvscope simulate --metrics` prints `SummaryTable.render(result)`.
 public enum SummaryTable {
@@ -10,15 +11,16 @@ public enum SummaryTable {
         let layers = result.info.recordedLayers
         var table: [[String]] = [["metric", "all layers", "layer \(layers.first ?? 0)", "layer \(layers.last ?? 0)"]]
         var notes: [String] = []
-        for r in all {
-            let name = r.image.map { "\(r.metric)[\($0)]" } ?? r.metric
+        for r in all where r.source == nil || r.value != 0 {
+            var name = r.image.map { "\(r.metric)[\($0)]" } ?? r.metric
+            if let s = r.source, let t = r.target { name += "[\(s)→\(t)]" }
             func fmt(_ v: Double?) -> String {
                 guard let v else { return "—" }
-                if r.metric == "kept_tokens" || r.metric == "cache_bytes" { return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+                if r.metric == "kept_tokens" || r.metric == "cache_bytes" || r.metric == MergeFlow.id { return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
                 return String(format: "%.4f", v)
             }
-            let first = result.value(r.metric, layer: layers.first, image: r.image)
-            let last = result.value(r.metric, layer: layers.last, image: r.image)
+            let first = result.value(r.metric, layer: layers.first, image: r.image, source: r.source, target: r.target)
+            let last = result.value(r.metric, layer: layers.last, image: r.image, source: r.source, target: r.target)
             table.append([name, fmt(r.value), fmt(first), fmt(last)])
             if r.value == nil, let n = r.note { notes.append("\(name) omitted: \(n)") }
         }

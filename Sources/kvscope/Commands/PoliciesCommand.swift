@@ -125,7 +125,8 @@ enum PolicyCatalogue {
             for p in d.parameters { out += pad + parameterLine(p) + "\n" }
         }
         out += "\nRun options (all policies): --fidelity code|intended (default code), --gqa mean|max|sum (default mean), --seed N,\n"
-        out += "--merge pivotal|average|weighted and --merge-filter rank-shared|per-head. Ties go to the lowest position.\n"
+        out += "--merge pivotal|average|weighted, --merge-filter rank-shared|per-head and --merge-scope all|modality|image\n"
+        out += "(where evicted tokens may merge; default all). Ties go to the lowest position.\n"
         out += "`kvscope policies ID` prints a policy's full rule.\n"
         return out
     }

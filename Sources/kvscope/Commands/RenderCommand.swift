@@ -19,7 +19,7 @@ struct RenderCommand: ParsableCommand {
             """,
         subcommands: [
             HeatmapCommand.self, RetentionCommand.self, PatchesCommand.self, CurvesCommand.self,
-            ModalityCommand.self, MergesCommand.self, RatiosCommand.self, DecodingCommand.self,
+            ModalityCommand.self, MergesCommand.self, MergeFlowCommand.self, RatiosCommand.self, DecodingCommand.self,
         ]
     )
 }

@@ -134,7 +134,7 @@ struct SimulateCommand: ExampledCommand {
             return
         }
         print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
-        print("policy \(p.id), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
+        print("policy \(PolicyConfiguration(describing: p).label), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
         var writerFolder: URL?
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)

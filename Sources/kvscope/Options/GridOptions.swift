@@ -37,7 +37,7 @@ enum MergeChoice: Hashable, ExpressibleByArgument, CustomStringConvertible {
     var description: String { strategy?.rawValue ?? "none" }
 }
 
-/// The axes of a sweep or explore grid: policies × merge × parameter values × fidelity × budgets.
+/// The axes of a sweep or explore grid: policies × merge × merge scope × parameter values × fidelity × budgets.
 /// Every combination of the given values is run; a policy takes only the parameters it declares.
 struct GridOptions: ParsableArguments {
     @Option(name: .customLong("policies"), help: ArgumentHelp("Policy ids (see `kvscope policies`).", valueName: "a,b,c"))
@@ -54,6 +54,10 @@ struct GridOptions: ParsableArguments {
     var recentShare: ListArgument<Double>?
     @Option(name: .customLong("merge"), help: ArgumentHelp("Merge axis for non-merging policies: none, pivotal, average (avg), weighted.", valueName: "none,pivotal,…"))
     var merge: ListArgument<MergeChoice>?
+    @Option(name: .customLong("merge-scope"), help: ArgumentHelp(
+        "Merge-scope axis of the merging policies: all (the official code), modality, image. Eviction-only policies run once, without it.",
+        valueName: "all,modality,…"))
+    var mergeScope: ListArgument<MergeScope>?
     @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
         "A parameter axis, [id.]name=v1,v2,… (repeatable): every listed policy that declares name runs each value, e.g. --param window=16,32.",
         valueName: "[id.]name=v,…"))
@@ -123,12 +127,13 @@ struct GridOptions: ParsableArguments {
         return ids
     }
 
-    /// Every combination, in order: policy, merge, parameter values, fidelity, budget.
+    /// Every combination, in order: policy, merge, merge scope, parameter values, fidelity, budget.
     func combinations() throws -> [Combination] {
         let ids = try policyIDs()
         let specs = try budgetSpecs()
         let axes = try parameterAxes(for: ids)
         let merges = merge?.values ?? [.none]
+        let scopes: [MergeScope?] = mergeScope?.values ?? [nil]
         var out: [Combination] = []
         for id in ids {
             let d = PolicyRegistry.declaration(id)!
@@ -137,16 +142,20 @@ struct GridOptions: ParsableArguments {
             for axis in mine { settings = settings.flatMap { s in axis.values.map { v in s.merging([axis.name: v]) { $1 } } } }
             for m in merges {
                 if m.strategy != nil, d.traits.contains(.merges) { continue }
-                for s in settings {
+                let merging = m.strategy != nil || d.traits.contains(.merges)
+                for scope in merging ? scopes : [nil] { for s in settings {
                     let config: PolicyConfiguration
-                    do { config = try PolicyConfiguration.parse(id, parameters: s, merge: m.strategy) } catch let e as PolicyError {
+                    do { config = try PolicyConfiguration.parse(id, parameters: s, merge: m.strategy, scope: scope) } catch let e as PolicyError {
                         throw ValidationError("--param: \(e.message)")
                     }
                     for f in fidelity.values { for b in specs { out.append(Combination(config, options: KVPolicies.PolicyOptions(fidelity: f), budget: b)) } }
-                }
+                } }
             }
         }
         guard !out.isEmpty else { throw ValidationError("--merge: no listed policy takes these merges (merging policies run only with none)") }
+        if mergeScope != nil, !out.contains(where: { $0.configuration.merges }) {
+            throw ValidationError("--merge-scope: no listed policy merges (list a merging policy such as lookm, or add --merge)")
+        }
         return out
     }
 }

@@ -14,6 +14,8 @@ struct PolicyArguments: ParsableArguments {
     var merge: MergeStrategy?
     @Option(name: .customLong("merge-filter"), help: "Override the averaged/weighted merge filter (default: rank-shared in code, per-head in intended).")
     var mergeFilter: MergeFilter?
+    @Option(name: .customLong("merge-scope"), help: "Where evicted tokens may merge: all (any kept token, the official code), modality (kept tokens of their own modality) or image (of their own image); a token with no such kept token is dropped. Merging policies only.")
+    var mergeScope: MergeScope?
     @Option(name: .customLong("seed"), help: "Seed of the random policy.")
     var seed: UInt64 = 0
     @Flag(name: .customLong("image-gate"), help: "Keep text-only prompts whole under the text prior, as the official pipeline does.")
@@ -33,7 +35,7 @@ struct PolicyArguments: ParsableArguments {
 
     /// The configured policy the flags describe (a `PolicyError` names a bad id or parameter).
     func configuration() throws -> PolicyConfiguration {
-        try PolicyConfiguration.parse(policy, parameters: parameters(), merge: merge, filter: mergeFilter)
+        try PolicyConfiguration.parse(policy, parameters: parameters(), merge: merge, filter: mergeFilter, scope: mergeScope)
     }
 
     /// Builds the policy.
@@ -59,3 +61,4 @@ extension Fidelity: ExpressibleByArgument {}
 extension GQAReduction: ExpressibleByArgument {}
 extension MergeStrategy: ExpressibleByArgument {}
 extension MergeFilter: ExpressibleByArgument {}
+extension MergeScope: ExpressibleByArgument {}

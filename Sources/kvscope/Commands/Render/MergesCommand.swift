@@ -29,6 +29,8 @@ struct MergesCommand: ExampledCommand {
     var policyID: String = "lookm"
     @Option(name: .customLong("merge"), help: "Merge the evicted tokens of a non-merging policy.")
     var merge: MergeStrategy?
+    @Option(name: .customLong("merge-scope"), help: "Where evicted tokens may merge: all (the official code), modality, image.")
+    var mergeScope: MergeScope?
     /// The budget forms of `simulate` (default `--budget 0.2`).
     @OptionGroup var budgetForms: BudgetOptions
     @Option(name: .customLong("fidelity"), help: "code or intended.")
@@ -53,7 +55,8 @@ struct MergesCommand: ExampledCommand {
         guard head < info.shape.kvHeads else { throw CLIError("--head \(head): the trace has \(info.shape.kvHeads) KV heads (0..<\(info.shape.kvHeads))") }
         let P = info.shape.prefillLen
         let zoom = try range.map { try RenderSupport.range($0, flag: "--range", limit: P) }
-        let policy = try PolicyRegistry.make(policyID, merge: merge)
+        let configuration = try PolicyConfiguration.parse(policyID, merge: merge, scope: mergeScope)
+        let policy = try configuration.make()
         let budget = budgetForms.spec(default: RenderPolicyOptions.defaultBudget)
         let ctx = try LayerContext(trace: source, layer: layerIndex, budget: budget,
                                    options: KVPolicies.PolicyOptions(fidelity: fidelity))
@@ -71,8 +74,8 @@ struct MergesCommand: ExampledCommand {
         let fig = MergeArcsFigure(
             tokens: P, bands: RenderSupport.bands(info, upTo: P), kept: hd.kept, merges: arcs, excluded: excluded, range: zoom,
             normalization: .linear(lo ... 1),
-            title: output.title("\(RenderSupport.traceTitle(info)): where do \(policy.id)'s evicted tokens merge at budget \(budget.figureText)?"), subtitle: sub,
+            title: output.title("\(RenderSupport.traceTitle(info)): where do \(configuration.label)'s evicted tokens merge at budget \(budget.figureText)?"), subtitle: sub,
             size: Size(660, 300))
-        try output.write(fig.build(), defaultName: "merges-\(info.name)-\(policy.id)-L\(layerIndex)-G\(head)")
+        try output.write(fig.build(), defaultName: "merges-\(info.name)-\(configuration.label)-L\(layerIndex)-G\(head)")
     }
 }

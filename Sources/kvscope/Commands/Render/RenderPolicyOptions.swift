@@ -17,6 +17,23 @@ struct RenderPolicyOptions: ParsableArguments {
         "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
         valueName: "[id.]key=value"))
     var params: [String] = []
+    @Option(name: .customLong("merge-scope"), help: ArgumentHelp(
+        "Merge scopes of the merging policies, each drawn as its own policy: all (the official code), modality, image.",
+        valueName: "all,modality,…"))
+    var mergeScope: ListArgument<MergeScope>?
+
+    /// The configurations drawn: each id, and each merging one under every `--merge-scope`.
+    func configurations(_ ids: [String]) throws -> [PolicyConfiguration] {
+        let scopes: [MergeScope?] = mergeScope?.values ?? [nil]
+        let out = try ids.flatMap { id -> [PolicyConfiguration] in
+            let merging = PolicyRegistry.declaration(id)?.traits.contains(.merges) ?? false
+            return try (merging ? scopes : [nil]).map { try PolicyConfiguration.parse(id, parameters: parameters(for: id), scope: $0) }
+        }
+        if mergeScope != nil, !out.contains(where: \.merges) {
+            throw ValidationError("--merge-scope: no listed policy merges (list a merging policy such as lookm)")
+        }
+        return out
+    }
 
     /// The `--param` overrides for policy `id`.
     func parameters(for id: String) throws -> [String: String] {
@@ -84,8 +101,7 @@ extension RenderSupport {
     /// Runs each policy on each layer at the end of prefill. Each layer is read once.
     static func decide(_ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
                        progress label: String = "deciding") throws -> [PolicyRun] {
-        let configurations = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)) }
-        return try decide(configurations, source: source, layers: layers, budget: policy.spec, options: policy.options, progress: label)
+        return try decide(try policy.configurations(ids), source: source, layers: layers, budget: policy.spec, options: policy.options, progress: label)
     }
 
     /// Runs each configured policy on each layer at `budget`; runs are named by the configuration's label.

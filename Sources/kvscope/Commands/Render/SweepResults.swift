@@ -113,7 +113,8 @@ struct SweepResults {
         func collect(_ m: String) -> [Key: Double] {
             // scope 0: layer all & head all; 1: one layer, head all; 2: per head.
             var byScope: [Key: [Int: [Double]]] = [:]
-            for r in rows where r.metric == m {
+            // Flow rows (merge_flow, one per source → target) are a matrix, not a curve: `render merge-flow` draws them.
+            for r in rows where r.metric == m && r.source == nil {
                 guard let v = r.value, v.isFinite, let k = key(r) else { continue }
                 let scope = r.layer == nil && r.head == nil ? 0 : (r.head == nil ? 1 : 2)
                 byScope[k, default: [:]][scope, default: []].append(v)
