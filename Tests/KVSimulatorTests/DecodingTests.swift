@@ -23,7 +23,7 @@ import Testing
         #expect(steps.steps == Array(1 ... 8))
         var compared = 0
         for r in once.rows where r.head == nil {
-            let s = steps.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.step == 8 }
+            let s = steps.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source && $0.target == r.target && $0.step == 8 }
             #expect(s != nil, "\(r.metric) layer \(String(describing: r.layer))")
             guard let s else { continue }
             if let a = r.value, let b = s.value { #expect(abs(a - b) <= 1e-12, "\(id) \(r.metric) layer \(String(describing: r.layer)): \(a) vs \(b)"); compared += 1 }
@@ -103,7 +103,7 @@ import Testing
         let a = try Self.run("h2o", DecodingReplay(evictPerStep: true))
         let b = try Self.run("h2o", DecodingReplay(recompressEvery: 1))
         for r in a.rows where r.head == nil {
-            let s = b.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.step == r.step }
+            let s = b.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source && $0.target == r.target && $0.step == r.step }
             #expect(s?.value == r.value || abs((s?.value ?? .nan) - (r.value ?? .nan)) < 1e-12, "\(r.metric) step \(r.step ?? 0)")
         }
     }

@@ -93,7 +93,7 @@ public enum DecodingEngine {
                                                 context: rowContexts[0])
             func failed(_ why: String, from step: Int) {
                 guard step <= steps.count else { return }
-                for t in step ... steps.count { for m in metrics { for s in m.series(info, compressionPoint: P) {
+                for t in step ... steps.count { for m in metrics { for s in m.series(info, compressionPoint: P, merges: run.merges) {
                     var r = template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: why)
                     r.step = t; r.evalRowCount = t
                     out.append(r)
@@ -117,7 +117,7 @@ public enum DecodingEngine {
                 let replay = ReplayLayer(decision, merges: run.merges, context: ec, evictedGenerated: gone)
                 let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
                 for m in metrics {
-                    let series = m.series(info, compressionPoint: P)
+                    let series = m.series(info, compressionPoint: P, merges: run.merges)
                     let cacheMetric = type(of: m).describesCache
                     func emit(_ s: MetricSeries, head: Int?, actual a: Double, value: Double?, note: String?) {
                         var r = template.row(s, layer: l, head: head, actual: a, value: value, note: note)
@@ -132,7 +132,7 @@ public enum DecodingEngine {
                     }
                     let values = try m.evaluate(replay, ec)
                     for s in series {
-                        let mine = values.filter { $0.metric == s.metric && $0.image == s.image }
+                        let mine = values.filter { s.matches($0) }
                         // Per head: this step's value (cache metrics), else the running mean over rows.
                         let heads: [MetricValue] = mine.map { v in
                             if cacheMetric { return v }
@@ -178,18 +178,18 @@ public enum DecodingEngine {
 /// The running sums behind "the mean over the rows up to `t`": per series and query head, the
 /// sum and count of the defined row values, in row order (the same sums as `RowMean.mean`).
 struct RowSums {
-    struct Key: Hashable { var metric: String; var image: Int?; var head: Int? }
+    struct Key: Hashable { var metric: String; var image: Int?; var source: String?; var target: String?; var head: Int? }
     var sum: [Key: Double] = [:]
     var count: [Key: Int] = [:]
     var note: [Key: String] = [:]
 
     /// Adds one row's value and returns the running mean (nil with the row's note while no row defines it).
     mutating func add(_ v: MetricValue, series s: MetricSeries) -> MetricValue {
-        let k = Key(metric: s.metric, image: s.image, head: v.head)
+        let k = Key(metric: s.metric, image: s.image, source: s.source, target: s.target, head: v.head)
         if let x = v.value { sum[k, default: 0] += x; count[k, default: 0] += 1 }
         else if note[k] == nil, let n = v.note { note[k] = n }
-        guard let n = count[k], n > 0 else { return MetricValue(v.metric, head: v.head, image: v.image, value: nil, note: v.note ?? note[k]) }
-        return MetricValue(v.metric, head: v.head, image: v.image, value: sum[k]! / Double(n))
+        guard let n = count[k], n > 0 else { return MetricValue(v.metric, head: v.head, image: v.image, source: v.source, target: v.target, value: nil, note: v.note ?? note[k]) }
+        return MetricValue(v.metric, head: v.head, image: v.image, source: v.source, target: v.target, value: sum[k]! / Double(n))
     }
 }
 
