@@ -59,7 +59,10 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         // policy with the same kept set in this layer shares one search.
         let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
             ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept)) {
-                MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch) { p, out in
+                // Other kept sets of this head (other budgets, ratios, policies) share its ranked candidates.
+                let ranking = ctx.cache == nil ? nil : ctx.shared(RankingKey(head: g)) { CandidateRanking(positions: P) }
+                return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch,
+                                            ranking: ranking) { p, out in
                     LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
                 }
             }
