@@ -49,7 +49,7 @@ if [ -n "$MACHINE" ]; then
   BYTES=$(stat -c %s "$NPZ")
   # lookm: the whole archive (attention for the column sums, keys and values) and the cosine search
   # of every evicted key against every kept key (read from kvscope's saved cache: C kept per head).
-  C=$("$PY" -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['layers'][0]['kept_per_head'][0] if 'layers' in c else 0)" "$OUT/kv-lookm/cache.json" 2>/dev/null || echo 0)
+  C=$("$PY" -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['layers'][0]['actual'][0])" "$OUT/kv-lookm/cache.json" 2>/dev/null || echo 0)
   [ "$C" = 0 ] && C=672
   "$PY" Benchmarks/floor.py line "$MACHINE" "floor of kvscope lookm end to end" "${S[lookm]}" "$BYTES" $((32 * (2400 - C) * C * 128))
   "$PY" Benchmarks/floor.py line "$MACHINE" "floor of kvscope h2o end to end (attention, K, V)" "${S[h2o]}" "$BYTES" 0
