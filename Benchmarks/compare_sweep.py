@@ -6,7 +6,7 @@ import pandas as pd
 
 s = pd.read_csv(sys.argv[1])
 n = pd.read_csv(sys.argv[2])
-s = s[(s["layer"] != "all") & (s["head"] == "all")].copy()
+s = s[~s["all_layers"].astype(str).str.lower().eq("true") & s["head_index"].isna() & s["image"].isna()].copy()
 s["layer"] = s["layer"].astype(int)
 p = s.groupby(["layer", "policy", "budget", "metric"])["value"].first().unstack().reset_index()
 m = p.merge(n, on=["layer", "policy", "budget"], suffixes=("_swift", "_numpy"))

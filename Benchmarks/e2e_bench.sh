@@ -23,7 +23,7 @@ median3() { # median wall seconds of a command run 3 times
   local ts=()
   for _ in 1 2 3; do
     local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
-    ts+=("$(echo "$t1 - $t0" | bc)")
+    ts+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
   done
   printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p
 }
