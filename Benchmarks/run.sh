@@ -65,7 +65,7 @@ for L in 8 32; do
   echo "== sweep: the LOOK-M family (lookm, lookm-avg, lookm-weighted, text-prior) × 5 budgets, $L-layer trace (Swift vs NumPy)"
   fam=$(bash Benchmarks/sweep_bench.sh "$REL/kvscope" "$PY" $L lookm,lookm-avg,lookm-weighted,text-prior "$MACHINE" | tee /dev/stderr | sed -n 's/^swift_seconds=//p')
   echo "-- lookm alone × 5 budgets, $L layers"
-  one=$(bash Benchmarks/sweep_bench.sh "$REL/kvscope" "$PY" $L lookm "$MACHINE" | tee /dev/stderr | sed -n 's/^swift_seconds=//p')
+  one=$(SWEEP_NUMPY=0 bash Benchmarks/sweep_bench.sh "$REL/kvscope" "$PY" $L lookm | tee /dev/stderr | sed -n 's/^swift_seconds=//p')
   echo "LOOK-M family / lookm alone ($L layers) = $(ratio "$fam" "$one")× (target ≤ 1.5×)"
 done 2>&1
 

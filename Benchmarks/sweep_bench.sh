@@ -6,7 +6,7 @@
 #
 #     bash Benchmarks/sweep_bench.sh [kvscope] [python] [layers] [policies] [machine.json]
 #
-# Prints `swift_seconds=…` last, for run.sh's ratios.
+# Prints `swift_seconds=…` last, for run.sh's ratios. SWEEP_NUMPY=0 times kvscope alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/kvscope}
@@ -30,6 +30,11 @@ echo "sweep_bench: kvscope sweep, $POLICIES × $BUDGETS on $TRACE"
   --metrics kept_tokens,kept_ratio,cache_bytes,attention_recall,recall_text,topk_recall,output_error,output_cosine,output_error_evict,retention_text,image_retention \
   --out "$OUT" >/dev/null
 read -r ST SM < "$OUT.swift.time"
+if [ "${SWEEP_NUMPY:-1}" = 0 ]; then # kvscope only (run.sh's lookm-alone baseline)
+  echo "kvscope sweep: $ST s wall, peak RSS $((SM / 1024)) MiB"
+  echo "swift_seconds=$ST"
+  exit 0
+fi
 echo "sweep_bench: numpy reference"
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/time -f "%e %M" -o "$OUT.numpy.time" \
   "$PY" Benchmarks/sweep_numpy.py "$TRACE" --budgets "$BUDGETS" --policies "$POLICIES" --out "$OUT.numpy.csv" --macs "$OUT.macs" >/dev/null
