@@ -55,8 +55,10 @@ demo: release
 	@test -d "$(DEMO_TRACE_DIR)" || { echo "make: no trace at $(DEMO_TRACE_DIR)" >&2; exit 2; }
 	DEMO_TRACE=$(DEMO_TRACE_DIR) OUT=$(OUT) bash Scripts/demo.sh .build/release/kvscope
 
-## bench: benchmarks (never timed tests), compared with NumPy / matplotlib in the same command
+## bench: benchmarks (never timed tests), compared with NumPy / matplotlib (and the official LOOK-M
+## code with LOOKM_SRC=<checkout>) in the same command; Python packages go to .build/bench-venv
 bench: deps
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="python3-venv time"
 	$(SWIFT) build -c release
 	bash Benchmarks/run.sh
 

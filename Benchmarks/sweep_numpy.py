@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """NumPy reference of `kvscope sweep` for the benchmark: the same policies' selection
-(full, streaming, h2o, h2o-sinks, snapkv, tova, knorm, oracle) at the same budgets, and the same
+(full, streaming, h2o, h2o-sinks, snapkv, tova, knorm, oracle; or, with --policies, the LOOK-M
+family lookm, lookm-avg, lookm-weighted, text-prior in code fidelity: text prior + the pivotal,
+averaged (rank-shared filter, rank-mismatched sources) and weighted merges) at the same budgets,
+and the same
 metrics (attention/modality/top-k recall, output error and cosine from q, k, v, the eviction
 estimate, kept counts, cache bytes, per-modality and per-image retention), per layer, in float64,
 vectorised (batched matmuls for the outputs). Reads the attn-trace folder directly (safetensors
 parsed by hand: 8-byte header length + JSON + raw little-endian data).
 
-Usage: sweep_numpy.py TRACE_DIR [--budgets 0.05,0.1,...] [--out results.csv]
+Usage: sweep_numpy.py TRACE_DIR [--budgets 0.05,0.1,...] [--policies a,b,...] [--out results.csv]
 Prints elapsed seconds and peak RSS (MiB).
 """
 import json
@@ -46,6 +49,66 @@ def topk_mask(scores, k, candidates):
     return mask
 
 
+LOOKM_FAMILY = ("lookm", "lookm-avg", "lookm-weighted", "text-prior")
+
+
+def text_prior(s, text, hh, r):
+    """Official text prior (code fidelity) per KV head: mask [G, P] of kept positions."""
+    G, P = s.shape
+    m = s - 65516.0 * (~text)[None, :]
+    m[:, P - r:] -= 65516.0
+    top = np.argsort(-m[:, :P - r], axis=1, kind="stable")[:, :hh]
+    np.put_along_axis(m, top, 0.0, axis=1)
+    m[:, P - r:] = 0.0
+    return m >= 0
+
+
+def merged_kv(mask, k, v, strategies):
+    """The merges of LOOK-M on the kept mask [G, P]: per strategy, K' and V' as [G, P, D] (kept
+    positions hold their slot's merged key/value; evicted ones are masked by the caller).
+    One cosine search serves every strategy. Code fidelity: the averaged/weighted filter is
+    mu >= mean mu over the layer, shared by evicted rank across heads; averaged sources are the
+    j-th evicted token for the j-th filtered target."""
+    G, P, D = k.shape
+    nrm = np.linalg.norm(k, axis=-1, keepdims=True)
+    kn = np.where(nrm > 0, k / np.where(nrm > 0, nrm, 1), 0.0)
+    assign = []
+    for g in range(G):
+        kept, ev = np.nonzero(mask[g])[0], np.nonzero(~mask[g])[0]
+        sim = kn[g, ev] @ kn[g, kept].T
+        t = sim.argmax(axis=1)
+        assign.append((kept, ev, t, sim[np.arange(len(ev)), t]))
+    mus = np.concatenate([a[3] for a in assign])
+    threshold = mus.mean() if len(mus) else 0.0
+    ragged = len({len(a[1]) for a in assign}) > 1
+    if not ragged and len(assign[0][1]):
+        shared = np.mean([a[3] for a in assign], axis=0) >= threshold
+    out = {}
+    for strat in strategies:
+        K2, V2 = k.copy(), v.copy()
+        for g, (kept, ev, t, mu) in enumerate(assign):
+            if len(ev) == 0:
+                continue
+            if strat == "pivotal":
+                src, slot, w, piv = ev, t, np.full(len(ev), 0.5), 0.5
+            else:
+                f = (mu >= threshold) if ragged else shared
+                fi = np.nonzero(f)[0]
+                slot = t[fi]
+                if strat == "average":
+                    src, w, piv = (ev[:len(fi)] if not ragged else ev[fi]), np.ones(len(fi)), 0.0
+                else:
+                    src, w, piv = ev[fi], mu[fi], 0.0
+            cnt = np.bincount(slot, minlength=len(kept)).astype(np.float64)[:, None]
+            for X, X2 in ((k, K2), (v, V2)):
+                xk = X[g, kept]
+                acc = np.zeros_like(xk)
+                np.add.at(acc, slot, w[:, None] * X[g, src] + piv * xk[slot])
+                X2[g, kept] = (xk + acc) / (1 + cnt)
+        out[strat] = (K2, V2)
+    return out
+
+
 def main():
     args = sys.argv[1:]
     trace = Path(args[0])
@@ -74,8 +137,15 @@ def main():
     rows = np.arange(max(P, qs), qe)
     R = len(rows)
     policies = ["full", "streaming", "h2o", "h2o-sinks", "snapkv", "tova", "knorm", "oracle"]
+    if "--policies" in args:
+        policies = args[args.index("--policies") + 1].split(",")
+    text = modality[:P] == 0
     t0 = time.perf_counter()
     results = []
+    # The multiply-adds the computation must do (for the benchmark's floor): the full outputs of the
+    # evaluation rows (logits and weighted sum), each cell's weighted sum over its kept slots (merging
+    # cells also their logits), and one evicted x kept cosine search per distinct kept set of a head.
+    macs = 0.0
     causal = (np.arange(T)[None, :] <= rows[:, None])                      # [R, T]
     for layer in range(L):
         t = load_safetensors(trace / f"layer_{layer:03d}.safetensors")
@@ -98,11 +168,27 @@ def main():
         win = t["attn"][:, P - 32 - qs:P - qs, :P]                           # SnapKV window rows
         knorm = np.linalg.norm(k[:, :P], axis=-1)
         oracle = (A[:, :, :P] / total[..., None]).sum(1)
+        macs += 2.0 * H * R * T * D
+        searched = set()
         for b in budgets:
             C = int(P * b)
             r = int(C * 0.5)
             hh = C - r
             cand = np.zeros((G, P), bool)
+            merged = {}
+            if any(p in LOOKM_FAMILY for p in policies) and P > C:
+                s = np.zeros((G, P))
+                np.add.at(s, kvmap, colsum)
+                tp = text_prior(s, text, hh, r)
+                names = {"lookm": "pivotal", "lookm-avg": "average", "lookm-weighted": "weighted"}
+                wanted = [p for p in names if p in policies]
+                kv = merged_kv(tp, k[:, :P], v[:, :P], [names[p] for p in wanted])
+                merged = {p: kv[names[p]] for p in wanted}
+                for g in range(G):
+                    key = (g, tp[g].tobytes())
+                    if wanted and key not in searched:
+                        searched.add(key)
+                        macs += float(tp[g].sum()) * float((~tp[g]).sum()) * D
             for pol in policies:
                 if pol == "full" or P <= C:
                     mask = np.ones((G, P), bool)
@@ -141,6 +227,8 @@ def main():
                     mask = topk_mask(s, C, np.ones((G, P), bool))
                 elif pol == "knorm":
                     mask = topk_mask(-knorm, C, np.ones((G, P), bool))
+                elif pol in LOOKM_FAMILY:
+                    mask = tp
                 elif pol == "oracle":
                     s = np.zeros((G, P))
                     np.add.at(s, kvmap, oracle)
@@ -151,14 +239,22 @@ def main():
                 modrec = {mo: ((A[:, :, :P] * (mh * (modality[:P] == mo))[:, None, :]).sum(-1) /
                                (A[:, :, :P] * (modality[:P] == mo)).sum(-1)).mean() for mo in mods}
                 hits = np.take_along_axis(np.broadcast_to(mh[:, None, :], A[:, :, :P].shape), topidx, -1).sum(-1) / kk
-                wk = w[:, :, :P] * mh[:, None, :]
-                op = (np.matmul(wk, vh[:, :P]) + tailNum) / (wk.sum(-1) + tailZ)[..., None]
+                if pol in merged:
+                    K2, V2 = merged[pol]
+                    lg = np.where(mh[:, None, :] > 0, scale * np.matmul(q, K2[kvmap].transpose(0, 2, 1)), -np.inf)
+                    lg = np.concatenate([lg, logits[:, :, P:]], axis=-1)
+                    wm = np.exp(lg - lg.max(-1, keepdims=True))
+                    op = (np.matmul(wm[:, :, :P], V2[kvmap]) + np.matmul(wm[:, :, P:], vh[:, P:])) / wm.sum(-1)[..., None]
+                else:
+                    wk = w[:, :, :P] * mh[:, None, :]
+                    op = (np.matmul(wk, vh[:, :P]) + tailNum) / (wk.sum(-1) + tailZ)[..., None]
                 err = (np.linalg.norm(o - op, axis=-1) / np.linalg.norm(o, axis=-1)).mean()
                 cos = ((o * op).sum(-1) / (np.linalg.norm(o, axis=-1) * np.linalg.norm(op, axis=-1))).mean()
                 Ak = A[:, :, :P] * mh[:, None, :]
                 opA = (np.matmul(Ak, vh[:, :P]) + tailNumA) / (kept + tailA)[..., None]
-                errA = (np.linalg.norm(oA - opA, axis=-1) / np.linalg.norm(oA, axis=-1)).mean()
+                errA = (np.linalg.norm(oA - opA, axis=-1) / np.linalg.norm(oA, axis=-1)).mean() if pol not in merged else np.nan
                 keptn = mask.sum(1)
+                macs += (2.0 if pol in merged else 1.0) * R * D * float(mh.sum())
                 ret = {mo: (mask[:, modality[:P] == mo].sum(1) / (modality[:P] == mo).sum()).mean() for mo in mods}
                 imret = [mask[:, a:bb].mean() for a, bb in images]
                 results.append((layer, pol, b, recall, hits.mean(), err, cos, errA, keptn.mean(), keptn.sum() * D * 2 * 2,
@@ -170,6 +266,8 @@ def main():
             f.write("layer,policy,budget,attention_recall,topk_recall,output_error,output_cosine,output_error_evict\n")
             for x in results:
                 f.write(",".join(str(y) for y in x[:8]) + "\n")
+    if "--macs" in args:
+        Path(args[args.index("--macs") + 1]).write_text(f"{macs:.0f}\n")
     print(f"numpy: {len(results)} (layer, policy, budget) cells in {elapsed:.2f} s, peak RSS {peak:.0f} MiB")
 
 

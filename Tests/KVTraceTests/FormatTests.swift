@@ -26,6 +26,22 @@ struct NumpyTests {
         #expect(bf.dtype == .bf16 && bf.doubles() == (0 ..< 6).map(fixtureFloat))
     }
 
+    @Test("a large member's CRC-32, checked in parallel parts and combined, equals one pass")
+    func parallelCRC() throws {
+        let n = 40 << 20 | 12_345 // over the 16 MiB split threshold, not a multiple of the part size
+        var bytes = [UInt8](repeating: 0, count: n)
+        var x: UInt32 = 2_463_534_242
+        for i in 0 ..< n { x ^= x << 13; x ^= x >> 17; x ^= x << 5; bytes[i] = UInt8(truncatingIfNeeded: x) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("crc-\(UUID().uuidString)")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let one = bytes.withUnsafeBytes { zipCRC32($0.baseAddress!, count: n) }
+        #expect(try fileCRC32(path: url.path, offset: 0, count: n) == one)
+        let tail = bytes[7...].withUnsafeBytes { zipCRC32($0.baseAddress!, count: n - 7) }
+        #expect(try fileCRC32(path: url.path, offset: 7, count: n - 7) == tail)
+        #expect(one != tail)
+    }
+
     @Test func voidArraysNeedTheBF16Flag() throws {
         let z = try NPZArchive(Paths.fixtures.appendingPathComponent("stored.npz"))
         #expect(throws: TraceError.self) { try z.array("bf16") }

@@ -103,8 +103,10 @@ public struct LayerContext: Sendable {
                 let block = try rows(start ..< end)
                 block.values.withUnsafeBufferPointer { src in
                     out.values.withUnsafeMutableBufferPointer { dst in
-                        for h in 0 ..< H {
-                            let d = dst.baseAddress! + h * P
+                        // One head per task; each sum still runs over the rows in ascending order.
+                        let d0 = UnsafeSendableBox(dst.baseAddress!)
+                        parallelFor(H) { h in
+                            let d = d0.value + h * P
                             for i in 0 ..< block.positions.count {
                                 let s = src.baseAddress! + block.offset(h, i)
                                 for j in 0 ..< P { d[j] += s[j] }

@@ -39,9 +39,10 @@ public enum MergeAssigner {
     /// slot within `margin` of the row's `Float` maximum is scored in `Double`. The target (lowest
     /// slot on ties) and μ are therefore the `Double` ones. `Float` error on unit vectors is at
     /// most about `D·2⁻²⁴` per cosine, far below `margin`. `scratch` may be reused across calls
-    /// on one thread.
+    /// on one thread. With a `ranking` (the head's, from the layer's work cache) the `Float` pass
+    /// reads what earlier settings of the layer already searched; the result is the same.
     static func assign(dim D: Int, kept: [Int], evicted: [Int], scratch: AssignScratch = AssignScratch(),
-                       load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
+                       ranking: CandidateRanking? = nil, load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
         let C = kept.count, E = evicted.count
         guard C > 0, E > 0 else { return (Array(repeating: -1, count: E), Array(repeating: 0, count: E)) }
         let m = scratch
@@ -89,8 +90,13 @@ public enum MergeAssigner {
                     for e in 0 ..< E { rescore(e, all: true) }
                     return
                 }
-                ck_pack_panels(kf, C, D, m.packed)
-                ck_top2(ef, E, D, m.packed, C, m.best, m.second, m.arg)
+                if let ranking {
+                    ranking.top2(kept: kept, evicted: evicted, dim: D, keptKeys: kf, evictedKeys: ef, scratch: m,
+                                 best: m.best, second: m.second, arg: m.arg)
+                } else {
+                    ck_pack_panels(kf, C, D, m.packed)
+                    ck_top2(ef, E, D, m.packed, C, m.best, m.second, m.arg)
+                }
                 for e in 0 ..< E {
                     if m.best[e] - m.second[e] > margin {
                         let k = Int(m.arg[e])
@@ -136,7 +142,13 @@ final class AssignScratch {
     private(set) var packed = UnsafeMutablePointer<Float>.allocate(capacity: 1), row = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var best = UnsafeMutablePointer<Float>.allocate(capacity: 1), second = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var arg = UnsafeMutablePointer<Int32>.allocate(capacity: 1), src = UnsafeMutablePointer<Double>.allocate(capacity: 1)
-    private var capC = 0, capE = 0, capD = 0
+    // `CandidateRanking`'s: gathered kept keys, gathered evicted keys, one search's top-2, slot of
+    // each position, kept bits of each block.
+    private(set) var gather = UnsafeMutablePointer<Float>.allocate(capacity: 1), rowKeys = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var b2 = UnsafeMutablePointer<Float>.allocate(capacity: 1), s2 = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var a2 = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private(set) var slotOf = UnsafeMutablePointer<Int32>.allocate(capacity: 1), bits = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private var capC = 0, capE = 0, capD = 0, capP = 0, capBlocks = 0
 
     init() {}
 
@@ -154,6 +166,7 @@ final class AssignScratch {
             knf.deallocate(); knf = .allocate(capacity: c * capD)
             packed.deallocate(); packed = .allocate(capacity: ck_packed_count(c, capD))
             row.deallocate(); row = .allocate(capacity: c)
+            gather.deallocate(); gather = .allocate(capacity: c * capD)
         }
         if e > capE {
             capE = e
@@ -162,11 +175,23 @@ final class AssignScratch {
             best.deallocate(); best = .allocate(capacity: e)
             second.deallocate(); second = .allocate(capacity: e)
             arg.deallocate(); arg = .allocate(capacity: e)
+            rowKeys.deallocate(); rowKeys = .allocate(capacity: e * capD)
+            b2.deallocate(); b2 = .allocate(capacity: e)
+            s2.deallocate(); s2 = .allocate(capacity: e)
+            a2.deallocate(); a2 = .allocate(capacity: e)
         }
+    }
+
+    /// Room for `CandidateRanking`'s per-position slots and per-block bits.
+    func reserveRanking(P: Int, blocks: Int) {
+        if P > capP { capP = P; slotOf.deallocate(); slotOf = .allocate(capacity: P) }
+        if blocks > capBlocks { capBlocks = blocks; bits.deallocate(); bits = .allocate(capacity: blocks) }
     }
 
     deinit {
         kn.deallocate(); en.deallocate(); knf.deallocate(); enf.deallocate(); packed.deallocate()
         row.deallocate(); best.deallocate(); second.deallocate(); arg.deallocate(); src.deallocate()
+        gather.deallocate(); rowKeys.deallocate(); b2.deallocate(); s2.deallocate(); a2.deallocate()
+        slotOf.deallocate(); bits.deallocate()
     }
 }

@@ -75,7 +75,10 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
                 if let groups {
                     return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, groups: groups, scratch: scratch, load: load)
                 }
-                return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch, load: load)
+                // Other kept sets of this head (other budgets, ratios, policies) share its ranked candidates.
+                let ranking = ctx.cache == nil ? nil : ctx.shared(RankingKey(head: g)) { CandidateRanking(positions: P) }
+                return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch,
+                                            ranking: ranking, load: load)
             }
         }
         let G = d.heads.count

@@ -33,14 +33,11 @@ struct KVRows: @unchecked Sendable {
         return try body(tensor.storage.base + tensor.offset + start * tensor.dtype.width)
     }
 
-    /// Vector `(g, p)` as `Double`.
-    func vector(_ g: Int, _ p: Int) -> [Double] {
+    /// Vector `(g, p)` as `Double` into `out` (`D` elements).
+    func load(_ g: Int, _ p: Int, into out: UnsafeMutablePointer<Double>) {
         let D = headDim
-        if let c = converted { return Array(c[(g * seqLen + p) * D ..< (g * seqLen + p + 1) * D]) }
-        return [Double](unsafeUninitializedCapacity: D) { b, n in
-            LayerContext.copyDoubles(tensor, from: (g * seqLen + p) * D, count: D, into: b.baseAddress!)
-            n = D
-        }
+        if let c = converted { c.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + (g * seqLen + p) * D, count: D) }; return }
+        LayerContext.copyDoubles(tensor, from: (g * seqLen + p) * D, count: D, into: out)
     }
 
     /// Rows of KV head `g` as `Double` into `out` (`T·D` elements).

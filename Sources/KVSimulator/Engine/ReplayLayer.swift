@@ -136,30 +136,45 @@ public struct ReplayLayer: Sendable {
         var z = [Double](repeating: 0, count: R)
         // Merged slot vectors, by the DecisionApplier formula:
         // K'[κ] = (K[κ] + Σ (a·K[src] + b·K[κ])) / (1 + n), from the pre-merge keys; V' the same.
-        var slotK: [Int: [Double]] = [:], slotV: [Int: [Double]] = [:]
+        // Flat per-slot buffers (no dictionaries or per-vector arrays in this loop): `row[s]` is slot
+        // `s`'s row in `mergedK`/`mergedV`, −1 for a slot without contributions.
+        var row = [Int](repeating: -1, count: head.kept.count)
+        var mergedK: [Double] = [], mergedV: [Double] = [], count: [Int] = []
         if !head.merges.isEmpty {
-            var count: [Int: Int] = [:]
-            var accK: [Int: [Double]] = [:], accV: [Int: [Double]] = [:]
+            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 4 * D)
+            defer { buf.deallocate() }
+            let ks = buf, kp = buf + D, vs = buf + 2 * D, vp = buf + 3 * D
             for m in head.merges {
-                let pv = head.kept[m.slot]
-                var ak = accK[m.slot] ?? [Double](repeating: 0, count: D)
-                var av = accV[m.slot] ?? [Double](repeating: 0, count: D)
-                let ks = K.vector(g, m.source), kp = K.vector(g, pv), vs = V.vector(g, m.source), vp = V.vector(g, pv)
-                for d in 0 ..< D {
-                    ak[d] += m.sourceWeight * ks[d] + m.pivotWeight * kp[d]
-                    av[d] += m.sourceWeight * vs[d] + m.pivotWeight * vp[d]
+                var r = row[m.slot]
+                if r < 0 {
+                    r = count.count
+                    row[m.slot] = r
+                    count.append(0)
+                    mergedK.append(contentsOf: repeatElement(0, count: D))
+                    mergedV.append(contentsOf: repeatElement(0, count: D))
                 }
-                accK[m.slot] = ak; accV[m.slot] = av
-                count[m.slot, default: 0] += 1
+                let pv = head.kept[m.slot]
+                K.load(g, m.source, into: ks); K.load(g, pv, into: kp); V.load(g, m.source, into: vs); V.load(g, pv, into: vp)
+                let a = m.sourceWeight, b = m.pivotWeight
+                mergedK.withUnsafeMutableBufferPointer { mk in mergedV.withUnsafeMutableBufferPointer { mv in
+                    let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                    for d in 0 ..< D {
+                        ak[d] += a * ks[d] + b * kp[d]
+                        av[d] += a * vs[d] + b * vp[d]
+                    }
+                } }
+                count[r] += 1
             }
-            for (s, n) in count {
-                let pv = head.kept[s], div = Double(1 + n)
-                let kp = K.vector(g, pv), vp = V.vector(g, pv)
-                slotK[s] = (0 ..< D).map { (kp[$0] + accK[s]![$0]) / div }
-                slotV[s] = (0 ..< D).map { (vp[$0] + accV[s]![$0]) / div }
+            for s in row.indices where row[s] >= 0 {
+                let r = row[s], div = Double(1 + count[r])
+                K.load(g, head.kept[s], into: kp); V.load(g, head.kept[s], into: vp)
+                for d in 0 ..< D {
+                    mergedK[r * D + d] = (kp[d] + mergedK[r * D + d]) / div
+                    mergedV[r * D + d] = (vp[d] + mergedV[r * D + d]) / div
+                }
             }
         }
-        let complement = slotK.isEmpty && head.evicted.count < head.kept.count
+        let complement = count.isEmpty && head.evicted.count < head.kept.count
         let first = c.rows.lowerBound
         c.weights.withUnsafeBufferPointer { wb in Q.withUnsafeBufferPointer { qb in
             o.withUnsafeMutableBufferPointer { ob in
@@ -186,16 +201,17 @@ public struct ReplayLayer: Sendable {
                     }
                     for s in order {
                         let p = head.kept[s]
-                        if let kp = slotK[s], let vp = slotV[s] {
+                        if row[s] >= 0 {
                             flush()
-                            vp.withUnsafeBufferPointer { vpb in kp.withUnsafeBufferPointer { kpb in
+                            mergedV.withUnsafeBufferPointer { mv in mergedK.withUnsafeBufferPointer { mk in
+                                let kpb = mk.baseAddress! + row[s] * D, vpb = mv.baseAddress! + row[s] * D
                                 for r in 0 ..< R {
                                     let i = first + r
                                     guard p <= i else { continue }
-                                    let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb.baseAddress!, D)
+                                    let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb, D)
                                     let wt = Foundation.exp(l - c.rowMax[h * R + r])
                                     z[r] += wt
-                                    Kernels.axpy(wt, vpb.baseAddress!, o0 + r * D, D)
+                                    Kernels.axpy(wt, vpb, o0 + r * D, D)
                                 }
                             } }
                         } else {
