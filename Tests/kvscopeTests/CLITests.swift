@@ -31,7 +31,7 @@ struct CLITests {
 
     @Test("bad input: one line on stderr and exit status 2", arguments: [
         (["info", "/nonexistent/trace"], "no such file or folder"),
-        (["info", "PLACEHOLDER", "--grid", "axb"], "--grid: 'axb' is not RxC"),
+        (["info", "PLACEHOLDER", "--grid", "axb"], "The value 'axb' is invalid for '--grid <RxC>'"),
         (["info", "PLACEHOLDER", "--attn", "x"], "mapping flags (--attn, --keys, …) apply to bare"),
         (["info", "PLACEHOLDER", "--prefill-len", "0"], "--prefill-len must be ≥ 1"),
         (["info", "PLACEHOLDER", "--no-such-flag"], "Unknown option '--no-such-flag'"),

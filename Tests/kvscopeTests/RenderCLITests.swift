@@ -134,7 +134,7 @@ struct RenderCLITests {
         (["render", "heatmap", "TRACE", "--layer", "1", "--out", "x.gif"], "unknown format 'gif'"),
         (["render", "heatmap", "TRACE", "--layer", "1", "-o", "x.gif"], "--output x.gif: unknown format 'gif'"),
         (["render", "heatmap", "TRACE", "--layer", "1", "--rows", "0:10"], "the trace records rows 153..<177"),
-        (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "--cols: '5:3' is not a range"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "The value '5:3' is invalid for '--cols <a:b>'"),
         (["render", "heatmap", "/nonexistent/trace", "--layer", "1"], "no such file or folder"),
         (["render", "retention", "TRACE"], "give --policies"),
         (["render", "retention", "TRACE", "--policies", "h2o,nope"], "'nope': unknown policy id"),

@@ -37,8 +37,7 @@ struct SimulateCommand: ParsableCommand {
     @OptionGroup var policy: PolicyArguments
     @OptionGroup var budget: BudgetOptions
 
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to simulate, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of docs/metrics.md (attention recall, output error, retention per modality and image, …).")
     var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
@@ -47,7 +46,6 @@ struct SimulateCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if let l = layers { _ = try RenderSupport.layerList(l) }
         if json && saveCache != nil { throw ValidationError("--json: not with --save-cache (its cache.json already holds the decisions)") }
     }
 
@@ -61,7 +59,7 @@ struct SimulateCommand: ParsableCommand {
                 throw CLIError("--save-cache \(dir): is a file, expected a folder")
             }
         }
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let spec = try budget.spec()
         let p = try policy.make()
         let options = policy.options

@@ -43,7 +43,7 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup(title: "Bare arrays") var mapping: MappingOptions
     @OptionGroup var grid: GridOptions
     @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
-    var metrics: String?
+    var metrics: ListArgument<String>?
     @Option(name: .customLong("at"), help: "Compression point P (default: the trace's prefill length).")
     var at: Int?
     @Option(name: .customLong("topk"), help: "k of topk_recall.")
@@ -63,12 +63,17 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var sharding: ShardOptions
 
     func validate() throws {
-        if let m = metrics { _ = try MetricCatalogue.select(m.split(separator: ",").map(String.init)) }
+        _ = try chosenMetrics()
         if resume && out == nil { throw ValidationError("--resume needs --output DIR (the folder of the interrupted sweep)") }
         if sharding.shard != nil && out == nil { throw ValidationError("--shard needs --output DIR (the folder every shard and `kvscope collect` share)") }
         guard topK >= 1 else { throw ValidationError("--topk must be ≥ 1") }
         guard proxyRows >= 1 && proxyRows <= 1 << 24 else { throw ValidationError("--proxy-rows must be in 1…16777216") }
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be in 1…256") }
+    }
+
+    /// The metrics of `--metrics`, or every metric.
+    func chosenMetrics() throws -> [any Metric] {
+        try metrics.map { try MetricCatalogue.select($0.values) } ?? MetricCatalogue.all
     }
 
     func run() throws {
@@ -80,7 +85,7 @@ struct SweepCommand: ParsableCommand {
     /// folder; nil for one shard (`kvscope collect` finishes the sweep).
     func execute() throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
         let combos = try grid.combinations()
-        let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
+        let chosen = try chosenMetrics()
         let map = try mapping.mapping()
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0, mapping: map)) }
         let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead)
@@ -92,7 +97,7 @@ struct SweepCommand: ParsableCommand {
         }
         try OutputGuard.check(outURL.path, against: traces, flag: "--out")
         let sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
-        let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
+        let progress = Locked(Progress(total: sweep.totalLayers, label: "sweep layers"))
         var labels: [String] = []
         for c in combos where !labels.contains(c.policy) { labels.append(c.policy) }
         var budgets: [String] = []
@@ -109,8 +114,8 @@ struct SweepCommand: ParsableCommand {
                           metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
         }
         let shard = try sharding.spec()
-        let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.step() }
-        progress.finish()
+        let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.withLock { $0.step() } }
+        progress.withLock { $0.finish() }
         if let shard {
             let folder = outURL.appendingPathComponent("shards").appendingPathComponent(shard.folderName).path
             print("shard \(shard): wrote \(rows.count) layer rows to \(folder); when every shard is done: kvscope collect \(outURL.path)")
@@ -122,11 +127,3 @@ struct SweepCommand: ParsableCommand {
     }
 }
 
-/// `Progress` is used under the sweep's lock only.
-// @unchecked: `step` is called only from the sweep's `done` callback, which runs under its lock.
-final class ProgressBox: @unchecked Sendable {
-    let p: Progress
-    init(_ p: Progress) { self.p = p }
-    func step() { p.step() }
-    func finish() { p.finish() }
-}

@@ -7,7 +7,7 @@ import KVTrace
 /// `--policies`, `--budget`, `--fidelity`: the policies a retention-type figure replays.
 struct RenderPolicyOptions: ParsableArguments {
     @Option(name: .customLong("policies"), help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,…"))
-    var policies: String?
+    var policies: ListArgument<String>?
     @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1 (C = int(P·b), half of it the recent window).")
     var budget: Double = 0.2
     @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
@@ -15,27 +15,18 @@ struct RenderPolicyOptions: ParsableArguments {
     @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
         "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
         valueName: "[id.]key=value"))
-    var params: [String] = []
+    var params: [ParamArgument] = []
 
     /// The `--param` overrides for policy `id`.
     func parameters(for id: String) throws -> [String: String] {
         let known = Set(PolicyRegistry.declaration(id)?.parameters.map(\.name) ?? [])
         var out: [String: String] = [:]
-        for p in params {
-            let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--param: '\(p)' is not [id.]key=value") }
-            let dotted = kv[0].split(separator: ".", maxSplits: 1).map(String.init)
-            if dotted.count == 2, PolicyRegistry.declaration(dotted[0]) != nil {
-                if dotted[0] == id { out[dotted[1]] = kv[1] }
-            } else if known.contains(kv[0]) {
-                out[kv[0]] = kv[1]
-            }
-        }
+        for p in params where p.scope == id || (p.scope == nil && known.contains(p.name)) { out[p.name] = p.value }
         return out
     }
 
     /// "window=8" lines for the subtitle, or nil.
-    var paramNote: String? { params.isEmpty ? nil : "parameters: " + params.joined(separator: ", ") }
+    var paramNote: String? { params.isEmpty ? nil : "parameters: " + params.map(\.description).joined(separator: ", ") }
 
     /// The policy ids, checked against the registry.
     func ids(required: Bool) throws -> [String] {
@@ -43,14 +34,15 @@ struct RenderPolicyOptions: ParsableArguments {
             if required { throw ValidationError("give --policies a,b,… (see `kvscope policies`)") }
             return []
         }
-        let ids = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !ids.isEmpty else { throw ValidationError("--policies: empty list") }
-        return try ids.map { id in
+        return try policies.values.map { id in
             do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError { throw ValidationError("--policies: '\(id)': \(e.message)") }
         }
     }
 
-    func validateBudget() throws {
+    /// Checks the ids and the budget (ArgumentParser runs it for every command that has the group;
+    /// a command that needs `--policies` also calls `ids(required: true)`).
+    func validate() throws {
+        _ = try ids(required: false)
         guard budget.isFinite, budget > 0, budget <= 1 else { throw ValidationError("--budget must be in (0, 1], got \(budget)") }
     }
 
