@@ -125,33 +125,8 @@ public struct BareTrace: TraceSource {
             throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys (arrays: \(available.joined(separator: ", ")))")
         }
 
-        // Layout from ranks.
-        let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
-        var layout = m.layout
-        for role in Self.roles {
-            guard let t = arrays[role] else { continue }
-            let r0 = baseRank[role]!
-            let inferred: BareArrayMapping.Layout
-            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
-                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
-            }
-            if let l = layout, l != inferred {
-                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
-            }
-            layout = inferred
-        }
-        let lay = layout ?? .hqt
+        let (lay, numLayers) = try Self.layout(arrays, mapping: m, path: path)
         func inner(_ t: Tensor) -> [Int] { lay == .lhqt ? Array(t.shape.dropFirst()) : t.shape }
-        var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
-        if lay == .lhqt {
-            for role in Self.roles { if let t = arrays[role] {
-                if numLayers >= 0, t.shape[0] != numLayers {
-                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
-                }
-                numLayers = t.shape[0]
-            } }
-        }
-        guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
 
         // Dimensions.
         var seqLen: Int?
@@ -161,19 +136,7 @@ public struct BareTrace: TraceSource {
             let s = inner(a)
             heads = s[0]
             if m.tril {
-                let n = s[1]
-                let t = Int((2 * Double(n)).squareRoot().rounded(.down)) + 1
-                // T(T+1)/2 = n has T ≈ √(2n); try the few integers there, without overflow.
-                var found = -1
-                var c = t
-                while c >= 0, c >= t - 3 {
-                    let (tt, o) = c.multipliedReportingOverflow(by: c + 1)
-                    if !o, tt / 2 == n, tt % 2 == 0 { found = c; break }
-                    c -= 1
-                }
-                guard found >= 0 else {
-                    throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
-                }
+                let found = try Self.packedTriangleSide(s[1], path: path)
                 seqLen = found
                 q = found
             } else {
@@ -244,14 +207,7 @@ public struct BareTrace: TraceSource {
             guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else { throw TraceError(file: path, "--token-kind \(name): no such array") }
             try checkLength(t, name)
             let kinds = try t.checkedInts(in: 0 ... T, field: "\(name.escapedForMessage) (--token-kind)", file: path)
-            var ranges: [Int: Range<Int>] = [:]
-            for (p, k) in kinds.enumerated() where k != 0 {
-                guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
-                if let r = ranges[k] {
-                    guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
-                    ranges[k] = r.lowerBound ..< p + 1
-                } else { ranges[k] = p ..< p + 1 }
-            }
+            let ranges = try Self.imageRanges(tokenKinds: kinds, name: name, path: path)
             // Kind k ≥ 1 is image k − 1: image ids start at 0, as in trace.json.
             spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted().map { $0 - 1 })
         } else if let name = m.modality {
@@ -264,17 +220,7 @@ public struct BareTrace: TraceSource {
                 }
                 modality[p] = t.dtype == .bool ? (c != 0 ? .image : .text) : mm
             }
-            var ranges: [Range<Int>] = []
-            var p = 0
-            while p < T {
-                if modality[p] == .image {
-                    var e = p
-                    while e < T, modality[e] == .image { e += 1 }
-                    ranges.append(p ..< e)
-                    p = e
-                } else { p += 1 }
-            }
-            images = ranges.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
+            images = Self.imageRuns(modality).enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
         } else if let spans = m.imageSpans {
             for r in spans where r.lowerBound < 0 || r.upperBound > T || r.isEmpty {
                 throw TraceError(file: path, "--image-spans \(r.lowerBound):\(r.upperBound) is outside 0 … \(T) or empty")
@@ -327,6 +273,79 @@ public struct BareTrace: TraceSource {
         self.files = files
         self.warnings = warnings
         if !m.tril { _ = try layer(info.recordedLayers[0]) }
+    }
+
+    /// The layout (given, or inferred from each array's rank) and the number of layers: the
+    /// leading axis of LHQT arrays (equal across them), else `--layer` + 1.
+    private static func layout(_ arrays: [String: Tensor], mapping m: BareArrayMapping, path: String) throws -> (BareArrayMapping.Layout, Int) {
+        let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
+        var layout = m.layout
+        for role in Self.roles {
+            guard let t = arrays[role] else { continue }
+            let r0 = baseRank[role]!
+            let inferred: BareArrayMapping.Layout
+            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
+                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
+            }
+            if let l = layout, l != inferred {
+                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
+            }
+            layout = inferred
+        }
+        let lay = layout ?? .hqt
+        var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
+        if lay == .lhqt {
+            for role in Self.roles { if let t = arrays[role] {
+                if numLayers >= 0, t.shape[0] != numLayers {
+                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
+                }
+                numLayers = t.shape[0]
+            } }
+        }
+        guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
+        return (lay, numLayers)
+    }
+
+    /// `T` with `T(T+1)/2 = n`, the side of a packed lower triangle of `n` entries (`--tril`).
+    private static func packedTriangleSide(_ n: Int, path: String) throws -> Int {
+        let t = Int((2 * Double(n)).squareRoot().rounded(.down)) + 1
+        // T(T+1)/2 = n has T ≈ √(2n); try the few integers there, without overflow.
+        var c = t
+        while c >= 0, c >= t - 3 {
+            let (tt, o) = c.multipliedReportingOverflow(by: c + 1)
+            if !o, tt / 2 == n, tt % 2 == 0 { return c }
+            c -= 1
+        }
+        throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
+    }
+
+    /// The span of each image kind `k ≥ 1` of a `--token-kind` array (0 is text), keyed by `k`;
+    /// a negative kind or an image whose tokens are not contiguous is an error naming the array.
+    private static func imageRanges(tokenKinds kinds: [Int], name: String, path: String) throws -> [Int: Range<Int>] {
+        var ranges: [Int: Range<Int>] = [:]
+        for (p, k) in kinds.enumerated() where k != 0 {
+            guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
+            if let r = ranges[k] {
+                guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
+                ranges[k] = r.lowerBound ..< p + 1
+            } else { ranges[k] = p ..< p + 1 }
+        }
+        return ranges
+    }
+
+    /// The maximal runs of `.image` positions, in order.
+    private static func imageRuns(_ modality: [Modality]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var p = 0
+        while p < modality.count {
+            if modality[p] == .image {
+                var e = p
+                while e < modality.count, modality[e] == .image { e += 1 }
+                ranges.append(p ..< e)
+                p = e
+            } else { p += 1 }
+        }
+        return ranges
     }
 
     public func layer(_ index: Int) throws -> LayerTensors {
