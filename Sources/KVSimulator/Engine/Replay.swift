@@ -37,20 +37,15 @@ public struct Replay: Sendable {
         let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
-        let collected = RowCollector()
+        let collected = Locked<[ResultRow]>([])
         try parallelEach(chosen, workers: 2, { l in
             try LayerEngine.run(trace: source, layer: l, runs: [run], metrics: metrics, settings: settings)
-        }, done: { _, rows in collected.rows += rows })
-        var rows = collected.rows
+        }, done: { _, rows in collected.withLock { $0 += rows } })
+        var rows = collected.withLock { $0 }
         rows += LayerEngine.aggregate(rows, metrics: metrics)
         rows = ResultOrder.sort(rows, metrics: metrics.map { type(of: $0).id })
         return ReplayResult(info: info, combination: run.combination, compressionPoint: P, rows: rows)
     }
-}
-
-// @unchecked: appended to only in `parallelEach`'s `done`, which runs under its lock.
-final class RowCollector: @unchecked Sendable {
-    var rows: [ResultRow] = []
 }
 
 /// The rows of one replay (per layer and `all`), with accessors.
