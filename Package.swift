@@ -53,11 +53,11 @@ let package = Package(
         .executableTarget(name: "plotbench", dependencies: ["KVPlot", "KVCairo"], path: "Benchmarks/PlotBench"),
         // Test support: the one in-memory trace builder and the one binary runner every test target uses.
         .target(name: "KVTestSupport", dependencies: ["KVTrace"], path: "Tests/KVTestSupport"),
-        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
+        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace", "KVTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport", "KVPlot"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
-        .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace"]),
+        .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace", "KVTestSupport"]),
         .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPolicies", "KVPlot"]),
         .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport", "KVCairo"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace", "KVTestSupport"]),
