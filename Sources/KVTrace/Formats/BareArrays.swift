@@ -146,29 +146,22 @@ public struct BareTrace: TraceSource {
         }
         if let c = arrays["attn_colsum"] {
             let s = inner(c)
-            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "attn_colsum", "has \(s[0]) heads, attn has \(h)") }
-            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: "attn_colsum", "has length \(s[1]), attn has T = \(t)") }
-            heads = s[0]
-            seqLen = s[1]
+            try Self.unify(&heads, s[0], "attn_colsum", path) { "has \(s[0]) heads, attn has \($0)" }
+            try Self.unify(&seqLen, s[1], "attn_colsum", path) { "has length \(s[1]), attn has T = \($0)" }
         }
         var kvHeads: Int?
         var headDim: Int?
         for role in ["k", "v"] { if let k = arrays[role] {
             let s = inner(k)
-            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: role, "has T = \(s[1]), expected \(t)") }
-            if let g = kvHeads, g != s[0] { throw TraceError(file: path, tensor: role, "has \(s[0]) KV heads, expected \(g)") }
-            seqLen = s[1]
-            kvHeads = s[0]
+            try Self.unify(&seqLen, s[1], role, path) { "has T = \(s[1]), expected \($0)" }
+            try Self.unify(&kvHeads, s[0], role, path) { "has \(s[0]) KV heads, expected \($0)" }
             headDim = s[2]
         } }
         if let qq = arrays["q"] {
             let s = inner(qq)
-            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "q", "has \(s[0]) heads, expected \(h)") }
-            if let d = headDim, d != s[2] { throw TraceError(file: path, tensor: "q", "has head dim \(s[2]), keys have \(d)") }
-            if let qn = q, qn != s[1] { throw TraceError(file: path, tensor: "q", "has \(s[1]) rows, attn has \(qn)") }
-            heads = s[0]
-            q = s[1]
-            headDim = s[2]
+            try Self.unify(&heads, s[0], "q", path) { "has \(s[0]) heads, expected \($0)" }
+            try Self.unify(&headDim, s[2], "q", path) { "has head dim \(s[2]), keys have \($0)" }
+            try Self.unify(&q, s[1], "q", path) { "has \(s[1]) rows, attn has \($0)" }
         }
         guard let T = seqLen, let H = heads else { throw TraceError(file: path, "cannot tell the sequence length from the arrays") }
         let Q = q ?? 0
@@ -304,6 +297,13 @@ public struct BareTrace: TraceSource {
         }
         guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
         return (lay, numLayers)
+    }
+
+    /// Sets `dim` to `found`, the size array `role` gives it; when another array already set it to a
+    /// different size, the error names `role` and says `conflict(earlier size)`.
+    private static func unify(_ dim: inout Int?, _ found: Int, _ role: String, _ path: String, _ conflict: (Int) -> String) throws {
+        if let d = dim, d != found { throw TraceError(file: path, tensor: role, conflict(d)) }
+        dim = found
     }
 
     /// `T` with `T(T+1)/2 = n`, the side of a packed lower triangle of `n` entries (`--tril`).
