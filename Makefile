@@ -8,7 +8,7 @@ OUT          ?= Output/demo
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build release test test-swift test-python test-slurm demo bench fuzz clean
+.PHONY: all deps build release test test-swift test-python test-slurm demo bench fuzz format clean
 
 all: build
 
@@ -41,6 +41,11 @@ test-python:
 	@if [ -f Examples/export/run_tests.sh ]; then \
 	  KVSCOPE_BIN=$(CURDIR)/.build/debug/kvscope bash Examples/export/run_tests.sh $(CURDIR)/Tests/python; \
 	fi
+
+## format: rewrite Sources/ and Tests/ in place with swift-format (the toolchain's `swift format`,
+## settings in .swift-format)
+format:
+	$(SWIFT) format --in-place --recursive --parallel Sources Tests
 
 ## test-slurm: a one-node Slurm cluster on this machine (installs slurm-wlm and munge when absent):
 ## a 4-task job array of a sharded sweep, collected, byte-identical to the single-process sweep;

@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(name: "plotbench", dependencies: ["KVPlot", "KVCairo"], path: "Benchmarks/PlotBench"),
         // Test support: the one in-memory trace builder and the one binary runner every test target uses.
         .target(name: "KVTestSupport", dependencies: ["KVTrace"], path: "Tests/KVTestSupport"),
-        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace"], exclude: ["Fixtures"]),
+        .testTarget(name: "KVTraceTests", dependencies: ["KVTrace", "KVTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPoliciesTests", dependencies: ["KVPolicies", "KVTrace", "KVTestSupport", "KVPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "KVPlotTests", dependencies: ["KVPlot"]),
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),

@@ -79,18 +79,6 @@ public final class CairoCanvas: Canvas {
         return sink.data
     }
 
-    /// A one-page PDF surface writing to `url`, with pinned creation and modification dates.
-    public convenience init(pdfAt url: URL, size: Size) throws {
-        guard let s = cairo_pdf_surface_create(url.path, size.width, size.height) else {
-            throw CairoError(operation: "create PDF surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
-        }
-        try self.init(surface: s, size: size, kind: .pdf, what: "PDF surface")
-        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, Self.pinnedPDFDate)
-        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_MOD_DATE, Self.pinnedPDFDate)
-        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "KVScope")
-        try CairoError.check(cairo_surface_status(surface), "set PDF metadata")
-    }
-
     private init(surface s: OpaquePointer, size: Size, kind: SurfaceKind, what: String) throws {
         let status = cairo_surface_status(s)
         guard status == CAIRO_STATUS_SUCCESS else {

@@ -38,38 +38,36 @@ public struct CellValue: Sendable, Hashable {
 }
 
 /// One combination on one trace: a policy with its parameters and fidelity at one budget or setting.
+///
+/// Its setting is the result row it was first seen in (`setting`); the setting columns read
+/// through it by name (`cell.policy`, `cell.budget`, `cell.nominalTokens`, …, see `ResultRow`),
+/// and `actualTokens` is that of the `layer = all` rows. The row's metric columns are not the
+/// cell's: its values are in `values`.
+@dynamicMemberLookup
 public struct StudyCell: Sendable {
-    /// The configured policy's label (`lookm`, `h2o+pivotal`), its base policy and merge strategy.
-    public var policy: String
-    public var base: String
-    public var merge: String
-    public var params: String
-    public var parameters: [String: ParameterValue]
-    public var fidelity: String
-    /// The budget fraction as asked, or nil for other settings (token counts, ratio pairs).
-    public var budget: Double?
-    public var budgetSpec: String
-    /// The recent window's share of C, for fraction and token budgets.
-    public var recentShare: Double?
-    public var compressionPoint: Int
-    public var nominalTokens: Int
-    /// Mean actual kept count over KV heads and layers (the `layer = all` rows').
-    public var actualTokens: Double
+    public var setting: ResultRow
     public var values: [SeriesID: CellValue] = [:]
 
+    public init(setting: ResultRow) { self.setting = setting }
+
+    public subscript<T>(dynamicMember path: WritableKeyPath<ResultRow, T>) -> T {
+        get { setting[keyPath: path] }
+        set { setting[keyPath: path] = newValue }
+    }
+
     /// The full cache and the oracle are drawn as references, never ranked.
-    public var isReference: Bool { (base == "full" || base == "oracle") && merge == "none" }
+    public var isReference: Bool { (setting.base == "full" || setting.base == "oracle") && setting.merge == "none" }
     /// The full cache itself.
-    public var isFullCache: Bool { base == "full" && merge == "none" }
+    public var isFullCache: Bool { setting.base == "full" && setting.merge == "none" }
 
     /// The configuration that produced the cell: the registry id before any `+merge` of the label,
     /// the wrapped merge after it, and the recorded parameter values.
-    public var configuration: PolicyConfiguration { PolicyConfiguration(label: policy, parameters: parameters) }
+    public var configuration: PolicyConfiguration { PolicyConfiguration(label: setting.policy, parameters: setting.parameters) }
 
     /// The setting as a reader names it: `0.2` for a fraction budget, else the spec with `, `.
     public var settingLabel: String {
-        if let b = budget { return Format.number(b) }
-        return budgetSpec.replacingOccurrences(of: ";", with: ", ")
+        if let b = setting.budget { return Format.number(b) }
+        return setting.budgetSpec.replacingOccurrences(of: ";", with: ", ")
     }
 
     /// The value of `s` over all layers, or nil.
@@ -144,9 +142,7 @@ public struct Study: Sendable {
             let k = r.combinationKey
             if cells[k] == nil {
                 keys.append(k)
-                cells[k] = StudyCell(policy: r.policy, base: r.base, merge: r.merge, params: r.params, parameters: r.parameters,
-                                     fidelity: r.fidelity, budget: r.budget, budgetSpec: r.budgetSpec, recentShare: r.recentShare,
-                                     compressionPoint: r.compressionPoint, nominalTokens: r.nominalTokens, actualTokens: r.actualTokens)
+                cells[k] = StudyCell(setting: r)
             }
             let s = SeriesID(r.metric, image: r.image)
             if seen.insert(s).inserted { series.append(s) }

@@ -4,7 +4,7 @@ import KVTrace
 import Testing
 @testable import KVSimulator
 
-/// Every metric against values computed by hand on the 4-token, one-head trace of `ArrayTrace.hand`:
+/// Every metric against values computed by hand on the 4-token, one-head trace of `TestTrace.hand`:
 /// row 3 gives A = [0.4, 0.1, 0.2, 0.3], values v = (1,0), (0,1), (1,1), (0,2).
 @Suite struct HandMetricTests {
     let keep02 = LayerDecision(layer: 0, heads: [HeadDecision(kept: [0, 2], prefill: 3)], nominal: 2, prefill: 3)
@@ -60,7 +60,7 @@ import Testing
         #expect(m["output_error_evict"]?.value == nil)
         #expect(m["output_error_evict"]?.note?.contains("merging") == true)
         // The same K', V' as DecisionApplier.
-        let ctx = LayerContext(info: ArrayTrace.hand().info, tensors: try ArrayTrace.hand().layer(0), budget: .fraction(1))
+        let ctx = LayerContext(info: TestTrace.hand().info, tensors: try TestTrace.hand().layer(0), budget: .fraction(1))
         let applied = DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())
         #expect(abs(applied.heads[0].keys[0] - (0.75 * Foundation.log(0.4) + 0.25 * Foundation.log(0.1))) < 1e-15)
         #expect(applied.heads[0].values[0] == 0.75 && applied.heads[0].values[1] == 0.25)
@@ -73,14 +73,14 @@ import Testing
         #expect(m["output_cosine"]?.value == nil)
         #expect(m["output_error_evict"]?.value != nil)                    // needs rows and v only
         // Through the replay: an omitted metric is an empty value with a note, never 0.
-        let r = try Replay(trace: ArrayTrace.hand(withQueries: false)).runSync(FullCache(), budget: .tokens(2, recentShare: 0.5))
+        let r = try Replay(trace: TestTrace.hand(withQueries: false)).runSync(FullCache(), budget: .tokens(2, recentShare: 0.5))
         let row = try #require(r.row("output_error"))
         #expect(row.value == nil && row.note?.contains("needs q") == true)
     }
 
     @Test func proxyRowsAreFlagged() throws {
         // P = T = 4: no future rows; the evaluation uses the last W prefill rows (all four here).
-        let t = ArrayTrace.hand(P: 4, rows: 0 ..< 4)
+        let t = TestTrace.hand(P: 4, rows: 0 ..< 4)
         let d = LayerDecision(layer: 0, heads: [HeadDecision(kept: [0, 2, 3], prefill: 4)], nominal: 3, prefill: 4)
         let (_, ec, m) = try evaluate(t, decision: d)
         #expect(ec.kind == .proxy && ec.rows == 0 ..< 4)
@@ -94,8 +94,8 @@ import Testing
     }
 
     @Test func imageRetentionOmittedWithoutImages() throws {
-        var t = ArrayTrace.hand()
-        t = ArrayTrace(H: 1, G: 1, D: 2, T: 4, P: 3, queryRows: 3 ..< 4, modality: [.text, .text, .text, .text], images: [],
+        var t = TestTrace.hand()
+        t = TestTrace(H: 1, G: 1, D: 2, T: 4, P: 3, queryRows: 3 ..< 4, modality: [.text, .text, .text, .text], images: [],
                        scale: 1, layerData: [(attn: [0.4, 0.1, 0.2, 0.3], q: [1, 0], k: nil, v: nil)])
         let r = try Replay(trace: t).runSync(FullCache(), budget: .fraction(0.5))
         let row = try #require(r.row("image_retention"))

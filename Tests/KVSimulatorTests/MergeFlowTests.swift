@@ -19,10 +19,10 @@ private struct FixedDecision: CachePolicy {
     /// 3–4 image 1, 5 text; row 6 (the one future row) attends A = [0.1, 0.2, 0.05, 0.15, 0.1, 0.25, 0.15]
     /// in both heads.
     static let attention = [0.1, 0.2, 0.05, 0.15, 0.1, 0.25, 0.15]
-    static func trace() -> ArrayTrace {
+    static func trace() -> TestTrace {
         let T = 7
         let k = (0 ..< 2 * T).flatMap { [1.0 + Double($0 % T), 0.5] }
-        return ArrayTrace(H: 2, G: 2, D: 2, T: T, P: 6, queryRows: 6 ..< 7,
+        return TestTrace(H: 2, G: 2, D: 2, T: T, P: 6, queryRows: 6 ..< 7,
                           modality: [.text, .image, .image, .image, .image, .text, .text],
                           images: [ImageSpan(id: 0, positions: 1 ..< 3), ImageSpan(id: 1, positions: 3 ..< 5)], scale: 1,
                           layerData: [(attn: attention + attention, q: [1, 0, 1, 0], k: k, v: k)])

@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct ReplayTests {
     @Test func fullCacheIsExact() throws {
-        let t = ArrayTrace.random()
+        let t = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
         for b in [0.1, 0.5] {
             let r = try Replay(trace: t).runSync(FullCache(), budget: .fraction(b))
             for l in [nil, 0, 1] as [Int?] {
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func oracleBoundsEveryEvictionPolicy() throws {
-        let traces = [ArrayTrace.random(), ArrayTrace.random(H: 4, G: 4, seed: 3)]
+        let traces = [TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7)), TestTrace(.init(layers: 2, heads: 4, kvHeads: 4, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 3))]
         let ids = ["h2o", "h2o-sinks", "streaming", "snapkv", "text-prior", "tova", "knorm", "random", "pyramidkv", "adakv"]
         for t in traces { for id in ids { for b in [0.1, 0.3] {
             let policy = try PolicyRegistry.make(id)
@@ -42,7 +42,7 @@ import Testing
     }
 
     @Test func mergingPolicyRunsAndOmitsEvictEstimate() throws {
-        let t = ArrayTrace.random()
+        let t = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
         let r = try Replay(trace: t).runSync(try PolicyRegistry.make("lookm"), budget: .fraction(0.2))
         #expect(r.value("output_error_evict") == nil)
         let e = try #require(r.value("output_error"))
@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func compressionPointChoosesRows() throws {
-        let t = ArrayTrace.random()
+        let t = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
         let r = try Replay(trace: t, compressionPoint: 20).runSync(try PolicyRegistry.make("h2o"), budget: .fraction(0.5))
         #expect(r.compressionPoint == 20)
         #expect(r.rows.allSatisfy { $0.evalRows == .future && $0.evalRowCount == 20 && $0.compressionPoint == 20 })
@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func summaryTableListsMetrics() throws {
-        let r = try Replay(trace: ArrayTrace.random()).runSync(try PolicyRegistry.make("h2o"), budget: .fraction(0.2))
+        let r = try Replay(trace: TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))).runSync(try PolicyRegistry.make("h2o"), budget: .fraction(0.2))
         let s = SummaryTable.render(r)
         for id in ["attention_recall", "output_error", "recall_image", "image_retention[1]", "cache_bytes"] { #expect(s.contains(id)) }
         #expect(s.contains("8 future"))

@@ -7,7 +7,7 @@ import Testing
 @Suite struct ShardTests {
     func sweep(layers: Int = 5) -> Sweep {
         let combos = ["h2o", "lookm", "streaming"].flatMap { id in [0.1, 0.2, 0.4].map { Combination(policy: id, budget: .fraction($0)) } }
-        return Sweep(traces: [(path: "a", source: ArrayTrace.random(layers: layers)), (path: "b", source: ArrayTrace.random(layers: 2))],
+        return Sweep(traces: [(path: "a", source: TestTrace(.init(layers: layers, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))), (path: "b", source: TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7)))],
                      combinations: combos)
     }
 

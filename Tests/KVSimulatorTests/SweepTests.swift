@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func csvIsTidyAndRowCountIsExact() throws {
-        let t = ArrayTrace.random()
+        let t = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
         let out = tmp()
         defer { try? FileManager.default.removeItem(at: out) }
         let s = Sweep(traces: [(path: "mem", source: t)], combinations: combos(["full", "h2o", "lookm"], [0.1, 0.5]))
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func resumeSkipsFinishedWorkAndLosesNothing() throws {
-        let t = ArrayTrace.random(layers: 3)
+        let t = TestTrace(.init(layers: 3, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
         let out = tmp()
         defer { try? FileManager.default.removeItem(at: out) }
         let all = combos(["h2o", "streaming", "snapkv"], [0.2, 0.4])

@@ -50,25 +50,4 @@ public enum CLI {
         try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
         return u
     }
-
-    /// A small valid trace: 2 layers, 4 heads over 2 KV heads, 10 tokens, one 2×2 image.
-    public static func smallTrace() throws -> URL {
-        let T = 10, H = 4, KVH = 2, D = 4
-        var modality = [Modality](repeating: .text, count: T)
-        for p in 2 ..< 6 { modality[p] = .image }
-        let info = TraceInfo(name: "small", modelName: "m", shape: TraceShape(layers: 2, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T,
-                             prefillLen: 8, queryRows: 0 ..< T, kvHeadOfQueryHead: [0, 0, 1, 1]), modality: modality,
-                             images: [ImageSpan(id: 0, positions: 2 ..< 6)], recordedLayers: [])
-        let dir = tempDir().appendingPathComponent("small")
-        var w = try AttnTraceWriter(folder: dir, info: info)
-        var a = [Float](repeating: 0, count: H * T * T)
-        for h in 0 ..< H { for i in 0 ..< T { for j in 0 ... i { a[(h * T + i) * T + j] = 1 / Float(i + 1) } } }
-        for l in 0 ..< 2 {
-            try w.write(layer: l, tensors: [TensorData(name: "attn", floats: a, shape: [H, T, T], as: .f16),
-                                            TensorData(name: "k", floats: [Float](repeating: 0.5, count: KVH * T * D), shape: [KVH, T, D], as: .f16)])
-        }
-        try w.finish()
-        return dir
-    }
 }
-

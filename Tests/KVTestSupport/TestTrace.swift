@@ -1,8 +1,10 @@
 import Foundation
 import KVTrace
 
-/// A small in-memory trace: random q, k, v, causal softmax attention over every row (prefill and
-/// future), two image spans, optional GQA. Deterministic from `seed`.
+/// The one test-trace builder: a small in-memory trace. `init(_:)` draws random q, k, v with
+/// causal softmax attention over every row (prefill and future), two image spans, optional GQA,
+/// deterministic from `seed`; `TestTraceBuilders.swift` builds one from explicit arrays, the hand
+/// trace, or known contents, and writes any of them as an attn-trace folder.
 public struct TestTrace: TraceSource {
     public let info: TraceInfo
     public let layers: [LayerTensors]
@@ -85,7 +87,8 @@ public struct TestTrace: TraceSource {
                                queryRows: q0 ..< T, kvHeadOfQueryHead: map)
         info = TraceInfo(name: "synthetic", modelName: "synthetic", shape: shape, modality: modality,
                          images: o.spans.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element) },
-                         recordedLayers: Array(0 ..< o.layers))
+                         recordedLayers: Array(0 ..< o.layers),
+                         contentHash: "synthetic-\(o.seed)-\(o.layers)x\(H)x\(G)x\(D)-\(o.prefill)+\(o.future)")
     }
 
     public func layer(_ index: Int) throws -> LayerTensors { layers[index] }

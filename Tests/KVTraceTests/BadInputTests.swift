@@ -94,7 +94,7 @@ struct BadInputTests {
 
     /// Writes the tiny trace, then lets `edit` break its trace.json or files.
     static func brokenTrace(_ edit: (inout [String: Any], URL) throws -> Void) throws -> URL {
-        let dir = try TinyTrace().writeFolder(Paths.tempDir())
+        let dir = try TestTrace.known().writeFolder(Paths.tempDir())
         let jsonURL = dir.appendingPathComponent("trace.json")
         var j = try JSONSerialization.jsonObject(with: Data(contentsOf: jsonURL)) as! [String: Any]
         try edit(&j, dir)
@@ -145,21 +145,20 @@ struct BadInputTests {
     }
 
     @Test func layerWithoutAttentionOrKeys() throws {
-        let tiny = TinyTrace()
+        let tiny = TestTrace.known()
         let dir = Paths.tempDir()
         var w = try AttnTraceWriter(folder: dir, info: tiny.info)
-        try w.write(layer: 0, tensors: Array(tiny.tensors(layer: 0)[4...]))   // only v
+        try w.write(layer: 0, tensors: Array(tiny.tensorData(layer: 0)[4...]))   // only v
         try w.finish()
         let e = #expect(throws: TraceError.self) { try TraceLoader.open(dir.path) }
         #expect(e?.description.contains("layer 0: the layer has none of attn, attn_colsum, or q with k") == true)
     }
 
     @Test func nanIsFoundByInspection() throws {
-        var tiny = TinyTrace()
-        tiny.layers = 1
+        let tiny = TestTrace.known(layers: 1)
         let dir = Paths.tempDir()
         var w = try AttnTraceWriter(folder: dir, info: tiny.info)
-        var t = tiny.tensors(layer: 0)
+        var t = tiny.tensorData(layer: 0)
         var k = [Float](repeating: 1, count: tiny.KVH * tiny.T * tiny.D)
         k[17] = .nan
         t[3] = TensorData(name: "k", floats: k, shape: [tiny.KVH, tiny.T, tiny.D], as: .f16)

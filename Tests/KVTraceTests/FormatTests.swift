@@ -107,7 +107,7 @@ struct SafeTensorsTests {
     }
 
     @Test func folderTraceReadsValuesLayerByLayer() throws {
-        let tiny = TinyTrace()
+        let tiny = TestTrace.known()
         let dir = try tiny.writeFolder(Paths.tempDir())
         let trace = try TraceLoader.open(dir.path)
         let info = trace.info
@@ -119,7 +119,7 @@ struct SafeTensorsTests {
         let l1 = try trace.layer(1)
         let k = l1.keys!.doubles()
         // k[g=1, t=5, d=3] of layer 1, rounded to float16 like the file.
-        #expect(k[(1 * tiny.T + 5) * tiny.D + 3] == Double(Float16(TinyTrace.key(1, 1, 5, 3))))
+        #expect(k[(1 * tiny.T + 5) * tiny.D + 3] == Double(Float16(TestTrace.knownKey(1, 1, 5, 3))))
         let a = l1.attention!.doubles()
         #expect(a[(2 * tiny.T + 3) * tiny.T + 2] == Double(Float16(Float(0.25))))
         let ins = LayerInspection(l1, info: info)
@@ -129,9 +129,9 @@ struct SafeTensorsTests {
     }
 
     @Test func singleFileVariantMatchesTheFolder() throws {
-        let tiny = TinyTrace()
+        let tiny = TestTrace.known()
         let url = Paths.tempDir().appendingPathComponent("tiny.safetensors")
-        try AttnTraceWriter.writeSingleFile(info: tiny.info, layers: [0: tiny.tensors(layer: 0), 1: tiny.tensors(layer: 1)], to: url)
+        try AttnTraceWriter.writeSingleFile(info: tiny.info, layers: [0: tiny.tensorData(layer: 0), 1: tiny.tensorData(layer: 1)], to: url)
         let single = try TraceLoader.open(url.path)
         let folder = try TraceLoader.open(try tiny.writeFolder(Paths.tempDir()).path)
         #expect(single.info.recordedLayers == [0, 1])
@@ -141,7 +141,7 @@ struct SafeTensorsTests {
     }
 
     @Test func writerIsDeterministic() throws {
-        let tiny = TinyTrace()
+        let tiny = TestTrace.known()
         let a = try tiny.writeFolder(Paths.tempDir()), b = try tiny.writeFolder(Paths.tempDir())
         for f in ["trace.json", "layer_000.safetensors", "layer_001.safetensors"] {
             #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)))
@@ -149,12 +149,11 @@ struct SafeTensorsTests {
     }
 
     @Test func inspectionFindsBrokenRowsAndMask() throws {
-        var tiny = TinyTrace()
-        tiny.layers = 1
+        let tiny = TestTrace.known(layers: 1)
         let dir = Paths.tempDir()
         var w = try AttnTraceWriter(folder: dir, info: tiny.info)
-        var t = tiny.tensors(layer: 0, dtype: .f32)
-        var a = tiny.attention()
+        var t = tiny.tensorData(layer: 0, dtype: .f32)
+        var a = tiny.layers[0].attention!.floats()
         a[0 * tiny.T + 5] = 0.5          // above the diagonal on row 0, row sum 1.5
         t[0] = TensorData(name: "attn", floats: a, shape: [tiny.H, tiny.T, tiny.T], as: .f32)
         try w.write(layer: 0, tensors: t)
@@ -170,12 +169,12 @@ struct SafeTensorsTests {
 @Suite("bare arrays")
 struct BareArrayTests {
     @Test func lhqtSafetensorsWithMapping() throws {
-        let tiny = TinyTrace()
+        let tiny = TestTrace.known(layers: 3)
         let url = Paths.tempDir().appendingPathComponent("bare.safetensors")
         var attn = [Float](), keys = [Float]()
         for l in 0 ..< 3 {
-            attn += tiny.attention()
-            keys += tiny.tensors(layer: l, dtype: .f32)[3].data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            attn += tiny.layers[0].attention!.floats()
+            keys += tiny.tensorData(layer: l, dtype: .f32)[3].data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
         try SafeTensorsWriter.write([
             TensorData(name: "A", floats: attn, shape: [3, tiny.H, tiny.T, tiny.T], as: .f32),
@@ -191,7 +190,7 @@ struct BareArrayTests {
         #expect(trace.info.shape.kvHeads == 2 && trace.info.shape.kvHeadOfQueryHead == [0, 0, 1, 1])
         #expect(trace.info.shape.prefillLen == 9 && trace.info.images[0].grid == GridSize(rows: 2, cols: 2))
         let k2 = try trace.layer(2).keys!.floats()
-        #expect(k2[(1 * tiny.T + 4) * tiny.D + 2] == TinyTrace.key(2, 1, 4, 2))
+        #expect(k2[(1 * tiny.T + 4) * tiny.D + 2] == TestTrace.knownKey(2, 1, 4, 2))
     }
 
     @Test func packedLowerTriangleUnpacks() throws {
@@ -210,9 +209,9 @@ struct BareArrayTests {
     }
 
     @Test func placeholdersFollowTheLookMRule() throws {
-        let tiny = TinyTrace(layers: 1, H: 2, KVH: 2, D: 4, T: 40, P: 40, images: [])
+        let tiny = TestTrace.known(layers: 1, heads: 2, kvHeads: 2, dim: 4, seqLen: 40, prefill: 40, images: [])
         let url = Paths.tempDir().appendingPathComponent("p.npy")
-        try NPYWriter.write(TensorData(name: "a", floats: tiny.attention(), shape: [2, 40, 40], as: .f16), to: url)
+        try NPYWriter.write(TensorData(name: "a", floats: tiny.layers[0].attention!.floats(), shape: [2, 40, 40], as: .f16), to: url)
         var m = BareArrayMapping()
         m.placeholders = [3, 10]
         m.tokensPerImage = 9
@@ -222,9 +221,9 @@ struct BareArrayTests {
     }
 
     @Test func sidecarSuppliesMetadata() throws {
-        let tiny = TinyTrace(layers: 1, H: 2, KVH: 1, D: 4, T: 8, P: 6, images: [])
+        let tiny = TestTrace.known(layers: 1, heads: 2, kvHeads: 1, dim: 4, seqLen: 8, prefill: 6, images: [])
         let dir = Paths.tempDir()
-        try NPYWriter.write(TensorData(name: "a", floats: tiny.attention(), shape: [2, 8, 8], as: .f32), to: dir.appendingPathComponent("x.npy"))
+        try NPYWriter.write(TensorData(name: "a", floats: tiny.layers[0].attention!.floats(), shape: [2, 8, 8], as: .f32), to: dir.appendingPathComponent("x.npy"))
         let side: [String: Any] = ["prefill_len": 6, "token_modality": [0, 1, 1, 1, 1, 0, 0, 0],
                                    "images": [["image_id": 4, "start": 1, "stop": 5, "grid": [2, 2]]],
                                    "model": ["name": "side-model", "kv_head_of_query_head": [0, 0]]]

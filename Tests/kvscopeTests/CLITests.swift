@@ -6,7 +6,7 @@ import KVTestSupport
 @Suite("kvscope CLI")
 struct CLITests {
     @Test func infoJSONDescribesTheTrace() throws {
-        let dir = try CLI.smallTrace()
+        let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let r = try CLI.run(["info", dir.path, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
@@ -23,7 +23,7 @@ struct CLITests {
     }
 
     @Test func infoTextListsSpans() throws {
-        let r = try CLI.run(["info", try CLI.smallTrace().path])
+        let r = try CLI.run(["info", try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"]).path])
         #expect(r.status == 0)
         #expect(r.stdout.contains("image  2 ..< 6  (4 tokens)  image 0 [2, 6) grid 2×2"))
         #expect(r.stdout.contains("KV heads        2  (GQA: kv0←q0-1 kv1←q2-3)"))
@@ -31,14 +31,14 @@ struct CLITests {
 
     @Test("bad input: one line on stderr and exit status 2", arguments: [
         (["info", "/nonexistent/trace"], "no such file or folder"),
-        (["info", "PLACEHOLDER", "--grid", "axb"], "--grid: 'axb' is not RxC"),
+        (["info", "PLACEHOLDER", "--grid", "axb"], "The value 'axb' is invalid for '--grid <RxC>'"),
         (["info", "PLACEHOLDER", "--attn", "x"], "mapping flags (--attn, --keys, …) apply to bare"),
         (["info", "PLACEHOLDER", "--prefill-len", "0"], "--prefill-len must be ≥ 1"),
         (["info", "PLACEHOLDER", "--no-such-flag"], "Unknown option '--no-such-flag'"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badInput(args: [String], expected: String) throws {
-        let dir = try CLI.smallTrace()
+        let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let r = try CLI.run(args.map { $0 == "PLACEHOLDER" ? dir.path : $0 })
         #expect(r.status == 2)
         #expect(r.stderr.contains(expected), "\(r.stderr)")
@@ -47,7 +47,7 @@ struct CLITests {
     }
 
     @Test func malformedLayerFileExitsTwo() throws {
-        let dir = try CLI.smallTrace()
+        let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let f = dir.appendingPathComponent("layer_001.safetensors")
         let d = try Data(contentsOf: f)
         try d.prefix(d.count - 7).write(to: f)
@@ -66,7 +66,7 @@ struct CLITests {
     }
 
     @Test func nanInTraceIsAnErrorButInfoStillReports() throws {
-        let dir = try CLI.smallTrace()
+        let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let f = dir.appendingPathComponent("layer_000.safetensors")
         var d = try Data(contentsOf: f)
         d[d.count - 2] = 0x00; d[d.count - 1] = 0x7E   // last k element: F16 NaN

@@ -139,7 +139,7 @@ import Testing
     @Test func noSafeSettingIsAResult() throws {
         let dir = CLI.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let out = dir.appendingPathComponent("x")
         let r = try CLI.run(["explore", trace.path, "--policies", "h2o", "--hh-ratio", "0.2,0.3", "--recent-ratio", "0.2",
                              "--safe", "kept_ratio<0.01", "--per-layer", "-o", out.path])
@@ -153,7 +153,7 @@ import Testing
     @Test func badInputIsOneLineAndWritesNothing() throws {
         let dir = CLI.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let base = ["explore", trace.path, "--policies", "h2o,snapkv", "--hh-ratio", "0.2,0.3", "--recent-ratio", "0.2"]
         let cases: [(args: [String], flag: String)] = [
             (["--safe", "attention_recall=>0.9"], "--safe"),
@@ -189,7 +189,7 @@ import Testing
     }
 
     @Test func simulateJSONWithoutMetricsHasDecisionsOnly() throws {
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let r = try CLI.run(["simulate", trace.path, "--policy", "h2o", "--budget", "0.5", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let doc = try Self.decodeSim(r.stdout)

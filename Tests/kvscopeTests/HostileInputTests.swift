@@ -289,7 +289,7 @@ struct HostileInputTests {
     // MARK: outputs
 
     @Test func saveCacheNeverWritesIntoTheInput() throws {
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let before = try Data(contentsOf: trace.appendingPathComponent("layer_000.safetensors"))
         for target in [trace.path, trace.appendingPathComponent("sub").path] {
             let r = try MeasuredRun.kvscope(["simulate", trace.path, "--policy", "h2o", "--budget", "0.5", "--save-cache", target])
@@ -353,7 +353,7 @@ struct HostileInputTests {
     }
 
     @Test func staleTemporariesAreRemovedAndSweepFilesAppearTogether() throws {
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let out = CLI.tempDir().appendingPathComponent("sweep")
         try FileManager.default.createDirectory(at: out.appendingPathComponent(".parts"), withIntermediateDirectories: true)
         // Temporary files of a killed process (pid 2^22 + 7 does not run).

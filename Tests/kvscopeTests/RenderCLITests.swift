@@ -136,7 +136,7 @@ struct RenderCLITests {
         (["render", "heatmap", "TRACE", "--layer", "1", "--out", "x.gif"], "unknown format 'gif'"),
         (["render", "heatmap", "TRACE", "--layer", "1", "-o", "x.gif"], "--output x.gif: unknown format 'gif'"),
         (["render", "heatmap", "TRACE", "--layer", "1", "--rows", "0:10"], "the trace records rows 153..<177"),
-        (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "--cols: '5:3' is not a range"),
+        (["render", "heatmap", "TRACE", "--layer", "1", "--cols", "5:3"], "The value '5:3' is invalid for '--cols <a:b>'"),
         (["render", "heatmap", "/nonexistent/trace", "--layer", "1"], "no such file or folder"),
         (["render", "retention", "TRACE"], "give --policies"),
         (["render", "retention", "TRACE", "--policies", "h2o,nope"], "'nope': unknown policy id"),
@@ -192,34 +192,19 @@ struct RenderCLITests {
         #expect(size.width >= 400 && size.width <= 4000 && size.height >= 200 && size.height <= 4000, "\(size)")
     }
 
-    /// Causal attention rows `[H, T, T]` (row i spread over 0…i, head-dependent), one layer.
-    static func attention(heads H: Int, tokens T: Int, seed: Int) -> [Float] {
-        var a = [Float](repeating: 0, count: H * T * T)
-        for h in 0 ..< H { for i in 0 ..< T {
-            let w = (0 ... i).map { j in Float(1 + (j * 7 + h * 3 + i + seed) % 5) }
-            let sum = w.reduce(0, +)
-            for j in 0 ... i { a[(h * T + i) * T + j] = w[j] / sum }
-        } }
-        return a
-    }
-
-    /// Keys or values `[KVH, T, D]` that differ from token to token.
-    static func vectors(kvHeads: Int, tokens T: Int, dim D: Int, seed: Int) -> [Float] {
-        (0 ..< kvHeads * T * D).map { Float(sin(Double($0 * 13 + seed) * 0.37)) }
-    }
-
     /// Writes bare `.npy` files into a new folder: `a.npy` ([H,T,T] HQT), `k.npy`, `v.npy`
     /// ([KVH,T,D]), `lhqt2.npy` ([2,H,T,T]) and `lhqt1.npy` ([1,H,T,T]).
     static func bareArrays() throws -> URL {
         let dir = CLI.tempDir()
-        let H = 4, KVH = 2, T = 12, D = 4
-        let a = attention(heads: H, tokens: T, seed: 0)
+        let t = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 4, prefill: 12, future: 0, spans: []))
+        let H = t.H, KVH = t.KVH, T = t.T, D = t.D
+        let a = t.layers[0].attention!.floats()
         try NPYWriter.write(TensorData(name: "attn", floats: a, shape: [H, T, T], as: .f32), to: dir.appendingPathComponent("a.npy"))
-        try NPYWriter.write(TensorData(name: "k", floats: vectors(kvHeads: KVH, tokens: T, dim: D, seed: 1), shape: [KVH, T, D], as: .f32),
+        try NPYWriter.write(TensorData(name: "k", floats: t.layers[0].keys!.floats(), shape: [KVH, T, D], as: .f32),
                             to: dir.appendingPathComponent("k.npy"))
-        try NPYWriter.write(TensorData(name: "v", floats: vectors(kvHeads: KVH, tokens: T, dim: D, seed: 2), shape: [KVH, T, D], as: .f32),
+        try NPYWriter.write(TensorData(name: "v", floats: t.layers[0].values!.floats(), shape: [KVH, T, D], as: .f32),
                             to: dir.appendingPathComponent("v.npy"))
-        try NPYWriter.write(TensorData(name: "attn", floats: a + attention(heads: H, tokens: T, seed: 1), shape: [2, H, T, T], as: .f16),
+        try NPYWriter.write(TensorData(name: "attn", floats: a + t.layers[1].attention!.floats(), shape: [2, H, T, T], as: .f16),
                             to: dir.appendingPathComponent("lhqt2.npy"))
         try NPYWriter.write(TensorData(name: "attn", floats: a, shape: [1, H, T, T], as: .f32), to: dir.appendingPathComponent("lhqt1.npy"))
         return dir
@@ -253,16 +238,12 @@ struct RenderCLITests {
     @Test func layerPicksTheLayerOfAttnTraceFiles() throws {
         // A single-file attn-trace (.safetensors): --layer picks the layer; it is no mapping flag.
         let dir = CLI.tempDir()
-        let H = 2, T = 8
-        let info = TraceInfo(name: "one", modelName: "m", shape: TraceShape(layers: 3, queryHeads: H, kvHeads: 1, headDim: 4, seqLen: T,
-                             prefillLen: T, queryRows: 0 ..< T, kvHeadOfQueryHead: [0, 0]), modality: [Modality](repeating: .text, count: T),
-                             images: [], recordedLayers: [0, 2])
+        let t = TestTrace(.init(layers: 3, heads: 2, kvHeads: 1, dim: 4, prefill: 8, future: 0, spans: []))
+        var info = t.info
+        info.name = "one"
+        info.recordedLayers = [0, 2]
         var layers: [Int: [TensorData]] = [:]
-        for l in [0, 2] {
-            layers[l] = [TensorData(name: "attn", floats: Self.attention(heads: H, tokens: T, seed: l), shape: [H, T, T], as: .f16),
-                         TensorData(name: "k", floats: Self.vectors(kvHeads: 1, tokens: T, dim: 4, seed: l), shape: [1, T, 4], as: .f16),
-                         TensorData(name: "v", floats: Self.vectors(kvHeads: 1, tokens: T, dim: 4, seed: l + 5), shape: [1, T, 4], as: .f16)]
-        }
+        for l in [0, 2] { layers[l] = t.tensorData(layer: l, roles: ["attn", "k", "v"]) }
         let file = dir.appendingPathComponent("one.safetensors")
         try AttnTraceWriter.writeSingleFile(info: info, layers: layers, to: file)
         try Self.renders(["heatmap", file.path, "--layer", "2"], name: "h.png", in: dir)
@@ -273,7 +254,7 @@ struct RenderCLITests {
         #expect(all.status == 2 && all.stderr.contains("--layer: required, the trace records 2 layers (0,2)"), "\(all.stderr)")
         // A bare HQT .safetensors with only --layer: the arrays are that layer.
         let bare = dir.appendingPathComponent("bare.safetensors")
-        try SafeTensorsWriter.write([TensorData(name: "attn", floats: Self.attention(heads: H, tokens: T, seed: 0), shape: [H, T, T])], to: bare)
+        try SafeTensorsWriter.write([TensorData(name: "attn", floats: t.layers[0].attention!.floats(), shape: [t.H, t.T, t.T])], to: bare)
         let b = try CLI.run(["render", "heatmap", bare.path, "--layer", "3"], cwd: dir)
         #expect(b.status == 0 && b.stdout.contains("/Output/heatmap-bare-L3-mean.png"), "\(b.stdout) \(b.stderr)")
     }

@@ -11,7 +11,7 @@ struct ReportCLITests {
 
     /// A sweep of the small trace: (sweep folder, trace folder).
     static func smallSweep() throws -> (dir: URL, trace: URL) {
-        let trace = try CLI.smallTrace()
+        let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let out = trace.deletingLastPathComponent().appendingPathComponent("sweep")
         let r = try CLI.run(["sweep", trace.path, "--policies", policies.joined(separator: ","), "--budgets", budgets.joined(separator: ","),
                              "--out", out.path])

@@ -94,7 +94,8 @@ public struct EvaluationContext: Sendable {
     /// Number of evaluation rows.
     public var rowCount: Int { rows.count }
 
-    /// Builds the context of one layer from a policy `LayerContext` (the same mapped tensors).
+    /// Builds the context of one layer from a policy `LayerContext` (the same mapped tensors):
+    /// the evaluation rows, then the attention sums, the exact outputs and the eviction estimate.
     /// `rows` overrides the evaluation rows (a decoding replay measures one generated row at a
     /// time); nil chooses them as docs/metrics.md#evaluation-rows says.
     public init(_ ctx: LayerContext, settings: EvaluationSettings, rows override: Range<Int>? = nil) {
@@ -110,60 +111,35 @@ public struct EvaluationContext: Sendable {
         topK = settings.topK
         scale = info.attnScale
         let mods = (0 ..< P).map { $0 < info.modality.count ? info.modality[$0] : .text }
-        let present = Modality.allCases.filter { m in mods.contains(m) }
         modality = mods
-        modalities = present
+        modalities = Modality.allCases.filter { m in mods.contains(m) }
         let ids = info.imageIdOfPosition
         imageOf = (0 ..< P).map { $0 < ids.count ? ids[$0] : nil }
         elementBytes = ctx.tensors.keys?.dtype.width ?? 2
 
-        // Evaluation rows: recorded rows ≥ P, else the last W prefill rows.
-        let future = max(P, qr.lowerBound) ..< max(P, qr.upperBound)
-        let proxy = max(P - settings.proxyWindow, qr.lowerBound, 0) ..< max(min(P, qr.upperBound), max(P - settings.proxyWindow, qr.lowerBound, 0))
-        let chosen: Range<Int>
-        if let override { chosen = override; kind = override.isEmpty ? .none : override.lowerBound >= P ? .future : .proxy }
-        else if !future.isEmpty { chosen = future; kind = .future }
-        else if !proxy.isEmpty { chosen = proxy; kind = .proxy }
-        else { chosen = P ..< P; kind = .none }
+        let (chosen, kind) = override.map { o in (o, o.isEmpty ? EvaluationRows.none : o.lowerBound >= P ? .future : .proxy) }
+            ?? Self.evaluationRows(compressionPoint: P, queryRows: qr, proxyWindow: settings.proxyWindow)
         rows = chosen
-        let R = chosen.count
+        self.kind = kind
 
         // Attention rows.
         var attn: [Double]? = nil
         var aNote: String? = nil
-        if R == 0 {
+        if chosen.isEmpty {
             aNote = "the trace records no query rows near P = \(P) (rows \(qr.lowerBound)..<\(qr.upperBound))"
         } else {
             do { attn = try ctx.rows(chosen).values } catch { aNote = "needs attention rows \(chosen.lowerBound)..<\(chosen.upperBound): \(error)" }
         }
         attention = attn
         attentionNote = aNote
-        var pm = [Double](repeating: 0, count: H * R), tm = pm
-        var mm = [[Double]](repeating: [Double](repeating: 0, count: H * R), count: modalities.count)
-        var tops = [[Int]](repeating: [], count: H * R)
-        let k = min(settings.topK, P)
-        if let a = attn {
-            let mIndex = mods.map { m in present.firstIndex(of: m)! }
-            for h in 0 ..< H { for r in 0 ..< R {
-                let i = chosen.lowerBound + r
-                let base = (h * R + r) * T
-                var s = 0.0
-                for j in 0 ..< min(P, i + 1) { s += a[base + j] }
-                var t = 0.0
-                if i >= P { for j in P ... min(i, T - 1) { t += a[base + j] } }
-                pm[h * R + r] = s
-                tm[h * R + r] = t
-                for j in 0 ..< min(P, i + 1) { mm[mIndex[j]][h * R + r] += a[base + j] }
-                tops[h * R + r] = Selection.topK(0 ..< P, k: k, scores: a[base ..< base + P])
-            } }
-        }
-        prefixMass = pm; tailMass = tm; modalityMass = mm; topSets = tops
+        let sums = AttentionSums(attn, rows: chosen, heads: H, seqLen: T, compressionPoint: P, modality: mods,
+                                 modalities: modalities, topK: settings.topK)
+        prefixMass = sums.prefixMass; tailMass = sums.tailMass; modalityMass = sums.modalityMass; topSets = sums.topSets
 
-        // Exact outputs from q, k, v: one KV head's keys converted to `Double` at a time; values
-        // are read in place by the accumulation kernel.
-        var oNote: String? = nil
+        // Exact outputs from q, k, v.
         let kt = ctx.tensors.keys, vt = ctx.tensors.values, qt = ctx.tensors.queries
-        if R == 0 { oNote = aNote }
+        var oNote: String? = nil
+        if chosen.isEmpty { oNote = aNote }
         else if qt == nil { oNote = "needs q (queries of the evaluation rows): the trace has none" }
         else if kt == nil { oNote = "needs k: the trace has none" }
         else if vt == nil { oNote = "needs v: the trace has none" }
@@ -173,21 +149,89 @@ public struct EvaluationContext: Sendable {
         let krows = kt.map { KVRows($0, seqLen: T, headDim: D) }
         valueRows = vrows
         keyRows = krows
-        let prefixPositions = Array(0 ..< P), tailPositions = Array(P ..< T)
-        var w = [Double](), mx = [Double](), pn = [Double](), pz = [Double](), tn = [Double](), tz = [Double](), fo = [Double]()
-        var qq: [Double]? = nil
+        var exact = ExactOutputs()
         if oNote == nil, let krows, let vrows, let qt {
-            let Q = qr.count
+            exact = ExactOutputs(queries: qt, keys: krows, values: vrows, rows: chosen, queryRows: qr, heads: H, headDim: D,
+                                 seqLen: T, compressionPoint: P, kvHeadOfQueryHead: kvHeadOfQueryHead, scale: scale)
+        }
+        queries = exact.queries
+        weights = exact.weights; rowMax = exact.rowMax; prefixNum = exact.prefixNum; prefixZ = exact.prefixZ
+        tailNum = exact.tailNum; tailZ = exact.tailZ; fullOutput = exact.fullOutput
+
+        // Eviction-only estimate from the attention rows and v.
+        if let a = attn, let vrows {
+            let e = Self.evictionEstimate(a, values: vrows, rows: chosen, heads: H, headDim: D, seqLen: T, compressionPoint: P,
+                                          kvHeadOfQueryHead: kvHeadOfQueryHead, prefixMass: sums.prefixMass, tailMass: sums.tailMass)
+            evictNote = nil
+            evictPrefixNum = e.prefix; evictTailNum = e.tail; evictFullOutput = e.output
+        } else {
+            evictNote = aNote ?? "needs v: the trace has none"
+            evictPrefixNum = []; evictTailNum = []; evictFullOutput = []
+        }
+    }
+
+    /// The evaluation rows: the recorded rows `≥ P` (`.future`), else the last `W` recorded prefill
+    /// rows (`.proxy`), else none (`P ..< P`).
+    static func evaluationRows(compressionPoint P: Int, queryRows qr: Range<Int>, proxyWindow W: Int) -> (Range<Int>, EvaluationRows) {
+        let future = max(P, qr.lowerBound) ..< max(P, qr.upperBound)
+        let proxy = max(P - W, qr.lowerBound, 0) ..< max(min(P, qr.upperBound), max(P - W, qr.lowerBound, 0))
+        if !future.isEmpty { return (future, .future) }
+        if !proxy.isEmpty { return (proxy, .proxy) }
+        return (P ..< P, .none)
+    }
+
+    /// The sums of the recorded attention rows per `(h, r)`: prefix and tail mass, mass per
+    /// modality, and the top-`k` prefix positions (all zero / empty without attention).
+    struct AttentionSums {
+        var prefixMass: [Double], tailMass: [Double], modalityMass: [[Double]], topSets: [[Int]]
+
+        init(_ attn: [Double]?, rows chosen: Range<Int>, heads H: Int, seqLen T: Int, compressionPoint P: Int,
+             modality mods: [Modality], modalities present: [Modality], topK: Int) {
+            let R = chosen.count
+            var pm = [Double](repeating: 0, count: H * R), tm = pm
+            var mm = [[Double]](repeating: [Double](repeating: 0, count: H * R), count: present.count)
+            var tops = [[Int]](repeating: [], count: H * R)
+            let k = min(topK, P)
+            if let a = attn {
+                let mIndex = mods.map { m in present.firstIndex(of: m)! }
+                for h in 0 ..< H { for r in 0 ..< R {
+                    let i = chosen.lowerBound + r
+                    let base = (h * R + r) * T
+                    var s = 0.0
+                    for j in 0 ..< min(P, i + 1) { s += a[base + j] }
+                    var t = 0.0
+                    if i >= P { for j in P ... min(i, T - 1) { t += a[base + j] } }
+                    pm[h * R + r] = s
+                    tm[h * R + r] = t
+                    for j in 0 ..< min(P, i + 1) { mm[mIndex[j]][h * R + r] += a[base + j] }
+                    tops[h * R + r] = Selection.topK(0 ..< P, k: k, scores: a[base ..< base + P])
+                } }
+            }
+            prefixMass = pm; tailMass = tm; modalityMass = mm; topSets = tops
+        }
+    }
+
+    /// The full-cache attention from q, k, v: one KV head's keys converted to `Double` at a time;
+    /// values are read in place by the accumulation kernel. Empty when not computed.
+    struct ExactOutputs {
+        var queries: [Double]? = nil
+        var weights = [Double](), rowMax = [Double](), prefixNum = [Double](), prefixZ = [Double]()
+        var tailNum = [Double](), tailZ = [Double](), fullOutput = [Double]()
+
+        init() {}
+
+        init(queries qt: Tensor, keys krows: KVRows, values vrows: KVRows, rows chosen: Range<Int>, queryRows qr: Range<Int>,
+             heads H: Int, headDim D: Int, seqLen T: Int, compressionPoint P: Int, kvHeadOfQueryHead map: [Int], scale sc: Double) {
+            let R = chosen.count, Q = qr.count
             var q = [Double](repeating: 0, count: H * R * D)
             q.withUnsafeMutableBufferPointer { b in
                 for h in 0 ..< H { qt.copyDoubles(from: (h * Q + chosen.lowerBound - qr.lowerBound) * D, count: R * D, into: b.baseAddress! + h * R * D) }
             }
-            w = [Double](repeating: 0, count: H * R * T)
-            mx = [Double](repeating: 0, count: H * R)
-            pn = [Double](repeating: 0, count: H * R * D); tn = pn
-            pz = [Double](repeating: 0, count: H * R); tz = pz
-            fo = pn
-            let map = kvHeadOfQueryHead, sc = scale
+            var w = [Double](repeating: 0, count: H * R * T)
+            var mx = [Double](repeating: 0, count: H * R)
+            var pn = [Double](repeating: 0, count: H * R * D), tn = pn
+            var pz = [Double](repeating: 0, count: H * R), tz = pz
+            var fo = pn
             var kbuf = [Double](repeating: 0, count: T * D)
             var lastG = -1
             kbuf.withUnsafeMutableBufferPointer { kbm in q.withUnsafeBufferPointer { qb in
@@ -216,11 +260,8 @@ public struct EvaluationContext: Sendable {
                             if n > P { for j in P ..< n { zt += row[j] } }
                             tz[h * R + r] = zt
                         }
-                        let wh = UnsafePointer(wb.baseAddress! + h * R * T)
-                        vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: wh, ldw: T,
-                                               positions: prefixPositions, into: pnb.baseAddress! + h * R * D, subtract: false)
-                        vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: wh, ldw: T,
-                                               positions: tailPositions, into: tnb.baseAddress! + h * R * D, subtract: false)
+                        vrows.accumulatePrefixAndTail(head: g, firstRow: chosen.lowerBound, rows: R, weights: UnsafePointer(wb.baseAddress! + h * R * T),
+                                                      compressionPoint: P, prefix: pnb.baseAddress! + h * R * D, tail: tnb.baseAddress! + h * R * D)
                     }
                 } } }
             } }
@@ -228,36 +269,39 @@ public struct EvaluationContext: Sendable {
                 let z = pz[x] + tz[x]
                 for d in 0 ..< D { fo[x * D + d] = (pn[x * D + d] + tn[x * D + d]) / z }
             }
-            qq = q
+            queries = q
+            weights = w; rowMax = mx; prefixNum = pn; prefixZ = pz; tailNum = tn; tailZ = tz; fullOutput = fo
         }
-        queries = qq
-        weights = w; rowMax = mx; prefixNum = pn; prefixZ = pz; tailNum = tn; tailZ = tz; fullOutput = fo
+    }
 
-        // Eviction-only estimate from the attention rows and v.
-        var eNote: String? = nil
-        var epn = [Double](), etn = [Double](), efo = [Double]()
-        if let a = attn, let vrows {
-            epn = [Double](repeating: 0, count: H * R * D); etn = epn; efo = epn
-            let map = kvHeadOfQueryHead
-            a.withUnsafeBufferPointer { ab in epn.withUnsafeMutableBufferPointer { pb in etn.withUnsafeMutableBufferPointer { tb in
-                for h in 0 ..< H {
-                    let g = map[h]
-                    let ah = ab.baseAddress! + h * R * T
-                    vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: ah, ldw: T,
-                                           positions: prefixPositions, into: pb.baseAddress! + h * R * D, subtract: false)
-                    vrows.accumulateCausal(head: g, firstRow: chosen.lowerBound, rows: R, weights: ah, ldw: T,
-                                           positions: tailPositions, into: tb.baseAddress! + h * R * D, subtract: false)
-                }
-            } } }
-            for x in 0 ..< H * R {
-                let z = pm[x] + tm[x]
-                for d in 0 ..< D { efo[x * D + d] = z > 0 ? (epn[x * D + d] + etn[x * D + d]) / z : 0 }
+    /// The eviction-only estimate: `Σ_{j<P, j≤i} A v`, `Σ_{P≤j≤i} A v` and their normalised sum
+    /// `o_A` (0 for a row without mass), `[H·R·D]` each.
+    static func evictionEstimate(_ a: [Double], values vrows: KVRows, rows chosen: Range<Int>, heads H: Int, headDim D: Int, seqLen T: Int,
+                                 compressionPoint P: Int, kvHeadOfQueryHead map: [Int], prefixMass pm: [Double], tailMass tm: [Double])
+        -> (prefix: [Double], tail: [Double], output: [Double]) {
+        let R = chosen.count
+        var epn = [Double](repeating: 0, count: H * R * D), etn = epn, efo = epn
+        a.withUnsafeBufferPointer { ab in epn.withUnsafeMutableBufferPointer { pb in etn.withUnsafeMutableBufferPointer { tb in
+            for h in 0 ..< H {
+                vrows.accumulatePrefixAndTail(head: map[h], firstRow: chosen.lowerBound, rows: R, weights: ab.baseAddress! + h * R * T,
+                                              compressionPoint: P, prefix: pb.baseAddress! + h * R * D, tail: tb.baseAddress! + h * R * D)
             }
-        } else {
-            eNote = aNote ?? "needs v: the trace has none"
+        } } }
+        for x in 0 ..< H * R {
+            let z = pm[x] + tm[x]
+            for d in 0 ..< D { efo[x * D + d] = z > 0 ? (epn[x * D + d] + etn[x * D + d]) / z : 0 }
         }
-        evictNote = eNote
-        evictPrefixNum = epn; evictTailNum = etn; evictFullOutput = efo
+        return (epn, etn, efo)
+    }
+}
+
+extension KVRows {
+    /// `accumulateCausal` over the prefix positions `0 ..< P` into `prefix` and over the tail
+    /// `P ..< T` into `tail`, with weight rows of stride `T`.
+    func accumulatePrefixAndTail(head g: Int, firstRow: Int, rows R: Int, weights w: UnsafePointer<Double>, compressionPoint P: Int,
+                                 prefix: UnsafeMutablePointer<Double>, tail: UnsafeMutablePointer<Double>) {
+        accumulateCausal(head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(0 ..< P), into: prefix, subtract: false)
+        accumulateCausal(head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(P ..< seqLen), into: tail, subtract: false)
     }
 }
 
@@ -274,18 +318,5 @@ enum Kernels {
             i += 8
         }
         while i < n { y[i] += a * x[i]; i += 1 }
-    }
-
-    /// `y -= a·x`.
-    @inline(__always)
-    static func axmy(_ a: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int) {
-        var i = 0
-        let av = SIMD8<Double>(repeating: a)
-        while i + 8 <= n {
-            let r = UnsafeMutableRawPointer(y + i)
-            r.storeBytes(of: r.loadUnaligned(as: SIMD8<Double>.self) - av * UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self), as: SIMD8<Double>.self)
-            i += 8
-        }
-        while i < n { y[i] -= a * x[i]; i += 1 }
     }
 }

@@ -49,19 +49,14 @@ public struct Replay: Sendable {
         if settings.decoding != nil { _ = try DecodingReplay.rows(info, compressionPoint: P) }
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
-        let collected = RowCollector()
+        let collected = Locked<[ResultRow]>([])
         try parallelEach(chosen, workers: 2, { l in
             try LayerEngine.run(trace: source, layer: l, runs: runs, metrics: metrics, settings: settings)
-        }, done: { _, rows in collected.rows += rows; progress() })
-        var rows = collected.rows
+        }, done: { _, rows in collected.withLock { $0 += rows }; progress() })
+        var rows = collected.withLock { $0 }
         rows += LayerEngine.aggregate(rows, metrics: metrics)
         return ResultOrder.sort(rows, policies: runs.map(\.combination.policy), metrics: metrics.map { type(of: $0).id })
     }
-}
-
-// @unchecked: appended to only in `parallelEach`'s `done`, which runs under its lock.
-final class RowCollector: @unchecked Sendable {
-    var rows: [ResultRow] = []
 }
 
 /// The rows of one replay (per layer and `all`), with accessors.

@@ -79,7 +79,7 @@ public struct Sweep: Sendable {
         // The (trace, layer) pairs with work for this shard, and which combinations each runs.
         func assigned(_ t: Int, _ l: Int) -> [Int] { plan?.combinations(trace: t, layer: l) ?? Array(combinations.indices) }
         let total = traces.indices.reduce(0) { n, t in n + traces[t].source.info.recordedLayers.filter { !assigned(t, $0).isEmpty }.count }
-        let counter = Counter()
+        let counter = Locked(0)
         var layerRowsByTrace: [[ResultRow]] = []
         for (t, (_, source)) in traces.enumerated() {
             let info = source.info
@@ -97,8 +97,8 @@ public struct Sweep: Sendable {
                 return existing + fresh
             }, done: { l, rows in
                 try store.save(layer: l, rows: rows)
-                counter.value += 1
-                progress(counter.value, total)
+                let n = counter.withLock { $0 += 1; return $0 }
+                progress(n, total)
             })
             var layerRows: [ResultRow] = []
             for l in layers {
@@ -158,9 +158,6 @@ public struct ResultOrderKeys: Sendable, Codable, Equatable {
         self.metrics = metrics.map { type(of: $0).id }
     }
 }
-
-// @unchecked: mutated only in `parallelEach`'s `done`, which runs under its lock.
-final class Counter: @unchecked Sendable { var value = 0 }
 
 /// Finished layers of one trace: `.parts/<hash>_L<layer>.json`, each written atomically.
 struct PartStore: Sendable {

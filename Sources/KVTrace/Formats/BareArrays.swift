@@ -183,33 +183,8 @@ public struct BareTrace: TraceSource {
             throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys, or call them attention, colsum, queries, keys (arrays: \(available.joined(separator: ", ")))")
         }
 
-        // Layout from ranks.
-        let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
-        var layout = m.layout
-        for role in Self.roles {
-            guard let t = arrays[role] else { continue }
-            let r0 = baseRank[role]!
-            let inferred: BareArrayMapping.Layout
-            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
-                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
-            }
-            if let l = layout, l != inferred {
-                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
-            }
-            layout = inferred
-        }
-        let lay = layout ?? .hqt
+        let (lay, numLayers) = try Self.layout(arrays, mapping: m, path: path)
         func inner(_ t: Tensor) -> [Int] { lay == .lhqt ? Array(t.shape.dropFirst()) : t.shape }
-        var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
-        if lay == .lhqt {
-            for role in Self.roles { if let t = arrays[role] {
-                if numLayers >= 0, t.shape[0] != numLayers {
-                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
-                }
-                numLayers = t.shape[0]
-            } }
-        }
-        guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
 
         // Dimensions.
         var seqLen: Int?
@@ -219,19 +194,7 @@ public struct BareTrace: TraceSource {
             let s = inner(a)
             heads = s[0]
             if m.tril {
-                let n = s[1]
-                let t = Int((2 * Double(n)).squareRoot().rounded(.down)) + 1
-                // T(T+1)/2 = n has T ≈ √(2n); try the few integers there, without overflow.
-                var found = -1
-                var c = t
-                while c >= 0, c >= t - 3 {
-                    let (tt, o) = c.multipliedReportingOverflow(by: c + 1)
-                    if !o, tt / 2 == n, tt % 2 == 0 { found = c; break }
-                    c -= 1
-                }
-                guard found >= 0 else {
-                    throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
-                }
+                let found = try Self.packedTriangleSide(s[1], path: path)
                 seqLen = found
                 q = found
             } else {
@@ -241,29 +204,22 @@ public struct BareTrace: TraceSource {
         }
         if let c = arrays["attn_colsum"] {
             let s = inner(c)
-            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "attn_colsum", "has \(s[0]) heads, attn has \(h)") }
-            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: "attn_colsum", "has length \(s[1]), attn has T = \(t)") }
-            heads = s[0]
-            seqLen = s[1]
+            try Self.unify(&heads, s[0], "attn_colsum", path) { "has \(s[0]) heads, attn has \($0)" }
+            try Self.unify(&seqLen, s[1], "attn_colsum", path) { "has length \(s[1]), attn has T = \($0)" }
         }
         var kvHeads: Int?
         var headDim: Int?
         for role in ["k", "v"] { if let k = arrays[role] {
             let s = inner(k)
-            if let t = seqLen, t != s[1] { throw TraceError(file: path, tensor: role, "has T = \(s[1]), expected \(t)") }
-            if let g = kvHeads, g != s[0] { throw TraceError(file: path, tensor: role, "has \(s[0]) KV heads, expected \(g)") }
-            seqLen = s[1]
-            kvHeads = s[0]
+            try Self.unify(&seqLen, s[1], role, path) { "has T = \(s[1]), expected \($0)" }
+            try Self.unify(&kvHeads, s[0], role, path) { "has \(s[0]) KV heads, expected \($0)" }
             headDim = s[2]
         } }
         if let qq = arrays["q"] {
             let s = inner(qq)
-            if let h = heads, h != s[0] { throw TraceError(file: path, tensor: "q", "has \(s[0]) heads, expected \(h)") }
-            if let d = headDim, d != s[2] { throw TraceError(file: path, tensor: "q", "has head dim \(s[2]), keys have \(d)") }
-            if let qn = q, qn != s[1] { throw TraceError(file: path, tensor: "q", "has \(s[1]) rows, attn has \(qn)") }
-            heads = s[0]
-            q = s[1]
-            headDim = s[2]
+            try Self.unify(&heads, s[0], "q", path) { "has \(s[0]) heads, expected \($0)" }
+            try Self.unify(&headDim, s[2], "q", path) { "has head dim \(s[2]), keys have \($0)" }
+            try Self.unify(&q, s[1], "q", path) { "has \(s[1]) rows, attn has \($0)" }
         }
         guard let T = seqLen, let H = heads else { throw TraceError(file: path, "cannot tell the sequence length from the arrays") }
         let Q = q ?? 0
@@ -317,14 +273,7 @@ public struct BareTrace: TraceSource {
             members[members.count - 1] = imageMember(name, role: "token_kind", flag: "--token-kind")
             try checkLength(t, name)
             let kinds = try t.checkedInts(in: 0 ... T, field: "\(name.escapedForMessage) (--token-kind)", file: path)
-            var ranges: [Int: Range<Int>] = [:]
-            for (p, k) in kinds.enumerated() where k != 0 {
-                guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
-                if let r = ranges[k] {
-                    guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
-                    ranges[k] = r.lowerBound ..< p + 1
-                } else { ranges[k] = p ..< p + 1 }
-            }
+            let ranges = try Self.imageRanges(tokenKinds: kinds, name: name, path: path)
             // Kind k ≥ 1 is image k − 1: image ids start at 0, as in trace.json.
             spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted().map { $0 - 1 })
         } else if let name = modalityName {
@@ -338,17 +287,7 @@ public struct BareTrace: TraceSource {
                 }
                 modality[p] = t.dtype == .bool ? (c != 0 ? .image : .text) : mm
             }
-            var ranges: [Range<Int>] = []
-            var p = 0
-            while p < T {
-                if modality[p] == .image {
-                    var e = p
-                    while e < T, modality[e] == .image { e += 1 }
-                    ranges.append(p ..< e)
-                    p = e
-                } else { p += 1 }
-            }
-            images = ranges.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
+            images = Self.imageRuns(modality).enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
         } else if let spans = m.imageSpans {
             for r in spans where r.lowerBound < 0 || r.upperBound > T || r.isEmpty {
                 throw TraceError(file: path, "--image-spans \(r.lowerBound):\(r.upperBound) is outside 0 … \(T) or empty")
@@ -402,6 +341,86 @@ public struct BareTrace: TraceSource {
         self.files = files
         self.warnings = warnings
         if !m.tril { _ = try layer(info.recordedLayers[0]) }
+    }
+
+    /// The layout (given, or inferred from each array's rank) and the number of layers: the
+    /// leading axis of LHQT arrays (equal across them), else `--layer` + 1.
+    private static func layout(_ arrays: [String: Tensor], mapping m: BareArrayMapping, path: String) throws -> (BareArrayMapping.Layout, Int) {
+        let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
+        var layout = m.layout
+        for role in Self.roles {
+            guard let t = arrays[role] else { continue }
+            let r0 = baseRank[role]!
+            let inferred: BareArrayMapping.Layout
+            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
+                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
+            }
+            if let l = layout, l != inferred {
+                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
+            }
+            layout = inferred
+        }
+        let lay = layout ?? .hqt
+        var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
+        if lay == .lhqt {
+            for role in Self.roles { if let t = arrays[role] {
+                if numLayers >= 0, t.shape[0] != numLayers {
+                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
+                }
+                numLayers = t.shape[0]
+            } }
+        }
+        guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
+        return (lay, numLayers)
+    }
+
+    /// Sets `dim` to `found`, the size array `role` gives it; when another array already set it to a
+    /// different size, the error names `role` and says `conflict(earlier size)`.
+    private static func unify(_ dim: inout Int?, _ found: Int, _ role: String, _ path: String, _ conflict: (Int) -> String) throws {
+        if let d = dim, d != found { throw TraceError(file: path, tensor: role, conflict(d)) }
+        dim = found
+    }
+
+    /// `T` with `T(T+1)/2 = n`, the side of a packed lower triangle of `n` entries (`--tril`).
+    private static func packedTriangleSide(_ n: Int, path: String) throws -> Int {
+        let t = Int((2 * Double(n)).squareRoot().rounded(.down)) + 1
+        // T(T+1)/2 = n has T ≈ √(2n); try the few integers there, without overflow.
+        var c = t
+        while c >= 0, c >= t - 3 {
+            let (tt, o) = c.multipliedReportingOverflow(by: c + 1)
+            if !o, tt / 2 == n, tt % 2 == 0 { return c }
+            c -= 1
+        }
+        throw TraceError(file: path, tensor: "attn", "--tril: last dimension \(n) is not T(T+1)/2 for any T")
+    }
+
+    /// The span of each image kind `k ≥ 1` of a `--token-kind` array (0 is text), keyed by `k`;
+    /// a negative kind or an image whose tokens are not contiguous is an error naming the array.
+    private static func imageRanges(tokenKinds kinds: [Int], name: String, path: String) throws -> [Int: Range<Int>] {
+        var ranges: [Int: Range<Int>] = [:]
+        for (p, k) in kinds.enumerated() where k != 0 {
+            guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
+            if let r = ranges[k] {
+                guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
+                ranges[k] = r.lowerBound ..< p + 1
+            } else { ranges[k] = p ..< p + 1 }
+        }
+        return ranges
+    }
+
+    /// The maximal runs of `.image` positions, in order.
+    private static func imageRuns(_ modality: [Modality]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var p = 0
+        while p < modality.count {
+            if modality[p] == .image {
+                var e = p
+                while e < modality.count, modality[e] == .image { e += 1 }
+                ranges.append(p ..< e)
+                p = e
+            } else { p += 1 }
+        }
+        return ranges
     }
 
     public func layer(_ index: Int) throws -> LayerTensors {

@@ -12,15 +12,15 @@ import Foundation
 /// writes past the buffer, and a stream that would go on is refused. The CRC-32 of every member
 /// is compared with the central directory's (zlib's `crc32`) before its tensor is returned.
 /// Members are cached.
-public final class NPZArchive: @unchecked Sendable {
+public final class NPZArchive: Sendable {
     public let url: URL
     /// Member keys (file names without `.npy`), in archive order.
     public let keys: [String]
     public let options: NPY.Options
     private let storage: ByteStorage
     private let entries: [String: ZipDirectory.Entry]
-    private let lock = NSLock()
-    private var cache: [String: Tensor] = [:]
+    /// Members read so far; a member is read under the lock, so only once.
+    private let cache = Locked<[String: Tensor]>([:])
 
     public convenience init(_ url: URL, options: NPY.Options = .init()) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { throw TraceError(file: url.path, "no such file") }
@@ -52,16 +52,16 @@ public final class NPZArchive: @unchecked Sendable {
     /// The array stored under `key` (with or without the `.npy` suffix).
     public func array(_ key: String) throws -> Tensor {
         let key = key.hasSuffix(".npy") ? String(key.dropLast(4)) : key
-        lock.lock()
-        defer { lock.unlock() }
-        if let t = cache[key] { return t }
-        guard let entry = entries[key] else {
-            throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
+        return try cache.withLock { cache throws -> Tensor in
+            if let t = cache[key] { return t }
+            guard let entry = entries[key] else {
+                throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
+            }
+            let member = "\(url.path):\(entry.name)".escapedForMessage
+            let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
+            cache[key] = tensor
+            return tensor
         }
-        let member = "\(url.path):\(entry.name)".escapedForMessage
-        let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
-        cache[key] = tensor
-        return tensor
     }
 
     private func checkCRC(_ found: UInt32, _ entry: ZipDirectory.Entry, member: String) throws {

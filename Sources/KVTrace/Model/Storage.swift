@@ -87,6 +87,7 @@ public var traceMemoryCap: Int {
 /// Carries a value that is not `Sendable` (a buffer pointer, a closure pair) into
 /// `DispatchQueue.concurrentPerform` tasks. Safe only when each task touches disjoint elements
 /// and the value outlives the tasks; every use in KVScope is of that kind.
+// @unchecked: the whole point of the box; the safety argument is the one above, at each use.
 public struct UnsafeSendableBox<T>: @unchecked Sendable {
     public let value: T
     public init(_ v: T) { value = v }

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Runs `body(0 ..< n)` on both cores when there is more than one task.
 public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
@@ -48,18 +49,26 @@ public func parallelMap<S, T>(_ n: Int, scratch: () -> S, _ body: (S, Int) -> T)
     return results.map { $0! }
 }
 
+/// A value shared by worker threads, read and written only inside `withLock`: a `Mutex` in a
+/// class, so that `@Sendable` closures can capture it (counters, collected rows, progress).
+public final class Locked<Value>: Sendable {
+    private let mutex: Mutex<Value>
+    public init(_ value: sending Value) { mutex = Mutex(value) }
+    public func withLock<R: Sendable, E: Error>(_ body: (inout sending Value) throws(E) -> R) throws(E) -> R {
+        try mutex.withLock { (v: inout sending Value) throws(E) -> sending R in try body(&v) }
+    }
+}
+
 /// Hands out `0, 1, 2, …` to worker threads.
-// @unchecked: `value` is only read and written under `lock`.
-public final class TaskCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
+public final class TaskCounter: Sendable {
+    private let value = Locked(0)
     public init() {}
     public func next(below n: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < n else { return nil }
-        value += 1
-        return value - 1
+        value.withLock { v in
+            guard v < n else { return nil }
+            v += 1
+            return v - 1
+        }
     }
 }
 
@@ -71,27 +80,20 @@ public func parallelEach<R>(_ items: [Int], workers: Int, _ body: @Sendable (Int
                             done: @Sendable (Int, R) throws -> Void) throws {
     let lock = NSLock()
     let counter = TaskCounter()
-    let failure = UnsafeSendableBox(FirstError())
+    let failure = Locked<(any Error)?>(nil)
     let n = max(1, min(workers, items.count))
     DispatchQueue.concurrentPerform(iterations: n) { _ in
-        while failure.value.get(lock) == nil, let i = counter.next(below: items.count) {
+        while failure.withLock({ $0 }) == nil, let i = counter.next(below: items.count) {
             do {
                 let r = try body(items[i])
                 lock.lock()
                 defer { lock.unlock() }
                 try done(items[i], r)
             } catch {
-                failure.value.set(error, lock)
+                failure.withLock { if $0 == nil { $0 = error } }
                 return
             }
         }
     }
-    if let e = failure.value.get(lock) { throw e }
-}
-
-/// The first error of `parallelEach`, read and written under its lock.
-final class FirstError {
-    private var error: (any Error)?
-    func get(_ lock: NSLock) -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
-    func set(_ e: any Error, _ lock: NSLock) { lock.lock(); defer { lock.unlock() }; if error == nil { error = e } }
+    if let e = failure.withLock({ $0 }) { throw e }
 }

@@ -68,7 +68,7 @@ struct ExploreCommand: ExampledCommand {
         guard sweep.grid.hhRatio != nil, sweep.grid.recentRatio != nil else {
             throw ValidationError("--hh-ratio: explore maps the hh × recent plane: give --hh-ratio and --recent-ratio lists")
         }
-        let chosen = try sweep.metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
+        let chosen = try sweep.chosenMetrics()
         for c in safe {
             let family: any Metric
             do { family = try MetricCatalogue.select([c.metric])[0] } catch {

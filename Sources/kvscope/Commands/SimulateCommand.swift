@@ -48,8 +48,7 @@ struct SimulateCommand: ExampledCommand {
     @OptionGroup var policy: PolicyArguments
     @OptionGroup var budget: BudgetOptions
 
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to simulate, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of docs/metrics.md (attention recall, output error, retention per modality and image, …).")
     var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
@@ -64,7 +63,6 @@ struct SimulateCommand: ExampledCommand {
     var measures: Bool { metrics || decoding.replay != nil }
 
     func validate() throws {
-        if let l = layers { _ = try RenderSupport.layerList(l) }
         if json && saveCache != nil { throw ValidationError("--json: not with --save-cache (its cache.json already holds the decisions)") }
         if output != nil && !measures { throw ValidationError("--output: give --metrics or --decoding (it writes the result rows)") }
     }
@@ -80,7 +78,7 @@ struct SimulateCommand: ExampledCommand {
             }
         }
         if let o = output { try OutputGuard.check(o, against: source.files.map(\.path) + [trace.path], flag: "--output") }
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let replay = Replay(trace: source, settings: EvaluationSettings(decoding: decoding.replay), layers: chosen)
         // A decoding replay on a trace without generated rows fails here, before any output.
         if decoding.replay != nil { _ = try DecodingReplay.rows(info, compressionPoint: info.shape.prefillLen) }

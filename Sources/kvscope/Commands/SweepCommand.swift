@@ -46,7 +46,7 @@ struct SweepCommand: ExampledCommand {
     @OptionGroup(title: "Bare arrays") var mapping: MappingOptions
     @OptionGroup var grid: GridOptions
     @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
-    var metrics: String?
+    var metrics: ListArgument<String>?
     @Option(name: .customLong("at"), help: "Compression point P (default: the trace's prefill length).")
     var at: Int?
     @Option(name: .customLong("topk"), help: "k of topk_recall.")
@@ -67,12 +67,17 @@ struct SweepCommand: ExampledCommand {
     @OptionGroup var sharding: ShardOptions
 
     func validate() throws {
-        if let m = metrics { _ = try MetricCatalogue.select(m.split(separator: ",").map(String.init)) }
+        _ = try chosenMetrics()
         if resume && out == nil { throw ValidationError("--resume needs --output DIR (the folder of the interrupted sweep)") }
         if sharding.shard != nil && out == nil { throw ValidationError("--shard needs --output DIR (the folder every shard and `kvscope collect` share)") }
         guard topK >= 1 else { throw ValidationError("--topk must be ≥ 1") }
         guard proxyRows >= 1 && proxyRows <= 1 << 24 else { throw ValidationError("--proxy-rows must be in 1…16777216") }
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be in 1…256") }
+    }
+
+    /// The metrics of `--metrics`, or every metric.
+    func chosenMetrics() throws -> [any Metric] {
+        try metrics.map { try MetricCatalogue.select($0.values) } ?? MetricCatalogue.all
     }
 
     func run() throws {
@@ -86,7 +91,7 @@ struct SweepCommand: ExampledCommand {
     /// rows are reused when they are of this very command, and nothing is recomputed.
     func execute(explore: SafeSpec? = nil) throws -> (rows: [ResultRow], summary: SweepSummary, out: URL)? {
         let combos = try grid.combinations()
-        let chosen = try metrics.map { try MetricCatalogue.select($0.split(separator: ",").map(String.init)) } ?? MetricCatalogue.all
+        let chosen = try chosenMetrics()
         let map = try mapping.mapping()
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0, mapping: map)) }
         let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead, decoding: decoding.replay)
@@ -102,7 +107,7 @@ struct SweepCommand: ExampledCommand {
         try OutputGuard.check(outURL.path, against: traces, flag: "--out")
         var sweep = Sweep(traces: sources, combinations: combos, metrics: chosen, settings: settings, workers: jobs)
         sweep.explore = explore
-        let progress = ProgressBox(Progress(total: sweep.totalLayers, label: "sweep layers"))
+        let progress = Locked(Progress(total: sweep.totalLayers, label: "sweep layers"))
         var labels: [String] = []
         for c in combos where !labels.contains(c.policy) { labels.append(c.policy) }
         var budgets: [String] = []
@@ -131,8 +136,8 @@ struct SweepCommand: ExampledCommand {
                                        csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
             return (collected.rows, summary, outURL)
         }
-        let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.step() }
-        progress.finish()
+        let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.withLock { $0.step() } }
+        progress.withLock { $0.finish() }
         if let shard {
             let folder = outURL.appendingPathComponent("shards").appendingPathComponent(shard.folderName).path
             print("shard \(shard): wrote \(rows.count) layer rows to \(folder); when every shard is done: kvscope collect \(outURL.path)")
@@ -144,11 +149,3 @@ struct SweepCommand: ExampledCommand {
     }
 }
 
-/// `Progress` is used under the sweep's lock only.
-// @unchecked: `step` is called only from the sweep's `done` callback, which runs under its lock.
-final class ProgressBox: @unchecked Sendable {
-    let p: Progress
-    init(_ p: Progress) { self.p = p }
-    func step() { p.step() }
-    func finish() { p.finish() }
-}

@@ -50,7 +50,7 @@ struct SynthCommand: ExampledCommand {
     @Option(name: .customLong("kv-heads"), help: "KV heads (GQA when fewer than --heads; must divide it).") var kvHeads: Int?
     @Option(name: .customLong("head-dim"), help: "Head dimension D (≥ 16).") var headDim: Int?
     @Option(help: "Number of images.") var images: Int?
-    @Option(help: ArgumentHelp("Patch grid of each image, RxC (tokens per image = R·C).", valueName: "RxC")) var grid: String?
+    @Option(help: ArgumentHelp("Patch grid of each image, RxC (tokens per image = R·C).", valueName: "RxC")) var grid: GridSize?
     @Option(help: "Text tokens before the first image.") var prefix: Int?
     @Option(help: "Text tokens between consecutive images.") var gap: Int?
     @Option(name: .customLong("text-len"), help: "Text tokens in all (prefix, gaps and the question after the images).") var textLen: Int?
@@ -77,13 +77,7 @@ struct SynthCommand: ExampledCommand {
         if let v = kvHeads { c.kvHeads = v }
         if let v = headDim { c.headDim = v }
         if let v = images { c.images = v }
-        if let g = grid {
-            let rc = g.lowercased().split(separator: "x")
-            guard rc.count == 2, let r = Int(rc[0]), let cc = Int(rc[1]), r > 0, cc > 0 else {
-                throw ValidationError("--grid: '\(g)' is not RxC with positive integers (e.g. 24x24)")
-            }
-            c.imageGrid = GridSize(rows: r, cols: cc)
-        }
+        if let g = grid { c.imageGrid = g }
         if let v = prefix { c.prefix = v }
         if let v = gap { c.gap = v }
         if let v = textLen { c.textLength = v }

@@ -61,7 +61,7 @@ struct GridOptions: ParsableArguments {
     @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
         "A parameter axis, [id.]name=v1,v2,… (repeatable): every listed policy that declares name runs each value, e.g. --param window=16,32.",
         valueName: "[id.]name=v,…"))
-    var params: [String] = []
+    var params: [ParamArgument] = []
     @Option(name: .customLong("fidelity"), help: ArgumentHelp("code, intended, or both.", valueName: "code,intended"))
     var fidelity: ListArgument<Fidelity> = ListArgument([.code])
 
@@ -92,14 +92,9 @@ struct GridOptions: ParsableArguments {
     func parameterAxes(for ids: [String]) throws -> [(scope: String?, name: String, values: [String])] {
         var out: [(String?, String, [String])] = []
         for p in params {
-            let kv = p.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--param: '\(p)' is not [id.]name=v1,v2,…") }
-            let values = kv[1].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard !values.contains(where: \.isEmpty) else { throw ValidationError("--param \(kv[0]): empty value in '\(kv[1])'") }
-            var scope: String?, name = kv[0]
-            let dotted = kv[0].split(separator: ".", maxSplits: 1).map(String.init)
-            if dotted.count == 2, let d = PolicyRegistry.declaration(dotted[0].lowercased()) { scope = d.id; name = dotted[1] }
-            let targets = ids.filter { scope == nil || $0 == scope }
+            let values = try p.values(flag: "--param")
+            let (scope, name) = (p.scope, p.name)
+            let targets = ids.filter(p.applies(to:))
             let declaring = targets.filter { PolicyRegistry.declaration($0)?.parameter(name) != nil }
             if declaring.isEmpty {
                 let all = Set(targets.flatMap { PolicyRegistry.declaration($0)?.parameters.map(\.name) ?? [] }).sorted()

@@ -22,12 +22,20 @@ struct PolicyArguments: ParsableArguments {
     var imageGate = false
     @Option(name: .customLong("param"), parsing: .singleValue,
             help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
-    var params: [String] = []
+    var params: [ParamArgument] = []
 
     func validate() throws { _ = try configuration() }
 
-    /// `--param` pairs as a dictionary (a repeated name is an error).
-    func parameters() throws -> [String: String] { try ParamFlag.pairs(params, flag: "--param") }
+    /// `--param` pairs as a dictionary (a repeated name, or one scoped to another policy, is an error).
+    func parameters() throws -> [String: String] {
+        var out: [String: String] = [:]
+        for p in params {
+            if let s = p.scope, s != (try? PolicyRegistry.resolve(policy).id) { throw ValidationError("--param \(p): not a parameter of '\(policy)'") }
+            guard out[p.name] == nil else { throw ValidationError("--param: '\(p.name)' is given twice") }
+            out[p.name] = p.value
+        }
+        return out
+    }
 
     var options: KVPolicies.PolicyOptions {
         KVPolicies.PolicyOptions(fidelity: fidelity, gqa: gqa, seed: seed, imageGate: imageGate)
@@ -40,21 +48,6 @@ struct PolicyArguments: ParsableArguments {
 
     /// Builds the policy.
     func make() throws -> any CachePolicy { try configuration().make() }
-}
-
-/// `--param name=value` flags.
-enum ParamFlag {
-    /// Splits `name=value` pairs; a malformed or repeated pair is a `ValidationError` naming `flag`.
-    static func pairs(_ items: [String], flag: String) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for p in items {
-            let kv = p.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("\(flag): '\(p)' is not name=value") }
-            guard out[kv[0]] == nil else { throw ValidationError("\(flag): '\(kv[0])' is given twice") }
-            out[kv[0]] = kv[1]
-        }
-        return out
-    }
 }
 
 extension Fidelity: ExpressibleByArgument {}

@@ -32,17 +32,17 @@ struct MappingOptions: ParsableArguments {
     @Flag(name: .customLong("tril"), help: "Bare arrays: --attn is a packed lower triangle [H, T(T+1)/2].")
     var tril = false
     @Option(name: .customLong("image-spans"), help: ArgumentHelp("Bare arrays: half-open image spans, e.g. 40:64,94:118.", valueName: "a:b,…"))
-    var imageSpans: String?
+    var imageSpans: ListArgument<SpanArgument>?
     @Option(name: .customLong("placeholders"), help: ArgumentHelp("Bare arrays: LOOK-M placeholder positions p0,p1,…; image i spans [p_i+(N−1)i, +N).", valueName: "p0,p1,…"))
-    var placeholders: String?
+    var placeholders: ListArgument<IndexArgument>?
     @Option(name: .customLong("tokens-per-image"), help: "With --placeholders: tokens per image N (default 576).")
     var tokensPerImage: Int?
     @Option(name: .customLong("grid"), help: ArgumentHelp("Bare arrays: the patch grid of every image span (default: square when possible, else 1×n).", valueName: "RxC"))
-    var grid: String?
+    var grid: GridSize?
     @Option(name: .customLong("dtype"), help: ArgumentHelp("Bare arrays: read 2-byte void / <i2 arrays as this dtype (only bf16).", valueName: "bf16"))
-    var dtype: String?
+    var dtype: DTypeOverride?
     @Option(name: .customLong("kv-map"), help: ArgumentHelp("Bare arrays: kv_head_of_query_head, e.g. 0,0,0,1,1,1 (default h / (H/KVH)).", valueName: "list"))
-    var kvMap: String?
+    var kvMap: ListArgument<IndexArgument>?
 
     func validate() throws {
         _ = try mapping()
@@ -74,44 +74,16 @@ struct MappingOptions: ParsableArguments {
         m.tril = tril
         let imageFlags = [tokenKind != nil, modality != nil, imageSpans != nil, placeholders != nil].filter { $0 }.count
         guard imageFlags <= 1 else { throw ValidationError("use only one of --token-kind, --modality, --image-spans, --placeholders") }
-        if let s = imageSpans {
-            m.imageSpans = try s.split(separator: ",").map { part in
-                let ab = part.split(separator: ":")
-                guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a < b else {
-                    throw ValidationError("--image-spans: '\(part)' is not a span a:b with 0 ≤ a < b")
-                }
-                return a ..< b
-            }
-        }
-        if let p = placeholders {
-            m.placeholders = try p.split(separator: ",").map {
-                guard let v = Int($0), v >= 0 else { throw ValidationError("--placeholders: '\($0)' is not a non-negative integer") }
-                return v
-            }
-        }
+        m.imageSpans = imageSpans?.values.map(\.range)
+        m.placeholders = placeholders?.values.map(\.value)
         if let n = tokensPerImage {
             guard n >= 1 else { throw ValidationError("--tokens-per-image must be ≥ 1, got \(n)") }
             guard placeholders != nil else { throw ValidationError("--tokens-per-image needs --placeholders") }
             m.tokensPerImage = n
         }
-        if let g = grid {
-            let rc = g.lowercased().split(separator: "x")
-            guard rc.count == 2, let r = Int(rc[0]), let c = Int(rc[1]), r > 0, c > 0 else {
-                throw ValidationError("--grid: '\(g.escapedForMessage)' is not RxC with positive integers (e.g. 24x24)")
-            }
-            guard GridSize(rows: r, cols: c).checkedCount != nil else { throw ValidationError("--grid: \(r)×\(c) overflows") }
-            m.grid = GridSize(rows: r, cols: c)
-        }
-        if let d = dtype {
-            guard d.lowercased() == "bf16" else { throw ValidationError("--dtype: only bf16 is accepted, got '\(d)'") }
-            m.bf16 = true
-        }
-        if let k = kvMap {
-            m.kvMap = try k.split(separator: ",").map {
-                guard let v = Int($0), v >= 0 else { throw ValidationError("--kv-map: '\($0)' is not a non-negative integer") }
-                return v
-            }
-        }
+        m.grid = grid
+        m.bf16 = dtype == .bf16
+        m.kvMap = kvMap?.values.map(\.value)
         return m
     }
 
@@ -126,7 +98,7 @@ struct TraceOptions: ParsableArguments {
     @OptionGroup var flags: MappingOptions
 
     var layer: Int? { flags.layer }
-    var grid: String? { flags.grid }
+    var grid: GridSize? { flags.grid }
 
     /// The mapping the flags describe.
     func mapping() throws -> BareArrayMapping { try flags.mapping() }

@@ -40,7 +40,7 @@ struct CurvesCommand: ExampledCommand {
     @Option(name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, recall_image (`kvscope sweep --help` lists them).")
     var metric: String = "attention_recall"
     @Option(name: .customLong("policies"), help: ArgumentHelp("Policies to draw, in this order (default: all, in file order).", valueName: "a,b,…"))
-    var policies: String?
+    var policies: ListArgument<String>?
     @Option(name: .customLong("x"), help: "x axis: the actual kept ratio, or the requested budget.")
     var x: XAxis = .actual
     @Flag(name: .customLong("log-x"), help: "Logarithmic x axis.")
@@ -85,7 +85,7 @@ struct CurvesCommand: ExampledCommand {
         let sweep = try SweepResults.load(results)
         let points = try sweep.points(metric: metric)
         let label = MetricLabel.of(metric)
-        let wanted = policies?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let wanted = policies?.values
         // Legend order: the sweep's own policy order (first appearance in its rows).
         let present = Set(points.map(\.policy))
         var order: [String] = []

@@ -31,13 +31,11 @@ struct DecodingCommand: ExampledCommand {
     @OptionGroup var decoding: DecodingOptions
     @Option(name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, topk_recall (`kvscope metrics` lists them).")
     var metric: String = "attention_recall"
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to replay, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        if let l = layers { _ = try RenderSupport.layerList(l) }
         do { _ = try MetricCatalogue.select([metric]) } catch { throw ValidationError("--metric: \(error)") }
     }
 
@@ -45,7 +43,7 @@ struct DecodingCommand: ExampledCommand {
         let source = try trace.open()
         let info = source.info
         let ids = try policy.ids(required: true)
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let setting = decoding.replay ?? DecodingReplay()
         let P = info.shape.prefillLen
         let steps = try DecodingReplay.rows(info, compressionPoint: P).count
@@ -54,9 +52,9 @@ struct DecodingCommand: ExampledCommand {
         let configurations = try ids.map { try PolicyConfiguration.parse($0, parameters: policy.parameters(for: $0)) }
         let runs = try configurations.map { try PlannedRun(Combination($0, options: policy.options, budget: policy.spec)) }
         // Every policy in one pass over the layers: each layer's per-row contexts are built once.
-        let bar = ProgressBox(Progress(total: chosen.count, label: "replaying layers"))
-        let all = try replay.runSync(runs, metrics: metrics) { bar.step() }
-        bar.finish()
+        let bar = Locked(Progress(total: chosen.count, label: "replaying layers"))
+        let all = try replay.runSync(runs, metrics: metrics) { bar.withLock { $0.step() } }
+        bar.withLock { $0.finish() }
         var curves: [Curve] = []
         for configuration in configurations {
             let rows = all.filter { $0.policy == configuration.label && $0.metric == metric && $0.layer == nil && $0.head == nil && $0.image == nil && $0.step != nil }

@@ -43,9 +43,9 @@ struct HeatmapCommand: ExampledCommand {
     @Option(name: .customLong("pool"), help: "Down-sampling when cells are smaller than a pixel: max keeps peaks; mean averages causal entries.")
     var pool: HeatmapData.Pooling = .max
     @Option(name: .customLong("rows"), help: ArgumentHelp("Absolute query positions to show, a:b (within the recorded rows).", valueName: "a:b"))
-    var rows: String?
+    var rows: RangeArgument?
     @Option(name: .customLong("cols"), help: ArgumentHelp("Key positions to show, a:b.", valueName: "a:b"))
-    var cols: String?
+    var cols: RangeArgument?
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
@@ -74,11 +74,11 @@ struct HeatmapCommand: ExampledCommand {
         }
         let qr = info.shape.queryRows
         let Q = qr.count
-        let rowRange = try rows.map { try RenderSupport.range($0, flag: "--rows", limit: qr.upperBound) } ?? qr
+        let rowRange = try rows.map { try $0.resolve(flag: "--rows", limit: qr.upperBound) } ?? qr
         guard rowRange.lowerBound >= qr.lowerBound else {
-            throw CLIError("--rows \(rows ?? ""): the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+            throw CLIError("--rows \(rows.map(\.description) ?? ""): the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
         }
-        let colRange = try cols.map { try RenderSupport.range($0, flag: "--cols", limit: T) } ?? 0 ..< T
+        let colRange = try cols.map { try $0.resolve(flag: "--cols", limit: T) } ?? 0 ..< T
         let R = rowRange.count, C = colRange.count
 
         /// Head `h`'s crop, row-major.

@@ -47,13 +47,11 @@ struct MergeFlowCommand: ExampledCommand {
     @OptionGroup var policy: RenderPolicyOptions
     @Option(name: .customLong("weight"), help: "attention: weigh tokens by the attention the evaluation rows give them; tokens: count them.")
     var weight: Weight = .attention
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to average over, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
         let ids = try policy.ids(required: true)
-        if let l = layers { _ = try RenderSupport.layerList(l) }
         for id in ids where !(PolicyRegistry.declaration(id)?.traits.contains(.merges) ?? false) {
             throw ValidationError("--policies: '\(id)' does not merge; merge flow needs merging policies (lookm, lookm-avg, pivot-merge, …)")
         }
@@ -63,7 +61,7 @@ struct MergeFlowCommand: ExampledCommand {
     func run() throws {
         let source = try trace.open()
         let info = source.info
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let configurations = try policy.configurations(try policy.ids(required: true))
         let P = info.shape.prefillLen
         let groups = MergeFlow.groups(info, compressionPoint: P).map(\.description)

@@ -38,7 +38,7 @@ struct MergesCommand: ExampledCommand {
     @Option(name: .customLong("head"), help: "KV head g.")
     var head: Int = 0
     @Option(name: .customLong("range"), help: ArgumentHelp("Zoom to positions a:b.", valueName: "a:b"))
-    var range: String?
+    var range: RangeArgument?
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
@@ -54,7 +54,7 @@ struct MergesCommand: ExampledCommand {
         let info = source.info
         guard head < info.shape.kvHeads else { throw CLIError("--head \(head): the trace has \(info.shape.kvHeads) KV heads (0..<\(info.shape.kvHeads))") }
         let P = info.shape.prefillLen
-        let zoom = try range.map { try RenderSupport.range($0, flag: "--range", limit: P) }
+        let zoom = try range.map { try $0.resolve(flag: "--range", limit: P) }
         let configuration = try PolicyConfiguration.parse(policyID, merge: merge, scope: mergeScope)
         let policy = try configuration.make()
         let budget = budgetForms.spec(default: RenderPolicyOptions.defaultBudget)

@@ -27,14 +27,8 @@ struct ModalityCommand: ExampledCommand {
 
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: RenderPolicyOptions
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @OptionGroup var output: RenderOutputOptions
-
-    func validate() throws {
-        _ = try policy.ids(required: false)
-        if let l = layers { _ = try RenderSupport.layerList(l) }
-    }
 
     /// Which prefill positions are image-like (an image span, or a non-text modality).
     static func imageMask(_ info: TraceInfo) -> [Bool] {
@@ -71,7 +65,7 @@ struct ModalityCommand: ExampledCommand {
         let source = try trace.open()
         let info = source.info
         let ids = try policy.ids(required: false)
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let isImage = Self.imageMask(info)
         guard isImage.contains(true) else { throw CLIError("\(trace.path): the trace has no image tokens in the prefill; nothing to compare") }
         var text: [Double] = [], image: [Double] = []

@@ -32,8 +32,7 @@ struct PatchesCommand: ExampledCommand {
 
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: RenderPolicyOptions
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers counted, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @Option(name: .customLong("show"), help: "kept: the kept fraction per patch; fate: where each patch's K/V went (kept, merged into text, merged into image, dropped).")
     var show: View = .kept
     @OptionGroup var output: RenderOutputOptions
@@ -42,7 +41,6 @@ struct PatchesCommand: ExampledCommand {
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
     /// The grids drawn: each image, or each of its tiles.
@@ -80,7 +78,7 @@ struct PatchesCommand: ExampledCommand {
         let grids = Self.grids(info)
         guard !grids.isEmpty else { throw CLIError("\(trace.path): the trace has no image spans to draw") }
         let ids = try policy.ids(required: true)
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
         let notes = policy.paramNote.map { [$0] } ?? []
         switch show {

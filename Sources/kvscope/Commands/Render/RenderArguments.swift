@@ -2,8 +2,7 @@ import ArgumentParser
 import Foundation
 import KVTrace
 
-/// Small helpers shared by the `render` subcommands: file names, number formats and the
-/// parsing of layer lists and position ranges.
+/// Small helpers shared by the `render` subcommands: file names, number formats and layer checks.
 enum RenderSupport {
     /// A file-name-safe version of `s`.
     static func fileSafe(_ s: String) -> String {
@@ -15,57 +14,6 @@ enum RenderSupport {
 
     /// Three significant decimals: `0.853`, `1`.
     static func fmt3(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(format: "%.3f", x) }
-
-    /// Parses `a:b` (half-open) within `0 ... limit`.
-    static func range(_ s: String, flag: String, limit: Int) throws -> Range<Int> {
-        let ab = s.split(separator: ":", omittingEmptySubsequences: false)
-        guard ab.count == 2 else { throw ValidationError("\(flag): '\(s)' is not a range a:b") }
-        let a = ab[0].isEmpty ? 0 : Int(ab[0]), b = ab[1].isEmpty ? limit : Int(ab[1])
-        guard let a, let b, a >= 0, a < b else { throw ValidationError("\(flag): '\(s)' is not a range a:b with 0 ≤ a < b") }
-        guard b <= limit else { throw ValidationError("\(flag): \(s) goes past \(limit)") }
-        return a ..< b
-    }
-
-    /// Parses `0,5-9` into closed ranges (never expanded here, so `0-9223372036854775807` is cheap).
-    static func layerRanges(_ s: String, flag: String = "--layers") throws -> [ClosedRange<Int>] {
-        var out: [ClosedRange<Int>] = []
-        for part in s.split(separator: ",") {
-            let ab = part.split(separator: "-", omittingEmptySubsequences: false)
-            if ab.count == 1, let v = Int(ab[0]), v >= 0 { out.append(v ... v); continue }
-            guard ab.count == 2, let a = Int(ab[0]), let b = Int(ab[1]), a >= 0, a <= b else {
-                throw ValidationError("\(flag): '\(String(part).escapedForMessage)' is not a layer or a range a-b")
-            }
-            out.append(a ... b)
-        }
-        guard !out.isEmpty else { throw ValidationError("\(flag): empty list") }
-        return out
-    }
-
-    /// Parses `0,5-9` (syntax only; `layers(_:info:)` checks against a trace).
-    static func layerList(_ s: String, flag: String = "--layers") throws -> [ClosedRange<Int>] {
-        try layerRanges(s, flag: flag)
-    }
-
-    /// The chosen layers, checked against the trace: every listed layer must be recorded, so the
-    /// result has at most as many entries as the trace records (a range is walked only until its
-    /// first unrecorded layer).
-    static func layers(_ s: String?, info: TraceInfo, flag: String = "--layers") throws -> [Int] {
-        guard let s else { return info.recordedLayers }
-        let recorded = Set(info.recordedLayers)
-        var chosen = Set<Int>()
-        for r in try layerRanges(s, flag: flag) {
-            var l = r.lowerBound
-            while true {
-                guard recorded.contains(l) else {
-                    throw CLIError("\(flag): layer \(l) is not in the trace (recorded: \(compactList(info.recordedLayers)))")
-                }
-                chosen.insert(l)
-                if l == r.upperBound { break }
-                l += 1
-            }
-        }
-        return chosen.sorted()
-    }
 
     /// Prints `table` (its first row the header) with columns padded to their widest cell.
     static func printTable(_ table: [[String]]) {

@@ -9,14 +9,14 @@ import KVTrace
 /// the policies a retention-type figure replays.
 struct RenderPolicyOptions: ParsableArguments {
     @Option(name: .customLong("policies"), help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,…"))
-    var policies: String?
+    var policies: ListArgument<String>?
     @OptionGroup var budgetForms: BudgetOptions
     @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
     var fidelity: Fidelity = .code
     @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
         "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
         valueName: "[id.]key=value"))
-    var params: [String] = []
+    var params: [ParamArgument] = []
     @Option(name: .customLong("merge-scope"), help: ArgumentHelp(
         "Merge scopes of the merging policies, each drawn as its own policy: all (the official code), modality, image.",
         valueName: "all,modality,…"))
@@ -39,21 +39,12 @@ struct RenderPolicyOptions: ParsableArguments {
     func parameters(for id: String) throws -> [String: String] {
         let known = Set(PolicyRegistry.declaration(id)?.parameters.map(\.name) ?? [])
         var out: [String: String] = [:]
-        for p in params {
-            let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--param: '\(p)' is not [id.]key=value") }
-            let dotted = kv[0].split(separator: ".", maxSplits: 1).map(String.init)
-            if dotted.count == 2, PolicyRegistry.declaration(dotted[0]) != nil {
-                if dotted[0] == id { out[dotted[1]] = kv[1] }
-            } else if known.contains(kv[0]) {
-                out[kv[0]] = kv[1]
-            }
-        }
+        for p in params where p.scope == id || (p.scope == nil && known.contains(p.name)) { out[p.name] = p.value }
         return out
     }
 
     /// "window=8" lines for the subtitle, or nil.
-    var paramNote: String? { params.isEmpty ? nil : "parameters: " + params.joined(separator: ", ") }
+    var paramNote: String? { params.isEmpty ? nil : "parameters: " + params.map(\.description).joined(separator: ", ") }
 
     /// The policy ids, checked against the registry.
     func ids(required: Bool) throws -> [String] {
@@ -61,15 +52,19 @@ struct RenderPolicyOptions: ParsableArguments {
             if required { throw ValidationError("give --policies a,b,… (see `kvscope policies`)") }
             return []
         }
-        let ids = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !ids.isEmpty else { throw ValidationError("--policies: empty list") }
-        return try ids.map { id in
+        return try policies.values.map { id in
             do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError { throw ValidationError("--policies: '\(id)': \(e.message)") }
         }
     }
 
     /// The figures' budget when no budget flag is given.
     static let defaultBudget = 0.2
+
+    /// Checks the ids (ArgumentParser runs it for every command that has the group; a command that
+    /// needs `--policies` also calls `ids(required: true)`; the budget forms check themselves).
+    func validate() throws {
+        _ = try ids(required: false)
+    }
 
     /// The budget replayed: the flags' (as `simulate` reads them), else `--budget 0.2`.
     var spec: BudgetSpec { budgetForms.spec(default: Self.defaultBudget) }

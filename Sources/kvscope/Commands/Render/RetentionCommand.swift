@@ -24,20 +24,18 @@ struct RetentionCommand: ExampledCommand {
 
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: RenderPolicyOptions
-    @Option(name: .customLong("layers"), help: ArgumentHelp("Layers to show, e.g. 0,5-9 (default: every recorded layer).", valueName: "list"))
-    var layers: String?
+    @OptionGroup var layers: LayerOptions
     @OptionGroup var output: RenderOutputOptions
 
     func validate() throws {
         _ = try policy.ids(required: true)
-        if let l = layers { _ = try RenderSupport.layerList(l) }
     }
 
     func run() throws {
         let source = try trace.open()
         let info = source.info
         let ids = try policy.ids(required: true)
-        let chosen = try RenderSupport.layers(layers, info: info)
+        let chosen = try layers.chosen(info)
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
         let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity,
                                  title: output.title, notes: policy.paramNote.map { [$0] } ?? [])

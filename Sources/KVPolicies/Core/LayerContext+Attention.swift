@@ -1,0 +1,137 @@
+import CKernels
+import Foundation
+import KVTrace
+
+// The attention a policy reads: column sums, their per-KV-head and count-normalised forms, and
+// attention rows (recorded, or recomputed from q and k).
+extension LayerContext {
+    /// The column sums combined per KV head under `--gqa`, `[KVH][P]`, shared through the cache.
+    public func aggregatedColsum() throws -> ScoreMatrix {
+        try shared(["colsum", options.gqa.rawValue] as [String]) {
+            aggregateGQA(try colsum(), map: kvHeadOfQueryHead, kvHeads: kvHeads, options.gqa)
+        }
+    }
+
+    /// `s[h, j] = Σ_{i<P} A[h, i, j]` for `j < P`, per query head: `[H][P]`.
+    /// Read from `attn_colsum` when `P` is the prefill length, else summed from the `attn` rows
+    /// `0 ..< P`, else recomputed from `q` and `k`.
+    public func colsum() throws -> ScoreMatrix {
+        let H = queryHeads, P = compressionPoint, T = info.shape.seqLen
+        if let c = tensors.colsum, P == info.shape.prefillLen {
+            var out = ScoreMatrix(rows: H, count: P)
+            out.values.withUnsafeMutableBufferPointer { buf in
+                for h in 0 ..< H { c.copyDoubles(from: h * T, count: P, into: buf.baseAddress! + h * P) }
+            }
+            return out
+        }
+        let qr = info.shape.queryRows
+        if tensors.attention != nil && qr.lowerBound <= 0 && qr.upperBound >= P || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P {
+            var out = ScoreMatrix(rows: H, count: P)
+            // Sum in chunks of rows to bound memory.
+            let chunk = max(1, min(P, 4_000_000 / max(1, H * T)))
+            var start = 0
+            while start < P {
+                let end = min(P, start + chunk)
+                let block = try rows(start ..< end)
+                block.values.withUnsafeBufferPointer { src in
+                    out.values.withUnsafeMutableBufferPointer { dst in
+                        // One head per task; each sum still runs over the rows in ascending order.
+                        let d0 = UnsafeSendableBox(dst.baseAddress!)
+                        parallelFor(H) { h in
+                            let d = d0.value + h * P
+                            for i in 0 ..< block.positions.count {
+                                let s = src.baseAddress! + block.offset(h, i)
+                                for j in 0 ..< P { d[j] += s[j] }
+                            }
+                        }
+                    }
+                }
+                start = end
+            }
+            return out
+        }
+        throw missing("attn_colsum", "prefill column sums, or attn rows 0..<\(P), or q rows 0..<\(P) with k")
+    }
+
+    /// The mean attention position `j` receives per prefill row that can see it,
+    /// `colsum[h, j] / (P − j)`, per query head `[H][P]` (count-normalised accumulated attention:
+    /// late positions are not penalised for having fewer rows after them).
+    public func meanReceived() throws -> ScoreMatrix {
+        var s = try colsum()
+        let P = compressionPoint
+        for h in 0 ..< s.rows { for j in 0 ..< P { s[h, j] /= Double(P - j) } }
+        return s
+    }
+
+    /// Attention rows for query positions `positions`, all `T` key columns: from the recorded
+    /// `attn` when it covers them, else recomputed from `q` and `k` (causal softmax in `Double`).
+    public func rows(_ positions: Range<Int>) throws -> RowBlock {
+        let H = queryHeads, T = info.shape.seqLen
+        let qr = info.shape.queryRows
+        let covered = positions.lowerBound >= qr.lowerBound && positions.upperBound <= qr.upperBound
+        if covered, let a = tensors.attention {
+            let R = positions.count, Q = qr.count
+            let v = [Double](unsafeUninitializedCapacity: H * R * T) { buf, n in
+                let out = UnsafeSendableBox(buf.baseAddress!)
+                parallelFor(H) { h in
+                    Self.copyDoubles(a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
+                                     into: out.value + h * R * T)
+                }
+                n = H * R * T
+            }
+            return RowBlock(heads: H, positions: positions, columns: T, values: v, recomputed: false)
+        }
+        if covered, tensors.queries != nil, tensors.keys != nil {
+            return try recomputedRows(positions, scale: info.attnScale, floatSoftmax: false)
+        }
+        let what = positions.count == 1 ? "row \(positions.lowerBound)" : "rows \(positions.lowerBound)..<\(positions.upperBound)"
+        if !covered {
+            throw missing("attn", "attention \(what); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+        }
+        throw missing(tensors.queries == nil ? "attn" : "k", "attention \(what), or q for them with k")
+    }
+
+    /// Recomputes attention rows from `q` (rows `positions`) and `k`: logits `scale·q·k` in
+    /// `Double`, causal mask `j ≤ i`, softmax in `Double` (or in `Float` after rounding the logits,
+    /// as the official SnapKV class does).
+    public func recomputedRows(_ positions: Range<Int>, scale: Double, floatSoftmax: Bool) throws -> RowBlock {
+        let H = queryHeads, T = info.shape.seqLen, D = headDim
+        let qr = info.shape.queryRows
+        guard let q = tensors.queries else { throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound)") }
+        guard let k = tensors.keys else { throw missing("k", "keys to recompute attention") }
+        guard positions.lowerBound >= qr.lowerBound, positions.upperBound <= qr.upperBound else {
+            throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound); the trace records \(qr.lowerBound)..<\(qr.upperBound)")
+        }
+        let R = positions.count, Q = qr.count
+        let causal = info.causal
+        let map = kvHeadOfQueryHead
+        var out = [Double](repeating: 0, count: H * R * T)
+        let keyBlocks: [[Double]] = (0 ..< kvHeads).map { g in
+            [Double](unsafeUninitializedCapacity: T * D) { b, n in k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D }
+        }
+        out.withUnsafeMutableBufferPointer { ob in
+            let optr = UnsafeSendableBox(ob.baseAddress!)
+            parallelFor(H * R) { task in
+                let h = task / R, i = task % R
+                let pos = positions.lowerBound + i
+                var qv = [Double](repeating: 0, count: D)
+                qv.withUnsafeMutableBufferPointer { q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!) }
+                let row = optr.value + (h * R + i) * T
+                let n = causal ? min(pos + 1, T) : T
+                keyBlocks[map[h]].withUnsafeBufferPointer { kb in
+                    qv.withUnsafeBufferPointer { qb in
+                        for j in 0 ..< n { row[j] = scale * dot(qb.baseAddress!, kb.baseAddress! + j * D, D) }
+                    }
+                }
+                if floatSoftmax {
+                    var f = (0 ..< n).map { Float(row[$0]) }
+                    f.withUnsafeMutableBufferPointer { Softmax.normalize($0.baseAddress!, n) }
+                    for j in 0 ..< n { row[j] = Double(f[j]) }
+                } else {
+                    Softmax.normalize(row, n)
+                }
+            }
+        }
+        return RowBlock(heads: H, positions: positions, columns: T, values: out, recomputed: true)
+    }
+}
