@@ -30,7 +30,8 @@ public final class CairoCanvas: Canvas {
     /// An RGB24 image surface of `size` points at `scale` device pixels per point.
     public convenience init(imageSize size: Size, scale: Double = 2) throws {
         guard scale > 0, scale.isFinite, size.width > 0, size.height > 0 else {
-            throw CairoError(operation: "create image surface", status: UInt32(CAIRO_STATUS_INVALID_SIZE.rawValue), message: "invalid size or scale")
+            throw CairoError(
+                operation: "create image surface", status: UInt32(CAIRO_STATUS_INVALID_SIZE.rawValue), message: "invalid size or scale")
         }
         let w = Int32((size.width * scale).rounded(.up)), h = Int32((size.height * scale).rounded(.up))
         guard let s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h) else {
@@ -46,8 +47,11 @@ public final class CairoCanvas: Canvas {
 
     /// An SVG surface writing into `sink` (every byte Cairo emits is appended; nothing touches disk).
     public convenience init(svgInto sink: ByteSink, size: Size) throws {
-        guard let s = cairo_svg_surface_create_for_stream(ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
-                                                          size.width, size.height) else {
+        guard
+            let s = cairo_svg_surface_create_for_stream(
+                ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
+                size.width, size.height)
+        else {
             throw CairoError(operation: "create SVG surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
         }
         try self.init(surface: s, size: size, kind: .svg, what: "SVG surface")
@@ -56,8 +60,11 @@ public final class CairoCanvas: Canvas {
 
     /// A one-page PDF surface writing into `sink`, with pinned creation and modification dates.
     public convenience init(pdfInto sink: ByteSink, size: Size) throws {
-        guard let s = cairo_pdf_surface_create_for_stream(ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
-                                                          size.width, size.height) else {
+        guard
+            let s = cairo_pdf_surface_create_for_stream(
+                ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
+                size.width, size.height)
+        else {
             throw CairoError(operation: "create PDF surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
         }
         try self.init(surface: s, size: size, kind: .pdf, what: "PDF surface")
@@ -70,12 +77,14 @@ public final class CairoCanvas: Canvas {
     /// The image surface as PNG bytes (through `cairo_surface_write_to_png_stream`).
     public func pngData() throws -> Data {
         guard case .image = kind else {
-            throw CairoError(operation: "write PNG", status: UInt32(CAIRO_STATUS_SURFACE_TYPE_MISMATCH.rawValue), message: "not an image surface")
+            throw CairoError(
+                operation: "write PNG", status: UInt32(CAIRO_STATUS_SURFACE_TYPE_MISMATCH.rawValue), message: "not an image surface")
         }
         try checkStatus("draw")
         cairo_surface_flush(surface)
         let sink = ByteSink()
-        try CairoError.check(cairo_surface_write_to_png_stream(surface, ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque()), "encode PNG")
+        try CairoError.check(
+            cairo_surface_write_to_png_stream(surface, ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque()), "encode PNG")
         return sink.data
     }
 
@@ -130,7 +139,8 @@ public final class CairoCanvas: Canvas {
     /// Writes the image surface as PNG to `url`.
     public func writePNG(to url: URL) throws {
         guard case .image = kind else {
-            throw CairoError(operation: "write PNG", status: UInt32(CAIRO_STATUS_SURFACE_TYPE_MISMATCH.rawValue), message: "not an image surface")
+            throw CairoError(
+                operation: "write PNG", status: UInt32(CAIRO_STATUS_SURFACE_TYPE_MISMATCH.rawValue), message: "not an image surface")
         }
         try checkStatus("draw")
         cairo_surface_flush(surface)
@@ -204,7 +214,7 @@ public final class CairoCanvas: Canvas {
         guard let img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(w), Int32(h)) else { return }
         defer { cairo_surface_destroy(img) }
         guard cairo_surface_status(img) == CAIRO_STATUS_SUCCESS, let data = cairo_image_surface_get_data(img) else {
-            return   // the context stays valid; checkStatus cannot see this, so mark it below
+            return  // the context stays valid; checkStatus cannot see this, so mark it below
         }
         cairo_surface_flush(img)
         let stride = Int(cairo_image_surface_get_stride(img))

@@ -93,7 +93,8 @@ public func readPNG(_ url: URL) throws -> PixelImage {
     let stride = Int(cairo_image_surface_get_stride(s))
     let format = cairo_image_surface_get_format(s)
     guard format == CAIRO_FORMAT_RGB24 || format == CAIRO_FORMAT_ARGB32, let data = cairo_image_surface_get_data(s) else {
-        throw CairoError(operation: "read PNG \(url.path)", status: UInt32(CAIRO_STATUS_INVALID_FORMAT.rawValue), message: "unsupported pixel format")
+        throw CairoError(
+            operation: "read PNG \(url.path)", status: UInt32(CAIRO_STATUS_INVALID_FORMAT.rawValue), message: "unsupported pixel format")
     }
     var pixels = [UInt32](repeating: 0, count: w * h)
     for y in 0 ..< h {

@@ -41,7 +41,9 @@ enum SVGIDs {
                     counters[prefix] = n
                     let suffix = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
                     // glyph<font>-<glyph>: renumber the font part, keep the glyph index.
-                    replacement = suffix.count == 2 ? "\(prefix)\(renumberFont(prefix + String(suffix[0]), &map, &counters))-\(suffix[1])" : "\(prefix)\(n)"
+                    replacement =
+                        suffix.count == 2
+                        ? "\(prefix)\(renumberFont(prefix + String(suffix[0]), &map, &counters))-\(suffix[1])" : "\(prefix)\(n)"
                     map[name] = replacement
                 }
                 out.append(contentsOf: Array((namespace + replacement).utf8))

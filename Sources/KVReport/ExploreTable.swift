@@ -14,7 +14,9 @@ public struct ExploreTable: Sendable, Hashable {
 
     public init(header: [String], rows: [[String]]) {
         self.header = header
-        self.rows = rows.map { r in r.count >= header.count ? Array(r.prefix(header.count)) : r + Array(repeating: "", count: header.count - r.count) }
+        self.rows = rows.map { r in
+            r.count >= header.count ? Array(r.prefix(header.count)) : r + Array(repeating: "", count: header.count - r.count)
+        }
     }
 
     /// Parses CSV text (RFC 4180 quoting, through SwiftCSV); errors name `file`.
@@ -24,7 +26,9 @@ public struct ExploreTable: Sendable, Hashable {
             throw ReportError("\(file): not a readable CSV (\(error))")
         }
         let header = csv.header.map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !header.isEmpty, header.contains(where: { !$0.isEmpty }) else { throw ReportError("\(file): empty file (expected a header row)") }
+        guard !header.isEmpty, header.contains(where: { !$0.isEmpty }) else {
+            throw ReportError("\(file): empty file (expected a header row)")
+        }
         let rows = csv.rows.filter { !($0.count == 1 && $0[0].isEmpty) && !$0.isEmpty }
         return ExploreTable(header: header, rows: rows)
     }

@@ -36,7 +36,7 @@ enum GlyphPaths {
         var symbolOf: [Int: String] = [:]
         for (id, r) in symbolLines { for k in r { symbolOf[k] = id } }
         var out: [String] = []
-        var outSymbol: [Int: String] = [:]   // out index → the symbol it belongs to
+        var outSymbol: [Int: String] = [:]  // out index → the symbol it belongs to
         var inRun = false
         var pen = Pen()
         var indent = ""
@@ -48,9 +48,10 @@ enum GlyphPaths {
         for (k, line) in lines.enumerated() {
             let t = line.drop { $0 == " " }
             if symbolOf[k] == nil, t.hasPrefix("<use "), t.hasSuffix("/>"),
-               let ref = attribute("xlink:href", in: t) ?? attribute("href", in: t), ref.hasPrefix("#"),
-               let d = outline[String(ref.dropFirst())],
-               let x = attribute("x", in: t).flatMap(Double.init), let y = attribute("y", in: t).flatMap(Double.init) {
+                let ref = attribute("xlink:href", in: t) ?? attribute("href", in: t), ref.hasPrefix("#"),
+                let d = outline[String(ref.dropFirst())],
+                let x = attribute("x", in: t).flatMap(Double.init), let y = attribute("y", in: t).flatMap(Double.init)
+            {
                 var trial = pen
                 if trial.draw(d, at: x, y) {
                     if !inRun { indent = String(line.prefix { $0 == " " }) }
@@ -88,8 +89,8 @@ enum GlyphPaths {
     /// accumulates along a label: every point is within 0.005 pt of its exact place.
     struct Pen {
         private(set) var data = ""
-        private var px = 0.0, py = 0.0       // the position written so far
-        private var sx = 0.0, sy = 0.0       // the start of the current subpath
+        private var px = 0.0, py = 0.0  // the position written so far
+        private var sx = 0.0, sy = 0.0  // the start of the current subpath
 
         /// Appends outline `d` (Cairo's absolute `M`, `L`, `C`, `Z`) moved by (x, y); false, with
         /// nothing appended, when `d` holds anything else.

@@ -52,22 +52,32 @@ extension Study {
                     continue
                 }
                 if c.value(SeriesID("kept_tokens")) == 0 || c.value(SeriesID("kept_ratio")) == 0 {
-                    add(.degenerate, t, nil, "keeps no prefix token (C = \(c.nominalTokens), C_act = 0): every score measures an empty cache", label)
+                    add(
+                        .degenerate, t, nil,
+                        "keeps no prefix token (C = \(c.nominalTokens), C_act = 0): every score measures an empty cache", label)
                 }
                 for (s, v) in measured {
                     if v.value == nil {
                         add(.missing, t, s.label, v.note ?? v.layerNote ?? "no value", label)
                     } else if v.isPartial {
-                        add(.partial, t, s.label, "defined on \(v.layersDefined) of \(v.layers) layers; the others: \(v.layerNote ?? "no value")", label)
+                        add(
+                            .partial, t, s.label,
+                            "defined on \(v.layersDefined) of \(v.layers) layers; the others: \(v.layerNote ?? "no value")", label)
                     }
                 }
             }
             if let m = metadata {
                 let have = Set(t.cells.map { [$0.policy, $0.fidelity, $0.budgetSpec].joined(separator: "|") })
-                for p in m.policies { for f in m.fidelities { for b in m.budgets where !have.contains([p, f, b].joined(separator: "|")) {
-                    let setting = b.hasPrefix("fraction=") ? String(b.dropFirst(9).prefix { $0 != ";" }) : b
-                    add(.absent, t, nil, "asked for by the run but has no rows", "\(p)\(m.fidelities.count > 1 ? " (\(f))" : "") @ \(setting)")
-                } } }
+                for p in m.policies {
+                    for f in m.fidelities {
+                        for b in m.budgets where !have.contains([p, f, b].joined(separator: "|")) {
+                            let setting = b.hasPrefix("fraction=") ? String(b.dropFirst(9).prefix { $0 != ";" }) : b
+                            add(
+                                .absent, t, nil, "asked for by the run but has no rows",
+                                "\(p)\(m.fidelities.count > 1 ? " (\(f))" : "") @ \(setting)")
+                        }
+                    }
+                }
             }
         }
         return out

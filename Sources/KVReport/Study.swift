@@ -158,8 +158,9 @@ public struct Study: Sendable {
             cells[k]!.values[s] = v
         }
         let first = rows[0]
-        return TraceStudy(name: first.trace, hash: first.traceHash, compressionPoint: first.compressionPoint, evalRows: first.evalRows,
-                          evalRowCount: first.evalRowCount, cells: keys.map { cells[$0]! }, series: series)
+        return TraceStudy(
+            name: first.trace, hash: first.traceHash, compressionPoint: first.compressionPoint, evalRows: first.evalRows,
+            evalRowCount: first.evalRowCount, cells: keys.map { cells[$0]! }, series: series)
     }
 }
 

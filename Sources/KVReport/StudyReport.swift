@@ -37,7 +37,9 @@ public struct ReportFigure: Sendable {
     /// Drawn at half the page width (two side by side) on wide screens.
     public var half: Bool
 
-    public init(_ content: Content, half: Bool = false, caption: String) { self.content = content; self.half = half; self.caption = caption }
+    public init(_ content: Content, half: Bool = false, caption: String) {
+        self.content = content; self.half = half; self.caption = caption
+    }
 }
 
 /// The trace-dependent figures of one trace: retention maps and patch grids at one budget.
@@ -92,8 +94,10 @@ public struct StudyReport: Sendable {
     /// `kvscope 0.1.0`: what wrote the report.
     public var generator: String
 
-    public init(title: String, folder: String, results: SweepResults, provenance: [String: TraceProvenance] = [:],
-                maps: [String: TraceMaps] = [:], explore: ExploreSection? = nil, extraProblems: [Problem] = [], generator: String) {
+    public init(
+        title: String, folder: String, results: SweepResults, provenance: [String: TraceProvenance] = [:],
+        maps: [String: TraceMaps] = [:], explore: ExploreSection? = nil, extraProblems: [Problem] = [], generator: String
+    ) {
         self.title = title; self.folder = folder; self.results = results; self.study = Study(rows: results.rows)
         self.provenance = provenance; self.maps = maps; self.explore = explore; self.extraProblems = extraProblems
         self.generator = generator
@@ -129,7 +133,9 @@ public struct StudyReport: Sendable {
         m.raw("<main>\n")
         m.raw(main.html)
         m.element("footer") { f in
-            f.text("Written by \(generator) report from \(folder). Self-contained: styles and figures are inline; the page runs no script and loads nothing.")
+            f.text(
+                "Written by \(generator) report from \(folder). Self-contained: styles and figures are inline; the page runs no script and loads nothing."
+            )
         }
         m.raw("\n</main>\n</body>\n</html>\n")
         return m.html
@@ -149,7 +155,11 @@ public struct StudyReport: Sendable {
             let traces = study.traces.count
             let cells = study.traces.reduce(0) { $0 + $1.cells.count }
             let policies = Set(study.traces.flatMap { $0.cells.map(\.policy) }).count
-            h.element("p", [("class", "muted")], text: "\(traces) trace\(traces == 1 ? "" : "s"), \(policies) polic\(policies == 1 ? "y" : "ies"), \(cells) combination\(cells == 1 ? "" : "s"), \(results.rows.count) result rows, from \(folder)")
+            h.element(
+                "p", [("class", "muted")],
+                text:
+                    "\(traces) trace\(traces == 1 ? "" : "s"), \(policies) polic\(policies == 1 ? "y" : "ies"), \(cells) combination\(cells == 1 ? "" : "s"), \(results.rows.count) result rows, from \(folder)"
+            )
         }
         m.line()
     }
@@ -185,7 +195,9 @@ public struct StudyReport: Sendable {
                     item("fidelity", md.fidelities.joined(separator: ", "))
                     item("budgets", md.budgets.map { $0.replacingOccurrences(of: ";", with: ", ") }.joined(separator: " · "))
                     item("metrics", md.metrics.joined(separator: ", "))
-                    item("top-k / proxy window", "k = \(md.topK) for topk_recall; W = \(md.proxyWindow) proxy rows when a trace has no future rows")
+                    item(
+                        "top-k / proxy window",
+                        "k = \(md.topK) for topk_recall; W = \(md.proxyWindow) proxy rows when a trace has no future rows")
                     item("result rows", "\(md.rowCount)")
                 } else {
                     item("run metadata", results.metadataProblem ?? "absent", code: false)
@@ -195,7 +207,9 @@ public struct StudyReport: Sendable {
             s.element("h3", text: "Traces")
             s.element("div", [("class", "scroll")]) { d in
                 d.element("table", [("class", "prov")]) { t in
-                    t.raw("<thead><tr><th>trace</th><th>content hash</th><th>path (as run)</th><th>P</th><th>evaluation rows</th><th>provenance</th></tr></thead><tbody>")
+                    t.raw(
+                        "<thead><tr><th>trace</th><th>content hash</th><th>path (as run)</th><th>P</th><th>evaluation rows</th><th>provenance</th></tr></thead><tbody>"
+                    )
                     for tr in study.traces {
                         let p = provenance[tr.hash]
                         t.element("tr") { r in
@@ -203,10 +217,15 @@ public struct StudyReport: Sendable {
                             r.element("td") { $0.element("code", text: tr.hash) }
                             r.element("td") { $0.element("code", text: p?.path ?? "not recorded") }
                             r.element("td", [("class", "num")], text: "\(tr.compressionPoint)")
-                            r.element("td", text: "\(tr.evalRowCount) \(tr.evalRows.rawValue)" + (tr.evalRows == .proxy ? " (last prefill rows, which also fed the scores)" : ""))
+                            r.element(
+                                "td",
+                                text: "\(tr.evalRowCount) \(tr.evalRows.rawValue)"
+                                    + (tr.evalRows == .proxy ? " (last prefill rows, which also fed the scores)" : ""))
                             r.element("td") { c in
                                 for (k, v) in p?.facts ?? [] {
-                                    c.element("div") { line in line.element("span", [("class", "muted")], text: k + ": "); line.text(v) }
+                                    c.element("div") { line in
+                                        line.element("span", [("class", "muted")], text: k + ": "); line.text(v)
+                                    }
                                 }
                             }
                         }
@@ -216,21 +235,30 @@ public struct StudyReport: Sendable {
             }
             for tr in study.traces {
                 for w in provenance[tr.hash]?.warnings ?? [] {
-                    s.element("p", [("class", "warn")]) { p in p.element("strong", text: tr.name + ": "); p.text(w) }
+                    s.element("p", [("class", "warn")]) { p in
+                        p.element("strong", text: tr.name + ": "); p.text(w)
+                    }
                 }
             }
             s.element("h3", text: "Policies")
             s.element("div", [("class", "scroll")]) { d in
                 d.element("table") { t in
-                    t.raw("<thead><tr><th>policy</th><th>settings (parameters, registry defaults included)</th><th>fidelity</th><th>what it does</th></tr></thead><tbody>")
+                    t.raw(
+                        "<thead><tr><th>policy</th><th>settings (parameters, registry defaults included)</th><th>fidelity</th><th>what it does</th></tr></thead><tbody>"
+                    )
                     var seen = Set<String>()
                     for c in study.traces.flatMap(\.cells) where seen.insert(c.policy + "|" + c.params + "|" + c.fidelity).inserted {
                         t.element("tr") { r in
                             r.element("td", [("class", "pol")]) { Self.policyName(c.policy, &$0) }
-                            r.element("td") { $0.element("code", text: c.params.isEmpty ? "—" : c.params.replacingOccurrences(of: ";", with: ", ")) }
+                            r.element("td") {
+                                $0.element("code", text: c.params.isEmpty ? "—" : c.params.replacingOccurrences(of: ";", with: ", "))
+                            }
                             r.element("td", text: c.fidelity)
                             let conf = c.configuration
-                            r.element("td", text: (PolicyRegistry.declaration(conf.id)?.summary ?? "") + (conf.merge.map { "; merged (\($0.rawValue))" } ?? ""))
+                            r.element(
+                                "td",
+                                text: (PolicyRegistry.declaration(conf.id)?.summary ?? "")
+                                    + (conf.merge.map { "; merged (\($0.rawValue))" } ?? ""))
                         }
                     }
                     t.raw("</tbody>")
@@ -259,8 +287,11 @@ public struct StudyReport: Sendable {
             let imageMetric = s.metric.contains("image")
             let notes = pseudo && imageMetric ? ["pseudo-image tokens: the \"images\" are text tokens standing in for images"] : []
             if let f = t.curvesFigure(s, notes: notes) {
-                curves.append(ReportFigure(.figure(f), half: true, caption: "\(s.label) against the kept ratio, one line per policy. "
-                    + (MetricCatalogue.metricType(of: s.metric)?.preference == .lower ? "Lower is better." : "Higher is better.")))
+                curves.append(
+                    ReportFigure(
+                        .figure(f), half: true,
+                        caption: "\(s.label) against the kept ratio, one line per policy. "
+                            + (MetricCatalogue.metricType(of: s.metric)?.preference == .lower ? "Lower is better." : "Higher is better.")))
             }
         }
         if curves.isEmpty { body.element("p", [("class", "muted")], text: "No scored metric has values in this trace.") }
@@ -281,14 +312,18 @@ public struct StudyReport: Sendable {
         m.element("div", [("class", "scroll")]) { d in
             d.element("table", [("class", headline ? "summary" : "series"), ("data-trace", t.name)]) { tb in
                 tb.element("caption") { c in
-                    c.text(headline
-                        ? "Values over all layers (mean over layers with equal weights; cache_bytes summed). ★ marks the best value in each column at each setting among the compared policies; the full cache and the oracle (shaded, in italics) are references and are not ranked. Compare C_act too: a policy that keeps more than C (text-prior keeps every text token) is not on equal terms. ↑ higher is better, ↓ lower is better; — omitted (hover for the reason, and see Missing and degenerate cells); † defined on only some layers."
-                        : "Every metric series the run wrote, over all layers.")
+                    c.text(
+                        headline
+                            ? "Values over all layers (mean over layers with equal weights; cache_bytes summed). ★ marks the best value in each column at each setting among the compared policies; the full cache and the oracle (shaded, in italics) are references and are not ranked. Compare C_act too: a policy that keeps more than C (text-prior keeps every text token) is not on equal terms. ↑ higher is better, ↓ lower is better; — omitted (hover for the reason, and see Missing and degenerate cells); † defined on only some layers."
+                            : "Every metric series the run wrote, over all layers.")
                 }
-                tb.raw("<thead><tr><th>setting</th><th>policy</th><th title=\"nominal budget C and mean actual kept count C_act (over layers and KV heads)\">C / C_act</th>")
+                tb.raw(
+                    "<thead><tr><th>setting</th><th>policy</th><th title=\"nominal budget C and mean actual kept count C_act (over layers and KV heads)\">C / C_act</th>"
+                )
                 for s in cols {
                     let arrow = s.preference == .higher ? " ↑" : s.preference == .lower ? " ↓" : ""
-                    tb.element("th", [("title", MetricCatalogue.metricType(of: s.metric).map { $0.definition } ?? "")], text: s.label + arrow)
+                    tb.element(
+                        "th", [("title", MetricCatalogue.metricType(of: s.metric).map { $0.definition } ?? "")], text: s.label + arrow)
                 }
                 tb.raw("</tr></thead>")
                 // The full cache: once, from the run, else from the definitions.
@@ -303,8 +338,11 @@ public struct StudyReport: Sendable {
                         r.element("td", text: "full cache (by definition; not in the run)")
                         r.element("td", [("class", "num")], text: "P = \(t.compressionPoint)")
                         for s in cols {
-                            if let v = s.fullCacheValue { r.element("td", [("class", "num")], text: Format.value(v, metric: s.metric)) }
-                            else { r.element("td", [("class", "na")], text: "—") }
+                            if let v = s.fullCacheValue {
+                                r.element("td", [("class", "num")], text: Format.value(v, metric: s.metric))
+                            } else {
+                                r.element("td", [("class", "na")], text: "—")
+                            }
                         }
                     }
                 }
@@ -327,7 +365,10 @@ public struct StudyReport: Sendable {
                             }
                             r.element("td", [("class", "pol")]) { d in
                                 Self.policyName(c.policy, &d)
-                                let extra = t.label(c).dropFirst(c.policy.count).split(separator: "@").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                                let extra =
+                                    t.label(c).dropFirst(c.policy.count).split(separator: "@").first.map {
+                                        $0.trimmingCharacters(in: .whitespaces)
+                                    } ?? ""
                                 if !extra.isEmpty { d.element("span", [("class", "muted")], text: " " + extra) }
                             }
                             // A combination that could not run has no kept count (its rows store 0).
@@ -347,7 +388,9 @@ public struct StudyReport: Sendable {
     }
 
     func cell(_ c: StudyCell, _ s: SeriesID, best: Bool, _ r: inout Markup) {
-        guard let v = c.values[s] else { r.element("td", [("class", "na"), ("title", "not measured in this combination")], text: "—"); return }
+        guard let v = c.values[s] else {
+            r.element("td", [("class", "na"), ("title", "not measured in this combination")], text: "—"); return
+        }
         guard let x = v.value else { r.element("td", [("class", "na"), ("title", v.note ?? "no value")], text: "—"); return }
         let text = Format.value(x, metric: s.metric) + (v.isPartial ? " †" : "") + (best ? " ★" : "")
         let title = v.isPartial ? "defined on \(v.layersDefined) of \(v.layers) layers; the others: \(v.layerNote ?? "no value")" : nil
@@ -357,7 +400,8 @@ public struct StudyReport: Sendable {
     func exploreSection(_ e: ExploreSection, _ m: inout Markup, _ page: inout Page) throws {
         var body = Markup()
         body.element("h2", text: "Cheapest safe settings")
-        body.element("p", text: "From \(e.file): the settings the explorer found safe, and among them the cheapest (marked in its cheapest column).")
+        body.element(
+            "p", text: "From \(e.file): the settings the explorer found safe, and among them the cheapest (marked in its cheapest column).")
         for n in e.notes { body.element("p", [("class", "warn")], text: n) }
         func table(_ rows: [[String]], _ m: inout Markup, caption: String) {
             m.element("div", [("class", "scroll")]) { d in
@@ -377,9 +421,11 @@ public struct StudyReport: Sendable {
         }
         let cheapest = e.table.cheapest
         if cheapest.isEmpty {
-            body.element("p", [("class", "muted")], text: e.table.cheapestColumn == nil
-                ? "The file has no cheapest column; every safe setting is listed below."
-                : "No row is marked cheapest.")
+            body.element(
+                "p", [("class", "muted")],
+                text: e.table.cheapestColumn == nil
+                    ? "The file has no cheapest column; every safe setting is listed below."
+                    : "No row is marked cheapest.")
         } else {
             table(cheapest, &body, caption: "The cheapest safe setting(s): \(cheapest.count) row\(cheapest.count == 1 ? "" : "s").")
         }
@@ -429,7 +475,11 @@ public struct StudyReport: Sendable {
     func definitions(_ m: inout Markup) {
         m.element("section", [("id", "metrics")]) { s in
             s.element("h2", text: "Metric definitions")
-            s.element("p", text: "Notation: P is the compression point (the end of prefill unless the run chose another), S_g the slots KV head g keeps after compression, A[h,i,j] the recorded attention of query head h, row i, on key j (after softmax), C the nominal budget in tokens and C_act the count actually kept.")
+            s.element(
+                "p",
+                text:
+                    "Notation: P is the compression point (the end of prefill unless the run chose another), S_g the slots KV head g keeps after compression, A[h,i,j] the recorded attention of query head h, row i, on key j (after softmax), C the nominal budget in tokens and C_act the count actually kept."
+            )
             s.element("p", text: MetricCatalogue.averaging)
             // Flow rows (merge_flow) are no table series, but they are in the run.
             let present = Set(study.traces.flatMap { $0.series.map { MetricCatalogue.family(of: $0.metric) } })
@@ -437,7 +487,9 @@ public struct StudyReport: Sendable {
             s.element("dl", [("class", "defs")]) { d in
                 for metric in MetricCatalogue.all {
                     let type = Swift.type(of: metric)
-                    d.element("dt", [("id", "metric-" + type.id.replacingOccurrences(of: "<", with: "").replacingOccurrences(of: ">", with: ""))], text: type.id)
+                    d.element(
+                        "dt", [("id", "metric-" + type.id.replacingOccurrences(of: "<", with: "").replacingOccurrences(of: ">", with: ""))],
+                        text: type.id)
                     d.element("dd") { dd in
                         dd.text(type.definition)
                         let pref = type.preference == .higher ? " Higher is better." : type.preference == .lower ? " Lower is better." : ""

@@ -19,9 +19,11 @@ struct KVScope: ParsableCommand {
             Bad input gives one line naming the file or flag and what is wrong, and exit status 2.
             """,
         version: version,
-        subcommands: [InfoCommand.self, SynthCommand.self, SimulateCommand.self, PoliciesCommand.self, RenderCommand.self, SweepCommand.self,
-                      ExploreCommand.self, ReportCommand.self, CollectCommand.self, SlurmCommand.self, MetricsCommand.self,
-                      CompareCommand.self, HelpExamplesCommand.self]
+        subcommands: [
+            InfoCommand.self, SynthCommand.self, SimulateCommand.self, PoliciesCommand.self, RenderCommand.self, SweepCommand.self,
+            ExploreCommand.self, ReportCommand.self, CollectCommand.self, SlurmCommand.self, MetricsCommand.self,
+            CompareCommand.self, HelpExamplesCommand.self,
+        ]
     )
 
     /// Runs the command; every failure becomes one line on stderr and exit status 2. The line names

@@ -11,7 +11,8 @@ struct ExamplesTests {
     static func pngSize(_ data: Data) -> (width: Int, height: Int)? {
         let b = [UInt8](data.prefix(33))
         guard b.count == 33, b[0 ..< 8] == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A],
-              b[8 ..< 12] == [0, 0, 0, 13], b[12 ..< 16] == [0x49, 0x48, 0x44, 0x52] else { return nil }
+            b[8 ..< 12] == [0, 0, 0, 13], b[12 ..< 16] == [0x49, 0x48, 0x44, 0x52]
+        else { return nil }
         func be(_ i: Int) -> Int { b[i ..< i + 4].reduce(0) { $0 << 8 | Int($1) } }
         let bitDepth = b[24], colorType = b[25]
         guard [1, 2, 4, 8, 16].contains(bitDepth), [0, 2, 3, 4, 6].contains(colorType) else { return nil }
@@ -20,11 +21,13 @@ struct ExamplesTests {
         return (be(16), be(20))
     }
 
-    @Test("each example exits 0 and writes a PNG", arguments: [
-        ("QuickStart", "quickstart-retention.png", "lookm"),
-        ("BudgetSweep", "budget-sweep-recall.png", "snapkv"),
-        ("ModalityRetention", "modality-retention.png", "keeps"),
-    ])
+    @Test(
+        "each example exits 0 and writes a PNG",
+        arguments: [
+            ("QuickStart", "quickstart-retention.png", "lookm"),
+            ("BudgetSweep", "budget-sweep-recall.png", "snapkv"),
+            ("ModalityRetention", "modality-retention.png", "keeps"),
+        ])
     func example(name: String, png: String, mentions: String) throws {
         let exe = try #require(CLI.product(name), "\(name) is not built (swift build builds every example)")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("kvscope-example-\(UUID().uuidString)")

@@ -15,21 +15,30 @@ import Testing
     }
 
     static let figures: [(String, Figure)] = {
-        let bands = [ModalityBand(0 ..< 10, kind: .text, label: "text"), ModalityBand(10 ..< 74, kind: .image, label: "image 1", isPseudo: true),
-                     ModalityBand(74 ..< 177, kind: .text, label: "text")]
-        var grid = HeatmapGridFigure(panels: (0 ..< 9).map { HeatmapGridPanel(title: "L3 H\($0)", matrix: window(rows: 24, cols: 177)) },
-                                     rows: 24, cols: 177, bands: bands,
-                                     title: "a trace with a long name (pseudo-images): where does layer 3 attend? (all 9 heads)",
-                                     subtitle: ["rows 153..<177 (window trace: only the recorded rows), keys 0..<177; P = 161"], panelSize: 200)
+        let bands = [
+            ModalityBand(0 ..< 10, kind: .text, label: "text"), ModalityBand(10 ..< 74, kind: .image, label: "image 1", isPseudo: true),
+            ModalityBand(74 ..< 177, kind: .text, label: "text"),
+        ]
+        var grid = HeatmapGridFigure(
+            panels: (0 ..< 9).map { HeatmapGridPanel(title: "L3 H\($0)", matrix: window(rows: 24, cols: 177)) },
+            rows: 24, cols: 177, bands: bands,
+            title: "a trace with a long name (pseudo-images): where does layer 3 attend? (all 9 heads)",
+            subtitle: ["rows 153..<177 (window trace: only the recorded rows), keys 0..<177; P = 161"], panelSize: 200)
         grid.rowStart = 153
-        let heatmap = HeatmapFigure(matrix: window(rows: 24, cols: 177), rows: 24, cols: 177, rowStart: 153, bands: bands,
-                                    title: "a trace: where does layer 3 attend? (mean over 9 heads)")
+        let heatmap = HeatmapFigure(
+            matrix: window(rows: 24, cols: 177), rows: 24, cols: 177, rowStart: 153, bands: bands,
+            title: "a trace: where does layer 3 attend? (mean over 9 heads)")
         let policies = ["h2o", "snapkv", "lookm"]
-        let images = [PatchImage(title: "pseudo-image 1 (text tokens), 8×8", rows: 8, cols: 8), PatchImage(title: "pseudo-image 2 (text tokens), 8×8", rows: 8, cols: 8)]
+        let images = [
+            PatchImage(title: "pseudo-image 1 (text tokens), 8×8", rows: 8, cols: 8),
+            PatchImage(title: "pseudo-image 2 (text tokens), 8×8", rows: 8, cols: 8),
+        ]
         let patches = PatchGridFigure(
             policies: policies, images: images, kept: policies.map { _ in images.map { _ in (0 ..< 64).map { Double($0) / 63 } } },
             title: "a trace: which patches stay cached at budget 0.2?",
-            subtitle: ["h2o: C = 32, C_act = 32 (fidelity code)   snapkv: C = 32, C_act = 32 (fidelity code)   lookm: C = 32, C_act = 37 (fidelity code)"])
+            subtitle: [
+                "h2o: C = 32, C_act = 32 (fidelity code)   snapkv: C = 32, C_act = 32 (fidelity code)   lookm: C = 32, C_act = 37 (fidelity code)"
+            ])
         return [("window grid", grid.build()), ("window heatmap", heatmap.build()), ("patches", patches.build())]
     }()
 
@@ -57,7 +66,7 @@ import Testing
 
     @Test func aPageWithAFractionalSizeHasNoStrayLastRow() throws {
         var fig = Figure(size: Size(80, 40), title: "t")
-        fig.size = Size(80.25, 40.25)   // not whole points: the last pixel row is partly outside the page
+        fig.size = Size(80.25, 40.25)  // not whole points: the last pixel row is partly outside the page
         let url = try temporaryFolder().appendingPathComponent("f.png")
         try render(fig, to: url, format: .png(scale: 2))
         let img = try readPNG(url)

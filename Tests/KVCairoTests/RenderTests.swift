@@ -53,10 +53,12 @@ import Testing
         let img = try readPNG(url)
         func darkPixels(_ r: Rect) -> Int {
             var n = 0
-            for y in Int(r.minY * 2) ..< Int(r.maxY * 2) { for x in Int(r.minX * 2) ..< Int(r.maxX * 2) {
-                let p = img[x, y]
-                if Int(p.r) + Int(p.g) + Int(p.b) < 300 { n += 1 }
-            } }
+            for y in Int(r.minY * 2) ..< Int(r.maxY * 2) {
+                for x in Int(r.minX * 2) ..< Int(r.maxX * 2) {
+                    let p = img[x, y]
+                    if Int(p.r) + Int(p.g) + Int(p.b) < 300 { n += 1 }
+                }
+            }
             return n
         }
         // Title band (centred at the top) has glyph pixels; a blank corner has none.
@@ -74,7 +76,7 @@ import Testing
         let format = try #require(OutputFormat(pathExtension: ext))
         let a = dir.appendingPathComponent("a.\(ext)"), b = dir.appendingPathComponent("b.\(ext)")
         try render(heatmapFigure(), to: a, format: format)
-        try render(curvesFigure(), to: b, format: format)   // something else in between
+        try render(curvesFigure(), to: b, format: format)  // something else in between
         try render(heatmapFigure(), to: b, format: format)
         let da = try Data(contentsOf: a), db = try Data(contentsOf: b)
         #expect(da.count > 1000)
@@ -104,7 +106,7 @@ import Testing
         #expect(root.contains("width=\"\(Int(fig.size.width))pt\""))
         #expect(root.contains("height=\"\(Int(fig.size.height))pt\""))
         #expect(text.contains("<image"))
-        #expect(text.components(separatedBy: "<image").count - 1 <= 2)    // map + colour bar, not one rect per cell
+        #expect(text.components(separatedBy: "<image").count - 1 <= 2)  // map + colour bar, not one rect per cell
     }
 }
 
@@ -160,7 +162,7 @@ import Testing
         c.image(PixelImage(width: 2, height: 1, pixels: [0xFF0000, 0x0000FF]), in: Rect(x: 0, y: 0, width: 40, height: 20))
         try c.writePNG(to: url)
         let img = try readPNG(url)
-        #expect(img[0, 0] == RGB(hex: 0xFF0000) && img[19, 10] == RGB(hex: 0xFF0000))   // no blending at the seam
+        #expect(img[0, 0] == RGB(hex: 0xFF0000) && img[19, 10] == RGB(hex: 0xFF0000))  // no blending at the seam
         #expect(img[20, 10] == RGB(hex: 0x0000FF) && img[39, 19] == RGB(hex: 0x0000FF))
     }
 }

@@ -20,13 +20,18 @@ func knownMatrix(_ n: Int) -> [Float] {
 func heatmapFigure(n: Int = 24) -> Figure {
     HeatmapFigure(
         matrix: knownMatrix(n), rows: n, cols: n,
-        bands: [ModalityBand(0 ..< 4, kind: .text), ModalityBand(4 ..< 16, kind: .image, label: "image 1"), ModalityBand(16 ..< n, kind: .text)],
-        title: "test heatmap", subtitle: ["log scale"]).build()
+        bands: [
+            ModalityBand(0 ..< 4, kind: .text), ModalityBand(4 ..< 16, kind: .image, label: "image 1"), ModalityBand(16 ..< n, kind: .text),
+        ],
+        title: "test heatmap", subtitle: ["log scale"]
+    ).build()
 }
 
 func curvesFigure() -> Figure {
-    CurvesFigure(curves: [Curve(policy: "h2o", x: [0.1, 0.5], y: [0.3, 0.8]), Curve(policy: "lookm", x: [0.1, 0.5], y: [0.4, 0.9])],
-                 metric: "attention recall", title: "curves", yRange: 0 ... 1, reference: 1).build()
+    CurvesFigure(
+        curves: [Curve(policy: "h2o", x: [0.1, 0.5], y: [0.3, 0.8]), Curve(policy: "lookm", x: [0.1, 0.5], y: [0.4, 0.9])],
+        metric: "attention recall", title: "curves", yRange: 0 ... 1, reference: 1
+    ).build()
 }
 
 func channelsClose(_ a: RGB, _ b: RGB, tolerance: Int = 1) -> Bool {

@@ -5,7 +5,9 @@ import Testing
     let curves = [
         Curve(policy: "h2o", style: .declared(color: 0x0072B2, merge: nil), x: [0.1, 0.2, 0.5], y: [0.3, 0.5, 0.8]),
         Curve(policy: "lookm", style: .declared(color: 0xD55E00, merge: "pivotal"), x: [0.1, 0.2, 0.5], y: [0.4, 0.6, 0.9]),
-        Curve(policy: "snapkv+average", style: .declared(color: 0x009E73, merge: "average"), label: "SnapKV avg", x: [0.1, 0.2, 0.5], y: [0.35, 0.55, 0.85]),
+        Curve(
+            policy: "snapkv+average", style: .declared(color: 0x009E73, merge: "average"), label: "SnapKV avg", x: [0.1, 0.2, 0.5],
+            y: [0.35, 0.55, 0.85]),
     ]
 
     func render(_ f: Figure) -> RecordingCanvas { let c = RecordingCanvas(size: f.size); f.draw(in: c); return c }
@@ -17,9 +19,9 @@ import Testing
         let items = labels.map { c.text($0) }
         #expect(items.allSatisfy { $0 != nil })
         let ys = items.compactMap { $0?.point.y }
-        #expect(ys == ys.sorted() && Set(ys).count == 4)    // one column, in order (legend at right)
-        #expect(!c.strokes(RGB(hex: 0x0072B2)).isEmpty)     // h2o blue
-        #expect(c.strokes(RGB(hex: 0xD55E00)).contains { $0.elements.count == 3 })   // lookm polyline
+        #expect(ys == ys.sorted() && Set(ys).count == 4)  // one column, in order (legend at right)
+        #expect(!c.strokes(RGB(hex: 0x0072B2)).isEmpty)  // h2o blue
+        #expect(c.strokes(RGB(hex: 0xD55E00)).contains { $0.elements.count == 3 })  // lookm polyline
     }
 
     @Test func referenceLineDashedBlackAtFullValue() throws {
@@ -32,7 +34,7 @@ import Testing
             return nil
         }
         let ref = try #require(refs.first)
-        #expect(ref.elements.first == .move(Point(plot.minX, plot.minY)))   // y = 1 is the top of 0…1
+        #expect(ref.elements.first == .move(Point(plot.minX, plot.minY)))  // y = 1 is the top of 0…1
         #expect(c.text("1.0") != nil && c.text("0.0") != nil)
     }
 
@@ -40,7 +42,9 @@ import Testing
         let f = CurvesFigure(curves: curves, metric: "recall", title: "t").build()
         let c = render(f)
         // lookm (pivotal) → open squares: stroked rects in its colour, one per point (+1 legend key).
-        let squares = c.operations.filter { if case let .stroke(p, s) = $0 { return s.color.rgb == RGB(hex: 0xD55E00) && p.asRect != nil } else { return false } }
+        let squares = c.operations.filter {
+            if case let .stroke(p, s) = $0 { return s.color.rgb == RGB(hex: 0xD55E00) && p.asRect != nil } else { return false }
+        }
         #expect(squares.count == 4)
         // h2o → circles (4 Béziers): no rectangles in its colour.
         #expect(c.filledRects(RGB(hex: 0x0072B2)).isEmpty)
@@ -60,24 +64,28 @@ import Testing
     func render(_ f: Figure) -> RecordingCanvas { let c = RecordingCanvas(size: f.size); f.draw(in: c); return c }
 
     @Test func stackedBarsHaveHeightsProportionalToShares() throws {
-        let chart = BarChart(categories: ["a", "b"], series: [
-            BarSeries(label: "text", color: BandKind.text.color, values: [0.25, 1]),
-            BarSeries(label: "image", color: BandKind.image.color, values: [0.75, 0]),
-        ], yAxis: Axis(scale: .linear(0 ... 1)))
+        let chart = BarChart(
+            categories: ["a", "b"],
+            series: [
+                BarSeries(label: "text", color: BandKind.text.color, values: [0.25, 1]),
+                BarSeries(label: "image", color: BandKind.image.color, values: [0.75, 0]),
+            ], yAxis: Axis(scale: .linear(0 ... 1)))
         let plot = Rect(x: 0, y: 0, width: 100, height: 200)
         let r = chart.barRects(plot: plot)
         #expect(r[0][0].height == 50 && r[0][0].maxY == 200)
-        #expect(r[1][0].height == 150 && r[1][0].maxY == 150)     // stacked on top
+        #expect(r[1][0].height == 150 && r[1][0].maxY == 150)  // stacked on top
         #expect(r[0][1].height == 200 && r[1][1].height == 0)
         let grouped = BarChart(categories: ["a"], series: chart.series, mode: .grouped, yAxis: Axis(scale: .linear(0 ... 1)))
         let g = grouped.barRects(plot: plot)
-        #expect(g[0][0].maxX <= g[1][0].minX + 1e-9)              // side by side
+        #expect(g[0][0].maxX <= g[1][0].minX + 1e-9)  // side by side
     }
 
     @Test func modalityFigureHasBothPanelsAndLegend() {
-        let f = ModalityFigure(layers: [0, 1, 2], textMean: [1e-2, 2e-2, 3e-2], imageMean: [1e-3, 1e-3, 2e-3],
-                               policies: ["h2o", "lookm"], shares: [[0.6, 0.4], [0.9, 0.1]], promptShare: [0.3, 0.7],
-                               title: "modality").build()
+        let f = ModalityFigure(
+            layers: [0, 1, 2], textMean: [1e-2, 2e-2, 3e-2], imageMean: [1e-3, 1e-3, 2e-3],
+            policies: ["h2o", "lookm"], shares: [[0.6, 0.4], [0.9, 0.1]], promptShare: [0.3, 0.7],
+            title: "modality"
+        ).build()
         let c = render(f)
         for s in ["text token", "image token", "prompt", "h2o", "lookm", "text", "image", "layer", "1e-2"] {
             #expect(c.text(s) != nil, "\(s)")
@@ -88,10 +96,14 @@ import Testing
     @Test func retentionFigureMarksPrefillAndSharesColourBar() throws {
         let tokens = 40, rows = 4
         let kept = (0 ..< rows * tokens).map { Double($0 % 3) / 2 }
-        let f = RetentionFigure(panels: [RetentionPanel(title: "h2o C=8", kept: kept, rows: rows),
-                                         RetentionPanel(title: "lookm C=8", kept: kept, rows: rows, merged: [5])],
-                                tokens: tokens, prefillLength: 30, bands: [ModalityBand(0 ..< 10, kind: .image, label: "image 1")],
-                                title: "retention").build()
+        let f = RetentionFigure(
+            panels: [
+                RetentionPanel(title: "h2o C=8", kept: kept, rows: rows),
+                RetentionPanel(title: "lookm C=8", kept: kept, rows: rows, merged: [5]),
+            ],
+            tokens: tokens, prefillLength: 30, bands: [ModalityBand(0 ..< 10, kind: .image, label: "image 1")],
+            title: "retention"
+        ).build()
         let c = render(f)
         #expect(f.panels.filter { $0.chart is ColorBar }.count == 1)
         #expect(c.text("P = 30") != nil && c.text("h2o C=8") != nil && c.text("lookm C=8") != nil)
@@ -102,16 +114,20 @@ import Testing
             if case let .stroke(p, s) = op, s.color.rgb == .black, s.width == 0.75 { return p } else { return nil }
         }
         #expect(lines.contains { $0.elements.first == .move(Point(px, plot.minY)) })
-        #expect(!c.strokes(Palette.merged).isEmpty)                 // merged tick
+        #expect(!c.strokes(Palette.merged).isEmpty)  // merged tick
         #expect(c.text("position") != nil && c.texts.filter { $0.string == "layer" }.count == 2)
     }
 
     @Test func patchGridOnePanelPerPolicyAndImage() {
-        let f = PatchGridFigure(policies: ["h2o", "lookm"],
-                                images: [PatchImage(title: "pseudo-image (text tokens)", rows: 2, cols: 2, levels: [0, 1, 1, 0]),
-                                         PatchImage(title: "image 2", rows: 3, cols: 3)],
-                                kept: [[[0, 1, 0.5, 1], Array(repeating: 1, count: 9)], [[1, 1, 1, 1], Array(repeating: 0, count: 9)]],
-                                title: "patches").build()
+        let f = PatchGridFigure(
+            policies: ["h2o", "lookm"],
+            images: [
+                PatchImage(title: "pseudo-image (text tokens)", rows: 2, cols: 2, levels: [0, 1, 1, 0]),
+                PatchImage(title: "image 2", rows: 3, cols: 3),
+            ],
+            kept: [[[0, 1, 0.5, 1], Array(repeating: 1, count: 9)], [[1, 1, 1, 1], Array(repeating: 0, count: 9)]],
+            title: "patches"
+        ).build()
         let c = render(f)
         #expect(c.images.filter { $0.image.width == 2 }.count == 3)  // 2 retention grids + 1 grey picture
         #expect(c.images.filter { $0.image.width == 3 }.count == 2)
@@ -123,13 +139,22 @@ import Testing
     }
 
     @Test func mergeArcsOneArcPerMergeInRange() {
-        let merges = [MergeArc(source: 3, target: 1, value: 0.9), MergeArc(source: 8, target: 2, value: 0.1),
-                      MergeArc(source: 50, target: 40, value: 0.5)]
+        let merges = [
+            MergeArc(source: 3, target: 1, value: 0.9), MergeArc(source: 8, target: 2, value: 0.1),
+            MergeArc(source: 50, target: 40, value: 0.5),
+        ]
         let f = MergeArcsFigure(tokens: 60, kept: [0, 1, 2], merges: merges, excluded: [7], range: 0 ..< 20, title: "merges").build()
         let c = render(f)
-        let arcs = c.operations.filter { if case let .stroke(p, s) = $0, s.width == 0.5, s.color.alpha == 0.6, p.elements.count == 2,
-                                                 case .curve = p.elements[1] { return true } else { return false } }
-        #expect(arcs.count == 2)        // the 50→40 merge is outside the zoom
+        let arcs = c.operations.filter {
+            if case let .stroke(p, s) = $0, s.width == 0.5, s.color.alpha == 0.6, p.elements.count == 2,
+                case .curve = p.elements[1]
+            {
+                return true
+            } else {
+                return false
+            }
+        }
+        #expect(arcs.count == 2)  // the 50→40 merge is outside the zoom
         #expect(c.text("cosine similarity") != nil)
         // The strongest merge is drawn last and coloured with the top of viridis (approx).
         if case let .stroke(_, s) = arcs.last! { #expect(s.color.rgb == ColorMap.viridis.color(0.9)) }

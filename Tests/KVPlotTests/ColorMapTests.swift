@@ -24,6 +24,6 @@ import Testing
         #expect(ColorMap.viridis.color(-3) == ColorMap.viridis.color(0))
         #expect(ColorMap.viridis.color(7) == RGB(hex: 0xFDE725))
         #expect(ColorMap.index(.nan) == 0)
-        #expect(ColorMap.index(0.5) == 128)   // 127.5 rounds away from zero
+        #expect(ColorMap.index(0.5) == 128)  // 127.5 rounds away from zero
     }
 }

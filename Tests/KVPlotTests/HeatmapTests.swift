@@ -15,12 +15,12 @@ func knownMatrix(_ n: Int) -> [Float] {
         let data = HeatmapData(values: knownMatrix(n), rows: n, cols: n)
         let img = HeatmapRaster.render(data, normalization: .log(1e-4 ... 1), colorMap: .viridis, mask: .causal)
         #expect(img.width == n && img.height == n)
-        #expect(img[2, 2] == ColorMap.viridis.color(1))        // 1 → top colour
+        #expect(img[2, 2] == ColorMap.viridis.color(1))  // 1 → top colour
         // 1e-2 → the middle (t of the stored Float value, which lies a hair below 0.5).
         #expect(img[0, 2] == ColorMap.viridis.color(Normalization.log(1e-4 ... 1)(Double(Float(1e-2)))))
         #expect(img[0, 2] == RGB(hex: ColorMap.viridis.table[127]))
-        #expect(img[0, 5] == ColorMap.viridis.color(0))        // 1e-4 → bottom
-        #expect(img[3, 2] == Palette.mask)                     // above the diagonal
+        #expect(img[0, 5] == ColorMap.viridis.color(0))  // 1e-4 → bottom
+        #expect(img[3, 2] == Palette.mask)  // above the diagonal
         #expect(img[5, 0] == Palette.mask)
     }
 
@@ -29,12 +29,13 @@ func knownMatrix(_ n: Int) -> [Float] {
         v[3 * 4 + 1] = .nan
         var cells = [Bool](repeating: false, count: 16)
         cells[2 * 4 + 0] = true
-        let img = HeatmapRaster.render(HeatmapData(values: v, rows: 4, cols: 4), normalization: .log(1e-4 ... 1),
-                                       colorMap: .magma, mask: .cells(cells), maskColor: RGB(hex: 0x123456))
+        let img = HeatmapRaster.render(
+            HeatmapData(values: v, rows: 4, cols: 4), normalization: .log(1e-4 ... 1),
+            colorMap: .magma, mask: .cells(cells), maskColor: RGB(hex: 0x123456))
         #expect(img[1, 3] == RGB(hex: 0x123456))
         #expect(img[0, 2] == RGB(hex: 0x123456))
         #expect(img[0, 3] == ColorMap.magma.color(Normalization.log(1e-4 ... 1)(1e-3)))
-        #expect(img[3, 0] != RGB(hex: 0x123456))   // no causal mask requested
+        #expect(img[3, 0] != RGB(hex: 0x123456))  // no causal mask requested
     }
 
     @Test func causalMaskUsesAbsoluteRowPositionsForWindows() {
@@ -51,9 +52,9 @@ func knownMatrix(_ n: Int) -> [Float] {
         let data = HeatmapData(values: knownMatrix(n), rows: n, cols: n)
         let mx = data.pooled(2, mode: .max, causal: true)
         #expect(mx.rows == 2 && mx.cols == 2 && mx.cellSpan == 2)
-        #expect(mx.values[0] == 1)                         // block (0,0) holds the diagonal
-        #expect(mx.values[1].isNaN)                        // block (0,1) entirely above the diagonal
-        #expect(mx.values[2] == Float(0.1))                // rows 2–3, cols 0–1: max 1e-1
+        #expect(mx.values[0] == 1)  // block (0,0) holds the diagonal
+        #expect(mx.values[1].isNaN)  // block (0,1) entirely above the diagonal
+        #expect(mx.values[2] == Float(0.1))  // rows 2–3, cols 0–1: max 1e-1
         let mean = data.pooled(2, mode: .mean, causal: true)
         // Block (0,0): causal entries 1, 0.1, 1 → mean 0.7 (the masked upper entry is ignored).
         #expect(abs(mean.values[0] - 0.7) < 1e-6)
@@ -64,12 +65,16 @@ func knownMatrix(_ n: Int) -> [Float] {
 }
 
 @Suite struct HeatmapFigureTests {
-    let bands = [ModalityBand(0 ..< 4, kind: .text, label: "sys"), ModalityBand(4 ..< 20, kind: .image, label: "image 1"),
-                 ModalityBand(20 ..< 32, kind: .text, label: "text")]
+    let bands = [
+        ModalityBand(0 ..< 4, kind: .text, label: "sys"), ModalityBand(4 ..< 20, kind: .image, label: "image 1"),
+        ModalityBand(20 ..< 32, kind: .text, label: "text"),
+    ]
 
     func figure(n: Int = 32, poolLimit: Int? = nil) -> Figure {
-        HeatmapFigure(matrix: knownMatrix(n), rows: n, cols: n, bands: bands.filter { $0.range.upperBound <= n },
-                      title: "trace — L0 H0", subtitle: ["one head"], poolLimit: poolLimit).build()
+        HeatmapFigure(
+            matrix: knownMatrix(n), rows: n, cols: n, bands: bands.filter { $0.range.upperBound <= n },
+            title: "trace — L0 H0", subtitle: ["one head"], poolLimit: poolLimit
+        ).build()
     }
 
     func draw(_ f: Figure) -> RecordingCanvas {
@@ -87,7 +92,7 @@ func knownMatrix(_ n: Int) -> [Float] {
         #expect(yLabel.angle == 90)
         let chart = try #require(f.panels.first?.chart as? HeatmapChart)
         let plot = chart.plotRect(in: f.panels[0].frame)
-        #expect(abs(plot.width - plot.height) < 1e-9)      // square cells on a square matrix
+        #expect(abs(plot.width - plot.height) < 1e-9)  // square cells on a square matrix
         // Boundary ticks 0, 4, 20, 32 below the map at their x positions; labels for x and y.
         for p in [0, 20, 32] {
             let labels = c.texts.filter { $0.string == String(p) }
@@ -114,7 +119,7 @@ func knownMatrix(_ n: Int) -> [Float] {
         let left = try #require(imageRects.first { $0.width == 6 })
         #expect(abs(left.minY - (plot.minY + 4.0 / 32 * plot.height)) < 1e-9)
         #expect(left.maxX <= plot.minX)
-        #expect(c.text("image 1") != nil)            // the span label fits above the strip
+        #expect(c.text("image 1") != nil)  // the span label fits above the strip
     }
 
     @Test func colourBarRangeAndDecadeTicks() throws {
@@ -127,7 +132,7 @@ func knownMatrix(_ n: Int) -> [Float] {
         let lo = try #require(c.text("1e-4")), hi = try #require(c.text("1"))
         #expect(abs(lo.point.y - barFrame.maxY) < 0.01)
         #expect(abs(hi.point.y - barFrame.minY) < 0.01)
-        #expect(lo.point.x > barFrame.minX + bar.barWidth)   // ticks outside, to the right
+        #expect(lo.point.x > barFrame.minX + bar.barWidth)  // ticks outside, to the right
         for d in ["1e-3", "1e-2", "1e-1"] { #expect(c.text(d) != nil) }
         #expect(c.images.contains { $0.image.height == 256 && $0.image.width == 1 })
     }
@@ -175,8 +180,10 @@ func knownMatrix(_ n: Int) -> [Float] {
         let c = RecordingCanvas(size: f.size)
         f.draw(in: c)
         for t in ["L0 H0", "L0 H1", "L1 H0", "L1 H1"] { #expect(c.text(t)?.style.size == 7) }
-        let pooled = HeatmapGridFigure(panels: [HeatmapGridPanel(title: "a", matrix: knownMatrix(64))], gridColumns: 1,
-                                       rows: 64, cols: 64, title: "g", panelSize: 16, scale: 1).build()
+        let pooled = HeatmapGridFigure(
+            panels: [HeatmapGridPanel(title: "a", matrix: knownMatrix(64))], gridColumns: 1,
+            rows: 64, cols: 64, title: "g", panelSize: 16, scale: 1
+        ).build()
         #expect(pooled.subtitle == ["max-pooled 4×4"])
     }
 }

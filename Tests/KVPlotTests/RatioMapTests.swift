@@ -7,8 +7,9 @@ import Testing
     static func texts(_ f: RatioMapFigure) -> [String] { LayoutAudit(f.build()).textBoxes.map(\.string) }
 
     static func figure(values: [Double?], kept: [Double?], safe: [Bool]?, cheapest: RatioMapFigure.Cell?) -> RatioMapFigure {
-        RatioMapFigure(hh: [0.05, 0.1], recent: [0.05, 0.1], values: values, kept: kept, safe: safe, cheapest: cheapest,
-                       metric: "attention recall", title: "t", subtitle: ["s"])
+        RatioMapFigure(
+            hh: [0.05, 0.1], recent: [0.05, 0.1], values: values, kept: kept, safe: safe, cheapest: cheapest,
+            metric: "attention recall", title: "t", subtitle: ["s"])
     }
 
     @Test("equal values in every cell get a scale of ±1 % around them, not ±0.5")
@@ -25,11 +26,14 @@ import Testing
     @Test("legend entries only for what is drawn")
     func legendNamesWhatIsDrawn() {
         // No iso-line (one kept ratio), no safe cell: no legend at all.
-        let none = Self.texts(Self.figure(values: [0.9, 0.91, 0.92, 0.93], kept: [0.2, 0.2, 0.2, 0.2], safe: [false, false, false, false], cheapest: nil))
+        let none = Self.texts(
+            Self.figure(values: [0.9, 0.91, 0.92, 0.93], kept: [0.2, 0.2, 0.2, 0.2], safe: [false, false, false, false], cheapest: nil))
         #expect(!none.contains { $0.contains("iso-lines") || $0.contains("safe") }, "\(none)")
         // Varying kept ratio and a safe region with its cheapest cell: all three entries.
-        let all = Self.texts(Self.figure(values: [0.9, 0.91, 0.96, 0.97], kept: [0.1, 0.2, 0.3, 0.4], safe: [false, false, true, true],
-                                         cheapest: RatioMapFigure.Cell(row: 1, col: 0)))
+        let all = Self.texts(
+            Self.figure(
+                values: [0.9, 0.91, 0.96, 0.97], kept: [0.1, 0.2, 0.3, 0.4], safe: [false, false, true, true],
+                cheapest: RatioMapFigure.Cell(row: 1, col: 0)))
         #expect(all.contains("kept ratio (actual), iso-lines"))
         #expect(all.contains("safe region") && all.contains("cheapest safe"), "\(all)")
     }

@@ -7,9 +7,9 @@ import Testing
         #expect(abs(n(1e-4) - 0) < 1e-12)
         #expect(abs(n(1e-2) - 0.5) < 1e-12)
         #expect(n(1) == 1)
-        #expect(n(0) == 0)          // non-positive → lowest colour
-        #expect(n(10) == 1)         // clamped
-        #expect(n(.nan).isNaN)      // NaN stays NaN → mask
+        #expect(n(0) == 0)  // non-positive → lowest colour
+        #expect(n(10) == 1)  // clamped
+        #expect(n(.nan).isNaN)  // NaN stays NaN → mask
     }
 
     @Test func linearAndPowerNormalization() {
@@ -52,7 +52,7 @@ import Testing
         #expect(Scale.linear(10 ... 20).fraction(15) == 0.5)
         let axis = Axis(scale: .linear(0 ... 10), reversed: true)
         let plot = Rect(x: 0, y: 100, width: 50, height: 200)
-        #expect(axis.coordinate(0, in: plot, side: .left) == 100)   // reversed: 0 at the top
+        #expect(axis.coordinate(0, in: plot, side: .left) == 100)  // reversed: 0 at the top
         #expect(Axis(scale: .linear(0 ... 10)).coordinate(0, in: plot, side: .left) == 300)
     }
 }

@@ -58,14 +58,17 @@ enum AdaKVFixtures {
     /// KVScope's setting for a run: `adakv` with the run's safeguard, window, kernel and pooling; the
     /// authors' budget as tokens, kvpress's as the fraction `1 − compression_ratio` (its `int(L·(1−cr))`).
     static func setting(_ r: Manifest.Run) -> (params: [String: String], budget: BudgetSpec, gqa: GQAReduction) {
-        let params = ["safeguard": r.reference, "alpha": String(r.alpha), "window": String(r.window), "kernel": String(r.kernel),
-                      "pooling": r.pooling == "maxpool" ? "max" : "avg"]
+        let params = [
+            "safeguard": r.reference, "alpha": String(r.alpha), "window": String(r.window), "kernel": String(r.kernel),
+            "pooling": r.pooling == "maxpool" ? "max" : "avg",
+        ]
         let budget: BudgetSpec = r.compression_ratio.map { .fraction(1 - $0) } ?? .tokens(r.budget)
         return (params, budget, r.gqa_func == "max" ? .max : .mean)
     }
 
     /// A run's case, its fixture archive, KVScope's layer context (code fidelity) and `adakv` parameters.
-    static func load(_ id: String) throws -> (c: Manifest.Case, r: Manifest.Run, z: NPZArchive, ctx: LayerContext, params: [String: String]) {
+    static func load(_ id: String) throws -> (c: Manifest.Case, r: Manifest.Run, z: NPZArchive, ctx: LayerContext, params: [String: String])
+    {
         let (c, r) = lookup(id)
         let (z, trace) = try trace(c.case)
         let (params, budget, gqa) = setting(r)
@@ -148,6 +151,6 @@ struct AdaKVFixtureTests {
             #expect(AdaKV.authorsCapacity(count: c, alpha: alpha, floor: 2) == torch)
             #expect(Int((Double(c) * (1 - alpha) + 2).rounded(.toNearestOrEven)) == double)
         }
-        #expect(AdaKV.authorsCapacity(count: 3, alpha: 0.5, floor: 1) == 2)   // 2.5 → 2, half to even
+        #expect(AdaKV.authorsCapacity(count: 3, alpha: 0.5, floor: 1) == 2)  // 2.5 → 2, half to even
     }
 }

@@ -8,21 +8,28 @@ import KVTrace
 /// search, whatever ran before it.
 struct CandidateRankingTests {
     /// Spans and a prefill long enough for several 64-position blocks, dense (text, window) and sparse.
-    static let trace = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 16, prefill: 300, future: 6,
-                                       spans: [20 ..< 120, 130 ..< 230], seed: 11))
-    static let budgets: [BudgetSpec] = [.fraction(0.05), .fraction(0.1), .fraction(0.2), .fraction(0.3), .fraction(0.5),
-                                        .ratios(heavy: 0.02, recent: 0.3), .ratios(heavy: 0.3, recent: 0.05), .ratios(heavy: 0.15, recent: 0.2),
-                                        .tokens(70), .fraction(0.4, recentShare: 0.9)]
+    static let trace = TestTrace(
+        .init(
+            layers: 2, heads: 4, kvHeads: 2, dim: 16, prefill: 300, future: 6,
+            spans: [20 ..< 120, 130 ..< 230], seed: 11))
+    static let budgets: [BudgetSpec] = [
+        .fraction(0.05), .fraction(0.1), .fraction(0.2), .fraction(0.3), .fraction(0.5),
+        .ratios(heavy: 0.02, recent: 0.3), .ratios(heavy: 0.3, recent: 0.05), .ratios(heavy: 0.15, recent: 0.2),
+        .tokens(70), .fraction(0.4, recentShare: 0.9),
+    ]
 
-    @Test("shared candidate rankings give the decisions of fresh searches over budgets, ratios and merge strategies",
-          arguments: ["lookm", "lookm-avg", "lookm-weighted", "pivot-merge", "snapkv-lookm", "h2o+average", "streaming+pivotal"],
-          [Fidelity.code, .intended])
+    @Test(
+        "shared candidate rankings give the decisions of fresh searches over budgets, ratios and merge strategies",
+        arguments: ["lookm", "lookm-avg", "lookm-weighted", "pivot-merge", "snapkv-lookm", "h2o+average", "streaming+pivotal"],
+        [Fidelity.code, .intended])
     func sharedEqualsFresh(_ id: String, _ fidelity: Fidelity) throws {
         let policy = try PropertyTests.make(id)
         for layer in Self.trace.info.recordedLayers {
             let cache = WorkCache()
-            let shared = try LayerContext(trace: Self.trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity), cache: cache)
-            let plain = try LayerContext(trace: Self.trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity))
+            let shared = try LayerContext(
+                trace: Self.trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity), cache: cache)
+            let plain = try LayerContext(
+                trace: Self.trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity))
             // Forwards, then backwards through the same cache: every order of settings gives the same.
             for b in Self.budgets + Self.budgets.reversed() {
                 let fresh = Result { try policy.decide(plain.with(budget: b)) }
@@ -40,7 +47,7 @@ struct CandidateRankingTests {
         let ranking = cache.value(WorkKey(layer: 0, P: ctx.compressionPoint, key: AnyHashable(RankingKey(head: 0)))) {
             CandidateRanking(positions: 0)
         }
-        #expect(ranking.positions == ctx.compressionPoint) // made by the merge, not by this look-up
+        #expect(ranking.positions == ctx.compressionPoint)  // made by the merge, not by this look-up
         let stored = ranking.storedMasks
         #expect(stored > 0)
         _ = try LookMWeighted().decide(ctx.with(budget: .fraction(0.3)))
@@ -56,7 +63,7 @@ struct CandidateRankingTests {
         var keys = (0 ..< P * D).map { _ in Double(rng.uniform() * 2 - 1) }
         for p in stride(from: 5, to: P, by: 17) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 3) * D + d] } }
         for p in stride(from: 9, to: P, by: 23) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 1) * D + d] * (1 + 1e-9) } }
-        for d in 0 ..< D { keys[40 * D + d] = 0 } // a zero-norm key
+        for d in 0 ..< D { keys[40 * D + d] = 0 }  // a zero-norm key
         let ranking = CandidateRanking(positions: P)
         let scratch = AssignScratch()
         func load(_ p: Int, _ out: UnsafeMutablePointer<Double>) { for d in 0 ..< D { out[d] = keys[p * D + d] } }

@@ -32,9 +32,11 @@ struct DeclarationTests {
             let d = PolicyRegistry.declaration(c.base)!
             return .declared(color: d.color, merge: c.mergeStrategy?.rawValue, reference: d.traits.contains(.reference))
         }
-        for (i, a) in configs.enumerated() { for b in configs[(i + 1)...] where a.base != b.base || a.mergeStrategy != b.mergeStrategy {
-            #expect(look(a) != look(b), "\(a.label) and \(b.label) look the same")
-        } }
+        for (i, a) in configs.enumerated() {
+            for b in configs[(i + 1)...] where a.base != b.base || a.mergeStrategy != b.mergeStrategy {
+                #expect(look(a) != look(b), "\(a.label) and \(b.label) look the same")
+            }
+        }
         // pivot-merge is h2o-sinks under the pivotal merge, so it draws as exactly that.
         #expect(look(PolicyConfiguration("pivot-merge")) == look(PolicyConfiguration("h2o-sinks", merge: .pivotal)))
     }
@@ -56,10 +58,13 @@ struct DeclarationTests {
         }
     }
 
-    @Test("parameters are typed and range-checked by their declaration",
-          arguments: [("snapkv", "window", "-1"), ("snapkv", "window", "9223372036854775807"), ("pyramidkv", "window", "0"),
-                      ("adakv", "window", "-1"), ("snapkv", "kernel", "4"), ("adakv", "alpha", "1.5"), ("h2o", "score", "median"),
-                      ("knorm", "skip-layers", "0,x"), ("snapkv", "windw", "8")])
+    @Test(
+        "parameters are typed and range-checked by their declaration",
+        arguments: [
+            ("snapkv", "window", "-1"), ("snapkv", "window", "9223372036854775807"), ("pyramidkv", "window", "0"),
+            ("adakv", "window", "-1"), ("snapkv", "kernel", "4"), ("adakv", "alpha", "1.5"), ("h2o", "score", "median"),
+            ("knorm", "skip-layers", "0,x"), ("snapkv", "windw", "8"),
+        ])
     func badParameters(_ id: String, _ name: String, _ value: String) {
         #expect(throws: PolicyError.self) { try PolicyConfiguration.parse(id, parameters: [name: value]) }
     }

@@ -4,7 +4,8 @@ import KVTrace
 
 /// The LOOK-M oracle fixtures beside the project (`../shared/fixtures/lookm-oracle`).
 enum Fixtures {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let dir = repoRoot.appendingPathComponent("../shared/fixtures/lookm-oracle").standardizedFileURL
     static let sharedExists = FileManager.default.fileExists(atPath: dir.appendingPathComponent("manifest.json").path)
 
@@ -63,8 +64,9 @@ enum Fixtures {
     }
 
     static func context(_ f: Loaded, fidelity: Fidelity = .code, budget: BudgetSpec? = nil) throws -> LayerContext {
-        try LayerContext(trace: f.trace, layer: 0, budget: budget ?? .ratios(heavy: f.ratios[0], recent: f.ratios[1]),
-                         options: PolicyOptions(fidelity: fidelity))
+        try LayerContext(
+            trace: f.trace, layer: 0, budget: budget ?? .ratios(heavy: f.ratios[0], recent: f.ratios[1]),
+            options: PolicyOptions(fidelity: fidelity))
     }
 }
 

@@ -81,10 +81,12 @@ struct FixtureTests {
         }
     }
 
-    @Test("r = 0 is a clear error for the text prior and snapkv-lookm in code mode", arguments: ["text-prior", "lookm", "lookm-avg", "lookm-weighted", "snapkv-lookm"])
+    @Test(
+        "r = 0 is a clear error for the text prior and snapkv-lookm in code mode",
+        arguments: ["text-prior", "lookm", "lookm-avg", "lookm-weighted", "snapkv-lookm"])
     func zeroRecentWindow(_ id: String) throws {
         let f = try Fixtures.load("s2_text_light")
-        let ctx = try Fixtures.context(f, budget: .ratios(heavy: 0.2, recent: 0.001))   // int(200 × 0.001) = 0
+        let ctx = try Fixtures.context(f, budget: .ratios(heavy: 0.2, recent: 0.001))  // int(200 × 0.001) = 0
         #expect(ctx.budget.recent == 0)
         let policy = try PolicyRegistry.make(id)
         do {
@@ -138,7 +140,8 @@ struct FixtureTests {
     func intendedAverage() throws {
         let f = try Fixtures.load("s2_text_light")
         let code = try LookMAverage().decide(try Fixtures.context(f))
-        let intended = try Merging(base: TextPrior(), strategy: .average, filter: .rankShared, pairing: .paired).decide(try Fixtures.context(f))
+        let intended = try Merging(base: TextPrior(), strategy: .average, filter: .rankShared, pairing: .paired).decide(
+            try Fixtures.context(f))
         for g in code.heads.indices {
             let a = try #require(intended.heads[g].assignment)
             for m in intended.heads[g].merges {

@@ -26,28 +26,34 @@ struct MergeScopeTests {
         return zip(x, y).reduce(0) { $0 + $1.0 * $1.1 } / n
     }
 
-    @Test("scope modality and image never merge across their groups; a group with no kept token is dropped",
-          arguments: configurations + ["h2o+pivotal", "snapkv+average", "tova+weighted"], [MergeScope.modality, .image])
+    @Test(
+        "scope modality and image never merge across their groups; a group with no kept token is dropped",
+        arguments: configurations + ["h2o+pivotal", "snapkv+average", "tova+weighted"], [MergeScope.modality, .image])
     func withinGroup(_ label: String, _ scope: MergeScope) throws {
         let policy = try Self.configuration(label, scope).make()
         let info = Self.trace.info
-        for fidelity in Fidelity.allCases { for budget in Self.budgets {
-            let ctx = try LayerContext(trace: Self.trace, layer: 1, budget: budget, options: PolicyOptions(fidelity: fidelity))
-            let groups = try #require(scope.groups(info, count: ctx.compressionPoint))
-            let d = try policy.decide(ctx)
-            for h in d.heads {
-                let keptGroups = Set(h.kept.map { groups[$0] })
-                for m in h.merges { #expect(groups[m.source] == groups[h.kept[m.slot]], "\(label) \(scope) merged \(m.source) into \(h.kept[m.slot])") }
-                let a = try #require(h.assignment)
-                for (e, p) in h.evicted.enumerated() {
-                    if keptGroups.contains(groups[p]) {
-                        #expect(a.target[e] >= 0 && groups[h.kept[a.target[e]]] == groups[p])
-                    } else {
-                        #expect(a.target[e] == -1 && !a.filter[e] && h.mergeTarget[e] == -1, "\(p) has no kept token of its group: dropped")
+        for fidelity in Fidelity.allCases {
+            for budget in Self.budgets {
+                let ctx = try LayerContext(trace: Self.trace, layer: 1, budget: budget, options: PolicyOptions(fidelity: fidelity))
+                let groups = try #require(scope.groups(info, count: ctx.compressionPoint))
+                let d = try policy.decide(ctx)
+                for h in d.heads {
+                    let keptGroups = Set(h.kept.map { groups[$0] })
+                    for m in h.merges {
+                        #expect(groups[m.source] == groups[h.kept[m.slot]], "\(label) \(scope) merged \(m.source) into \(h.kept[m.slot])")
+                    }
+                    let a = try #require(h.assignment)
+                    for (e, p) in h.evicted.enumerated() {
+                        if keptGroups.contains(groups[p]) {
+                            #expect(a.target[e] >= 0 && groups[h.kept[a.target[e]]] == groups[p])
+                        } else {
+                            #expect(
+                                a.target[e] == -1 && !a.filter[e] && h.mergeTarget[e] == -1, "\(p) has no kept token of its group: dropped")
+                        }
                     }
                 }
             }
-        } }
+        }
     }
 
     @Test("under a scope the target is the nearest kept key of the group (lowest slot on ties)")
@@ -95,12 +101,14 @@ struct MergeScopeTests {
 
     @Test("scope all is the official merge: the same decision as no scope", arguments: configurations)
     func allIsDefault(_ label: String) throws {
-        for fidelity in Fidelity.allCases { for budget in Self.budgets {
-            let ctx = try LayerContext(trace: Self.trace, layer: 3, budget: budget, options: PolicyOptions(fidelity: fidelity))
-            let a = try Self.configuration(label, nil).make().decide(ctx)
-            let b = try Self.configuration(label, .all).make().decide(ctx)
-            #expect(a == b)
-        } }
+        for fidelity in Fidelity.allCases {
+            for budget in Self.budgets {
+                let ctx = try LayerContext(trace: Self.trace, layer: 3, budget: budget, options: PolicyOptions(fidelity: fidelity))
+                let a = try Self.configuration(label, nil).make().decide(ctx)
+                let b = try Self.configuration(label, .all).make().decide(ctx)
+                #expect(a == b)
+            }
+        }
     }
 
     @Test("the averaged merge's rank mismatch stays within a group under a scope")

@@ -6,13 +6,17 @@ import KVTrace
 /// `decisions(_:budgets:)` (scores computed once per layer where they do not depend on the budget)
 /// must give exactly the decisions, and errors, of one `decide` per budget.
 struct MultiBudgetTests {
-    static let traces: [(String, TestTrace)] = PropertyTests.traces + [
-        ("recomputed", TestTrace(.init(layers: 3, prefill: 44, future: 6, seed: 3, withAttention: false))),
-        ("no-keys", TestTrace(.init(layers: 3, seed: 5, withKeys: false))),
-    ]
+    static let traces: [(String, TestTrace)] =
+        PropertyTests.traces + [
+            ("recomputed", TestTrace(.init(layers: 3, prefill: 44, future: 6, seed: 3, withAttention: false))),
+            ("no-keys", TestTrace(.init(layers: 3, seed: 5, withKeys: false))),
+        ]
     /// Early exits, SnapKV's clamped and unclamped windows, `r = 0`, tokens and ratios.
-    static let budgets: [BudgetSpec] = PropertyTests.budgets + [.fraction(0.8), .fraction(0.9, recentShare: 0.1), .fraction(0.3, recentShare: 0),
-                                                                .tokens(40), .ratios(heavy: 0.6, recent: 0.2), .fraction(0.05)]
+    static let budgets: [BudgetSpec] =
+        PropertyTests.budgets + [
+            .fraction(0.8), .fraction(0.9, recentShare: 0.1), .fraction(0.3, recentShare: 0),
+            .tokens(40), .ratios(heavy: 0.6, recent: 0.2), .fraction(0.05),
+        ]
 
     static func same(_ a: Result<LayerDecision, any Error>, _ b: Result<LayerDecision, any Error>) -> Bool {
         switch (a, b) {
@@ -22,16 +26,18 @@ struct MultiBudgetTests {
         }
     }
 
-    @Test("multi-budget decisions equal per-budget decide for every registry policy",
-          arguments: PropertyTests.policies + ["text-prior+average", "pyramidkv+pivotal", "tova+weighted"], [Fidelity.code, .intended])
+    @Test(
+        "multi-budget decisions equal per-budget decide for every registry policy",
+        arguments: PropertyTests.policies + ["text-prior+average", "pyramidkv+pivotal", "tova+weighted"], [Fidelity.code, .intended])
     func equalsPerBudget(_ id: String, _ fidelity: Fidelity) throws {
         let policy = try PropertyTests.make(id)
         let wrapped = AnyCachePolicy(policy)
         for (name, trace) in Self.traces {
             for at in [nil, trace.info.shape.prefillLen - 13] as [Int?] {
                 for layer in trace.info.recordedLayers {
-                    let ctx = try LayerContext(trace: trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity),
-                                               compressionPoint: at)
+                    let ctx = try LayerContext(
+                        trace: trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity),
+                        compressionPoint: at)
                     let one = Self.budgets.map { b in Result { try policy.decide(ctx.with(budget: b)) } }
                     let many = policy.decisions(ctx, budgets: Self.budgets)
                     let erased = wrapped.decisions(ctx, budgets: Self.budgets)
@@ -70,7 +76,7 @@ struct MultiBudgetTests {
         // Without a work cache every decision computes its scores.
         let plain = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.5))
         let fresh = budgets.map { try? a.decide(plain.with(budget: $0)) }
-        #expect(a.calls == 3) // fraction 1 exits early without scores
+        #expect(a.calls == 3)  // fraction 1 exits early without scores
         // With one cache for the layer: once for key "a" (shared by two policy values), once for "b".
         a.calls = 0
         let ctx = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.5), cache: WorkCache())
@@ -94,7 +100,7 @@ struct MultiBudgetTests {
         let before = cache.count
         let average = try LookMAverage().decide(ctx)
         let weighted = try LookMWeighted().decide(ctx)
-        #expect(cache.count == before) // no new scores, no new assignments
+        #expect(cache.count == before)  // no new scores, no new assignments
         #expect(pivotal.heads.map(\.kept) == average.heads.map(\.kept) && average.heads.map(\.kept) == weighted.heads.map(\.kept))
         // And the shared work gives exactly what a fresh computation gives.
         let plain = try LayerContext(trace: trace, layer: 1, budget: .fraction(0.3))

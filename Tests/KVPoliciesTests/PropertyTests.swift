@@ -9,12 +9,15 @@ struct PropertyTests {
         ("gqa", TestTrace()),
         ("mha", TestTrace(.init(heads: 3, kvHeads: 3, dim: 8, prefill: 40, future: 6, spans: [5 ..< 15, 20 ..< 30], seed: 7))),
     ]
-    static let budgets: [BudgetSpec] = [.fraction(0.25), .fraction(0.5, recentShare: 0.25), .tokens(10), .ratios(heavy: 0.1, recent: 0.1),
-                                        .ratios(heavy: 0.3, recent: 0.05), .fraction(1)]
+    static let budgets: [BudgetSpec] = [
+        .fraction(0.25), .fraction(0.5, recentShare: 0.25), .tokens(10), .ratios(heavy: 0.1, recent: 0.1),
+        .ratios(heavy: 0.3, recent: 0.05), .fraction(1),
+    ]
     /// The whole registry cross product: every declared policy, and every non-merging one under
     /// every merge strategy. A new policy is tested here without editing any list.
     static let configurations: [PolicyConfiguration] = PolicyRegistry.declarations.flatMap { d -> [PolicyConfiguration] in
-        [PolicyConfiguration(d.id)] + (d.traits.contains(.merges) ? [] : MergeStrategy.allCases.map { PolicyConfiguration(d.id, merge: $0) })
+        [PolicyConfiguration(d.id)]
+            + (d.traits.contains(.merges) ? [] : MergeStrategy.allCases.map { PolicyConfiguration(d.id, merge: $0) })
     }
     static var policies: [String] { configurations.map(\.label) }
 
@@ -26,8 +29,9 @@ struct PropertyTests {
         configuration(label).declaration!.traits.contains(.keepsExactlyC)
     }
 
-    @Test("decisions are well formed for every policy × merge × budget × trace × fidelity",
-          arguments: policies, [Fidelity.code, .intended])
+    @Test(
+        "decisions are well formed for every policy × merge × budget × trace × fidelity",
+        arguments: policies, [Fidelity.code, .intended])
     func wellFormed(_ id: String, _ fidelity: Fidelity) throws {
         let policy = try Self.make(id)
         for (name, trace) in Self.traces {
@@ -52,13 +56,17 @@ struct PropertyTests {
                         #expect(Set(h.kept).count == h.kept.count, "\(label): duplicate kept positions")
                         #expect(h.kept.allSatisfy { $0 >= 0 && $0 < P }, "\(label): kept position out of range")
                         #expect(h.evicted == h.evicted.sorted(), "\(label): evicted not ascending")
-                        #expect(Set(h.kept).isDisjoint(with: h.evicted) && h.kept.count + h.evicted.count == P, "\(label): kept ∪ evicted ≠ 0..<P")
+                        #expect(
+                            Set(h.kept).isDisjoint(with: h.evicted) && h.kept.count + h.evicted.count == P,
+                            "\(label): kept ∪ evicted ≠ 0..<P")
                         for m in h.merges {
                             #expect(m.slot >= 0 && m.slot < h.kept.count && h.evicted.contains(m.source), "\(label): bad merge record")
                         }
                         // The Ada-KV authors' code compresses at C = P too (it skips only C > P): code fidelity follows it.
                         let adaAtP = (declared.id == "adakv" || declared.baseID == "adakv") && fidelity == .code && P == C
-                        if P <= C, declared.id != "snapkv-lookm", declared.id != "fastv", !adaAtP { #expect(h.kept == Array(0 ..< P), "\(label): C ≥ P must keep everything") }
+                        if P <= C, declared.id != "snapkv-lookm", declared.id != "fastv", !adaAtP {
+                            #expect(h.kept == Array(0 ..< P), "\(label): C ≥ P must keep everything")
+                        }
                         if Self.keepsExactlyC(id), P > C {
                             #expect(h.kept.count == C, "\(label) head \(g): kept \(h.kept.count), nominal \(C)")
                         }
@@ -69,13 +77,17 @@ struct PropertyTests {
                     #expect(out.heads.map { $0.values.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map(\.kept) == d.heads.map(\.kept))
                     if id == "full" { #expect(d.actual.allSatisfy { $0 == P }) }
-                    if declared.traits.contains(.sharedByHeads) { #expect(Set(d.heads.map(\.kept)).count == 1, "\(label): one set for all heads") }
+                    if declared.traits.contains(.sharedByHeads) {
+                        #expect(Set(d.heads.map(\.kept)).count == 1, "\(label): one set for all heads")
+                    }
                     if Self.configuration(id).merges, P > C, d.heads.contains(where: { !$0.evicted.isEmpty }) {
                         #expect(d.heads.contains { !$0.merges.isEmpty }, "\(label): a merging policy merged nothing")
                     } else if !Self.configuration(id).merges {
                         #expect(d.heads.allSatisfy { $0.merges.isEmpty }, "\(label): an eviction policy merged")
                     }
-                    if id == "lookm" || id == "text-prior", fidelity == .intended, P > C { #expect(d.actual.allSatisfy { $0 == C }, "\(label)") }
+                    if id == "lookm" || id == "text-prior", fidelity == .intended, P > C {
+                        #expect(d.actual.allSatisfy { $0 == C }, "\(label)")
+                    }
                 }
             }
         }
@@ -118,7 +130,8 @@ struct PropertyTests {
     func randomSeed(_ seed: UInt64) throws {
         let trace = Self.traces[0].1
         func run(_ s: UInt64, layer: Int) throws -> [[Int]] {
-            try RandomEviction().decide(LayerContext(trace: trace, layer: layer, budget: .fraction(0.3), options: PolicyOptions(seed: s))).heads.map(\.kept)
+            try RandomEviction().decide(LayerContext(trace: trace, layer: layer, budget: .fraction(0.3), options: PolicyOptions(seed: s)))
+                .heads.map(\.kept)
         }
         let a: [[Int]] = try run(seed, layer: 0)
         let b: [[Int]] = try run(seed, layer: 0)
@@ -146,7 +159,7 @@ struct PropertyTests {
     @Test("top-k equals a full sort by (score desc, position asc)", arguments: [0, 1, 5, 30, 64])
     func topK(_ k: Int) {
         var rng = SplitMix64(seed: UInt64(k) + 3)
-        let scores = (0 ..< 64).map { _ in Double(rng.bounded(10)) }   // many ties
+        let scores = (0 ..< 64).map { _ in Double(rng.bounded(10)) }  // many ties
         let got = Selection.topK(Array(0 ..< 64), k: k, score: { scores[$0] })
         let expected = (0 ..< 64).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }.prefix(k)
         #expect(got == Array(expected))
@@ -166,8 +179,9 @@ struct PropertyTests {
         #expect(BudgetSpec.ratios(heavy: 0.1, recent: 0.1).problem == nil)
     }
 
-    @Test("missing inputs are errors naming the tensor",
-          arguments: [("lookm", "k"), ("knorm", "k"), ("snapkv", "attn"), ("oracle", "attn"), ("snapkv-lookm", "q"), ("h2o+pivotal", "k")])
+    @Test(
+        "missing inputs are errors naming the tensor",
+        arguments: [("lookm", "k"), ("knorm", "k"), ("snapkv", "attn"), ("oracle", "attn"), ("snapkv-lookm", "q"), ("h2o+pivotal", "k")])
     func missingInputs(_ id: String, _ tensor: String) throws {
         var o = TestTrace.Options()
         o.layers = 1
@@ -180,7 +194,7 @@ struct PropertyTests {
         }
         let trace = TestTrace(o)
         // Column sums stay available for the text prior without attention rows.
-        let ctx = try LayerContext(trace: trace, layer: 0, budget: .fraction(0.9))   // C > SnapKV's window
+        let ctx = try LayerContext(trace: trace, layer: 0, budget: .fraction(0.9))  // C > SnapKV's window
         do {
             _ = try Self.make(id).decide(ctx)
             Issue.record("\(id) ran without '\(tensor)'")
@@ -204,9 +218,14 @@ struct PropertyTests {
     @Test("pivotal merge of one contribution gives (3·K_t + K_e)/4")
     func pivotalArithmetic() {
         let keys = KVBlock(heads: 1, count: 3, dim: 2, values: [1, 0, 0, 1, 4, 8])
-        let d = LayerDecision(layer: 0, heads: [HeadDecision(kept: [0, 2], evicted: [1],
-                                                             merges: [MergeContribution(source: 1, slot: 1, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.9)])],
-                              nominal: 2, prefill: 3)
+        let d = LayerDecision(
+            layer: 0,
+            heads: [
+                HeadDecision(
+                    kept: [0, 2], evicted: [1],
+                    merges: [MergeContribution(source: 1, slot: 1, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.9)])
+            ],
+            nominal: 2, prefill: 3)
         let out = DecisionApplier.apply(d, keys: keys, values: keys)
         #expect(out.heads[0].keys == [1, 0, 3.0, 6.25])
         #expect(out.heads[0].mergeTarget == [1])

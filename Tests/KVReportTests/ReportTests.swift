@@ -7,8 +7,10 @@ import Testing
 
 /// Result rows of a made-up sweep: one trace, `policies` × `budgets`, two layers, with the values
 /// `value(policy, budget, metric, layer)` (nil = omitted with `note`).
-func rows(policies: [String], budgets: [Double], metrics: [String],
-          value: (String, Double, String, Int) -> Double?, note: String = "needs tensor 'q'") -> [ResultRow] {
+func rows(
+    policies: [String], budgets: [Double], metrics: [String],
+    value: (String, Double, String, Int) -> Double?, note: String = "needs tensor 'q'"
+) -> [ResultRow] {
     var out: [ResultRow] = []
     for p in policies {
         for b in budgets {
@@ -29,10 +31,11 @@ func rows(policies: [String], budgets: [Double], metrics: [String],
 }
 
 func row(_ p: String, _ b: Double, _ m: String, layer: Int?, _ v: Double?, note: String?) -> ResultRow {
-    ResultRow(trace: "toy", traceHash: "hash-toy", configuration: PolicyConfiguration(p), fidelity: "code",
-              budget: .fraction(b, recentShare: 0.5), compressionPoint: 100, nominalTokens: Int(100 * b),
-              actualTokens: 100 * b, metric: m, layer: layer, head: nil, image: nil, value: v,
-              evalRows: .future, evalRowCount: 8, note: note)
+    ResultRow(
+        trace: "toy", traceHash: "hash-toy", configuration: PolicyConfiguration(p), fidelity: "code",
+        budget: .fraction(b, recentShare: 0.5), compressionPoint: 100, nominalTokens: Int(100 * b),
+        actualTokens: 100 * b, metric: m, layer: layer, head: nil, image: nil, value: v,
+        evalRows: .future, evalRowCount: 8, note: note)
 }
 
 /// Every `id="…"` value in `html`.
@@ -53,7 +56,8 @@ func summaryRow(_ html: String, setting: String, policy: String) -> String? {
     guard let table = html.range(of: "<table class=\"summary\"") else { return nil }
     let body = html[table.upperBound...]
     guard let group = body.range(of: ">\(setting)</th>"),
-          let open = body[..<group.lowerBound].range(of: "<tbody>", options: .backwards) else { return nil }
+        let open = body[..<group.lowerBound].range(of: "<tbody>", options: .backwards)
+    else { return nil }
     let after = body[open.upperBound...]
     let end = after.range(of: "</tbody>")?.lowerBound ?? after.endIndex
     let chunk = String(after[..<end])
@@ -67,8 +71,9 @@ func summaryRow(_ html: String, setting: String, policy: String) -> String? {
 @Suite("KVReport")
 struct ReportTests {
     @Test func escapingCoversTextAndAttributes() {
-        #expect(Markup.escape(#"<b a="x">Tom's & "Jerry" &amp;</b>"#)
-            == "&lt;b a=&quot;x&quot;&gt;Tom&#39;s &amp; &quot;Jerry&quot; &amp;amp;&lt;/b&gt;")
+        #expect(
+            Markup.escape(#"<b a="x">Tom's & "Jerry" &amp;</b>"#)
+                == "&lt;b a=&quot;x&quot;&gt;Tom&#39;s &amp; &quot;Jerry&quot; &amp;amp;&lt;/b&gt;")
         var m = Markup()
         m.element("td", [("title", "a\"<>"), ("class", nil), ("open", "")], text: "<script>")
         #expect(m.html == "<td title=\"a&quot;&lt;&gt;\" open>&lt;script&gt;</td>")
@@ -97,7 +102,8 @@ struct ReportTests {
     @Test func bestValuesAreMarkedPerSettingAmongComparedPoliciesOnly() throws {
         // oracle is best everywhere but is a reference; h2o beats lookm on recall at 0.1, lookm wins at 0.2;
         // output_error is lower-is-better.
-        let r = rows(policies: ["full", "oracle", "h2o", "lookm"], budgets: [0.1, 0.2], metrics: ["attention_recall", "output_error"]) { p, b, m, _ in
+        let r = rows(policies: ["full", "oracle", "h2o", "lookm"], budgets: [0.1, 0.2], metrics: ["attention_recall", "output_error"]) {
+            p, b, m, _ in
             switch (p, m) {
             case ("full", "attention_recall"): return 1
             case ("full", _): return 0
@@ -109,7 +115,8 @@ struct ReportTests {
             default: return 0.3
             }
         }
-        let html = try StudyReport(title: "t", folder: "dir", results: SweepResults(metadata: nil, rows: r), generator: "kvscope test").html()
+        let html = try StudyReport(title: "t", folder: "dir", results: SweepResults(metadata: nil, rows: r), generator: "kvscope test")
+            .html()
         let h2o01 = try #require(summaryRow(html, setting: "0.1", policy: "h2o"))
         let lookm01 = try #require(summaryRow(html, setting: "0.1", policy: "lookm"))
         let h2o02 = try #require(summaryRow(html, setting: "0.2", policy: "h2o"))
@@ -120,19 +127,23 @@ struct ReportTests {
         #expect(h2o01.contains("0.2000 ★") && h2o02.contains("0.2000 ★") && !lookm01.contains("0.3000 ★"))
         #expect(!oracle01.contains("★") && oracle01.contains("class=\"ref\""))
         // The full cache is one reference row, not one per budget.
-        #expect(html.components(separatedBy: "<code>full</code>").count - 1 == 3) // summary, every series, policies table
+        #expect(html.components(separatedBy: "<code>full</code>").count - 1 == 3)  // summary, every series, policies table
     }
 
     @Test func problemsListMissingPartialDegenerateAndAbsentCells() throws {
-        var r = rows(policies: ["h2o", "snapkv"], budgets: [0.1], metrics: ["kept_tokens", "attention_recall", "output_error"]) { p, _, m, l in
+        var r = rows(policies: ["h2o", "snapkv"], budgets: [0.1], metrics: ["kept_tokens", "attention_recall", "output_error"]) {
+            p, _, m, l in
             if p == "snapkv" { return nil }
             if m == "output_error" { return l == 0 ? 0.2 : nil }
             return m == "kept_tokens" ? 0 : 0.5
         }
-        r = r.map { var x = $0; if x.policy == "snapkv" { x.note = "needs the window rows" }; return x }
-        let meta = SweepMetadata(kvscopeVersion: "0", commandLine: ["kvscope"], traces: [], policies: ["h2o", "snapkv", "tova"],
-                                 budgets: ["fraction=0.1;recent_share=0.5"], fidelities: ["code"], metrics: [], topK: 16,
-                                 proxyWindow: 32, rowCount: r.count)
+        r = r.map {
+            var x = $0; if x.policy == "snapkv" { x.note = "needs the window rows" }; return x
+        }
+        let meta = SweepMetadata(
+            kvscopeVersion: "0", commandLine: ["kvscope"], traces: [], policies: ["h2o", "snapkv", "tova"],
+            budgets: ["fraction=0.1;recent_share=0.5"], fidelities: ["code"], metrics: [], topK: 16,
+            proxyWindow: 32, rowCount: r.count)
         let problems = Study(rows: r).problems(expected: meta)
         let kinds = problems.map { "\($0.kind.rawValue) \($0.series ?? "-") \($0.cells.joined(separator: ","))" }
         #expect(kinds.contains("missing every metric snapkv @ 0.1"))
@@ -147,18 +158,22 @@ struct ReportTests {
     }
 
     @Test func pageIsSelfContainedDeterministicAndItsFigureIdsAreUnique() throws {
-        let r = rows(policies: ["full", "h2o", "lookm"], budgets: [0.1, 0.2, 0.3], metrics: ["kept_ratio", "attention_recall", "output_error"]) { p, b, m, _ in
+        let r = rows(
+            policies: ["full", "h2o", "lookm"], budgets: [0.1, 0.2, 0.3], metrics: ["kept_ratio", "attention_recall", "output_error"]
+        ) { p, b, m, _ in
             m == "kept_ratio" ? b : m == "attention_recall" ? min(1, 0.5 + b + (p == "lookm" ? 0.05 : 0)) : 0.4 - b
         }
         let extra = Figure(size: Size(200, 100), title: "an extra figure <&>")
         let maps = TraceMaps(budget: 0.2, figures: [ReportFigure(.figure(extra), caption: "extra")])
-        let report = StudyReport(title: "Study <1>", folder: "dir", results: SweepResults(metadata: nil, rows: r), maps: ["hash-toy": maps],
-                                 generator: "kvscope test")
+        let report = StudyReport(
+            title: "Study <1>", folder: "dir", results: SweepResults(metadata: nil, rows: r), maps: ["hash-toy": maps],
+            generator: "kvscope test")
         let a = try report.html(), b = try report.html()
         #expect(a == b)
         #expect(a.contains("<title>Study &lt;1&gt;</title>"))
         // Two budget curves (attention_recall, output_error) and the extra figure, all inline SVG.
-        #expect(a.components(separatedBy: "<figure><svg ").count - 1 + a.components(separatedBy: "<figure class=\"half\"><svg ").count - 1 == 3)
+        #expect(
+            a.components(separatedBy: "<figure><svg ").count - 1 + a.components(separatedBy: "<figure class=\"half\"><svg ").count - 1 == 3)
         #expect(!a.contains("<img") && !a.contains("<script") && !a.contains("<link"))
         #expect(a.range(of: #"(src|href)\s*=\s*["']?\s*(https?:)?//"#, options: .regularExpression) == nil)
         let all = ids(a)
@@ -198,7 +213,8 @@ struct ReportTests {
     }
 
     @Test func exploreTableReadsQuotedFieldsAndFindsTheCheapest() throws {
-        let text = "trace,policy,hh_ratio,recent_ratio,attention_recall,kept_ratio,cheapest\n"
+        let text =
+            "trace,policy,hh_ratio,recent_ratio,attention_recall,kept_ratio,cheapest\n"
             + "t,\"lookm, pivotal\",0.1,0.05,0.97,0.15,true\n"
             + "t,lookm,0.2,0.05,0.99,0.25,false\n"
             + "t,h2o,0.3,0.1,0.98,0.4,\n"
@@ -210,8 +226,10 @@ struct ReportTests {
         #expect(none.cheapestColumn == nil && none.cheapest.isEmpty)
         #expect(throws: ReportError.self) { try ExploreTable.parse("", file: "safe.csv") }
         let r = rows(policies: ["h2o"], budgets: [0.2], metrics: ["attention_recall"]) { _, _, _, _ in 0.9 }
-        let html = try StudyReport(title: "t", folder: "d", results: SweepResults(metadata: nil, rows: r),
-                                   explore: ExploreSection(file: "safe.csv", table: e), generator: "g").html()
+        let html = try StudyReport(
+            title: "t", folder: "d", results: SweepResults(metadata: nil, rows: r),
+            explore: ExploreSection(file: "safe.csv", table: e), generator: "g"
+        ).html()
         #expect(html.contains("id=\"explore\"") && html.contains("lookm, pivotal") && html.contains("<tr class=\"best\">"))
     }
 }
@@ -223,10 +241,15 @@ struct GlyphPathTests {
         var tokens: [String] = []
         var cur = ""
         for ch in d {
-            if ch.isLetter { if !cur.isEmpty { tokens.append(cur) }; tokens.append(String(ch)); cur = "" }
-            else if ch == " " { if !cur.isEmpty { tokens.append(cur) }; cur = "" }
-            else if ch == "-" { if !cur.isEmpty { tokens.append(cur) }; cur = "-" }
-            else { cur.append(ch) }
+            if ch.isLetter {
+                if !cur.isEmpty { tokens.append(cur) }; tokens.append(String(ch)); cur = ""
+            } else if ch == " " {
+                if !cur.isEmpty { tokens.append(cur) }; cur = ""
+            } else if ch == "-" {
+                if !cur.isEmpty { tokens.append(cur) }; cur = "-"
+            } else {
+                cur.append(ch)
+            }
         }
         if !cur.isEmpty { tokens.append(cur) }
         var out: [(Double, Double)] = []

@@ -9,9 +9,12 @@ import Testing
 @Suite struct DecodingTests {
     static let trace = TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 16, prefill: 48, future: 8, seed: 5))
 
-    static func run(_ id: String, _ d: DecodingReplay, budget: BudgetSpec = .fraction(0.25), trace: any TraceSource = trace,
-                    metrics: [any Metric] = MetricCatalogue.all) throws -> ReplayResult {
-        try Replay(trace: trace, settings: EvaluationSettings(decoding: d)).runSync(try PolicyRegistry.make(id), budget: budget, metrics: metrics)
+    static func run(
+        _ id: String, _ d: DecodingReplay, budget: BudgetSpec = .fraction(0.25), trace: any TraceSource = trace,
+        metrics: [any Metric] = MetricCatalogue.all
+    ) throws -> ReplayResult {
+        try Replay(trace: trace, settings: EvaluationSettings(decoding: d)).runSync(
+            try PolicyRegistry.make(id), budget: budget, metrics: metrics)
     }
 
     /// Look-once: at the last step every series, every layer, equals the replay at one moment (the
@@ -23,11 +26,17 @@ import Testing
         #expect(steps.steps == Array(1 ... 8))
         var compared = 0
         for r in once.rows where r.head == nil {
-            let s = steps.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source && $0.target == r.target && $0.step == 8 }
+            let s = steps.rows.first {
+                $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source
+                    && $0.target == r.target && $0.step == 8
+            }
             #expect(s != nil, "\(r.metric) layer \(String(describing: r.layer))")
             guard let s else { continue }
-            if let a = r.value, let b = s.value { #expect(abs(a - b) <= 1e-12, "\(id) \(r.metric) layer \(String(describing: r.layer)): \(a) vs \(b)"); compared += 1 }
-            else { #expect(r.value == nil && s.value == nil, "\(id) \(r.metric): defined in one replay only") }
+            if let a = r.value, let b = s.value {
+                #expect(abs(a - b) <= 1e-12, "\(id) \(r.metric) layer \(String(describing: r.layer)): \(a) vs \(b)"); compared += 1
+            } else {
+                #expect(r.value == nil && s.value == nil, "\(id) \(r.metric): defined in one replay only")
+            }
         }
         #expect(compared > 20)
         // Step 1 measures only row P: attention_recall differs from the mean over all rows.
@@ -45,7 +54,7 @@ import Testing
         let map = info.shape.kvHeadOfQueryHead
         var perLayer: [[Double]] = [], promptPerLayer: [[Double]] = []
         for l in info.recordedLayers {
-            let a = try trace.layer(l).attention!.doubles()   // [H, T, T]: every row recorded
+            let a = try trace.layer(l).attention!.doubles()  // [H, T, T]: every row recorded
             func A(_ h: Int, _ i: Int, _ j: Int) -> Double { a[(h * T + i) * T + j] }
             var score = [[Double]](repeating: [Double](repeating: 0, count: T), count: G)
             for h in 0 ..< H { for i in 0 ..< P { for j in 0 ... i { score[map[h]][j] += A(h, i, j) } } }
@@ -103,7 +112,10 @@ import Testing
         let a = try Self.run("h2o", DecodingReplay(evictPerStep: true))
         let b = try Self.run("h2o", DecodingReplay(recompressEvery: 1))
         for r in a.rows where r.head == nil {
-            let s = b.rows.first { $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source && $0.target == r.target && $0.step == r.step }
+            let s = b.rows.first {
+                $0.metric == r.metric && $0.layer == r.layer && $0.head == nil && $0.image == r.image && $0.source == r.source
+                    && $0.target == r.target && $0.step == r.step
+            }
             #expect(s?.value == r.value || abs((s?.value ?? .nan) - (r.value ?? .nan)) < 1e-12, "\(r.metric) step \(r.step ?? 0)")
         }
     }
@@ -138,6 +150,9 @@ import Testing
         let col = try #require(csv[0].firstIndex(of: "step"))
         #expect(Set(csv.dropFirst().map { Int($0[col]) }) == Set((1 ... 8).map { Optional($0) }))
         let once = try Replay(trace: Self.trace).runSync(H2O(), budget: .fraction(0.25), metrics: [AttentionRecall()])
-        #expect(ResultWriter.csv(once.rows).split(separator: "\n").dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false)[col].isEmpty })
+        #expect(
+            ResultWriter.csv(once.rows).split(separator: "\n").dropFirst().allSatisfy {
+                $0.split(separator: ",", omittingEmptySubsequences: false)[col].isEmpty
+            })
     }
 }

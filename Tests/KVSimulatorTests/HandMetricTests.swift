@@ -14,11 +14,11 @@ import Testing
         #expect(ec.kind == .future && ec.rows == 3 ..< 4)
         #expect(m["kept_tokens"]?.value == 2)
         #expect(abs(m["kept_ratio"]!.value! - 2.0 / 3) < 1e-15)
-        #expect(m["cache_bytes"]?.value == Double(2 * 2 * 2 * 8))          // 2 tokens · D 2 · K and V · f64
-        #expect(abs(m["attention_recall"]!.value! - 0.9) < 1e-12)         // (0.4 + 0.2 + 0.3) / 1
-        #expect(abs(m["recall_text"]!.value! - 1.0) < 1e-12)              // (0.4 + 0.2) / (0.4 + 0.2)
-        #expect(m["recall_image"]!.value! == 0)                          // 0 / 0.1
-        #expect(m["topk_recall"]?.value == 1)                            // top-2 = {0, 2} ⊂ S
+        #expect(m["cache_bytes"]?.value == Double(2 * 2 * 2 * 8))  // 2 tokens · D 2 · K and V · f64
+        #expect(abs(m["attention_recall"]!.value! - 0.9) < 1e-12)  // (0.4 + 0.2 + 0.3) / 1
+        #expect(abs(m["recall_text"]!.value! - 1.0) < 1e-12)  // (0.4 + 0.2) / (0.4 + 0.2)
+        #expect(m["recall_image"]!.value! == 0)  // 0 / 0.1
+        #expect(m["topk_recall"]?.value == 1)  // top-2 = {0, 2} ⊂ S
         #expect(m["retention_text"]?.value == 1)
         #expect(m["retention_image"]?.value == 0)
         #expect(m["image_retention[0]"]?.value == 0)
@@ -27,8 +27,8 @@ import Testing
     @Test func topKCountsMisses() throws {
         let d = LayerDecision(layer: 0, heads: [HeadDecision(kept: [1, 2], prefill: 3)], nominal: 2, prefill: 3)
         let (_, _, m) = try evaluate(.hand(), decision: d)
-        #expect(m["topk_recall"]?.value == 0.5)                          // top-2 {0, 2}: only 2 kept
-        #expect(abs(m["attention_recall"]!.value! - 0.6) < 1e-12)        // 0.1 + 0.2 + 0.3
+        #expect(m["topk_recall"]?.value == 0.5)  // top-2 {0, 2}: only 2 kept
+        #expect(abs(m["attention_recall"]!.value! - 0.6) < 1e-12)  // 0.1 + 0.2 + 0.3
     }
 
     @Test func outputErrorOfEviction() throws {
@@ -38,7 +38,7 @@ import Testing
         let err = ((o.0 - p.0) * (o.0 - p.0) + (o.1 - p.1) * (o.1 - p.1)).squareRoot() / (o.0 * o.0 + o.1 * o.1).squareRoot()
         let cos = (o.0 * p.0 + o.1 * p.1) / ((o.0 * o.0 + o.1 * o.1).squareRoot() * (p.0 * p.0 + p.1 * p.1).squareRoot())
         #expect(abs(m["output_error"]!.value! - err) < 1e-12)
-        #expect(abs(m["output_error_evict"]!.value! - err) < 1e-12)     // exact for eviction
+        #expect(abs(m["output_error_evict"]!.value! - err) < 1e-12)  // exact for eviction
         #expect(abs(m["output_cosine"]!.value! - cos) < 1e-12)
         #expect(abs(err - 0.0624838) < 1e-6)
     }
@@ -71,7 +71,7 @@ import Testing
         #expect(m["output_error"]?.value == nil)
         #expect(m["output_error"]?.note?.contains("needs q") == true)
         #expect(m["output_cosine"]?.value == nil)
-        #expect(m["output_error_evict"]?.value != nil)                    // needs rows and v only
+        #expect(m["output_error_evict"]?.value != nil)  // needs rows and v only
         // Through the replay: an omitted metric is an empty value with a note, never 0.
         let r = try Replay(trace: TestTrace.hand(withQueries: false)).runSync(FullCache(), budget: .tokens(2, recentShare: 0.5))
         let row = try #require(r.row("output_error"))
@@ -95,12 +95,13 @@ import Testing
 
     @Test func imageRetentionOmittedWithoutImages() throws {
         var t = TestTrace.hand()
-        t = TestTrace(H: 1, G: 1, D: 2, T: 4, P: 3, queryRows: 3 ..< 4, modality: [.text, .text, .text, .text], images: [],
-                       scale: 1, layerData: [(attn: [0.4, 0.1, 0.2, 0.3], q: [1, 0], k: nil, v: nil)])
+        t = TestTrace(
+            H: 1, G: 1, D: 2, T: 4, P: 3, queryRows: 3 ..< 4, modality: [.text, .text, .text, .text], images: [],
+            scale: 1, layerData: [(attn: [0.4, 0.1, 0.2, 0.3], q: [1, 0], k: nil, v: nil)])
         let r = try Replay(trace: t).runSync(FullCache(), budget: .fraction(0.5))
         let row = try #require(r.row("image_retention"))
         #expect(row.value == nil && row.note == "the trace has no image spans before P")
-        #expect(r.row("recall_image") == nil)                             // no image tokens: no series
+        #expect(r.row("recall_image") == nil)  // no image tokens: no series
         #expect(r.value("attention_recall") == 1)
     }
 }

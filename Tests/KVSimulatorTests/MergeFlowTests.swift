@@ -22,24 +22,32 @@ private struct FixedDecision: CachePolicy {
     static func trace() -> TestTrace {
         let T = 7
         let k = (0 ..< 2 * T).flatMap { [1.0 + Double($0 % T), 0.5] }
-        return TestTrace(H: 2, G: 2, D: 2, T: T, P: 6, queryRows: 6 ..< 7,
-                          modality: [.text, .image, .image, .image, .image, .text, .text],
-                          images: [ImageSpan(id: 0, positions: 1 ..< 3), ImageSpan(id: 1, positions: 3 ..< 5)], scale: 1,
-                          layerData: [(attn: attention + attention, q: [1, 0, 1, 0], k: k, v: k)])
+        return TestTrace(
+            H: 2, G: 2, D: 2, T: T, P: 6, queryRows: 6 ..< 7,
+            modality: [.text, .image, .image, .image, .image, .text, .text],
+            images: [ImageSpan(id: 0, positions: 1 ..< 3), ImageSpan(id: 1, positions: 3 ..< 5)], scale: 1,
+            layerData: [(attn: attention + attention, q: [1, 0, 1, 0], k: k, v: k)])
     }
     /// Head 0 keeps 0, 2, 5 and merges 1 → slot 1 (position 2, image 0) and 3 → slot 0 (position 0,
     /// text); 4 is dropped. Head 1 keeps 0, 1, 5 and merges nothing (2, 3, 4 dropped).
-    static let decision = LayerDecision(layer: 0, heads: [
-        HeadDecision(kept: [0, 2, 5], evicted: [1, 3, 4], merges: [
-            MergeContribution(source: 1, slot: 1, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.9),
-            MergeContribution(source: 3, slot: 0, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.8),
-        ]),
-        HeadDecision(kept: [0, 1, 5], evicted: [2, 3, 4]),
-    ], nominal: 3, prefill: 6)
+    static let decision = LayerDecision(
+        layer: 0,
+        heads: [
+            HeadDecision(
+                kept: [0, 2, 5], evicted: [1, 3, 4],
+                merges: [
+                    MergeContribution(source: 1, slot: 1, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.9),
+                    MergeContribution(source: 3, slot: 0, sourceWeight: 0.5, pivotWeight: 0.5, cosine: 0.8),
+                ]),
+            HeadDecision(kept: [0, 1, 5], evicted: [2, 3, 4]),
+        ], nominal: 3, prefill: 6)
 
-    static func rows(_ decision: LayerDecision = decision, configuration: PolicyConfiguration = PolicyConfiguration("lookm"),
-                     metrics: [any Metric] = [MergeFlow(), AttentionRecall()], perHead: Bool = true) throws -> [ResultRow] {
-        let run = PlannedRun(policy: FixedDecision(decision: decision), configuration: configuration, budget: .fraction(0.5), options: .init())
+    static func rows(
+        _ decision: LayerDecision = decision, configuration: PolicyConfiguration = PolicyConfiguration("lookm"),
+        metrics: [any Metric] = [MergeFlow(), AttentionRecall()], perHead: Bool = true
+    ) throws -> [ResultRow] {
+        let run = PlannedRun(
+            policy: FixedDecision(decision: decision), configuration: configuration, budget: .fraction(0.5), options: .init())
         return try LayerEngine.run(trace: trace(), layer: 0, runs: [run], metrics: metrics, settings: EvaluationSettings(perHead: perHead))
     }
 
@@ -54,22 +62,25 @@ private struct FixedDecision: CachePolicy {
         // Every pair is a series, for counts and attention, over heads and per head.
         #expect(rows.filter { $0.metric == "merge_flow" && $0.head == nil }.count == 12)
         #expect(rows.filter { $0.metric == "merge_flow_attention" && $0.head == 1 }.count == 12)
-        #expect(rows.filter { $0.metric.hasPrefix("merge_flow") }.allSatisfy { groups.contains($0.source!) && targets.contains($0.target!) })
+        #expect(
+            rows.filter { $0.metric.hasPrefix("merge_flow") }.allSatisfy { groups.contains($0.source!) && targets.contains($0.target!) })
         // Head 0: image 0 → image 0 (position 1), image 1 → text (3), image 1 → dropped (4).
         let c0: [String: Double] = ["image 0|image 0": 1, "image 1|text": 1, "image 1|dropped": 1]
         let a0: [String: Double] = ["image 0|image 0": 0.2, "image 1|text": 0.15, "image 1|dropped": 0.1]
         // Head 1: everything dropped: image 0 → dropped (2), image 1 → dropped (3, 4).
         let c1: [String: Double] = ["image 0|dropped": 1, "image 1|dropped": 2]
         let a1: [String: Double] = ["image 0|dropped": 0.05, "image 1|dropped": 0.25]
-        for s in groups { for t in targets {
-            let k = "\(s)|\(t)"
-            #expect(Self.value(rows, "merge_flow", s, t, head: 0) == c0[k] ?? 0, "\(k)")
-            #expect(Self.value(rows, "merge_flow", s, t, head: 1) == c1[k] ?? 0, "\(k)")
-            #expect(Self.value(rows, "merge_flow", s, t) == ((c0[k] ?? 0) + (c1[k] ?? 0)) / 2, "\(k)")
-            #expect(abs(Self.value(rows, "merge_flow_attention", s, t, head: 0)! - (a0[k] ?? 0)) < 1e-15, "\(k)")
-            #expect(abs(Self.value(rows, "merge_flow_attention", s, t, head: 1)! - (a1[k] ?? 0)) < 1e-15, "\(k)")
-            #expect(abs(Self.value(rows, "merge_flow_attention", s, t)! - ((a0[k] ?? 0) + (a1[k] ?? 0)) / 2) < 1e-15, "\(k)")
-        } }
+        for s in groups {
+            for t in targets {
+                let k = "\(s)|\(t)"
+                #expect(Self.value(rows, "merge_flow", s, t, head: 0) == c0[k] ?? 0, "\(k)")
+                #expect(Self.value(rows, "merge_flow", s, t, head: 1) == c1[k] ?? 0, "\(k)")
+                #expect(Self.value(rows, "merge_flow", s, t) == ((c0[k] ?? 0) + (c1[k] ?? 0)) / 2, "\(k)")
+                #expect(abs(Self.value(rows, "merge_flow_attention", s, t, head: 0)! - (a0[k] ?? 0)) < 1e-15, "\(k)")
+                #expect(abs(Self.value(rows, "merge_flow_attention", s, t, head: 1)! - (a1[k] ?? 0)) < 1e-15, "\(k)")
+                #expect(abs(Self.value(rows, "merge_flow_attention", s, t)! - ((a0[k] ?? 0) + (a1[k] ?? 0)) / 2) < 1e-15, "\(k)")
+            }
+        }
         // attention_recall + Σ merge_flow_attention = 1: head 0 keeps 0.1 + 0.05 + 0.25 (+ 0.15 generated).
         let recall = try #require(rows.first { $0.metric == "attention_recall" && $0.head == 0 }?.value)
         #expect(abs(recall - 0.55) < 1e-15)
@@ -79,7 +90,8 @@ private struct FixedDecision: CachePolicy {
 
     @Test("eviction-only policies have no merge_flow rows; the CSV has source and target columns")
     func onlyForMergingPolicies() throws {
-        let evict = LayerDecision(layer: 0, heads: Self.decision.heads.map { HeadDecision(kept: $0.kept, evicted: $0.evicted) }, nominal: 3, prefill: 6)
+        let evict = LayerDecision(
+            layer: 0, heads: Self.decision.heads.map { HeadDecision(kept: $0.kept, evicted: $0.evicted) }, nominal: 3, prefill: 6)
         let rows = try Self.rows(evict, configuration: PolicyConfiguration("h2o"))
         #expect(!rows.contains { $0.metric.hasPrefix("merge_flow") })
         #expect(rows.contains { $0.metric == "attention_recall" })
@@ -88,7 +100,10 @@ private struct FixedDecision: CachePolicy {
         let header = csv.split(separator: "\n")[0].split(separator: ",").map(String.init)
         let (si, ti, mi) = (header.firstIndex(of: "source")!, header.firstIndex(of: "target")!, header.firstIndex(of: "merge_scope")!)
         let line = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-            .first { $0.count == header.count && $0[si] == "image 1" && $0[ti] == "dropped" && $0[header.firstIndex(of: "metric")!] == "merge_flow" }
+            .first {
+                $0.count == header.count && $0[si] == "image 1" && $0[ti] == "dropped"
+                    && $0[header.firstIndex(of: "metric")!] == "merge_flow"
+            }
         #expect(line?[header.firstIndex(of: "value")!] == "1.5")
         #expect(line?[mi] == "all")
         let recall = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
@@ -96,12 +111,14 @@ private struct FixedDecision: CachePolicy {
         #expect(recall?[si] == "" && recall?[ti] == "")
     }
 
-    @Test("lookm on the test trace: scope modality moves nothing across modalities, and image tokens without a kept image token are dropped")
+    @Test(
+        "lookm on the test trace: scope modality moves nothing across modalities, and image tokens without a kept image token are dropped")
     func scopesOnATrace() throws {
         let trace = TestTrace()
         func sweep(_ scope: MergeScope?) throws -> ReplayResult {
             let policy = try PolicyConfiguration.parse("lookm", scope: scope).make()
-            return try Replay(trace: trace).runSync(policy, budget: .fraction(0.1), metrics: [MergeFlow(), AttentionRecall(), KeptTokens()])
+            return try Replay(trace: trace).runSync(
+                policy, budget: .fraction(0.1), metrics: [MergeFlow(), AttentionRecall(), KeptTokens()])
         }
         let all = try sweep(nil), modality = try sweep(.modality)
         #expect(modality.combination.configuration.label == "lookm+scope=modality")
@@ -122,7 +139,8 @@ private struct FixedDecision: CachePolicy {
             #expect(modality.value("merge_flow", layer: l, source: "text", target: "dropped") == 0)
             // attention_recall + Σ merge_flow_attention = 1 on every layer, under both scopes.
             for r in [all, modality] {
-                let moved = r.rows.filter { $0.metric == "merge_flow_attention" && $0.layer == l && $0.head == nil }.compactMap(\.value).reduce(0, +)
+                let moved = r.rows.filter { $0.metric == "merge_flow_attention" && $0.layer == l && $0.head == nil }.compactMap(\.value)
+                    .reduce(0, +)
                 #expect(abs(r.value("attention_recall", layer: l)! + moved - 1) < 1e-12)
             }
         }

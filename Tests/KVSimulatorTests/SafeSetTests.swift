@@ -5,15 +5,18 @@ import Testing
 
 @Suite struct SafeSetTests {
     /// Rows of one setting: per layer values of each metric, the all-layers mean, and `actual` kept tokens of P = 100.
-    static func setting(_ policy: String = "lookm", hh: Double, recent: Double, actual: Double,
-                        _ metrics: [String: [Double?]], trace: String = "t") -> [ResultRow] {
+    static func setting(
+        _ policy: String = "lookm", hh: Double, recent: Double, actual: Double,
+        _ metrics: [String: [Double?]], trace: String = "t"
+    ) -> [ResultRow] {
         var rows: [ResultRow] = []
         for (m, perLayer) in metrics.sorted(by: { $0.key < $1.key }) {
             func row(_ layer: Int?, _ v: Double?) -> ResultRow {
-                ResultRow(trace: trace, traceHash: "h-" + trace, configuration: PolicyConfiguration(policy), fidelity: "code",
-                          budget: .ratios(heavy: hh, recent: recent), compressionPoint: 100, nominalTokens: Int(actual), actualTokens: actual,
-                          metric: m, layer: layer, head: nil, image: nil, value: v, evalRows: .future, evalRowCount: 4,
-                          note: v == nil ? "needs rows 129..<161" : nil)
+                ResultRow(
+                    trace: trace, traceHash: "h-" + trace, configuration: PolicyConfiguration(policy), fidelity: "code",
+                    budget: .ratios(heavy: hh, recent: recent), compressionPoint: 100, nominalTokens: Int(actual), actualTokens: actual,
+                    metric: m, layer: layer, head: nil, image: nil, value: v, evalRows: .future, evalRowCount: 4,
+                    note: v == nil ? "needs rows 129..<161" : nil)
             }
             for (l, v) in perLayer.enumerated() { rows.append(row(l, v)) }
             let finite = perLayer.compactMap { $0 }
@@ -30,8 +33,10 @@ import Testing
         #expect(try SafeCondition.parse("topk_recall>0.5").comparison == .above)
         let img = try SafeCondition.parse("image_recall[1]>=0.9")
         #expect(img.metric == "image_recall" && img.image == 1 && img.metricLabel == "image_recall[1]")
-        for bad in ["attention_recall", "attention_recall>=", ">=0.9", "attention_recall>=abc", "attention_recall>=nan",
-                    "attention recall>=0.9", "image_recall[x]>=0.5", "attention_recall=0.9"] {
+        for bad in [
+            "attention_recall", "attention_recall>=", ">=0.9", "attention_recall>=abc", "attention_recall>=nan",
+            "attention recall>=0.9", "image_recall[x]>=0.5", "attention_recall=0.9",
+        ] {
             #expect(throws: SimulatorError.self, "\(bad)") { try SafeCondition.parse(bad) }
         }
         #expect(a.holds(0.95) && !a.holds(0.9499) && !a.holds(nil) && !a.holds(.nan))
@@ -40,8 +45,8 @@ import Testing
     @Test func cheapestIsSmallestKeptRatioTiesToSmallerHH() {
         var rows: [ResultRow] = []
         rows += Self.setting(hh: 0.2, recent: 0.1, actual: 30, ["attention_recall": [0.97, 0.97]])
-        rows += Self.setting(hh: 0.1, recent: 0.2, actual: 30, ["attention_recall": [0.96, 0.96]]) // same kept, smaller hh
-        rows += Self.setting(hh: 0.05, recent: 0.05, actual: 10, ["attention_recall": [0.90, 0.90]]) // cheaper, not safe
+        rows += Self.setting(hh: 0.1, recent: 0.2, actual: 30, ["attention_recall": [0.96, 0.96]])  // same kept, smaller hh
+        rows += Self.setting(hh: 0.05, recent: 0.05, actual: 10, ["attention_recall": [0.90, 0.90]])  // cheaper, not safe
         rows += Self.setting(hh: 0.3, recent: 0.3, actual: 60, ["attention_recall": [0.99, 0.99]])
         let set = SafeSet(rows, conditions: [SafeCondition(metric: "attention_recall", .atLeast, 0.95)], perLayer: false)
         #expect(set.groups.count == 1)
@@ -52,17 +57,20 @@ import Testing
         #expect(best.row.hhRatio == 0.1 && best.row.recentRatio == 0.2 && best.keptRatio == 0.3)
         #expect(g.settings.filter(\.cheapest).count == 1)
         let lines = set.csv.split(separator: "\n").map(String.init)
-        #expect(lines.count == 1 + 3) // header + the three safe settings
+        #expect(lines.count == 1 + 3)  // header + the three safe settings
         let header = lines[0].split(separator: ",").map(String.init)
         let cheapCol = header.firstIndex(of: "cheapest")!, hhCol = header.firstIndex(of: "hh_ratio")!
-        let cheapRows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }.filter { $0[cheapCol] == "true" }
+        let cheapRows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }.filter {
+            $0[cheapCol] == "true"
+        }
         #expect(cheapRows.count == 1 && cheapRows[0][hhCol] == "0.1")
         #expect(set.table.contains("hh_ratio=0.1 recent_ratio=0.2"))
     }
 
     @Test func perLayerNeedsEveryLayer() {
         // The mean passes (0.96) but layer 1 does not (0.93).
-        let rows = Self.setting(hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.99, 0.93], "output_error": [0.05, 0.08]])
+        let rows =
+            Self.setting(hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.99, 0.93], "output_error": [0.05, 0.08]])
             + Self.setting(hh: 0.2, recent: 0.2, actual: 40, ["attention_recall": [0.97, 0.96], "output_error": [0.02, 0.03]])
         let conds = [SafeCondition(metric: "attention_recall", .atLeast, 0.95), SafeCondition(metric: "output_error", .atMost, 0.1)]
         let mean = SafeSet(rows, conditions: conds, perLayer: false)
@@ -80,13 +88,14 @@ import Testing
     }
 
     @Test func noSettingIsSafeIsARow() {
-        let rows = Self.setting("h2o", hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.5, 0.6]])
+        let rows =
+            Self.setting("h2o", hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.5, 0.6]])
             + Self.setting("h2o", hh: 0.2, recent: 0.1, actual: 30, ["attention_recall": [nil, 0.7]])
             + Self.setting("lookm", hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.99, 0.99]])
         let set = SafeSet(rows, conditions: [SafeCondition(metric: "attention_recall", .atLeast, 0.95)], perLayer: false)
         #expect(set.groups.map(\.policy) == ["h2o", "lookm"])
         #expect(set.groups[0].cheapest == nil && set.groups[1].cheapest == 0)
-        #expect(set.groups[0].settings[1].reason?.contains("needs rows 129..<161") == true) // a missing value fails, with its note
+        #expect(set.groups[0].settings[1].reason?.contains("needs rows 129..<161") == true)  // a missing value fails, with its note
         let lines = set.csv.split(separator: "\n").map(String.init)
         #expect(lines.count == 3)
         #expect(lines[1].hasPrefix("t,h2o,") && lines[1].contains("no setting is safe (2 tried") && lines[1].contains(",false,"))
@@ -95,7 +104,8 @@ import Testing
     }
 
     @Test func groupsArePerTraceAndPolicy() {
-        let rows = Self.setting(hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.99]], trace: "a")
+        let rows =
+            Self.setting(hh: 0.1, recent: 0.1, actual: 20, ["attention_recall": [0.99]], trace: "a")
             + Self.setting(hh: 0.1, recent: 0.1, actual: 50, ["attention_recall": [0.99]], trace: "b")
         let set = SafeSet(rows, conditions: [SafeCondition(metric: "attention_recall", .atLeast, 0.95)], perLayer: false)
         #expect(set.groups.map(\.trace) == ["a", "b"])
@@ -112,7 +122,7 @@ import Testing
         #expect(grids.count == 1)
         let g = grids[0]
         #expect(g.hh == [0.1, 0.2] && g.recent == [0.1, 0.2])
-        #expect(g.values == [0.8, 0.9, 0.96, 0.99])          // row 0 = recent 0.1
+        #expect(g.values == [0.8, 0.9, 0.96, 0.99])  // row 0 = recent 0.1
         #expect(g.kept == [0.1, 0.2, 0.2, 0.3])
         #expect(g.safe == [false, false, true, true])
         #expect(g.cheapest == RatioGrid.Cell(row: 1, col: 0))

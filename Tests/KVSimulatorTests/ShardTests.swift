@@ -7,8 +7,20 @@ import Testing
 @Suite struct ShardTests {
     func sweep(layers: Int = 5) -> Sweep {
         let combos = ["h2o", "lookm", "streaming"].flatMap { id in [0.1, 0.2, 0.4].map { Combination(policy: id, budget: .fraction($0)) } }
-        return Sweep(traces: [(path: "a", source: TestTrace(.init(layers: layers, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))), (path: "b", source: TestTrace(.init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7)))],
-                     combinations: combos)
+        return Sweep(
+            traces: [
+                (
+                    path: "a",
+                    source: TestTrace(
+                        .init(layers: layers, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
+                ),
+                (
+                    path: "b",
+                    source: TestTrace(
+                        .init(layers: 2, heads: 4, kvHeads: 2, dim: 8, prefill: 32, future: 8, spans: [8 ..< 16, 20 ..< 24], seed: 7))
+                ),
+            ],
+            combinations: combos)
     }
 
     @Test func everyCellGoesToExactlyOneShardAndCostsBalance() throws {
@@ -34,7 +46,9 @@ import Testing
             }
             #expect(seen.count == 9 * 7 && seen.values.allSatisfy { $0 == 1 }, "n=\(n)")
             // Contiguous cost slices: every shard is within one (largest) cell of the mean.
-            let biggest = s.traces.map { Double($0.source.info.shape.queryHeads * $0.source.info.shape.prefillLen * $0.source.info.shape.seqLen) * 2 }.max()!
+            let biggest = s.traces.map {
+                Double($0.source.info.shape.queryHeads * $0.source.info.shape.prefillLen * $0.source.info.shape.seqLen) * 2
+            }.max()!
             let mean = loads.reduce(0, +) / Double(n)
             #expect(loads.allSatisfy { abs($0 - mean) <= biggest }, "n=\(n): \(loads)")
         }
@@ -49,11 +63,13 @@ import Testing
     @Test func collectedShardsEqualTheSingleProcessSweep() throws {
         let s = sweep(layers: 3)
         let meta: (Int) -> SweepMetadata = { n in
-            SweepMetadata(kvscopeVersion: "t", commandLine: ["t"], traces: [], policies: [], budgets: [], fidelities: [], metrics: [],
-                          topK: 16, proxyWindow: 32, rowCount: n)
+            SweepMetadata(
+                kvscopeVersion: "t", commandLine: ["t"], traces: [], policies: [], budgets: [], fidelities: [], metrics: [],
+                topK: 16, proxyWindow: 32, rowCount: n)
         }
         let tmp = FileManager.default.temporaryDirectory
-        let single = tmp.appendingPathComponent("kvsim-\(UUID().uuidString)"), sharded = tmp.appendingPathComponent("kvsim-\(UUID().uuidString)")
+        let single = tmp.appendingPathComponent("kvsim-\(UUID().uuidString)"),
+            sharded = tmp.appendingPathComponent("kvsim-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: single); try? FileManager.default.removeItem(at: sharded) }
         try s.run(out: single, resume: false, metadata: meta)
         for i in 1 ... 4 { try s.run(out: sharded, resume: false, shard: ShardSpec(index: i, count: 4), metadata: meta) }

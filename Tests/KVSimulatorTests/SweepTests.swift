@@ -10,8 +10,9 @@ import Testing
     }
 
     func meta(_ n: Int) -> SweepMetadata {
-        SweepMetadata(kvscopeVersion: "test", commandLine: ["test"], traces: [], policies: [], budgets: [], fidelities: [],
-                      metrics: [], topK: 16, proxyWindow: 32, rowCount: n)
+        SweepMetadata(
+            kvscopeVersion: "test", commandLine: ["test"], traces: [], policies: [], budgets: [], fidelities: [],
+            metrics: [], topK: 16, proxyWindow: 32, rowCount: n)
     }
 
     func combos(_ ids: [String], _ budgets: [Double]) -> [Combination] {
@@ -33,8 +34,8 @@ import Testing
         let csv = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n", omittingEmptySubsequences: false)
         let header = (ResultWriter.leadingColumns + ["score"] + ResultWriter.trailingColumns).joined(separator: ",")
-        #expect(lines.first.map(String.init) == header) // h2o's one parameter, `score`, is the one parameter column
-        #expect(lines.count == rows.count + 2)                           // header + trailing newline
+        #expect(lines.first.map(String.init) == header)  // h2o's one parameter, `score`, is the one parameter column
+        #expect(lines.count == rows.count + 2)  // header + trailing newline
         #expect(csv.contains("undefined for merging policies"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as! [String: Any]
         #expect((json["rows"] as! [Any]).count == rows.count)
@@ -82,7 +83,9 @@ import Testing
         #expect(full.first { $0.metric == "attention_recall" }?.value == 1)
         #expect(full.first { $0.metric == "output_error" }?.value == 0)
         for b in ["fraction=0.1;recent_share=0.5", "fraction=0.3;recent_share=0.5"] {
-            func recall(_ p: String) -> Double { rows.first { $0.policy == p && $0.budgetSpec == b && $0.layer == nil && $0.metric == "attention_recall" }!.value! }
+            func recall(_ p: String) -> Double {
+                rows.first { $0.policy == p && $0.budgetSpec == b && $0.layer == nil && $0.metric == "attention_recall" }!.value!
+            }
             for p in ["streaming", "h2o", "snapkv"] { #expect(recall("oracle") >= recall(p)) }
         }
         let lines = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8).split(separator: "\n")

@@ -3,7 +3,8 @@ import KVTrace
 
 /// Runs the built `kvscope` binary and captures its output.
 public enum CLI {
-    public static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     public static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared")
     public static var sharedExists: Bool { FileManager.default.fileExists(atPath: shared.appendingPathComponent("traces").path) }
 

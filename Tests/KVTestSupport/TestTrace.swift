@@ -11,9 +11,11 @@ public struct TestTrace: TraceSource {
     public var files: [(path: String, bytes: Int)] { [] }
 
     public struct Options: Sendable {
-        public init(layers: Int = 4, heads: Int = 4, kvHeads: Int = 2, dim: Int = 16, prefill: Int = 48, future: Int = 8,
-                    spans: [Range<Int>] = [8 ..< 20, 26 ..< 38], seed: UInt64 = 1, withAttention: Bool = true, withKeys: Bool = true,
-                    withValues: Bool = true, withQueries: Bool = true, recordFrom: Int? = nil) {
+        public init(
+            layers: Int = 4, heads: Int = 4, kvHeads: Int = 2, dim: Int = 16, prefill: Int = 48, future: Int = 8,
+            spans: [Range<Int>] = [8 ..< 20, 26 ..< 38], seed: UInt64 = 1, withAttention: Bool = true, withKeys: Bool = true,
+            withValues: Bool = true, withQueries: Bool = true, recordFrom: Int? = nil
+        ) {
             self.layers = layers; self.heads = heads; self.kvHeads = kvHeads; self.dim = dim; self.prefill = prefill
             self.future = future; self.spans = spans; self.seed = seed; self.withAttention = withAttention; self.withKeys = withKeys
             self.withValues = withValues; self.withQueries = withQueries; self.recordFrom = recordFrom
@@ -56,11 +58,15 @@ public struct TestTrace: TraceSource {
             // Keys with a few structural biases: a shared direction on sinks and some "anchor" tokens.
             let anchor = (0 ..< D).map { _ in gauss() }
             var k = [Double](repeating: 0, count: G * T * D), v = k
-            for g in 0 ..< G { for t in 0 ..< T { for d in 0 ..< D {
-                let bias = (t < 2 || t % 11 == 3) ? 1.5 * anchor[d] : 0
-                k[(g * T + t) * D + d] = gauss() + bias
-                v[(g * T + t) * D + d] = gauss()
-            } } }
+            for g in 0 ..< G {
+                for t in 0 ..< T {
+                    for d in 0 ..< D {
+                        let bias = (t < 2 || t % 11 == 3) ? 1.5 * anchor[d] : 0
+                        k[(g * T + t) * D + d] = gauss() + bias
+                        v[(g * T + t) * D + d] = gauss()
+                    }
+                }
+            }
             var q = [Double](repeating: 0, count: H * T * D)
             for h in 0 ..< H { for t in 0 ..< T { for d in 0 ..< D { q[(h * T + t) * D + d] = gauss() + anchor[d] * 0.8 } } }
             var attn = [Float](repeating: 0, count: H * Q * T)
@@ -68,7 +74,9 @@ public struct TestTrace: TraceSource {
             for h in 0 ..< H {
                 let g = map[h]
                 for i in q0 ..< T {
-                    var logits = (0 ... i).map { j in (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * scale }
+                    var logits = (0 ... i).map { j in
+                        (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * scale
+                    }
                     let m = logits.max()!
                     logits = logits.map { exp($0 - m) }
                     let s = logits.reduce(0, +)
@@ -76,21 +84,24 @@ public struct TestTrace: TraceSource {
                 }
             }
             let qRows = (0 ..< H).flatMap { h in (q0 ..< T).flatMap { i in (0 ..< D).map { Float(q[(h * T + i) * D + $0]) } } }
-            built.append(LayerTensors(layer: l, file: "synthetic",
-                                      attention: o.withAttention ? Self.tensor(attn, [H, Q, T], "attn") : nil,
-                                      queries: o.withQueries ? Self.tensor(qRows, [H, Q, D], "q") : nil,
-                                      keys: o.withKeys ? Self.tensor(k.map(Float.init), [G, T, D], "k") : nil,
-                                      values: o.withValues ? Self.tensor(v.map(Float.init), [G, T, D], "v") : nil))
+            built.append(
+                LayerTensors(
+                    layer: l, file: "synthetic",
+                    attention: o.withAttention ? Self.tensor(attn, [H, Q, T], "attn") : nil,
+                    queries: o.withQueries ? Self.tensor(qRows, [H, Q, D], "q") : nil,
+                    keys: o.withKeys ? Self.tensor(k.map(Float.init), [G, T, D], "k") : nil,
+                    values: o.withValues ? Self.tensor(v.map(Float.init), [G, T, D], "v") : nil))
         }
         layers = built
-        let shape = TraceShape(layers: o.layers, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: o.prefill,
-                               queryRows: q0 ..< T, kvHeadOfQueryHead: map)
-        info = TraceInfo(name: "synthetic", modelName: "synthetic", shape: shape, modality: modality,
-                         images: o.spans.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element) },
-                         recordedLayers: Array(0 ..< o.layers),
-                         contentHash: "synthetic-\(o.seed)-\(o.layers)x\(H)x\(G)x\(D)-\(o.prefill)+\(o.future)")
+        let shape = TraceShape(
+            layers: o.layers, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: o.prefill,
+            queryRows: q0 ..< T, kvHeadOfQueryHead: map)
+        info = TraceInfo(
+            name: "synthetic", modelName: "synthetic", shape: shape, modality: modality,
+            images: o.spans.enumerated().map { ImageSpan(id: $0.offset, positions: $0.element) },
+            recordedLayers: Array(0 ..< o.layers),
+            contentHash: "synthetic-\(o.seed)-\(o.layers)x\(H)x\(G)x\(D)-\(o.prefill)+\(o.future)")
     }
 
     public func layer(_ index: Int) throws -> LayerTensors { layers[index] }
 }
-

@@ -16,20 +16,25 @@ extension TestTrace {
 
     /// One layer per element of `layerData`, stored as f64 (so values are exact), with the
     /// default GQA map and the content hash `memoryhash`.
-    public init(H: Int, G: Int, D: Int, T: Int, P: Int, queryRows: Range<Int>, modality: [Modality], images: [ImageSpan],
-                scale: Double? = nil, layerData: [LayerArrays]) {
+    public init(
+        H: Int, G: Int, D: Int, T: Int, P: Int, queryRows: Range<Int>, modality: [Modality], images: [ImageSpan],
+        scale: Double? = nil, layerData: [LayerArrays]
+    ) {
         let Q = queryRows.count
         layers = layerData.enumerated().map { l, d in
-            LayerTensors(layer: l, file: "memory",
-                         attention: d.attn.map { Self.tensor($0, [H, Q, T], "attn") },
-                         queries: d.q.map { Self.tensor($0, [H, Q, D], "q") },
-                         keys: d.k.map { Self.tensor($0, [G, T, D], "k") },
-                         values: d.v.map { Self.tensor($0, [G, T, D], "v") })
+            LayerTensors(
+                layer: l, file: "memory",
+                attention: d.attn.map { Self.tensor($0, [H, Q, T], "attn") },
+                queries: d.q.map { Self.tensor($0, [H, Q, D], "q") },
+                keys: d.k.map { Self.tensor($0, [G, T, D], "k") },
+                values: d.v.map { Self.tensor($0, [G, T, D], "v") })
         }
-        let shape = TraceShape(layers: layerData.count, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: P,
-                               queryRows: queryRows, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: G))
-        info = TraceInfo(name: "memory", modelName: "memory", shape: shape, modality: modality, images: images,
-                         recordedLayers: Array(0 ..< layerData.count), attnScale: scale, contentHash: "memoryhash")
+        let shape = TraceShape(
+            layers: layerData.count, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: P,
+            queryRows: queryRows, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: G))
+        info = TraceInfo(
+            name: "memory", modelName: "memory", shape: shape, modality: modality, images: images,
+            recordedLayers: Array(0 ..< layerData.count), attnScale: scale, contentHash: "memoryhash")
     }
 
     /// An f64 tensor of `v`.
@@ -52,9 +57,10 @@ extension TestTrace {
             attn += (0 ..< 4).map { $0 <= i ? a[$0] / s : 0 }
             q += [1, 0]
         }
-        return TestTrace(H: 1, G: 1, D: 2, T: 4, P: P, queryRows: rows, modality: [.text, .image, .text, .text],
-                         images: [ImageSpan(id: 0, positions: 1 ..< 2)], scale: 1,
-                         layerData: [(attn: attn, q: withQueries ? q : nil, k: k, v: v)])
+        return TestTrace(
+            H: 1, G: 1, D: 2, T: 4, P: P, queryRows: rows, modality: [.text, .image, .text, .text],
+            images: [ImageSpan(id: 0, positions: 1 ..< 2)], scale: 1,
+            layerData: [(attn: attn, q: withQueries ? q : nil, k: k, v: v)])
     }
 
     /// Key element `(layer, KV head, position, dim)` of `known(…)`; values are its negation.
@@ -65,9 +71,11 @@ extension TestTrace {
     /// A causal trace with known contents, stored as f32: attention rows uniform over the visible
     /// prefix (row i holds 1/(i+1)) on every row, their prefill column sums, queries
     /// `(flat index mod 5) / 2` on every row, keys `knownKey`, values `−knownKey`; default GQA map.
-    public static func known(layers L: Int = 2, heads H: Int = 4, kvHeads G: Int = 2, dim D: Int = 8, seqLen T: Int = 12,
-                             prefill P: Int = 10,
-                             images: [ImageSpan] = [ImageSpan(id: 0, positions: 3 ..< 7, grid: GridSize(rows: 2, cols: 2))]) -> TestTrace {
+    public static func known(
+        layers L: Int = 2, heads H: Int = 4, kvHeads G: Int = 2, dim D: Int = 8, seqLen T: Int = 12,
+        prefill P: Int = 10,
+        images: [ImageSpan] = [ImageSpan(id: 0, positions: 3 ..< 7, grid: GridSize(rows: 2, cols: 2))]
+    ) -> TestTrace {
         var attn = [Float](repeating: 0, count: H * T * T)
         for h in 0 ..< H { for i in 0 ..< T { for j in 0 ... i { attn[(h * T + i) * T + j] = 1 / Float(i + 1) } } }
         var colsum = [Float](repeating: 0, count: H * T)
@@ -78,14 +86,18 @@ extension TestTrace {
         let built = (0 ..< L).map { l in
             var k = [Float](), v = [Float]()
             for g in 0 ..< G { for t in 0 ..< T { for d in 0 ..< D { k.append(knownKey(l, g, t, d)); v.append(-knownKey(l, g, t, d)) } } }
-            return LayerTensors(layer: l, file: "known", attention: tensor(attn, [H, T, T], "attn"), colsum: tensor(colsum, [H, T], "attn_colsum"),
-                                queries: tensor(q, [H, T, D], "q"), keys: tensor(k, [G, T, D], "k"), values: tensor(v, [G, T, D], "v"))
+            return LayerTensors(
+                layer: l, file: "known", attention: tensor(attn, [H, T, T], "attn"), colsum: tensor(colsum, [H, T], "attn_colsum"),
+                queries: tensor(q, [H, T, D], "q"), keys: tensor(k, [G, T, D], "k"), values: tensor(v, [G, T, D], "v"))
         }
-        let shape = TraceShape(layers: L, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: P,
-                               queryRows: 0 ..< T, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: G))
-        return TestTrace(info: TraceInfo(name: "tiny", modelName: "tiny-model", shape: shape, modality: modality, images: images,
-                                         recordedLayers: Array(0 ..< L)),
-                         layers: built)
+        let shape = TraceShape(
+            layers: L, queryHeads: H, kvHeads: G, headDim: D, seqLen: T, prefillLen: P,
+            queryRows: 0 ..< T, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: G))
+        return TestTrace(
+            info: TraceInfo(
+                name: "tiny", modelName: "tiny-model", shape: shape, modality: modality, images: images,
+                recordedLayers: Array(0 ..< L)),
+            layers: built)
     }
 
     /// The small trace of the CLI tests: 2 layers, 4 heads over 2 KV heads, D = 4, 10 tokens
@@ -109,8 +121,10 @@ extension TestTrace {
     /// layer has and `roles` names); attn_colsum is always f32, the others `dtype`.
     public func tensorData(layer l: Int, dtype: DType = .f16, roles: Set<String>? = nil) -> [TensorData] {
         let t = layers[l]
-        let all: [(String, Tensor?, DType)] = [("attn", t.attention, dtype), ("attn_colsum", t.colsum, .f32), ("q", t.queries, dtype),
-                                               ("k", t.keys, dtype), ("v", t.values, dtype)]
+        let all: [(String, Tensor?, DType)] = [
+            ("attn", t.attention, dtype), ("attn_colsum", t.colsum, .f32), ("q", t.queries, dtype),
+            ("k", t.keys, dtype), ("v", t.values, dtype),
+        ]
         return all.compactMap { name, tensor, type in
             guard let tensor, roles?.contains(name) ?? true else { return nil }
             return TensorData(name: name, floats: tensor.floats(), shape: tensor.shape, as: type)
@@ -126,7 +140,9 @@ extension TestTrace {
 
     /// Writes the trace as an attn-trace v1 folder at `dir` (only the tensors `roles` names, when given).
     @discardableResult
-    public func writeFolder(_ dir: URL, dtype: DType = .f16, roles: Set<String>? = nil, extra: [String: String] = ["notes": "tiny test trace"]) throws -> URL {
+    public func writeFolder(
+        _ dir: URL, dtype: DType = .f16, roles: Set<String>? = nil, extra: [String: String] = ["notes": "tiny test trace"]
+    ) throws -> URL {
         var info = self.info
         info.recordedLayers = []
         var w = try AttnTraceWriter(folder: dir, info: info)

@@ -28,7 +28,7 @@ struct NumpyTests {
 
     @Test("a large member's CRC-32, checked in parallel parts and combined, equals one pass")
     func parallelCRC() throws {
-        let n = 40 << 20 | 12_345 // over the 16 MiB split threshold, not a multiple of the part size
+        let n = 40 << 20 | 12_345  // over the 16 MiB split threshold, not a multiple of the part size
         var bytes = [UInt8](repeating: 0, count: n)
         var x: UInt32 = 2_463_534_242
         for i in 0 ..< n { x ^= x << 13; x ^= x >> 17; x ^= x << 5; bytes[i] = UInt8(truncatingIfNeeded: x) }
@@ -88,12 +88,13 @@ struct SafeTensorsTests {
         let dir = Paths.tempDir()
         let vals: [Float] = [1, -2, 0.5, 0.25, 1024, -0.125]
         let url = dir.appendingPathComponent("a.safetensors")
-        try SafeTensorsWriter.write([
-            TensorData(name: "x", floats: vals, shape: [2, 3], as: dtype),
-            TensorData(name: "i32", ints: [1, -2, 3], shape: [3], as: .i32),
-            TensorData(name: "i64", ints: [Int(Int32.max) + 5, -7], shape: [2], as: .i64),
-            TensorData(name: "b", ints: [1, 0, 1, 1], shape: [4], as: .bool),
-        ], metadata: ["k": "v"], to: url)
+        try SafeTensorsWriter.write(
+            [
+                TensorData(name: "x", floats: vals, shape: [2, 3], as: dtype),
+                TensorData(name: "i32", ints: [1, -2, 3], shape: [3], as: .i32),
+                TensorData(name: "i64", ints: [Int(Int32.max) + 5, -7], shape: [2], as: .i64),
+                TensorData(name: "b", ints: [1, 0, 1, 1], shape: [4], as: .bool),
+            ], metadata: ["k": "v"], to: url)
         let st = try SafeTensorsFile(url)
         #expect(st.metadata == ["k": "v"])
         #expect(st.tensors["x"]!.dtype == dtype && st.tensors["x"]!.floats() == vals)
@@ -154,7 +155,7 @@ struct SafeTensorsTests {
         var w = try AttnTraceWriter(folder: dir, info: tiny.info)
         var t = tiny.tensorData(layer: 0, dtype: .f32)
         var a = tiny.layers[0].attention!.floats()
-        a[0 * tiny.T + 5] = 0.5          // above the diagonal on row 0, row sum 1.5
+        a[0 * tiny.T + 5] = 0.5  // above the diagonal on row 0, row sum 1.5
         t[0] = TensorData(name: "attn", floats: a, shape: [tiny.H, tiny.T, tiny.T], as: .f32)
         try w.write(layer: 0, tensors: t)
         try w.finish()
@@ -176,10 +177,11 @@ struct BareArrayTests {
             attn += tiny.layers[0].attention!.floats()
             keys += tiny.tensorData(layer: l, dtype: .f32)[3].data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
-        try SafeTensorsWriter.write([
-            TensorData(name: "A", floats: attn, shape: [3, tiny.H, tiny.T, tiny.T], as: .f32),
-            TensorData(name: "K", floats: keys, shape: [3, tiny.KVH, tiny.T, tiny.D], as: .f32),
-        ], to: url)
+        try SafeTensorsWriter.write(
+            [
+                TensorData(name: "A", floats: attn, shape: [3, tiny.H, tiny.T, tiny.T], as: .f32),
+                TensorData(name: "K", floats: keys, shape: [3, tiny.KVH, tiny.T, tiny.D], as: .f32),
+            ], to: url)
         var m = BareArrayMapping()
         m.attn = "A"
         m.keys = "K"
@@ -223,10 +225,14 @@ struct BareArrayTests {
     @Test func sidecarSuppliesMetadata() throws {
         let tiny = TestTrace.known(layers: 1, heads: 2, kvHeads: 1, dim: 4, seqLen: 8, prefill: 6, images: [])
         let dir = Paths.tempDir()
-        try NPYWriter.write(TensorData(name: "a", floats: tiny.layers[0].attention!.floats(), shape: [2, 8, 8], as: .f32), to: dir.appendingPathComponent("x.npy"))
-        let side: [String: Any] = ["prefill_len": 6, "token_modality": [0, 1, 1, 1, 1, 0, 0, 0],
-                                   "images": [["image_id": 4, "start": 1, "stop": 5, "grid": [2, 2]]],
-                                   "model": ["name": "side-model", "kv_head_of_query_head": [0, 0]]]
+        try NPYWriter.write(
+            TensorData(name: "a", floats: tiny.layers[0].attention!.floats(), shape: [2, 8, 8], as: .f32),
+            to: dir.appendingPathComponent("x.npy"))
+        let side: [String: Any] = [
+            "prefill_len": 6, "token_modality": [0, 1, 1, 1, 1, 0, 0, 0],
+            "images": [["image_id": 4, "start": 1, "stop": 5, "grid": [2, 2]]],
+            "model": ["name": "side-model", "kv_head_of_query_head": [0, 0]],
+        ]
         try JSONSerialization.data(withJSONObject: side).write(to: dir.appendingPathComponent("x.trace.json"))
         let info = try TraceLoader.open(dir.appendingPathComponent("x.npy").path).info
         #expect(info.modelName == "side-model" && info.shape.prefillLen == 6 && info.shape.kvHeads == 1)
@@ -257,16 +263,22 @@ struct SharedDataTests {
         let q = l.queries!.doubles(), k = l.keys!.doubles(), a = l.attention!.doubles()
         // Row 60 of head 4 recomputed as softmax(scale · q·kᵀ) under the causal mask.
         let h = 4, g = s.kvHeadOfQueryHead[h], i = 60, D = s.headDim, T = s.seqLen
-        var logits = (0 ... i).map { j in (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * t.info.attnScale }
+        var logits = (0 ... i).map { j in
+            (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * t.info.attnScale
+        }
         let mx = logits.max()!
         logits = logits.map { exp($0 - mx) }
         let z = logits.reduce(0, +)
         for j in 0 ... i { #expect(abs(logits[j] / z - a[(h * T + i) * T + j]) < 3e-3) }
     }
 
-    @Test("oracle fixtures load with mapping flags", arguments: [("s1_text_heavy", 160, [40 ..< 64, 94 ..< 118]),
-                                                               ("s2_text_light", 200, [20 ..< 68, 74 ..< 122, 128 ..< 176]),
-                                                               ("s4_rounding", 97, [17 ..< 33, 53 ..< 69])])
+    @Test(
+        "oracle fixtures load with mapping flags",
+        arguments: [
+            ("s1_text_heavy", 160, [40 ..< 64, 94 ..< 118]),
+            ("s2_text_light", 200, [20 ..< 68, 74 ..< 122, 128 ..< 176]),
+            ("s4_rounding", 97, [17 ..< 33, 53 ..< 69]),
+        ])
     func oracleFixture(name: String, length: Int, spans: [Range<Int>]) throws {
         var m = BareArrayMapping()
         m.attn = "in_attention"; m.keys = "in_keys"; m.values = "in_values"; m.queries = "in_queries"; m.tokenKind = "in_token_kind"

@@ -31,7 +31,9 @@ struct SyntheticTests {
             let T = s.seqLen, D = s.headDim
             for (h, i) in [(0, 5), (3, 40), (1, T - 1)] {
                 let g = s.kvHeadOfQueryHead[h]
-                let logits = (0 ... i).map { j in (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * t.info.attnScale }
+                let logits = (0 ... i).map { j in
+                    (0 ..< D).reduce(0.0) { $0 + q[(h * T + i) * D + $1] * k[(g * T + j) * D + $1] } * t.info.attnScale
+                }
                 let m = logits.max()!
                 let e = logits.map { exp($0 - m) }
                 let z = e.reduce(0, +)
@@ -117,7 +119,9 @@ struct SyntheticTests {
         for f in ["trace.json", "layer_000.safetensors", "layer_001.safetensors"] {
             #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)))
         }
-        #expect(try Data(contentsOf: a.appendingPathComponent("layer_001.safetensors")) != Data(contentsOf: d.appendingPathComponent("layer_001.safetensors")))
+        #expect(
+            try Data(contentsOf: a.appendingPathComponent("layer_001.safetensors"))
+                != Data(contentsOf: d.appendingPathComponent("layer_001.safetensors")))
     }
 
     @Test func windowRowsWithGQA() throws {

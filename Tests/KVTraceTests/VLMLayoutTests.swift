@@ -12,13 +12,21 @@ struct VLMLayoutTests {
         for p in Array(2 ..< 6) + Array(8 ..< 12) { modality[p] = 1 }
         var j: [String: Any] = [
             "format": "attn-trace", "version": 1,
-            "model": ["name": "m", "num_layers": 3, "num_heads": 2, "num_kv_heads": 1, "head_dim": 4,
-                      "kv_head_of_query_head": [0, 0]],
+            "model": [
+                "name": "m", "num_layers": 3, "num_heads": 2, "num_kv_heads": 1, "head_dim": 4,
+                "kv_head_of_query_head": [0, 0],
+            ],
             "causal": true, "seq_len": 14, "prefill_len": 12, "query_rows": ["start": 0, "stop": 14],
             "token_modality": modality,
-            "images": [["image_id": 0, "start": 2, "stop": 12, "grid": [1, 8],
-                        "tiles": [["start": 2, "stop": 6, "grid": [2, 2], "label": "row 1 col 1"],
-                                  ["start": 8, "stop": 12, "grid": [2, 2], "label": "global"]]]],
+            "images": [
+                [
+                    "image_id": 0, "start": 2, "stop": 12, "grid": [1, 8],
+                    "tiles": [
+                        ["start": 2, "stop": 6, "grid": [2, 2], "label": "row 1 col 1"],
+                        ["start": 8, "stop": 12, "grid": [2, 2], "label": "global"],
+                    ],
+                ]
+            ],
         ]
         edit(&j)
         return try JSONSerialization.data(withJSONObject: j)
@@ -48,8 +56,12 @@ struct VLMLayoutTests {
 
     @Test func tilesOutOfOrderAreRefused() throws {
         let d = try Self.json { j in
-            j["images"] = [["image_id": 0, "start": 2, "stop": 12,
-                            "tiles": [["start": 8, "stop": 12, "grid": [2, 2]], ["start": 2, "stop": 6, "grid": [2, 2]]]]]
+            j["images"] = [
+                [
+                    "image_id": 0, "start": 2, "stop": 12,
+                    "tiles": [["start": 8, "stop": 12, "grid": [2, 2]], ["start": 2, "stop": 6, "grid": [2, 2]]],
+                ]
+            ]
         }
         let e = #expect(throws: TraceError.self) { try Self.parse(d) }
         #expect(e?.description.contains("tiles of image 0 overlap or are out of order") == true)
@@ -59,8 +71,10 @@ struct VLMLayoutTests {
         let pos = [Array(0 ..< 14), Array(0 ..< 14).map { $0 / 2 }, Array(0 ..< 14).map { $0 % 3 }]
         let d = try Self.json { j in
             j["position_ids"] = pos
-            j["layer_attention"] = [["layer": 0, "type": "sliding_attention", "window": 4, "cached_keys": 4],
-                                    ["layer": 2, "type": "full_attention", "window": NSNull(), "cached_keys": 14]]
+            j["layer_attention"] = [
+                ["layer": 0, "type": "sliding_attention", "window": 4, "cached_keys": 4],
+                ["layer": 2, "type": "full_attention", "window": NSNull(), "cached_keys": 14],
+            ]
             j["bidirectional_spans"] = [[2, 6]]
         }
         let info = try Self.parse(d)

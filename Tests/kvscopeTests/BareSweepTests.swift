@@ -7,9 +7,11 @@ import Testing
 @Suite("sweep on bare arrays")
 struct BareSweepTests {
     static let trace = "Examples/traces/smollm2-pseudoimg2x64-gen16-w24"
-    static let bare = "Examples/traces/smollm2-layer3-bare.npz"   // layer 3 of `trace`, as numpy arrays
-    static let map = ["--attn", "attention", "--colsum", "attn_colsum", "--keys", "keys", "--values", "values", "--queries", "queries",
-                      "--token-kind", "token_kind", "--prefill-len", "161", "--layer", "3"]
+    static let bare = "Examples/traces/smollm2-layer3-bare.npz"  // layer 3 of `trace`, as numpy arrays
+    static let map = [
+        "--attn", "attention", "--colsum", "attn_colsum", "--keys", "keys", "--values", "values", "--queries", "queries",
+        "--token-kind", "token_kind", "--prefill-len", "161", "--layer", "3",
+    ]
 
     struct Doc: Decodable { var rows: [Row] }
     struct Row: Decodable, Hashable {
@@ -44,7 +46,9 @@ struct BareSweepTests {
         let a = try CLI.run(["sweep", Self.bare] + Self.map + args + ["-o", out.appendingPathComponent("flags").path], cwd: CLI.repo)
         #expect(a.status == 0, "\(a.stderr)")
         // P and the layer are not in the file: they are the only flags still needed.
-        let b = try CLI.run(["sweep", Self.bare, "--prefill-len", "161", "--layer", "3"] + args + ["-o", out.appendingPathComponent("names").path], cwd: CLI.repo)
+        let b = try CLI.run(
+            ["sweep", Self.bare, "--prefill-len", "161", "--layer", "3"] + args + ["-o", out.appendingPathComponent("names").path],
+            cwd: CLI.repo)
         #expect(b.status == 0, "\(b.stderr)")
         let flags = try Self.rows(out.appendingPathComponent("flags")), names = try Self.rows(out.appendingPathComponent("names"))
         #expect(flags.count > 100)
@@ -59,7 +63,8 @@ struct BareSweepTests {
         #expect(found.status == 0, "\(found.stderr)")
         #expect(found.stdout.contains("attn           ← attention  (found by name"), "\(found.stdout)")
         #expect(found.stdout.contains("token_kind     ← token_kind  (found by name"))
-        let named = try CLI.run(["info", Self.bare, "--attn", "attention", "--prefill-len", "161", "--layer", "3", "--skip-checks", "--json"], cwd: CLI.repo)
+        let named = try CLI.run(
+            ["info", Self.bare, "--attn", "attention", "--prefill-len", "161", "--layer", "3", "--skip-checks", "--json"], cwd: CLI.repo)
         struct Info: Decodable { struct Member: Decodable { var role: String; var name: String; var origin: String }; var arrays: [Member] }
         let info = try JSONDecoder().decode(Info.self, from: Data(named.stdout.utf8))
         #expect(info.arrays.first { $0.role == "attn" }?.origin == "flag")
@@ -73,11 +78,16 @@ struct BareSweepTests {
         var a = [Float](repeating: 0, count: H * T * T)
         for h in 0 ..< H { for i in 0 ..< T { for j in 0 ... i { a[(h * T + i) * T + j] = 1 / Float(i + 1) } } }
         let url = CLI.tempDir().appendingPathComponent("two.safetensors")
-        try SafeTensorsWriter.write([TensorData(name: "attn", floats: a, shape: [H, T, T]),
-                                     TensorData(name: "attention", floats: a, shape: [H, T, T])], to: url)
+        try SafeTensorsWriter.write(
+            [
+                TensorData(name: "attn", floats: a, shape: [H, T, T]),
+                TensorData(name: "attention", floats: a, shape: [H, T, T]),
+            ], to: url)
         let r = try CLI.run(["info", url.path])
         #expect(r.status == 2)
-        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("attn, attention") && r.stderr.contains("--attn"), "\(r.stderr)")
+        #expect(
+            r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("attn, attention") && r.stderr.contains("--attn"), "\(r.stderr)"
+        )
         let ok = try CLI.run(["info", url.path, "--attn", "attention", "--skip-checks"])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("attn           ← attention  (--attn)"), "\(ok.stdout)")

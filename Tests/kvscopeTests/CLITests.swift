@@ -29,14 +29,16 @@ struct CLITests {
         #expect(r.stdout.contains("KV heads        2  (GQA: kv0←q0-1 kv1←q2-3)"))
     }
 
-    @Test("bad input: one line on stderr and exit status 2", arguments: [
-        (["info", "/nonexistent/trace"], "no such file or folder"),
-        (["info", "PLACEHOLDER", "--grid", "axb"], "The value 'axb' is invalid for '--grid <RxC>'"),
-        (["info", "PLACEHOLDER", "--attn", "x"], "mapping flags (--attn, --keys, …) apply to bare"),
-        (["info", "PLACEHOLDER", "--prefill-len", "0"], "--prefill-len must be ≥ 1"),
-        (["info", "PLACEHOLDER", "--no-such-flag"], "Unknown option '--no-such-flag'"),
-        (["frobnicate"], "Unexpected argument 'frobnicate'"),
-    ])
+    @Test(
+        "bad input: one line on stderr and exit status 2",
+        arguments: [
+            (["info", "/nonexistent/trace"], "no such file or folder"),
+            (["info", "PLACEHOLDER", "--grid", "axb"], "The value 'axb' is invalid for '--grid <RxC>'"),
+            (["info", "PLACEHOLDER", "--attn", "x"], "mapping flags (--attn, --keys, …) apply to bare"),
+            (["info", "PLACEHOLDER", "--prefill-len", "0"], "--prefill-len must be ≥ 1"),
+            (["info", "PLACEHOLDER", "--no-such-flag"], "Unknown option '--no-such-flag'"),
+            (["frobnicate"], "Unexpected argument 'frobnicate'"),
+        ])
     func badInput(args: [String], expected: String) throws {
         let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let r = try CLI.run(args.map { $0 == "PLACEHOLDER" ? dir.path : $0 })
@@ -69,7 +71,7 @@ struct CLITests {
         let dir = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let f = dir.appendingPathComponent("layer_000.safetensors")
         var d = try Data(contentsOf: f)
-        d[d.count - 2] = 0x00; d[d.count - 1] = 0x7E   // last k element: F16 NaN
+        d[d.count - 2] = 0x00; d[d.count - 1] = 0x7E  // last k element: F16 NaN
         try d.write(to: f)
         let r = try CLI.run(["info", dir.path, "--json"])
         #expect(r.status == 2)
@@ -80,7 +82,10 @@ struct CLITests {
     @Test func helpExplainsTheFlags() throws {
         let r = try CLI.run(["info", "--help"])
         #expect(r.status == 0)
-        for flag in ["--attn", "--colsum", "--keys", "--values", "--queries", "--modality", "--token-kind", "--prefill-len", "--layout", "--tril", "--image-spans", "--placeholders", "--grid", "--kv-map", "--json"] {
+        for flag in [
+            "--attn", "--colsum", "--keys", "--values", "--queries", "--modality", "--token-kind", "--prefill-len", "--layout", "--tril",
+            "--image-spans", "--placeholders", "--grid", "--kv-map", "--json",
+        ] {
             #expect(r.stdout.contains(flag), "help lacks \(flag)")
         }
     }
@@ -98,9 +103,11 @@ struct CLITests {
 
     @Test(.enabled(if: CLI.sharedExists, "needs ../shared beside the project"))
     func oracleFixtureWithMappingFlags() throws {
-        let r = try CLI.run(["info", CLI.shared.appendingPathComponent("fixtures/lookm-oracle/s2_text_light.npz").path,
-                             "--attn", "in_attention", "--keys", "in_keys", "--values", "in_values", "--queries", "in_queries",
-                             "--token-kind", "in_token_kind", "--json"])
+        let r = try CLI.run([
+            "info", CLI.shared.appendingPathComponent("fixtures/lookm-oracle/s2_text_light.npz").path,
+            "--attn", "in_attention", "--keys", "in_keys", "--values", "in_values", "--queries", "in_queries",
+            "--token-kind", "in_token_kind", "--json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(j["seq_len"] as? Int == 200 && j["query_heads"] as? Int == 2 && j["head_dim"] as? Int == 128)

@@ -24,9 +24,11 @@ import Testing
 
     @Test func decodingWithoutGeneratedRowsIsOneLine() throws {
         let t = try Self.prefillOnly().path
-        for args in [["simulate", t, "--policy", "h2o", "--budget", "0.5", "--decoding"],
-                     ["simulate", t, "--policy", "h2o", "--budget", "0.5", "--evict-per-step"],
-                     ["render", "decoding", t, "--policies", "h2o", "--budget", "0.5", "-o", CLI.tempDir().appendingPathComponent("d.png").path]] {
+        for args in [
+            ["simulate", t, "--policy", "h2o", "--budget", "0.5", "--decoding"],
+            ["simulate", t, "--policy", "h2o", "--budget", "0.5", "--evict-per-step"],
+            ["render", "decoding", t, "--policies", "h2o", "--budget", "0.5", "-o", CLI.tempDir().appendingPathComponent("d.png").path],
+        ] {
             Self.expectOneLine(try CLI.run(args), naming: "generated rows", args)
         }
         let bad = ["simulate", Self.shipped, "--policy", "h2o", "--budget", "0.2", "--recompress-every", "0"]
@@ -35,8 +37,10 @@ import Testing
 
     @Test func simulateDecodingWritesAStepColumn() throws {
         let out = CLI.tempDir().appendingPathComponent("steps.csv")
-        let r = try CLI.run(["simulate", Self.shipped, "--policy", "h2o", "--budget", "0.2", "--layers", "0", "--evict-per-step",
-                             "-o", out.path])
+        let r = try CLI.run([
+            "simulate", Self.shipped, "--policy", "h2o", "--budget", "0.2", "--layers", "0", "--evict-per-step",
+            "-o", out.path,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("evict one per step"))
         let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n")
@@ -56,15 +60,20 @@ import Testing
         let layers = fixture.attention_recall.keys.compactMap(Int.init).sorted()
         #expect(layers.count == 4)
         let out = CLI.tempDir().appendingPathComponent("evict.csv")
-        let r = try CLI.run(["simulate", Self.shipped, "--policy", "h2o", "--budget", String(fixture.budget), "--gqa", fixture.gqa,
-                             "--layers", layers.map(String.init).joined(separator: ","), "--evict-per-step", "--metrics", "-o", out.path])
+        let r = try CLI.run([
+            "simulate", Self.shipped, "--policy", "h2o", "--budget", String(fixture.budget), "--gqa", fixture.gqa,
+            "--layers", layers.map(String.init).joined(separator: ","), "--evict-per-step", "--metrics", "-o", out.path,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
-        let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
         let col = Dictionary(uniqueKeysWithValues: lines[0].enumerated().map { ($1, $0) })
         for l in layers {
             let expected = fixture.attention_recall[String(l)]!
             var got: [Int: Double] = [:]
-            for cells in lines.dropFirst() where cells[col["metric"]!] == "attention_recall" && cells[col["layer"]!] == String(l) && cells[col["head_index"]!].isEmpty {
+            for cells in lines.dropFirst()
+            where cells[col["metric"]!] == "attention_recall" && cells[col["layer"]!] == String(l) && cells[col["head_index"]!].isEmpty {
                 got[Int(cells[col["step"]!])!] = Double(cells[col["value"]!])
             }
             #expect(got.count == expected.count, "layer \(l)")
@@ -77,8 +86,10 @@ import Testing
 
     @Test func renderDecodingLaysOut() throws {
         let out = CLI.tempDir().appendingPathComponent("decoding.png")
-        let r = try CLI.run(["render", "decoding", Self.shipped, "--policies", "h2o,streaming", "--budget", "0.2", "--layers", "0-1",
-                             "--recompress-every", "4", "--check-layout", "-o", out.path])
+        let r = try CLI.run([
+            "render", "decoding", Self.shipped, "--policies", "h2o,streaming", "--budget", "0.2", "--layers", "0-1",
+            "--recompress-every", "4", "--check-layout", "-o", out.path,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: out.path))
     }
@@ -87,7 +98,9 @@ import Testing
     /// recalls are equal; the same file under another policy differs.
     @Test func compareOwnCacheIsOverlapOne() throws {
         let dir = CLI.tempDir().appendingPathComponent("cache")
-        let s = try CLI.run(["simulate", Self.shipped, "--policy", "snapkv", "--budget", "0.2", "--layers", "0-2", "--save-cache", dir.path])
+        let s = try CLI.run([
+            "simulate", Self.shipped, "--policy", "snapkv", "--budget", "0.2", "--layers", "0-2", "--save-cache", dir.path,
+        ])
         #expect(s.status == 0, "\(s.stderr)")
         struct Row: Decodable { var layer: Int; var head: Int; var jaccard: Double; var recall_kvscope: Double?; var recall_other: Double? }
         struct Doc: Decodable { var rows: [Row] }
@@ -111,7 +124,9 @@ import Testing
         let r = try CLI.run(["compare", q.path, Self.shipped, "--policy", "snapkv", "--budget", "0.2", "--layer", "0", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let byQuery = try JSONDecoder().decode(Doc.self, from: Data(r.stdout.utf8))
-        #expect(byQuery.rows.count == 9 && byQuery.rows.allSatisfy { $0.jaccard == 1 && $0.recall_other != nil && $0.recall_other == $0.recall_kvscope })
+        #expect(
+            byQuery.rows.count == 9
+                && byQuery.rows.allSatisfy { $0.jaccard == 1 && $0.recall_other != nil && $0.recall_other == $0.recall_kvscope })
         #expect(r.stdout.contains("\"head_kind\" : \"query\""))
         let other = try CLI.run(["compare", dir.path, Self.shipped, "--policy", "h2o", "--budget", "0.2", "--json"])
         let doc = try JSONDecoder().decode(Doc.self, from: Data(other.stdout.utf8))
@@ -126,8 +141,8 @@ import Testing
             return u.path
         }
         let cases: [(String, String)] = [
-            (try npy("heads.npy", Array(0 ..< 20), [5, 4]), "heads"),                   // 5 heads: the trace has 3 KV / 9 query heads
-            (try npy("layers.npy", Array(repeating: 1, count: 7 * 3 * 2), [7, 3, 2]), "layers"), // 7 layers of 30
+            (try npy("heads.npy", Array(0 ..< 20), [5, 4]), "heads"),  // 5 heads: the trace has 3 KV / 9 query heads
+            (try npy("layers.npy", Array(repeating: 1, count: 7 * 3 * 2), [7, 3, 2]), "layers"),  // 7 layers of 30
             (try npy("range.npy", [0, 1, 500, 3, 4, 5], [3, 2]), "outside the prefix"),
             (try npy("rank.npy", [0, 1, 2], [3]), "shape"),
         ]

@@ -51,10 +51,12 @@ import Testing
     func exploreMatchesSimulate(_ trace: String, quick: Bool = false) throws {
         let out = CLI.tempDir().appendingPathComponent("explore")
         defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
-        let r = try CLI.run(["explore", trace, "--policies", Self.policies.joined(separator: ","),
-                             "--hh-ratio", Self.list(Self.hh), "--recent-ratio", Self.list(Self.recent),
-                             "--metrics", Self.metrics.joined(separator: ","),
-                             "--safe", "attention_recall>=0.95", "--safe", "output_error<=0.1", "-o", out.path])
+        let r = try CLI.run([
+            "explore", trace, "--policies", Self.policies.joined(separator: ","),
+            "--hh-ratio", Self.list(Self.hh), "--recent-ratio", Self.list(Self.recent),
+            "--metrics", Self.metrics.joined(separator: ","),
+            "--safe", "attention_recall>=0.95", "--safe", "output_error<=0.1", "-o", out.path,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cheapest safe settings"))
         for p in Self.policies {
@@ -77,13 +79,17 @@ import Testing
             if line.contains("no setting is safe") { continue }
             #expect(Double(c[col("attention_recall")])! >= 0.95 && Double(c[col("output_error")])! <= 0.1)
             let hh = Double(c[col("hh_ratio")])!, rr = Double(c[col("recent_ratio")])!
-            let a = all.first { $0.policy == c[col("policy")] && $0.hhRatio == hh && $0.recentRatio == rr && $0.metric == "attention_recall" }
+            let a = all.first {
+                $0.policy == c[col("policy")] && $0.hhRatio == hh && $0.recentRatio == rr && $0.metric == "attention_recall"
+            }
             #expect(a?.value == Double(c[col("attention_recall")]))
         }
         for p in Self.policies {
             let mine = csv.dropFirst().filter { $0.split(separator: ",")[1] == p }
             #expect(!mine.isEmpty, "\(p) has a row in safe.csv")
-            let cheapest = mine.filter { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)[col("cheapest")] == "true" }
+            let cheapest = mine.filter {
+                $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)[col("cheapest")] == "true"
+            }
             #expect(cheapest.count == (mine.contains { $0.contains("no setting is safe") } ? 0 : 1))
         }
         // The sample, for every policy.
@@ -92,7 +98,9 @@ import Testing
         if quick { cells = [cells[0], cells[2], cells[5]] }
         for p in Self.policies {
             for (x, y) in cells {
-                let s = try CLI.run(["simulate", trace, "--policy", p, "--hh-ratio", "\(x)", "--recent-ratio", "\(y)", "--metrics", "--json"])
+                let s = try CLI.run([
+                    "simulate", trace, "--policy", p, "--hh-ratio", "\(x)", "--recent-ratio", "\(y)", "--metrics", "--json",
+                ])
                 let mine = rows.filter { $0.policy == p && $0.hhRatio == x && $0.recentRatio == y && $0.head == nil }
                 if s.status != 0 {
                     // The policy cannot decide at this setting (snapkv needing attention rows the trace
@@ -108,14 +116,18 @@ import Testing
                 #expect(simRows.count == kept.count, "\(p) \(x) \(y): \(simRows.count) vs \(kept.count) rows")
                 for a in simRows {
                     let b = kept.first { $0.metric == a.metric && $0.layer == a.layer && $0.image == a.image }
-                    #expect(b != nil && b!.value == a.value && b!.actualTokens == a.actualTokens, "\(p) \(x) \(y) \(a.metric) layer \(a.layer.map(String.init) ?? "all")")
+                    #expect(
+                        b != nil && b!.value == a.value && b!.actualTokens == a.actualTokens,
+                        "\(p) \(x) \(y) \(a.metric) layer \(a.layer.map(String.init) ?? "all")")
                 }
             }
         }
         // render ratios draws the same figure from the results.
         let fig = out.deletingLastPathComponent().appendingPathComponent("ratios.svg")
-        let rr = try CLI.run(["render", "ratios", out.appendingPathComponent("results.json").path, "--policy", "lookm",
-                              "--metric", "attention_recall", "--safe", "attention_recall>=0.95", "--out", fig.path])
+        let rr = try CLI.run([
+            "render", "ratios", out.appendingPathComponent("results.json").path, "--policy", "lookm",
+            "--metric", "attention_recall", "--safe", "attention_recall>=0.95", "--out", fig.path,
+        ])
         #expect(rr.status == 0, "\(rr.stderr)")
         let svg = try String(contentsOf: fig, encoding: .utf8)
         #expect(svg.contains("<svg"))
@@ -130,8 +142,10 @@ import Testing
         let dir = CLI.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let trace = dir.appendingPathComponent("llava")
-        let s = try CLI.run(["synth", trace.path, "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "2",
-                             "--head-dim", "32", "--grid", "8x8", "--text-len", "120", "--generate", "8"])
+        let s = try CLI.run([
+            "synth", trace.path, "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+            "--head-dim", "32", "--grid", "8x8", "--text-len", "120", "--generate", "8",
+        ])
         #expect(s.status == 0, "\(s.stderr)")
         try exploreMatchesSimulate(trace.path)
     }
@@ -141,8 +155,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let out = dir.appendingPathComponent("x")
-        let r = try CLI.run(["explore", trace.path, "--policies", "h2o", "--hh-ratio", "0.2,0.3", "--recent-ratio", "0.2",
-                             "--safe", "kept_ratio<0.01", "--per-layer", "-o", out.path])
+        let r = try CLI.run([
+            "explore", trace.path, "--policies", "h2o", "--hh-ratio", "0.2,0.3", "--recent-ratio", "0.2",
+            "--safe", "kept_ratio<0.01", "--per-layer", "-o", out.path,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("no setting is safe"))
         let csv = try String(contentsOf: out.appendingPathComponent("safe.csv"), encoding: .utf8)
@@ -174,8 +190,10 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: out.path), "\(c.args) wrote \(out.path)")
         }
         // An empty grid: an empty ratio list, and merges that no listed policy takes.
-        for args in [["explore", trace.path, "--policies", "h2o", "--hh-ratio", "", "--recent-ratio", "0.2"],
-                     ["explore", trace.path, "--policies", "lookm", "--merge", "pivotal", "--hh-ratio", "0.2", "--recent-ratio", "0.2"]] {
+        for args in [
+            ["explore", trace.path, "--policies", "h2o", "--hh-ratio", "", "--recent-ratio", "0.2"],
+            ["explore", trace.path, "--policies", "lookm", "--merge", "pivotal", "--hh-ratio", "0.2", "--recent-ratio", "0.2"],
+        ] {
             let out = dir.appendingPathComponent("empty")
             let r = try CLI.run(args + ["--safe", "attention_recall>=0.9", "-o", out.path])
             #expect(r.status == 2)

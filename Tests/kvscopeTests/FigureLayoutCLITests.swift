@@ -17,13 +17,23 @@ struct FigureLayoutCLITests {
         precondition(r?.status == 0, "synth \(name) failed: \(r?.stderr ?? "")")
         return dir.path
     }
-    static let llava = synth("llava", ["--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "4", "--head-dim", "32",
-                                       "--grid", "12x12", "--text-len", "100"])
-    static let bare = ["Examples/traces/smollm2-layer3-bare.npz", "--attn", "attention", "--colsum", "attn_colsum", "--keys", "keys",
-                       "--values", "values", "--queries", "queries", "--token-kind", "token_kind", "--prefill-len", "161", "--layer", "3"]
-        .enumerated().map { $0.offset == 0 ? CLI.repo.appendingPathComponent($0.element).path : $0.element }
-    static let window32 = synth("w32", ["--heads", "32", "--kv-heads", "8", "--last-prefill-rows", "32", "--images", "2", "--grid", "8x8",
-                                        "--text-len", "120", "--layers", "2", "--generate", "8"])
+    static let llava = synth(
+        "llava",
+        [
+            "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "4", "--head-dim", "32",
+            "--grid", "12x12", "--text-len", "100",
+        ])
+    static let bare = [
+        "Examples/traces/smollm2-layer3-bare.npz", "--attn", "attention", "--colsum", "attn_colsum", "--keys", "keys",
+        "--values", "values", "--queries", "queries", "--token-kind", "token_kind", "--prefill-len", "161", "--layer", "3",
+    ]
+    .enumerated().map { $0.offset == 0 ? CLI.repo.appendingPathComponent($0.element).path : $0.element }
+    static let window32 = synth(
+        "w32",
+        [
+            "--heads", "32", "--kv-heads", "8", "--last-prefill-rows", "32", "--images", "2", "--grid", "8x8",
+            "--text-len", "120", "--layers", "2", "--generate", "8",
+        ])
 
     /// Every figure kind, at a recorded `layer` (nil for one-layer bare arrays).
     static func figures(layer: String?) -> [[String]] {
@@ -79,15 +89,23 @@ struct FigureLayoutCLITests {
         let dir = CLI.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let sweep = dir.appendingPathComponent("sweep").path, ratios = dir.appendingPathComponent("ratios").path
-        let a = try CLI.run(["sweep"] + trace + ["--policies", "full,h2o,snapkv,lookm,oracle", "--budgets", "0.1,0.3",
-                                                 "--metrics", "attention_recall,kept_ratio,image_retention", "-o", sweep])
+        let a = try CLI.run(
+            ["sweep"] + trace + [
+                "--policies", "full,h2o,snapkv,lookm,oracle", "--budgets", "0.1,0.3",
+                "--metrics", "attention_recall,kept_ratio,image_retention", "-o", sweep,
+            ])
         #expect(a.status == 0, "\(name) sweep: \(a.stderr)")
-        let b = try CLI.run(["sweep"] + trace + ["--policies", "lookm", "--hh-ratio", "0.05,0.1,0.2", "--recent-ratio", "0.05,0.1",
-                                                 "--metrics", "attention_recall,kept_ratio", "-o", ratios])
+        let b = try CLI.run(
+            ["sweep"] + trace + [
+                "--policies", "lookm", "--hh-ratio", "0.05,0.1,0.2", "--recent-ratio", "0.05,0.1",
+                "--metrics", "attention_recall,kept_ratio", "-o", ratios,
+            ])
         #expect(b.status == 0, "\(name) ratio sweep: \(b.stderr)")
-        for figure in [["curves", sweep, "--metric", "attention_recall"], ["curves", sweep, "--metric", "attention_recall", "--match"] + mapping,
-                       ["curves", sweep, "--metric", "image_retention"],
-                       ["ratios", ratios, "--policy", "lookm", "--metric", "attention_recall", "--safe", "attention_recall>=0.95"]] {
+        for figure in [
+            ["curves", sweep, "--metric", "attention_recall"], ["curves", sweep, "--metric", "attention_recall", "--match"] + mapping,
+            ["curves", sweep, "--metric", "image_retention"],
+            ["ratios", ratios, "--policy", "lookm", "--metric", "attention_recall", "--safe", "attention_recall>=0.95"],
+        ] {
             let out = dir.appendingPathComponent("f.png")
             let r = try CLI.run(["render"] + figure + ["--check-layout", "-o", out.path])
             #expect(r.status == 0, "\(name) \(figure.joined(separator: " ")): \(r.stderr)")
@@ -96,8 +114,9 @@ struct FigureLayoutCLITests {
         }
     }
 
-    @Test("the LOOK-M oracle fixture as a bare .npz", .enabled(if: CLI.sharedExists, "needs ../shared beside the project"),
-          arguments: figures(layer: nil))
+    @Test(
+        "the LOOK-M oracle fixture as a bare .npz", .enabled(if: CLI.sharedExists, "needs ../shared beside the project"),
+        arguments: figures(layer: nil))
     func bareNPZ(figure: [String]) throws {
         try check(figure, trace: [RenderCLITests.oracle] + RenderCLITests.oracleFlags, name: "npz")
     }
@@ -105,8 +124,10 @@ struct FigureLayoutCLITests {
     @Test func theAuditFailsWhenTextLeavesThePage() throws {
         // A title far wider than any page is shrunk only down to 5 pt: the audit must notice.
         let out = CLI.tempDir().appendingPathComponent("f.png")
-        let r = try CLI.run(["render", "heatmap", Self.real, "--layer", "1", "--title", String(repeating: "x", count: 900),
-                             "--check-layout", "-o", out.path])
+        let r = try CLI.run([
+            "render", "heatmap", Self.real, "--layer", "1", "--title", String(repeating: "x", count: 900),
+            "--check-layout", "-o", out.path,
+        ])
         #expect(r.status != 0 && r.stderr.contains("--check-layout"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }

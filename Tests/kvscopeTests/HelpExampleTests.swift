@@ -45,9 +45,12 @@ struct HelpExampleTests {
             #expect(!e.examples.isEmpty, "\(e.command): no --help example")
             for x in e.examples {
                 for a in x.arguments where a.hasPrefix("Examples/") {
-                    #expect(FileManager.default.fileExists(atPath: CLI.repo.appendingPathComponent(a).path), "\(e.command): \(a) is not shipped")
+                    #expect(
+                        FileManager.default.fileExists(atPath: CLI.repo.appendingPathComponent(a).path), "\(e.command): \(a) is not shipped"
+                    )
                 }
-                for a in x.arguments where a.contains("/") && !(a.first?.isNumber ?? false) && !a.hasPrefix("Examples/") && !a.hasPrefix("Output/") {
+                for a in x.arguments
+                where a.contains("/") && !(a.first?.isNumber ?? false) && !a.hasPrefix("Examples/") && !a.hasPrefix("Output/") {
                     Issue.record("\(e.command): \(a) is neither a shipped input nor under Output/")
                 }
             }
@@ -61,7 +64,9 @@ struct HelpExampleTests {
             #expect(help.status == 0)
             let text = Self.normalized(help.stdout)
             for x in e.examples {
-                let line = Self.normalized((["kvscope"] + x.arguments.map { $0.contains(where: { "<>|&;*?()[]$'\" ".contains($0) }) ? "'\($0)'" : $0 }).joined(separator: " "))
+                let line = Self.normalized(
+                    (["kvscope"] + x.arguments.map { $0.contains(where: { "<>|&;*?()[]$'\" ".contains($0) }) ? "'\($0)'" : $0 }).joined(
+                        separator: " "))
                 #expect(text.contains(line), "\(e.command) --help does not show: \(line)")
             }
         }
@@ -86,8 +91,9 @@ struct HelpExampleTests {
                 let dir = CLI.tempDir()
                 defer { try? FileManager.default.removeItem(at: dir) }
                 do {
-                    try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("Examples"),
-                                                               withDestinationURL: CLI.repo.appendingPathComponent("Examples"))
+                    try FileManager.default.createSymbolicLink(
+                        at: dir.appendingPathComponent("Examples"),
+                        withDestinationURL: CLI.repo.appendingPathComponent("Examples"))
                     for x in e.examples {
                         let r = try CLI.run(x.arguments, cwd: dir)
                         lock.lock()

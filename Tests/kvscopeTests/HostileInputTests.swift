@@ -25,7 +25,8 @@ struct MeasuredRun {
         let out = dir.appendingPathComponent("stdout").path, err = dir.appendingPathComponent("stderr").path
         var argv: [String]
         if let shellPrefix {
-            let quoted = ([CLI.binary.path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+            let quoted = ([CLI.binary.path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(
+                separator: " ")
             argv = ["/bin/sh", "-c", "\(shellPrefix); exec \(quoted)"]
         } else {
             argv = [CLI.binary.path] + args
@@ -58,10 +59,11 @@ struct MeasuredRun {
         let seconds = Date().timeIntervalSince(started)
         let signalled = (status & 0x7f) != 0
         let exit = signalled ? -1 : (status >> 8) & 0xff
-        return MeasuredRun(status: exit, signalled: signalled, timedOut: timedOut,
-                           stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
-                           stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                           maxRSSBytes: Int(usage.ru_maxrss) * 1024, seconds: seconds)
+        return MeasuredRun(
+            status: exit, signalled: signalled, timedOut: timedOut,
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            maxRSSBytes: Int(usage.ru_maxrss) * 1024, seconds: seconds)
     }
 }
 
@@ -91,8 +93,9 @@ struct HostileInputTests {
     static func bareFiles() throws -> URL {
         let dir = CLI.tempDir()
         let a = [Float](repeating: 0.25, count: 32)
-        try SafeTensorsWriter.write([TensorData(name: "attn", floats: a, shape: [2, 4, 4], as: .f32)], metadata: [:],
-                                    to: dir.appendingPathComponent("ok.safetensors"))
+        try SafeTensorsWriter.write(
+            [TensorData(name: "attn", floats: a, shape: [2, 4, 4], as: .f32)], metadata: [:],
+            to: dir.appendingPathComponent("ok.safetensors"))
         return dir
     }
 
@@ -124,9 +127,11 @@ struct HostileInputTests {
     static func traceFolder(_ json: String) throws -> URL {
         let dir = CLI.tempDir().appendingPathComponent("t")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: regressions.appendingPathComponent("tracejson/\(json)"), to: dir.appendingPathComponent("trace.json"))
-        try SafeTensorsWriter.write([TensorData(name: "attn", floats: [Float](repeating: 0.25, count: 32), shape: [2, 4, 4], as: .f32)],
-                                    metadata: ["layer": "0"], to: dir.appendingPathComponent("layer_000.safetensors"))
+        try FileManager.default.copyItem(
+            at: regressions.appendingPathComponent("tracejson/\(json)"), to: dir.appendingPathComponent("trace.json"))
+        try SafeTensorsWriter.write(
+            [TensorData(name: "attn", floats: [Float](repeating: 0.25, count: 32), shape: [2, 4, 4], as: .f32)],
+            metadata: ["layer": "0"], to: dir.appendingPathComponent("layer_000.safetensors"))
         return dir
     }
 
@@ -175,8 +180,12 @@ struct HostileInputTests {
     }
 
     /// A bare `.npy` from a regression input of the `barearrays` reader: flag byte, npy image, NUL, sidecar.
-    @Test("sidecar and packed-triangle reproducers", arguments: ["issue10-sidecar-query-start-max.bin", "issue10-sidecar-kv-map-max.bin",
-                                                                 "issue10-sidecar-grid-overflow.bin", "issue10-tril-zero-elements.bin"])
+    @Test(
+        "sidecar and packed-triangle reproducers",
+        arguments: [
+            "issue10-sidecar-query-start-max.bin", "issue10-sidecar-kv-map-max.bin",
+            "issue10-sidecar-grid-overflow.bin", "issue10-tril-zero-elements.bin",
+        ])
     func bareArrayReproducer(_ name: String) throws {
         let bytes = [UInt8](try Data(contentsOf: Self.regressions.appendingPathComponent("barearrays/\(name)")))
         let body = Array(bytes.dropFirst())
@@ -193,11 +202,12 @@ struct HostileInputTests {
     @Test func floatKindArraysWithNaNOrHugeValues() throws {
         let dir = try Self.bareFiles()
         let st = dir.appendingPathComponent("kinds.safetensors")
-        try SafeTensorsWriter.write([
-            TensorData(name: "attn", floats: [Float](repeating: 0.25, count: 32), shape: [2, 4, 4], as: .f32),
-            TensorData(name: "nan", floats: [0, .nan, 1, 1], shape: [4], as: .f32),
-            TensorData(name: "huge", floats: [0, 1e30, 1, 1], shape: [4], as: .f32),
-        ], metadata: [:], to: st)
+        try SafeTensorsWriter.write(
+            [
+                TensorData(name: "attn", floats: [Float](repeating: 0.25, count: 32), shape: [2, 4, 4], as: .f32),
+                TensorData(name: "nan", floats: [0, .nan, 1, 1], shape: [4], as: .f32),
+                TensorData(name: "huge", floats: [0, 1e30, 1, 1], shape: [4], as: .f32),
+            ], metadata: [:], to: st)
         for (flag, array) in [("--token-kind", "nan"), ("--token-kind", "huge"), ("--modality", "nan"), ("--modality", "huge")] {
             let r = try MeasuredRun.kvscope(["info", st.path, "--attn", "attn", flag, array])
             expectRefused(r, naming: flag, "\(flag) \(array)")
@@ -250,15 +260,18 @@ struct HostileInputTests {
 
     @Test func hugeLayerRanges() throws {
         for range in ["0-9223372036854775807", "0-100000000"] {
-            let r = try MeasuredRun.kvscope(["simulate", Self.example, "--policy", "lookm", "--budget", "0.2", "--layers", range], timeout: 30)
+            let r = try MeasuredRun.kvscope(
+                ["simulate", Self.example, "--policy", "lookm", "--budget", "0.2", "--layers", range], timeout: 30)
             expectRefused(r, naming: "--layers", range)
         }
     }
 
     @Test func hugeSynthSettings() throws {
         let out = CLI.tempDir().appendingPathComponent("s").path
-        for flags in [["--grid", "3037000500x3037000500"], ["--text-len", "9223372036854775807"], ["--images", "9223372036854775807"],
-                      ["--heads", "4611686018427387904", "--kv-heads", "1"], ["--heads", "65536", "--kv-heads", "65536", "--text-len", "100000"]] {
+        for flags in [
+            ["--grid", "3037000500x3037000500"], ["--text-len", "9223372036854775807"], ["--images", "9223372036854775807"],
+            ["--heads", "4611686018427387904", "--kv-heads", "1"], ["--heads", "65536", "--kv-heads", "65536", "--text-len", "100000"],
+        ] {
             let r = try MeasuredRun.kvscope(["synth", out] + flags)
             expectRefused(r, naming: flags[0], flags.joined(separator: " "))
             #expect(!FileManager.default.fileExists(atPath: out))
@@ -269,7 +282,9 @@ struct HostileInputTests {
         let r = try MeasuredRun.kvscope(["simulate", Self.example, "--policy", "lookm", "--budget", "-1"])
         expectRefused(r, naming: "--budget", "--budget -1")
         #expect(!r.stderr.contains("Missing value"), "\(r.stderr)")
-        let s = try MeasuredRun.kvscope(["sweep", Self.example, "--policies", "lookm", "--budgets", "", "--out", CLI.tempDir().appendingPathComponent("sw").path])
+        let s = try MeasuredRun.kvscope([
+            "sweep", Self.example, "--policies", "lookm", "--budgets", "", "--out", CLI.tempDir().appendingPathComponent("sw").path,
+        ])
         expectRefused(s, naming: "--budgets", "--budgets ''")
     }
 
@@ -329,7 +344,8 @@ struct HostileInputTests {
         let dir = CLI.tempDir()
         for ext in ["pdf", "png", "svg"] {
             let out = dir.appendingPathComponent("fig.\(ext)")
-            let r = try MeasuredRun.kvscope(["render", "modality", Self.example, "--out", out.path], shellPrefix: "trap '' XFSZ; ulimit -f 1")
+            let r = try MeasuredRun.kvscope(
+                ["render", "modality", Self.example, "--out", out.path], shellPrefix: "trap '' XFSZ; ulimit -f 1")
             expectRefused(r, naming: out.path, "full disk .\(ext)")
             #expect(!r.stdout.contains("wrote"), "\(r.stdout)")
             #expect(!FileManager.default.fileExists(atPath: out.path))

@@ -58,7 +58,9 @@ struct MatchAndBudgetTests {
     }
 
     struct Doc: Decodable {
-        struct Row: Decodable { var policy: String; var budget: Double?; var metric: String; var layer: Int?; var head: Int?; var value: Double? }
+        struct Row: Decodable {
+            var policy: String; var budget: Double?; var metric: String; var layer: Int?; var head: Int?; var value: Double?
+        }
         var rows: [Row]
     }
 
@@ -67,11 +69,17 @@ struct MatchAndBudgetTests {
         let dir = CLI.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let sweep = dir.appendingPathComponent("sweep")
-        let s = try CLI.run(["sweep", Self.bare] + Self.mapping + ["--policies", "h2o,text-prior,lookm,oracle", "--budgets", "0.1,0.3",
-                             "--metrics", "attention_recall,kept_ratio", "-o", sweep.path], cwd: CLI.repo)
+        let s = try CLI.run(
+            ["sweep", Self.bare] + Self.mapping + [
+                "--policies", "h2o,text-prior,lookm,oracle", "--budgets", "0.1,0.3",
+                "--metrics", "attention_recall,kept_ratio", "-o", sweep.path,
+            ], cwd: CLI.repo)
         #expect(s.status == 0, "\(s.stderr)")
         let png = dir.appendingPathComponent("m.png")
-        let r = try CLI.run(["render", "curves", sweep.path, "--metric", "attention_recall", "--match"] + Self.mapping + ["-o", png.path, "--check-layout"], cwd: CLI.repo)
+        let r = try CLI.run(
+            ["render", "curves", sweep.path, "--metric", "attention_recall", "--match"] + Self.mapping + [
+                "-o", png.path, "--check-layout",
+            ], cwd: CLI.repo)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: png.path))
         // The table: policy, position, kept_ratio, policy_value, oracle_value.
@@ -84,7 +92,8 @@ struct MatchAndBudgetTests {
         #expect(Set(table.keys) == ["h2o", "text-prior", "lookm"], "\(r.stdout)")
         let rows = try JSONDecoder().decode(Doc.self, from: Data(contentsOf: sweep.appendingPathComponent("results.json"))).rows
         func plainOracle(_ b: Double) -> Double? {
-            rows.first { $0.policy == "oracle" && $0.budget == b && $0.metric == "attention_recall" && $0.layer == nil && $0.head == nil }?.value
+            rows.first { $0.policy == "oracle" && $0.budget == b && $0.metric == "attention_recall" && $0.layer == nil && $0.head == nil }?
+                .value
         }
         for b in [0.1, 0.3] {
             for p in ["h2o", "text-prior", "lookm"] {
@@ -100,7 +109,10 @@ struct MatchAndBudgetTests {
             // lies above the plain one exactly when it keeps more.
             let t = try #require(table["text-prior"]?[b])
             #expect(t.kept >= h.kept && t.oracle >= plain - 1e-12)
-            if b == 0.1 { #expect(t.kept > h.kept && t.oracle > plain, "text-prior at \(b): kept \(t.kept) vs \(h.kept), bound \(t.oracle) vs \(plain)") }
+            if b == 0.1 {
+                #expect(
+                    t.kept > h.kept && t.oracle > plain, "text-prior at \(b): kept \(t.kept) vs \(h.kept), bound \(t.oracle) vs \(plain)")
+            }
         }
         // --trace and the mapping flags only go with --match.
         let bad = try CLI.run(["render", "curves", sweep.path, "--prefill-len", "161"], cwd: CLI.repo)

@@ -19,22 +19,55 @@ struct PoliciesCLITests {
         let j = try CLI.run(["policies", "adakv", "--json"])
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
         let params = try #require(obj["parameters"] as? [[String: Any]])
-        #expect(params.map { $0["name"] as? String } .contains("safeguard"))
+        #expect(params.map { $0["name"] as? String }.contains("safeguard"))
     }
 
-    @Test("unknown ids and parameters: one line with a suggestion, exit 2", arguments: [
-        (["policies", "lookN"], "did you mean 'lookm'"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2O,snapkv", "--budget", "0.2"], "sweep"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "snapkv", "--param", "windw=8", "--budget", "0.2"], "did you mean 'window'"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "pyramidkv", "--param", "window=-1", "--budget", "0.2"], "outside 1…"),
-        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o", "--param", "window=8"], "no listed policy declares it"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--budgets", "0.2"], "Unknown option '--budgets'"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--foo", "1", "--budget", "0.2"], "Unknown option '--foo'"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "lookm", "--merge-scope", "bogus"], "'bogus' is invalid for '--merge-scope"),
-        (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--merge-scope", "modality"], "does not merge; --merge-scope modality applies to merging policies"),
-        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o,snapkv", "--merge-scope", "modality"], "--merge-scope: no listed policy merges"),
-        (["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "lookm", "--merge-scope", "all,nope"], "'all,nope' is invalid for '--merge-scope"),
-    ])
+    @Test(
+        "unknown ids and parameters: one line with a suggestion, exit 2",
+        arguments: [
+            (["policies", "lookN"], "did you mean 'lookm'"),
+            (["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2O,snapkv", "--budget", "0.2"], "sweep"),
+            (
+                [
+                    "simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "snapkv", "--param", "windw=8", "--budget",
+                    "0.2",
+                ], "did you mean 'window'"
+            ),
+            (
+                [
+                    "simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "pyramidkv", "--param", "window=-1",
+                    "--budget", "0.2",
+                ], "outside 1…"
+            ),
+            (
+                ["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o", "--param", "window=8"],
+                "no listed policy declares it"
+            ),
+            (
+                ["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--budgets", "0.2"],
+                "Unknown option '--budgets'"
+            ),
+            (
+                ["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--foo", "1", "--budget", "0.2"],
+                "Unknown option '--foo'"
+            ),
+            (
+                ["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "lookm", "--merge-scope", "bogus"],
+                "'bogus' is invalid for '--merge-scope"
+            ),
+            (
+                ["simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "h2o", "--merge-scope", "modality"],
+                "does not merge; --merge-scope modality applies to merging policies"
+            ),
+            (
+                ["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "h2o,snapkv", "--merge-scope", "modality"],
+                "--merge-scope: no listed policy merges"
+            ),
+            (
+                ["sweep", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policies", "lookm", "--merge-scope", "all,nope"],
+                "'all,nope' is invalid for '--merge-scope"
+            ),
+        ])
     func badInput(_ args: [String], _ expected: String) throws {
         let r = try CLI.run(args, cwd: CLI.repo)
         #expect(r.status == 2)
@@ -68,7 +101,9 @@ struct MergeScopeCLITests {
     @Test("simulate: the scope is in the policy label, merge_flow lists where image tokens went, and the dropped ones")
     func simulateScopes() throws {
         let all = try CLI.run(["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--metrics", "--json"], cwd: CLI.repo)
-        let image = try CLI.run(["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--metrics", "--json", "--merge-scope", "image"], cwd: CLI.repo)
+        let image = try CLI.run(
+            ["simulate", Self.trace, "--policy", "lookm", "--budget", "0.2", "--metrics", "--json", "--merge-scope", "image"], cwd: CLI.repo
+        )
         #expect(all.status == 0 && image.status == 0, "\(image.stderr)")
         func flows(_ r: CLI.Result) throws -> [String: Double] {
             let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])

@@ -13,8 +13,10 @@ struct ReportCLITests {
     static func smallSweep() throws -> (dir: URL, trace: URL) {
         let trace = try TestTrace.small().writeTemporaryFolder(roles: ["attn", "k"])
         let out = trace.deletingLastPathComponent().appendingPathComponent("sweep")
-        let r = try CLI.run(["sweep", trace.path, "--policies", policies.joined(separator: ","), "--budgets", budgets.joined(separator: ","),
-                             "--out", out.path])
+        let r = try CLI.run([
+            "sweep", trace.path, "--policies", policies.joined(separator: ","), "--budgets", budgets.joined(separator: ","),
+            "--out", out.path,
+        ])
         guard r.status == 0 else { throw CLIError(message: "sweep failed: \(r.stderr)") }
         return (out, trace)
     }
@@ -23,7 +25,9 @@ struct ReportCLITests {
 
     /// The `<table class="summary" …>` … `</table>` of `html`.
     static func summaryTable(_ html: String) -> String? {
-        guard let start = html.range(of: "<table class=\"summary\""), let end = html[start.upperBound...].range(of: "</table>") else { return nil }
+        guard let start = html.range(of: "<table class=\"summary\""), let end = html[start.upperBound...].range(of: "</table>") else {
+            return nil
+        }
         return String(html[start.lowerBound ..< end.upperBound])
     }
 
@@ -48,7 +52,9 @@ struct ReportCLITests {
         let figures = Self.count("<figure", in: html)
         #expect(figures >= 4 && Self.inlineFigures(html) == figures, "every figure is an inline <svg>")
         #expect(Self.count("<svg ", in: html) == figures && !html.contains("<symbol"), "text is drawn as paths")
-        #expect(html.contains("Retention map at budget 0.5") && html.contains("Per-image patch grids at budget 0.5"), "default: the median budget")
+        #expect(
+            html.contains("Retention map at budget 0.5") && html.contains("Per-image patch grids at budget 0.5"),
+            "default: the median budget")
         // The summary table: the full cache once, then every policy at every budget.
         let table = try #require(Self.summaryTable(html))
         #expect(Self.count("<tr", in: table) == 1 + 1 + (Self.policies.count - 1) * Self.budgets.count)
@@ -83,12 +89,14 @@ struct ReportCLITests {
 
     @Test func anExploreFolderShowsTheCheapestSafeSettingsAndItsRatioMaps() throws {
         let (dir, _) = try Self.smallSweep()
-        try Data("""
+        try Data(
+            """
             trace,policy,hh_ratio,recent_ratio,attention_recall,kept_ratio,cheapest
             small,lookm,0.1,0.05,0.97,0.15,true
             small,"h2o, sinks",0.2,0.1,0.99,0.3,false
 
-            """.utf8).write(to: dir.appendingPathComponent("safe.csv"))
+            """.utf8
+        ).write(to: dir.appendingPathComponent("safe.csv"))
         let map = dir.appendingPathComponent("ratio-map-attention_recall.svg")
         let r0 = try CLI.run(["render", "curves", dir.appendingPathComponent("results.csv").path, "--out", map.path])
         #expect(r0.status == 0, "\(r0.stderr)")
@@ -119,19 +127,26 @@ struct ReportCLITests {
 
     @Test func badInputGetsOneLineAndWritesNothing() throws {
         // A folder that is not a sweep.
-        try badInput({ [$0.path] }, prepare: { try Data("x".utf8).write(to: $0.appendingPathComponent("notes.txt")) },
-                     expected: "not a sweep or explore folder")
+        try badInput(
+            { [$0.path] }, prepare: { try Data("x".utf8).write(to: $0.appendingPathComponent("notes.txt")) },
+            expected: "not a sweep or explore folder")
         try badInput({ [$0.appendingPathComponent("nowhere").path] }, prepare: { _ in }, expected: "no such folder")
-        try badInput({ [$0.appendingPathComponent("notes.txt").path] }, prepare: { try Data("x".utf8).write(to: $0.appendingPathComponent("notes.txt")) },
-                     expected: "not a folder")
+        try badInput(
+            { [$0.appendingPathComponent("notes.txt").path] },
+            prepare: { try Data("x".utf8).write(to: $0.appendingPathComponent("notes.txt")) },
+            expected: "not a folder")
         // A sweep with no rows, and a results.json that is not one.
-        try badInput({ [$0.path] }, prepare: {
-            try Data(#"{"metadata": {}, "rows": []}"#.utf8).write(to: $0.appendingPathComponent("results.json"))
-        }, expected: "no result rows")
-        try badInput({ [$0.path] }, prepare: { try Data("{\"rows\": [{\"trace\": 1}]}".utf8).write(to: $0.appendingPathComponent("results.json")) },
-                     expected: "not a KVScope results.json")
-        try badInput({ [$0.path] }, prepare: { try Data("garbage".utf8).write(to: $0.appendingPathComponent("results.json")) },
-                     expected: "results.json")
+        try badInput(
+            { [$0.path] },
+            prepare: {
+                try Data(#"{"metadata": {}, "rows": []}"#.utf8).write(to: $0.appendingPathComponent("results.json"))
+            }, expected: "no result rows")
+        try badInput(
+            { [$0.path] }, prepare: { try Data("{\"rows\": [{\"trace\": 1}]}".utf8).write(to: $0.appendingPathComponent("results.json")) },
+            expected: "not a KVScope results.json")
+        try badInput(
+            { [$0.path] }, prepare: { try Data("garbage".utf8).write(to: $0.appendingPathComponent("results.json")) },
+            expected: "results.json")
         // Flags.
         try badInput({ [$0.path, "--budget", "1.5"] }, prepare: { _ in }, expected: "--budget")
     }
@@ -171,8 +186,11 @@ struct ReportCLITests {
         defer { try? FileManager.default.removeItem(at: profile) }
         let p = Process()
         p.executableURL = chromium
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                       "--user-data-dir=\(profile.path)"] + args + [page.absoluteString]
+        p.arguments =
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                "--user-data-dir=\(profile.path)",
+            ] + args + [page.absoluteString]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
@@ -214,7 +232,8 @@ struct ReportCLITests {
         // and the page opened in under a second. A harness page (not part of the report) loads the report
         // in a frame and writes what it measured into its own DOM, which --dump-dom prints.
         let harness = dir.appendingPathComponent("harness.html")
-        try Data("""
+        try Data(
+            """
             <!DOCTYPE html><html><body><pre id="result">pending</pre><script>
             const t0 = performance.now();
             const f = document.createElement('iframe');
@@ -229,13 +248,17 @@ struct ReportCLITests {
             f.src = 'report.html';
             document.body.appendChild(f);
             </script></body></html>
-            """.utf8).write(to: harness)
+            """.utf8
+        ).write(to: harness)
         let dom = try Self.headless(chromium, ["--allow-file-access-from-files", "--dump-dom"], page: harness, in: dir)
-        let result = try #require(dom.range(of: "rows=").map { String(dom[$0.lowerBound...].prefix { $0 != "<" }) }, "harness printed nothing: \(dom.prefix(300))")
-        let fields = Dictionary(uniqueKeysWithValues: result.split(separator: ";").compactMap { kv -> (String, Int)? in
-            let p = kv.split(separator: "=")
-            return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil
-        })
+        let result = try #require(
+            dom.range(of: "rows=").map { String(dom[$0.lowerBound...].prefix { $0 != "<" }) }, "harness printed nothing: \(dom.prefix(300))"
+        )
+        let fields = Dictionary(
+            uniqueKeysWithValues: result.split(separator: ";").compactMap { kv -> (String, Int)? in
+                let p = kv.split(separator: "=")
+                return p.count == 2 ? (String(p[0]), Int(p[1]) ?? -1) : nil
+            })
         #expect(fields["rows"] == expectedRows, "\(result)")
         #expect(fields["svg"] == expectedFigures, "\(result)")
         let ms = try #require(fields["ms"])

@@ -6,11 +6,15 @@ import Testing
 @Suite("kvscope sweep --shard, collect, slurm", .serialized)
 struct ShardCLITests {
     static let shipped = CLI.repo.appendingPathComponent("Examples/traces/smollm2-pseudoimg2x64-gen16-w24").path
-    static let grid = ["--policies", "h2o,lookm,streaming", "--budgets", "0.1,0.3", "--metrics", "kept_ratio,attention_recall,output_error"]
+    static let grid = [
+        "--policies", "h2o,lookm,streaming", "--budgets", "0.1,0.3", "--metrics", "kept_ratio,attention_recall,output_error",
+    ]
 
     /// A small explore: 2 policies × a 2 × 2 ratio grid.
-    static let exploreGrid = ["--policies", "h2o,lookm", "--hh-ratio", "0.05,0.2", "--recent-ratio", "0.05,0.1",
-                              "--metrics", "kept_ratio,attention_recall", "--safe", "attention_recall>=0.9"]
+    static let exploreGrid = [
+        "--policies", "h2o,lookm", "--hh-ratio", "0.05,0.2", "--recent-ratio", "0.05,0.1",
+        "--metrics", "kept_ratio,attention_recall", "--safe", "attention_recall>=0.9",
+    ]
 
     /// `sweep` with `grid`, or `explore` with `exploreGrid`, and the files each writes that shards must reproduce.
     enum Command: String {
@@ -47,7 +51,8 @@ struct ShardCLITests {
         let parts = out.appendingPathComponent("shards/\(folder)/.parts")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, p.isRunning,
-              ((try? FileManager.default.contentsOfDirectory(atPath: parts.path)) ?? []).filter({ $0.hasSuffix(".json") }).isEmpty {
+            ((try? FileManager.default.contentsOfDirectory(atPath: parts.path)) ?? []).filter({ $0.hasSuffix(".json") }).isEmpty
+        {
             usleep(20_000)
         }
         let killed = p.isRunning
@@ -67,7 +72,8 @@ struct ShardCLITests {
         #expect(early.status == 2 && early.stderr.contains("2-of-3") && early.stderr.split(separator: "\n").count == 1, "\(early.stderr)")
         for f in cmd.files { #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path)) }
         let again = try shard(cmd, trace, "2/3", out: out)
-        #expect(again.status == 2 && again.stderr.contains("--resume"), "a shard folder is not overwritten without --resume: \(again.stderr)")
+        #expect(
+            again.status == 2 && again.stderr.contains("--resume"), "a shard folder is not overwritten without --resume: \(again.stderr)")
         let resumed = try shard(cmd, trace, "2/3", out: out, resume: true)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         // Shards write only their own folders.
@@ -103,8 +109,10 @@ struct ShardCLITests {
 
     @Test func shardsOfASyntheticLlavaTraceReproduceTheSingleProcessSweep() throws {
         let dir = CLI.tempDir().appendingPathComponent("llava")
-        let s = try CLI.run(["synth", dir.path, "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
-                             "--grid", "8x8", "--text-len", "120", "--generate", "8"])
+        let s = try CLI.run([
+            "synth", dir.path, "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
+            "--grid", "8x8", "--text-len", "120", "--generate", "8",
+        ])
         #expect(s.status == 0, "\(s.stderr)")
         try checkShardsReproduce(dir.path)
         try checkShardsReproduce(dir.path, .explore)
@@ -114,12 +122,15 @@ struct ShardCLITests {
         try checkShardsReproduce(Self.shipped, .explore)
     }
 
-    @Test(arguments: [("0/3", "--shard 0/3"), ("4/3", "--shard 4/3"), ("a/b", "--shard"), ("3/0", "--shard 3/0"), ("slurm", "--shard slurm")])
+    @Test(arguments: [
+        ("0/3", "--shard 0/3"), ("4/3", "--shard 4/3"), ("a/b", "--shard"), ("3/0", "--shard 3/0"), ("slurm", "--shard slurm"),
+    ])
     func badShardIsOneLineAndWritesNothing(spec: String, names: String) throws {
         let out = CLI.tempDir().appendingPathComponent("never")
         // Outside a Slurm job: the array variables are empty.
-        let r = try CLI.run(["sweep", Self.shipped, "--policies", "h2o", "-o", out.path, "--shard", spec],
-                            env: ["SLURM_ARRAY_TASK_ID": "", "SLURM_ARRAY_TASK_COUNT": "", "SLURM_ARRAY_TASK_MIN": ""])
+        let r = try CLI.run(
+            ["sweep", Self.shipped, "--policies", "h2o", "-o", out.path, "--shard", spec],
+            env: ["SLURM_ARRAY_TASK_ID": "", "SLURM_ARRAY_TASK_COUNT": "", "SLURM_ARRAY_TASK_MIN": ""])
         #expect(r.status == 2)
         #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(names), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out.path))
@@ -128,15 +139,24 @@ struct ShardCLITests {
     @Test func slurmShardTakesTheArrayTask() throws {
         let out = CLI.tempDir().appendingPathComponent("s")
         // An array 1-3, task 2: shard 2 of 3.
-        let r = try CLI.run(["sweep", Self.shipped, "--policies", "streaming", "--budgets", "0.2", "--metrics", "kept_ratio", "-o", out.path, "--shard", "slurm"],
-                            env: ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"])
+        let r = try CLI.run(
+            [
+                "sweep", Self.shipped, "--policies", "streaming", "--budgets", "0.2", "--metrics", "kept_ratio", "-o", out.path, "--shard",
+                "slurm",
+            ],
+            env: ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("shards").path) == ["2-of-3"])
         // slurm/N: task K alone (resubmitted with --array=K, so the count is 1) is still shard K+1 of N.
-        let k = try CLI.run(["sweep", Self.shipped, "--policies", "streaming", "--budgets", "0.2", "--metrics", "kept_ratio", "-o", out.path, "--shard", "slurm/3"],
-                            env: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "0"])
+        let k = try CLI.run(
+            [
+                "sweep", Self.shipped, "--policies", "streaming", "--budgets", "0.2", "--metrics", "kept_ratio", "-o", out.path, "--shard",
+                "slurm/3",
+            ],
+            env: ["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "0"])
         #expect(k.status == 0, "\(k.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("shards").path).sorted() == ["1-of-3", "2-of-3"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("shards").path).sorted() == ["1-of-3", "2-of-3"])
     }
 
     @Test func collectRefusesForeignAndMissingShards() throws {
@@ -171,12 +191,16 @@ struct ShardCLITests {
 
     @Test func slurmSweepWritesAnArrayAndACollectJob() throws {
         let out = CLI.tempDir().appendingPathComponent("study")
-        let r = try CLI.run(["slurm", "sweep", Self.shipped, "--policies", "h2o,lookm", "-o", out.path, "--tasks", "3",
-                             "--partition", "cpu", "--time", "00:30:00", "--cpus-per-task", "2", "--mem", "4G"])
+        let r = try CLI.run([
+            "slurm", "sweep", Self.shipped, "--policies", "h2o,lookm", "-o", out.path, "--tasks", "3",
+            "--partition", "cpu", "--time", "00:30:00", "--cpus-per-task", "2", "--mem", "4G",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let array = try String(contentsOf: out.appendingPathComponent("slurm/sweep-array.sh"), encoding: .utf8)
         let collect = try String(contentsOf: out.appendingPathComponent("slurm/collect.sh"), encoding: .utf8)
-        for line in ["#SBATCH --array=0-2", "#SBATCH --partition=cpu", "#SBATCH --time=00:30:00", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G"] {
+        for line in [
+            "#SBATCH --array=0-2", "#SBATCH --partition=cpu", "#SBATCH --time=00:30:00", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G",
+        ] {
             #expect(array.contains(line), "missing \(line)")
         }
         #expect(array.contains(" sweep \(Self.shipped) --policies h2o,lookm -o \(out.path) --jobs 2 --shard slurm/3 --resume"), "\(array)")
@@ -202,11 +226,14 @@ struct ShardCLITests {
         #expect(r.status == 0, "\(r.stderr)")
         let array = out.appendingPathComponent("slurm/explore-array.sh"), collect = out.appendingPathComponent("slurm/collect.sh")
         let text = try String(contentsOf: array, encoding: .utf8)
-        #expect(text.contains("#SBATCH --array=0-2") && text.contains(" explore \(Self.shipped) ") && text.contains("--shard slurm/3 --resume"), "\(text)")
+        #expect(
+            text.contains("#SBATCH --array=0-2") && text.contains(" explore \(Self.shipped) ") && text.contains("--shard slurm/3 --resume"),
+            "\(text)")
         let bash = URL(fileURLWithPath: "/bin/bash")
         for k in 0 ..< 3 {
-            let t = try CLI.run([array.path], env: ["SLURM_ARRAY_TASK_ID": String(k), "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"],
-                                executable: bash)
+            let t = try CLI.run(
+                [array.path], env: ["SLURM_ARRAY_TASK_ID": String(k), "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"],
+                executable: bash)
             #expect(t.status == 0, "task \(k): \(t.stderr)")
         }
         let c = try CLI.run([collect.path], executable: bash)

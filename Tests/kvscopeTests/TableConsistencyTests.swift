@@ -33,7 +33,7 @@ struct TableConsistencyTests {
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONDecoder().decode(Report.self, from: Data(r.stdout.utf8))
         let bytes = (report.rows ?? []).filter { $0.metric == "cache_bytes" }
-        #expect(bytes.count == 2)   // layer 0 and all layers
+        #expect(bytes.count == 2)  // layer 0 and all layers
         for b in bytes {
             #expect(b.value == nil, "cache_bytes = \(b.value ?? -1) with D = 0")
             #expect(b.note?.contains("head dimension") == true, "\(b.note ?? "no note")")
@@ -41,7 +41,10 @@ struct TableConsistencyTests {
         // kept_tokens is still reported.
         #expect((report.rows ?? []).contains { $0.metric == "kept_tokens" && $0.value == 4 })
         let out = CLI.tempDir().appendingPathComponent("sweep")
-        let s = try CLI.run(["sweep", npy.path, "--prefill-len", "8", "--policies", "h2o", "--budgets", "0.5", "--metrics", "cache_bytes,kept_tokens", "-o", out.path])
+        let s = try CLI.run([
+            "sweep", npy.path, "--prefill-len", "8", "--policies", "h2o", "--budgets", "0.5", "--metrics", "cache_bytes,kept_tokens", "-o",
+            out.path,
+        ])
         #expect(s.status == 0, "\(s.stderr)")
         let csv = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n").filter { $0.contains(",cache_bytes,") }
@@ -82,7 +85,9 @@ struct TableConsistencyTests {
         #expect(a.status == 0 && b.status == 0, "\(a.stderr)\(b.stderr)")
         let ia = try CLI.run(["info", dir.appendingPathComponent("a").path, "--json", "--skip-checks"])
         let ib = try CLI.run(["info", dir.appendingPathComponent("b").path, "--json", "--skip-checks"])
-        struct Info: Decodable { struct Rows: Decodable, Equatable { var start: Int; var stop: Int }; var query_rows: Rows; var prefill_len: Int }
+        struct Info: Decodable {
+            struct Rows: Decodable, Equatable { var start: Int; var stop: Int }; var query_rows: Rows; var prefill_len: Int
+        }
         let x = try JSONDecoder().decode(Info.self, from: Data(ia.stdout.utf8))
         let y = try JSONDecoder().decode(Info.self, from: Data(ib.stdout.utf8))
         #expect(x.query_rows == y.query_rows)

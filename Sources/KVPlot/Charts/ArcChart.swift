@@ -51,7 +51,8 @@ public struct ArcChart: Chart {
     public func draw(in canvas: some Canvas, frame: Rect) {
         let plot = plotRect(in: frame)
         let baseline = plot.maxY
-        let maxSpan = Double(max(1, arcs.filter { domain.contains($0.source) || domain.contains($0.target) }.map { abs($0.target - $0.source) }.max() ?? 1))
+        let maxSpan = Double(
+            max(1, arcs.filter { domain.contains($0.source) || domain.contains($0.target) }.map { abs($0.target - $0.source) }.max() ?? 1))
         canvas.pushClip(Rect(x: plot.minX, y: plot.minY - 2, width: plot.width, height: plot.height + 2))
         // Sort by value so the most similar merges draw last (on top); ties by position.
         for a in arcs.sorted(by: { ($0.value, $0.source) < ($1.value, $1.source) }) {
@@ -59,8 +60,9 @@ public struct ArcChart: Chart {
             let x0 = x(a.source, plot: plot), x1 = x(a.target, plot: plot)
             let h = plot.height * 0.95 * Double(abs(a.target - a.source)) / maxSpan
             let color = colorMap.color(normalization(a.value))
-            canvas.stroke(.arc(from: x0, to: x1, baseline: baseline, height: max(h, 1.5)),
-                          StrokeStyle(color: RGBA(color, alpha: arcAlpha), width: arcWidth))
+            canvas.stroke(
+                .arc(from: x0, to: x1, baseline: baseline, height: max(h, 1.5)),
+                StrokeStyle(color: RGBA(color, alpha: arcAlpha), width: arcWidth))
         }
         canvas.popClip()
         canvas.line(from: Point(plot.minX, baseline), to: Point(plot.maxX, baseline), .axis)
@@ -84,9 +86,10 @@ public struct ArcChart: Chart {
             Markers.draw(.cross, at: Point(x(e, plot: plot), baseline - 3), color: Self.excludedColor, size: Self.excludedSize, in: canvas)
         }
         let axisRect = Rect(x: plot.minX, y: plot.minY, width: plot.width, height: strip.maxY + 9 - plot.minY)
-        let xs = Axis(scale: .linear(Double(domain.lowerBound) ... Double(domain.upperBound)), label: xLabel,
-                      ticks: bands.isEmpty ? .auto(target: 6) : .explicit(BandStrip.boundaryTicks(bands, domain: domain)),
-                      showLine: false, tickLength: 2)
+        let xs = Axis(
+            scale: .linear(Double(domain.lowerBound) ... Double(domain.upperBound)), label: xLabel,
+            ticks: bands.isEmpty ? .auto(target: 6) : .explicit(BandStrip.boundaryTicks(bands, domain: domain)),
+            showLine: false, tickLength: 2)
         xs.draw(in: canvas, plot: axisRect, side: .bottom)
     }
 }

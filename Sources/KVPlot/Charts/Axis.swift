@@ -75,7 +75,7 @@ public struct Axis: Sendable, Hashable {
             }
         }
         var extent = tickLength
-        var lastLabelEnd = -Double.infinity   // far edge of the last label along the axis
+        var lastLabelEnd = -Double.infinity  // far edge of the last label along the axis
         for t in ticks {
             let c = coordinate(t.value, in: plot, side: side)
             guard c.isFinite else { continue }

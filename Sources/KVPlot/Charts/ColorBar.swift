@@ -145,7 +145,9 @@ public struct Legend: Chart, Hashable {
             Markers.draw(shape, at: Point(x + keyWidth / 2, cy), color: c, size: size, in: canvas)
         case let .tick(c):
             var p = Path()
-            for dx in [-4.0, -1.5, 1.0, 3.5] { p.move(to: Point(x + keyWidth / 2 + dx, cy - 2.5)); p.line(to: Point(x + keyWidth / 2 + dx, cy + 2.5)) }
+            for dx in [-4.0, -1.5, 1.0, 3.5] {
+                p.move(to: Point(x + keyWidth / 2 + dx, cy - 2.5)); p.line(to: Point(x + keyWidth / 2 + dx, cy + 2.5))
+            }
             canvas.stroke(p, StrokeStyle(c, width: 0.6))
         case let .hatchedSwatch(c):
             let r = Rect(x: x + keyWidth / 2 - 4, y: cy - 4, width: 8, height: 8)
@@ -164,7 +166,8 @@ public enum Markers {
         case .none: return Path()
         case .circle: return .circle(center: p, radius: h)
         case .square: return .rect(Rect(x: p.x - h * 0.9, y: p.y - h * 0.9, width: h * 1.8, height: h * 1.8))
-        case .triangle: return .polygon([Point(p.x, p.y - h * 1.15), Point(p.x + h * 1.1, p.y + h * 0.8), Point(p.x - h * 1.1, p.y + h * 0.8)])
+        case .triangle:
+            return .polygon([Point(p.x, p.y - h * 1.15), Point(p.x + h * 1.1, p.y + h * 0.8), Point(p.x - h * 1.1, p.y + h * 0.8)])
         case .diamond: return .polygon([Point(p.x, p.y - h * 1.2), Point(p.x + h, p.y), Point(p.x, p.y + h * 1.2), Point(p.x - h, p.y)])
         case .cross:
             var path = Path.line(from: Point(p.x - h, p.y - h), to: Point(p.x + h, p.y + h))

@@ -114,7 +114,9 @@ public struct HeatmapChart: Chart {
         if separators {
             let sep = StrokeStyle(color: RGBA(.white, alpha: 0.75), width: 0.5)
             var path = Path()
-            for p in Set(bands.filter { $0.kind != .text && $0.kind != .generated }.flatMap { [$0.range.lowerBound, $0.range.upperBound] }).sorted() {
+            for p in Set(bands.filter { $0.kind != .text && $0.kind != .generated }.flatMap { [$0.range.lowerBound, $0.range.upperBound] })
+                .sorted()
+            {
                 if p > cols.lowerBound && p < cols.upperBound {
                     let xx = x(Double(p), plot: plot)
                     path.move(to: Point(xx, plot.minY)); path.line(to: Point(xx, plot.maxY))
@@ -126,7 +128,7 @@ public struct HeatmapChart: Chart {
             }
             if !path.isEmpty { canvas.stroke(path, sep) }
         }
-        canvas.stroke(.rect(plot.inset(-0.25)), StrokeStyle(.darkGray, width: 0.5))   // outside the map
+        canvas.stroke(.rect(plot.inset(-0.25)), StrokeStyle(.darkGray, width: 0.5))  // outside the map
         if !columnLines.isEmpty {
             var path = Path()
             for p in columnLines where p >= cols.lowerBound && p <= cols.upperBound {
@@ -145,16 +147,20 @@ public struct HeatmapChart: Chart {
         }
         let xTicks: TickSpec = self.xTicks ?? (hasBands ? .explicit(BandStrip.boundaryTicks(bands, domain: cols)) : .auto(target: 5))
         let yTicks: TickSpec = self.yTicks ?? (hasRowBands ? .explicit(BandStrip.boundaryTicks(bands, domain: rows)) : .auto(target: 5))
-        let xAxis = Axis(scale: .linear(Double(cols.lowerBound) ... Double(cols.upperBound)), label: xLabel, ticks: xTicks,
-                         showLine: false, showTickLabels: showXTickLabels)
+        let xAxis = Axis(
+            scale: .linear(Double(cols.lowerBound) ... Double(cols.upperBound)), label: xLabel, ticks: xTicks,
+            showLine: false, showTickLabels: showXTickLabels)
         xAxis.draw(in: canvas, plot: plot, side: .bottom)
-        let yAxis = Axis(scale: .linear(Double(rows.lowerBound) ... Double(rows.upperBound)), label: yLabel, ticks: yTicks,
-                         showLine: false, showTickLabels: showYTickLabels, reversed: true)
+        let yAxis = Axis(
+            scale: .linear(Double(rows.lowerBound) ... Double(rows.upperBound)), label: yLabel, ticks: yTicks,
+            showLine: false, showTickLabels: showYTickLabels, reversed: true)
         let leftPad = hasRowBands ? gap + bandW : 0
         let yPlot = Rect(x: plot.minX - leftPad, y: plot.minY, width: plot.width + leftPad, height: plot.height)
         yAxis.draw(in: canvas, plot: yPlot, side: .left)
         if let panelTitle {
-            canvas.text(panelTitle, at: Point(plot.midX, plot.minY - (hasBands ? gap + bandW : 0) - tickLane - 2), style: .panelTitle, anchor: .bottom)
+            canvas.text(
+                panelTitle, at: Point(plot.midX, plot.minY - (hasBands ? gap + bandW : 0) - tickLane - 2), style: .panelTitle,
+                anchor: .bottom)
         }
     }
 }
@@ -185,9 +191,11 @@ public struct ImageChart: Chart, Hashable {
     /// A grey-level picture from values in 0…1 (0 = black), row-major.
     public static func grey(_ levels: [Double], rows: Int, cols: Int) -> PixelImage {
         precondition(levels.count == rows * cols, "grey: levels.count != rows × cols")
-        return PixelImage(width: cols, height: rows, pixels: levels.map {
-            let v = UInt32((min(max($0.isNaN ? 0 : $0, 0), 1) * 255).rounded())
-            return v << 16 | v << 8 | v
-        })
+        return PixelImage(
+            width: cols, height: rows,
+            pixels: levels.map {
+                let v = UInt32((min(max($0.isNaN ? 0 : $0, 0), 1) * 255).rounded())
+                return v << 16 | v << 8 | v
+            })
     }
 }

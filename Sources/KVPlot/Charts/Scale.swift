@@ -16,7 +16,9 @@ public enum Scale: Sendable, Hashable {
 
     /// The data domain.
     public var domain: ClosedRange<Double> {
-        switch self { case .linear(let d), .log(let d), .power(_, let d): return d }
+        switch self {
+        case .linear(let d), .log(let d), .power(_, let d): return d
+        }
     }
 
     /// The position of `v` in the domain as a fraction (0 = lower bound, 1 = upper), unclamped.

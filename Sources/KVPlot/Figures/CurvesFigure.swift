@@ -15,7 +15,9 @@ public struct Curve: Sendable, Hashable {
     /// Optional per-point band (min–max or ±1 sd across traces).
     public var band: [ClosedRange<Double>]?
 
-    public init(policy: String, style: PolicyStyle? = nil, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil) {
+    public init(
+        policy: String, style: PolicyStyle? = nil, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil
+    ) {
         precondition(x.count == y.count, "Curve: x and y differ in length")
         self.policy = policy; self.style = style ?? .of(policy); self.label = label ?? policy; self.x = x; self.y = y; self.band = band
     }

@@ -25,9 +25,11 @@ public struct DecodingFigure: Sendable {
     ///   - steps: the number of generated steps (the x axis runs `1 … steps`; at least 1).
     ///   - yRange: fixed y range (`0...1` for recalls); nil = from the data.
     ///   - reference: the full cache's value (recall 1, error 0); nil = none.
-    public init(curves: [Curve], metric: String, steps: Int, title: String, subtitle: [String] = [],
-                yRange: ClosedRange<Double>? = nil, reference: Double? = nil, recompressedAfter: [Int] = [],
-                size: Size = Size(560, 320)) {
+    public init(
+        curves: [Curve], metric: String, steps: Int, title: String, subtitle: [String] = [],
+        yRange: ClosedRange<Double>? = nil, reference: Double? = nil, recompressedAfter: [Int] = [],
+        size: Size = Size(560, 320)
+    ) {
         self.curves = curves; self.metric = metric; self.steps = max(1, steps); self.title = title; self.subtitle = subtitle
         self.yRange = yRange; self.reference = reference; self.recompressedAfter = recompressedAfter; self.size = size
     }
@@ -43,7 +45,8 @@ public struct DecodingFigure: Sendable {
         let xAxis = Axis(scale: .linear(xDomain), label: "generated step t (rows P … P + t − 1)", ticks: .explicit(ticks))
         let yAxis = Axis(scale: .linear(yDomain), label: metric)
         let series = curves.map { c in LineSeries(style: c.style, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }) }
-        var chart = LineChart(series: series, xAxis: xAxis, yAxis: yAxis, reference: reference.map { ReferenceLine(y: $0, label: "full cache") })
+        var chart = LineChart(
+            series: series, xAxis: xAxis, yAxis: yAxis, reference: reference.map { ReferenceLine(y: $0, label: "full cache") })
         chart.verticals = recompressedAfter.map { Double($0) + 0.5 }
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         fig.add(chart, in: Rect(x: 4, y: fig.headerHeight, width: size.width - 8, height: size.height - fig.headerHeight - 4))

@@ -101,16 +101,22 @@ public struct HeatmapFigure: Sendable {
             sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)")
         }
         if stretched {
-            sub.append(map.stretch > 1 ? "rows drawn \(String(format: "%.1f", map.stretch))× taller than wide (few recorded rows)"
-                                       : "columns drawn \(String(format: "%.1f", 1 / map.stretch))× wider than tall")
+            sub.append(
+                map.stretch > 1
+                    ? "rows drawn \(String(format: "%.1f", map.stretch))× taller than wide (few recorded rows)"
+                    : "columns drawn \(String(format: "%.1f", 1 / map.stretch))× wider than tall")
         }
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
         let insets = probe.insets
         let contentW = 6 + insets.left + map.width + insets.right + 12 + Self.colorBarWidth + 10
-        let page = size ?? Size(max(contentW, Figure.titleBlockWidth(title: title, subtitle: sub)),
-                                header + insets.top + map.height + insets.bottom + 4)
+        let page =
+            size
+            ?? Size(
+                max(contentW, Figure.titleBlockWidth(title: title, subtitle: sub)),
+                header + insets.top + map.height + insets.bottom + 4)
         let dx = size == nil ? max(0, (page.width - contentW) / 2) : 0
-        let chartFrame = size == nil
+        let chartFrame =
+            size == nil
             ? Rect(x: 6 + dx, y: header, width: insets.left + map.width + insets.right, height: insets.top + map.height + insets.bottom)
             : Rect(x: 6, y: header, width: page.width - 6 - Self.colorBarWidth - 10, height: page.height - header - 4)
         let chart = HeatmapChart(

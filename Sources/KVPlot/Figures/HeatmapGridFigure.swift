@@ -45,7 +45,8 @@ public struct HeatmapGridFigure: Sendable {
         // The shape is chosen on each panel's footprint: its map plus the gaps, band and title around it.
         let shape = Self.panelShape(rows: rows, cols: cols, panelSize: panelSize)
         let footprint = (shape.height + 31) / (shape.width + 21)
-        self.gridColumns = max(1, gridColumns ?? Self.gridShape(count: panels.count, panelAspect: footprint).cols); self.rows = rows; self.cols = cols; self.causal = causal
+        self.gridColumns = max(1, gridColumns ?? Self.gridShape(count: panels.count, panelAspect: footprint).cols); self.rows = rows;
+        self.cols = cols; self.causal = causal
         self.bands = bands; self.normalization = normalization; self.colorMap = colorMap; self.title = title
         self.subtitle = subtitle; self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
         self.panelSize = panelSize; self.pooling = pooling; self.scale = scale
@@ -59,7 +60,9 @@ public struct HeatmapGridFigure: Sendable {
     /// A panel's map size for matrices of `rows × cols`: square cells within `panelSize`, the
     /// height raised to ``minimumPanelHeight`` for wide maps (few recorded rows). `stretch` is
     /// the factor by which cells are taller than wide (1 = square).
-    public static func panelShape(rows: Int, cols: Int, panelSize: Double) -> (width: Double, height: Double, aspect: Double, stretch: Double) {
+    public static func panelShape(rows: Int, cols: Int, panelSize: Double) -> (
+        width: Double, height: Double, aspect: Double, stretch: Double
+    ) {
         let aspect = Double(max(rows, 1)) / Double(max(cols, 1))
         let w = panelSize * min(1, 1 / aspect), square = panelSize * min(1, aspect)
         let h = max(square, min(minimumPanelHeight, panelSize))
@@ -74,7 +77,7 @@ public struct HeatmapGridFigure: Sendable {
         var best = (rows: 1, cols: count), bestScore = Double.infinity
         for r in 1 ... count {
             let c = (count + r - 1) / r
-            guard (r - 1) * c < count else { continue }   // no empty grid row
+            guard (r - 1) * c < count else { continue }  // no empty grid row
             let pageAspect = Double(c) / (Double(r) * max(panelAspect, 1e-3))
             let score = abs(log(pageAspect / 2)) + (r * c > count ? 0.75 : 0)
             if score < bestScore - 1e-9 { best = (r, c); bestScore = score }
@@ -97,8 +100,9 @@ public struct HeatmapGridFigure: Sendable {
         let gridW = left + Double(gridColumns) * cell + cbW + 10
         let gridH = Double(gridRows) * (cellH + 10) - gap - 10
         let barH = min(max(gridH, 80), 260)
-        let size = Size(max(gridW, Figure.titleBlockWidth(title: title, subtitle: sub)),
-                        header + top + max(gridH + bottom, barH + 10))
+        let size = Size(
+            max(gridW, Figure.titleBlockWidth(title: title, subtitle: sub)),
+            header + top + max(gridH + bottom, barH + 10))
         // Centre the grid when the title block is the wider.
         let dx = (size.width - gridW) / 2
         var fig = Figure(size: size, title: title, subtitle: sub)

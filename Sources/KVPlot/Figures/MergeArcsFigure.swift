@@ -42,8 +42,9 @@ public struct MergeArcsFigure: Sendable {
         let top = fig.headerHeight
         let cbW = 62.0
         let domain = range.map { max(0, $0.lowerBound) ..< min(tokens, $0.upperBound) } ?? 0 ..< tokens
-        let chart = ArcChart(domain: domain, bands: bands, kept: kept, arcs: merges, excluded: excluded,
-                             normalization: normalization, colorMap: colorMap)
+        let chart = ArcChart(
+            domain: domain, bands: bands, kept: kept, arcs: merges, excluded: excluded,
+            normalization: normalization, colorMap: colorMap)
         let frame = Rect(x: 4, y: top, width: size.width - 8 - cbW - 8, height: size.height - top - 18)
         fig.add(chart, in: frame)
         let plot = chart.plotRect(in: frame)

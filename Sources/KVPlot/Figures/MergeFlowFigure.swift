@@ -36,11 +36,14 @@ public struct MergeFlowFigure: Sendable {
     public var subtitle: [String]
     public var maxWidth: Double
 
-    public init(sources: [String], targets: [String], panels: [MergeFlowPanel],
-                total: @escaping @Sendable (Double) -> String = { String(format: "%.3g", $0) }, title: String,
-                subtitle: [String] = [], maxWidth: Double = 1000) {
-        precondition(panels.allSatisfy { $0.values.count == sources.count && $0.values.allSatisfy { $0.count == targets.count } },
-                     "MergeFlowFigure: values must be sources × targets")
+    public init(
+        sources: [String], targets: [String], panels: [MergeFlowPanel],
+        total: @escaping @Sendable (Double) -> String = { String(format: "%.3g", $0) }, title: String,
+        subtitle: [String] = [], maxWidth: Double = 1000
+    ) {
+        precondition(
+            panels.allSatisfy { $0.values.count == sources.count && $0.values.allSatisfy { $0.count == targets.count } },
+            "MergeFlowFigure: values must be sources × targets")
         self.sources = sources; self.targets = targets; self.panels = panels; self.total = total
         self.title = title; self.subtitle = subtitle; self.maxWidth = maxWidth
     }
@@ -57,9 +60,12 @@ public struct MergeFlowFigure: Sendable {
     var metrics: Metrics {
         let label = sources.map { Figure.textWidth($0, style: MergeFlowChart.labelStyle) }.max() ?? 0
         let head = targets.map { Figure.textWidth($0, style: MergeFlowChart.labelStyle) }.max() ?? 0
-        let totals = panels.flatMap { p in p.values.map { Figure.textWidth("Σ " + total($0.reduce(0, +)), style: MergeFlowChart.cellStyle) } }.max() ?? 0
-        return Metrics(labelW: label + 22, cellW: max(30, head + 6), cellH: 16, totalW: totals + 10, headerH: 22, titleH: 14,
-                       columns: targets.count, rows: sources.count)
+        let totals =
+            panels.flatMap { p in p.values.map { Figure.textWidth("Σ " + total($0.reduce(0, +)), style: MergeFlowChart.cellStyle) } }.max()
+            ?? 0
+        return Metrics(
+            labelW: label + 22, cellW: max(30, head + 6), cellH: 16, totalW: totals + 10, headerH: 22, titleH: 14,
+            columns: targets.count, rows: sources.count)
     }
 
     public func build() -> Figure {
@@ -81,9 +87,11 @@ public struct MergeFlowFigure: Sendable {
         }
         let barTop = header + m.titleH + m.headerH
         let label = "share of row"
-        let barH = max(Figure.textWidth(label, style: .axisLabel) + 8, min(Double(panelRows) * (m.height + gap) - gap - m.titleH - m.headerH, 220))
-        fig.add(ColorBar(normalization: .linear(0 ... 1), colorMap: .viridis, label: label),
-                in: Rect(x: dx + contentW - cbW, y: barTop, width: cbW, height: barH))
+        let barH = max(
+            Figure.textWidth(label, style: .axisLabel) + 8, min(Double(panelRows) * (m.height + gap) - gap - m.titleH - m.headerH, 220))
+        fig.add(
+            ColorBar(normalization: .linear(0 ... 1), colorMap: .viridis, label: label),
+            in: Rect(x: dx + contentW - cbW, y: barTop, width: cbW, height: barH))
         return fig
     }
 }
@@ -101,14 +109,19 @@ struct MergeFlowChart: Chart {
     func draw(in canvas: some Canvas, frame: Rect) {
         let m = metrics, f = figure
         let style = panel.style ?? PolicyStyle.of(panel.title)
-        canvas.text(panel.title, at: Point(frame.minX, frame.minY), style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .topLeft, angle: 0)
+        canvas.text(
+            panel.title, at: Point(frame.minX, frame.minY), style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .topLeft,
+            angle: 0)
         let gridX = frame.minX + m.labelW, gridY = frame.minY + m.titleH + m.headerH
-        canvas.text("into (kept token of) →", at: Point(gridX, frame.minY + m.titleH + 1), style: TextStyle(size: 6.5, color: .darkGray), anchor: .topLeft, angle: 0)
+        canvas.text(
+            "into (kept token of) →", at: Point(gridX, frame.minY + m.titleH + 1), style: TextStyle(size: 6.5, color: .darkGray),
+            anchor: .topLeft, angle: 0)
         for (t, name) in f.targets.enumerated() {
             canvas.text(name, at: Point(gridX + (Double(t) + 0.5) * m.cellW, gridY - 2), style: Self.labelStyle, anchor: .bottom, angle: 0)
         }
-        canvas.text("from (evicted)", at: Point(frame.minX + 5, gridY + Double(f.sources.count) * m.cellH / 2),
-                    style: TextStyle(size: 6.5, color: .darkGray), anchor: .center, angle: 90)
+        canvas.text(
+            "from (evicted)", at: Point(frame.minX + 5, gridY + Double(f.sources.count) * m.cellH / 2),
+            style: TextStyle(size: 6.5, color: .darkGray), anchor: .center, angle: 90)
         for (s, name) in f.sources.enumerated() {
             let y = gridY + Double(s) * m.cellH
             canvas.text(name, at: Point(gridX - 4, y + m.cellH / 2), style: Self.labelStyle, anchor: .right, angle: 0)
@@ -124,20 +137,33 @@ struct MergeFlowChart: Chart {
                 canvas.fill(r, colour)
                 let lum = 0.299 * Double(colour.r) + 0.587 * Double(colour.g) + 0.114 * Double(colour.b)
                 let text = v == 0 ? "0" : v < 0.005 ? "<1%" : "\(Int((v * 100).rounded()))%"
-                canvas.text(text, at: r.center, style: TextStyle(size: 7, color: v == 0 ? RGB(hex: 0x9A9A9A) : lum < 128 ? .white : .black),
-                            anchor: .center, angle: 0)
+                canvas.text(
+                    text, at: r.center, style: TextStyle(size: 7, color: v == 0 ? RGB(hex: 0x9A9A9A) : lum < 128 ? .white : .black),
+                    anchor: .center, angle: 0)
             }
-            canvas.text("Σ " + f.total(panel.values[s].reduce(0, +)), at: Point(gridX + Double(f.targets.count) * m.cellW + 4, y + m.cellH / 2),
-                        style: Self.cellStyle, anchor: .left, angle: 0)
+            canvas.text(
+                "Σ " + f.total(panel.values[s].reduce(0, +)), at: Point(gridX + Double(f.targets.count) * m.cellW + 4, y + m.cellH / 2),
+                style: Self.cellStyle, anchor: .left, angle: 0)
         }
         let grid = Rect(x: gridX, y: gridY, width: Double(f.targets.count) * m.cellW, height: Double(f.sources.count) * m.cellH)
-        for t in f.targets.indices { canvas.line(from: Point(grid.minX + Double(t) * m.cellW, grid.minY), to: Point(grid.minX + Double(t) * m.cellW, grid.maxY), StrokeStyle(.white, width: 0.75)) }
-        for s in f.sources.indices { canvas.line(from: Point(grid.minX, grid.minY + Double(s) * m.cellH), to: Point(grid.maxX, grid.minY + Double(s) * m.cellH), StrokeStyle(.white, width: 0.75)) }
+        for t in f.targets.indices {
+            canvas.line(
+                from: Point(grid.minX + Double(t) * m.cellW, grid.minY), to: Point(grid.minX + Double(t) * m.cellW, grid.maxY),
+                StrokeStyle(.white, width: 0.75))
+        }
+        for s in f.sources.indices {
+            canvas.line(
+                from: Point(grid.minX, grid.minY + Double(s) * m.cellH), to: Point(grid.maxX, grid.minY + Double(s) * m.cellH),
+                StrokeStyle(.white, width: 0.75))
+        }
         // A group into itself: outlined.
         for (s, name) in f.sources.enumerated() {
             guard let t = f.targets.firstIndex(of: name) else { continue }
-            canvas.stroke(.rect(Rect(x: grid.minX + Double(t) * m.cellW + 0.75, y: grid.minY + Double(s) * m.cellH + 0.75,
-                                     width: m.cellW - 1.5, height: m.cellH - 1.5)), StrokeStyle(.darkGray, width: 1))
+            canvas.stroke(
+                .rect(
+                    Rect(
+                        x: grid.minX + Double(t) * m.cellW + 0.75, y: grid.minY + Double(s) * m.cellH + 0.75,
+                        width: m.cellW - 1.5, height: m.cellH - 1.5)), StrokeStyle(.darkGray, width: 1))
         }
         canvas.stroke(.rect(grid), StrokeStyle(.darkGray, width: 0.5))
     }

@@ -55,7 +55,8 @@ public struct ModalityFigure: Sendable {
         let yScale: Scale = logY ? .log(CurvesFigure.logDomain(values)) : .linear(CurvesFigure.niceDomain(values))
         let series = [
             LineSeries(label: "text token", points: zip(xs, textMean).map { Point($0, $1) }, color: BandKind.text.color, marker: .circle),
-            LineSeries(label: "image token", points: zip(xs, imageMean).map { Point($0, $1) }, color: BandKind.image.color, marker: .square),
+            LineSeries(
+                label: "image token", points: zip(xs, imageMean).map { Point($0, $1) }, color: BandKind.image.color, marker: .square),
         ]
         let left = LineChart(
             series: series, xAxis: Axis(scale: .linear(xDomain), label: "layer", ticks: .explicit(layerTicks)),

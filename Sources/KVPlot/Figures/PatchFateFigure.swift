@@ -53,7 +53,8 @@ public struct PatchFateGrid: Sendable, Hashable {
     public var counts: [[Int]]
 
     public init(rows: Int, cols: Int, counts: [[Int]]) {
-        precondition(counts.count == rows * cols && counts.allSatisfy { $0.count == PatchFate.allCases.count }, "PatchFateGrid: counts shape")
+        precondition(
+            counts.count == rows * cols && counts.allSatisfy { $0.count == PatchFate.allCases.count }, "PatchFateGrid: counts shape")
         self.rows = rows; self.cols = cols; self.counts = counts
     }
 
@@ -103,8 +104,10 @@ public struct PatchFateFigure: Sendable {
     public var subtitle: [String]
     public var cellSize: Double
 
-    public init(policies: [String], imageTitles: [String], grids: [[PatchFateGrid]], title: String,
-                subtitle: [String] = [], cellSize: Double = 110) {
+    public init(
+        policies: [String], imageTitles: [String], grids: [[PatchFateGrid]], title: String,
+        subtitle: [String] = [], cellSize: Double = 110
+    ) {
         precondition(grids.count == policies.count && grids.allSatisfy { $0.count == imageTitles.count }, "PatchFateFigure: grids shape")
         self.policies = policies; self.imageTitles = imageTitles; self.grids = grids; self.title = title
         self.subtitle = subtitle; self.cellSize = cellSize
@@ -128,8 +131,9 @@ public struct PatchFateFigure: Sendable {
         for (pi, policy) in policies.enumerated() {
             let y = top + Double(pi) * rowH
             let style = styles?[pi] ?? PolicyStyle.of(policy)
-            fig.add(TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .right),
-                    in: Rect(x: dx + labelW - 6, y: y + panelH / 2, width: 0, height: 0))
+            fig.add(
+                TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color), anchor: .right),
+                in: Rect(x: dx + labelW - 6, y: y + panelH / 2, width: 0, height: 0))
             for (ii, grid) in grids[pi].enumerated() {
                 let x = dx + labelW + Double(ii) * (panelW + gap)
                 let chart = ImageChart(image: grid.raster)
@@ -137,11 +141,14 @@ public struct PatchFateFigure: Sendable {
                 fig.add(chart, in: frame)
                 let r = chart.imageRect(in: frame)
                 for (k, line) in grid.shareLines.enumerated() {
-                    fig.add(TextItemChart(line, style: TextStyle(size: 7, color: .darkGray), anchor: .top),
-                            in: Rect(x: r.midX, y: r.maxY + 3 + Double(k) * 9, width: 0, height: 0))
+                    fig.add(
+                        TextItemChart(line, style: TextStyle(size: 7, color: .darkGray), anchor: .top),
+                        in: Rect(x: r.midX, y: r.maxY + 3 + Double(k) * 9, width: 0, height: 0))
                 }
                 if pi == 0 {
-                    fig.add(TextItemChart(imageTitles[ii], style: .panelTitle, anchor: .bottom), in: Rect(x: r.midX, y: top - 3, width: 0, height: 0))
+                    fig.add(
+                        TextItemChart(imageTitles[ii], style: .panelTitle, anchor: .bottom),
+                        in: Rect(x: r.midX, y: top - 3, width: 0, height: 0))
                 }
             }
         }

@@ -65,8 +65,10 @@ public struct PatchGridFigure: Sendable {
         for (pi, policy) in policies.enumerated() {
             let y = top + Double(pi) * rowH
             let style = styles?[pi] ?? PolicyStyle.of(policy)
-            fig.add(TextItemChart(policy, style: TextStyle(size: 8, weight: .bold, color: style.color == .black ? .black : style.color), anchor: .right),
-                    in: Rect(x: labelW - 6, y: y + panelH / 2, width: 0, height: 0))
+            fig.add(
+                TextItemChart(
+                    policy, style: TextStyle(size: 8, weight: .bold, color: style.color == .black ? .black : style.color), anchor: .right),
+                in: Rect(x: labelW - 6, y: y + panelH / 2, width: 0, height: 0))
             var col = 0
             for (ii, img) in images.enumerated() {
                 let x = labelW + Double(col) * (cellSize + gap)
@@ -78,15 +80,20 @@ public struct PatchGridFigure: Sendable {
                     bandAxes: .none, xTicks: TickSpec.none, yTicks: TickSpec.none)
                 fig.add(chart, in: frame)
                 if pi == 0 {
-                    fig.add(TextItemChart(img.title, style: .panelTitle, anchor: .bottom), in: Rect(x: x + chart.plotRect(in: frame).width / 2, y: top - 3, width: 0, height: 0))
+                    fig.add(
+                        TextItemChart(img.title, style: .panelTitle, anchor: .bottom),
+                        in: Rect(x: x + chart.plotRect(in: frame).width / 2, y: top - 3, width: 0, height: 0))
                 }
                 col += 1
                 if let levels = img.levels {
                     let px = labelW + Double(col) * (cellSize + gap)
                     if pi == 0 {
-                        fig.add(ImageChart(image: ImageChart.grey(levels, rows: img.rows, cols: img.cols)),
-                                in: Rect(x: px, y: y, width: cellSize, height: panelH))
-                        fig.add(TextItemChart("grey levels", style: .panelTitle, anchor: .bottom), in: Rect(x: px + cellSize / 2, y: top - 3, width: 0, height: 0))
+                        fig.add(
+                            ImageChart(image: ImageChart.grey(levels, rows: img.rows, cols: img.cols)),
+                            in: Rect(x: px, y: y, width: cellSize, height: panelH))
+                        fig.add(
+                            TextItemChart("grey levels", style: .panelTitle, anchor: .bottom),
+                            in: Rect(x: px + cellSize / 2, y: top - 3, width: 0, height: 0))
                     }
                     col += 1
                 }

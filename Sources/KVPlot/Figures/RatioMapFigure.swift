@@ -36,9 +36,11 @@ public struct RatioMapFigure: Sendable {
     public var isoLevels: [Double]?
     public var size: Size?
 
-    public init(hh: [Double], recent: [Double], values: [Double?], kept: [Double?], safe: [Bool]? = nil, cheapest: Cell? = nil,
-                metric: String, title: String, subtitle: [String] = [], normalization: Normalization? = nil,
-                colorMap: ColorMap = .viridis, isoLevels: [Double]? = nil, size: Size? = nil) {
+    public init(
+        hh: [Double], recent: [Double], values: [Double?], kept: [Double?], safe: [Bool]? = nil, cheapest: Cell? = nil,
+        metric: String, title: String, subtitle: [String] = [], normalization: Normalization? = nil,
+        colorMap: ColorMap = .viridis, isoLevels: [Double]? = nil, size: Size? = nil
+    ) {
         precondition(values.count == hh.count * recent.count && kept.count == values.count, "RatioMapFigure: grid size mismatch")
         self.hh = hh; self.recent = recent; self.values = values; self.kept = kept; self.safe = safe; self.cheapest = cheapest
         self.metric = metric; self.title = title; self.subtitle = subtitle; self.normalization = normalization
@@ -68,7 +70,9 @@ public struct RatioMapFigure: Sendable {
         // Only what is drawn: no iso-line entry when the kept ratio is the same in every cell, no safe
         // entries when no cell is safe.
         var entries: [LegendEntry] = []
-        if !resolvedIsoLevels.isEmpty { entries.append(LegendEntry("kept ratio (actual), iso-lines", key: .line(.black, dash: [3, 2], marker: .none))) }
+        if !resolvedIsoLevels.isEmpty {
+            entries.append(LegendEntry("kept ratio (actual), iso-lines", key: .line(.black, dash: [3, 2], marker: .none)))
+        }
         if safe?.contains(true) == true { entries.append(LegendEntry("safe region", key: .line(.black, dash: [], marker: .none))) }
         if cheapest != nil { entries.append(LegendEntry("cheapest safe", key: .line(Palette.merged, dash: [], marker: .square))) }
         if values.contains(where: { $0 == nil }) { entries.append(LegendEntry("no value", key: .hatchedSwatch(Self.missingColor))) }
@@ -86,7 +90,9 @@ public struct RatioMapFigure: Sendable {
         let plot = Rect(x: left, y: header, width: size.width - left - 12 - cbW - right, height: size.height - header - bottom)
         let norm = resolvedNormalization
         fig.add(RatioMapChart(figure: self, normalization: norm, levels: resolvedIsoLevels), in: plot)
-        fig.add(ColorBar(normalization: norm, colorMap: colorMap, label: metric), in: Rect(x: plot.maxX + 12, y: plot.minY, width: cbW, height: plot.height))
+        fig.add(
+            ColorBar(normalization: norm, colorMap: colorMap, label: metric),
+            in: Rect(x: plot.maxX + 12, y: plot.minY, width: cbW, height: plot.height))
         if !entries.isEmpty { fig.add(legend, in: Rect(x: 8, y: size.height - 4 - legendH, width: size.width - 16, height: legendH)) }
         return fig
     }
@@ -103,7 +109,9 @@ struct RatioMapChart: Chart {
         let nx = f.hh.count, ny = f.recent.count
         guard nx > 0, ny > 0 else { return }
         let cw = plot.width / Double(nx), ch = plot.height / Double(ny)
-        func rect(_ w: Int, _ c: Int) -> Rect { Rect(x: plot.minX + Double(c) * cw, y: plot.maxY - Double(w + 1) * ch, width: cw, height: ch) }
+        func rect(_ w: Int, _ c: Int) -> Rect {
+            Rect(x: plot.minX + Double(c) * cw, y: plot.maxY - Double(w + 1) * ch, width: cw, height: ch)
+        }
         func centre(_ w: Int, _ c: Int) -> Point { rect(w, c).center }
         let fraction = f.values.compactMap { $0 }.allSatisfy { $0 >= 0 && $0 <= 1 }
         // Cells (annotations are drawn after the iso-lines, on top of them).
@@ -133,7 +141,8 @@ struct RatioMapChart: Chart {
             for w in 0 ..< max(0, ny - 1) {
                 for c in 0 ..< max(0, nx - 1) {
                     guard let a = f.kept[w * nx + c], let b = f.kept[w * nx + c + 1],
-                          let d = f.kept[(w + 1) * nx + c], let e = f.kept[(w + 1) * nx + c + 1] else { continue }
+                        let d = f.kept[(w + 1) * nx + c], let e = f.kept[(w + 1) * nx + c + 1]
+                    else { continue }
                     let p00 = centre(w, c), p10 = centre(w, c + 1), p01 = centre(w + 1, c), p11 = centre(w + 1, c + 1)
                     var hits: [Point] = []
                     func edge(_ p: Point, _ u: Double, _ q: Point, _ v: Double) {
@@ -152,7 +161,9 @@ struct RatioMapChart: Chart {
                         let m = Point((hits[0].x + hits[1].x) / 2, (hits[0].y + hits[1].y) / 2)
                         let label = Ticks.compact(level)
                         let size = canvas.measure(label, style: .panelTitle)
-                        canvas.fill(Path.rect(Rect(x: m.x - size.width / 2 - 1.5, y: m.y - 4.5, width: size.width + 3, height: 9)), RGBA(.white, alpha: 0.85))
+                        canvas.fill(
+                            Path.rect(Rect(x: m.x - size.width / 2 - 1.5, y: m.y - 4.5, width: size.width + 3, height: 9)),
+                            RGBA(.white, alpha: 0.85))
                         canvas.text(label, at: m, style: .panelTitle, anchor: .center, angle: 0)
                     }
                 }
@@ -182,12 +193,16 @@ struct RatioMapChart: Chart {
         }
         // Axes: category labels at the cell centres.
         for c in 0 ..< nx {
-            canvas.text(Ticks.compact(f.hh[c]), at: Point(plot.minX + (Double(c) + 0.5) * cw, plot.maxY + 4), style: .tick, anchor: .top, angle: 0)
+            canvas.text(
+                Ticks.compact(f.hh[c]), at: Point(plot.minX + (Double(c) + 0.5) * cw, plot.maxY + 4), style: .tick, anchor: .top, angle: 0)
         }
         for w in 0 ..< ny {
-            canvas.text(Ticks.compact(f.recent[w]), at: Point(plot.minX - 4, plot.maxY - (Double(w) + 0.5) * ch), style: .tick, anchor: .right, angle: 0)
+            canvas.text(
+                Ticks.compact(f.recent[w]), at: Point(plot.minX - 4, plot.maxY - (Double(w) + 0.5) * ch), style: .tick, anchor: .right,
+                angle: 0)
         }
-        canvas.text("hh_ratio (heavy hitters, hh = int(P·x))", at: Point(plot.midX, plot.maxY + 17), style: .axisLabel, anchor: .top, angle: 0)
+        canvas.text(
+            "hh_ratio (heavy hitters, hh = int(P·x))", at: Point(plot.midX, plot.maxY + 17), style: .axisLabel, anchor: .top, angle: 0)
         canvas.text("recent_ratio (r = int(P·y))", at: Point(plot.minX - 40, plot.midY), style: .axisLabel, anchor: .center, angle: 90)
     }
 }

@@ -51,8 +51,11 @@ public struct RetentionFigure: Sendable {
     public func build() -> Figure {
         let panelH = 110.0
         let header = Figure.headerHeight(subtitleLines: subtitle.count, hasTitle: !title.isEmpty)
-        let size = self.size ?? Size(max(620, Figure.titleBlockWidth(title: title, subtitle: subtitle)),
-                                     header + Double(panels.count) * panelH + 50 + (panels.contains { !$0.merged.isEmpty } ? 6 * Double(panels.count) : 0))
+        let size =
+            self.size
+            ?? Size(
+                max(620, Figure.titleBlockWidth(title: title, subtitle: subtitle)),
+                header + Double(panels.count) * panelH + 50 + (panels.contains { !$0.merged.isEmpty } ? 6 * Double(panels.count) : 0))
         var fig = Figure(size: size, title: title, subtitle: subtitle)
         let cbW = 62.0
         let area = Rect(x: 4, y: header, width: size.width - 8 - cbW - 10, height: size.height - header - 40)
@@ -73,7 +76,8 @@ public struct RetentionFigure: Sendable {
             let chart = HeatmapChart(
                 data: HeatmapData(values: p.kept, rows: p.rows, cols: tokens), normalization: norm, colorMap: colorMap,
                 mask: .none, bands: panelBands, separators: false, xLabel: last ? "position" : nil, yLabel: rowLabel,
-                insets: EdgeInsets(top: (first ? 34 : 24) + (p.merged.isEmpty ? 0 : 6), left: 48, bottom: last ? 40 : 4, right: 4), squareCells: false,
+                insets: EdgeInsets(top: (first ? 34 : 24) + (p.merged.isEmpty ? 0 : 6), left: 48, bottom: last ? 40 : 4, right: 4),
+                squareCells: false,
                 showXTickLabels: last, panelTitle: nil, bandAxes: .top,
                 columnLines: prefillLength.map { [$0] } ?? [], columnTicks: p.merged,
                 xTicks: .auto(target: 8), yTicks: .explicit(rowsTicks))
@@ -81,12 +85,14 @@ public struct RetentionFigure: Sendable {
             let plot = chart.plotRect(in: frame)
             plots.append(plot)
             let titleY = plot.minY - (first ? 19 : 9) - (p.merged.isEmpty ? 0 : 6)
-            fig.add(TextItemChart(p.title, style: TextStyle(size: 8, weight: .bold), anchor: .bottomLeft),
-                    in: Rect(x: plot.minX, y: titleY, width: 0, height: 0))
+            fig.add(
+                TextItemChart(p.title, style: TextStyle(size: 8, weight: .bold), anchor: .bottomLeft),
+                in: Rect(x: plot.minX, y: titleY, width: 0, height: 0))
             if let P = prefillLength, first, P > 0, P <= tokens {
                 let xx = chart.x(Double(P), plot: plot)
-                fig.add(TextItemChart("P = \(P)", style: TextStyle(size: 7, weight: .bold), anchor: .bottom),
-                        in: Rect(x: xx, y: titleY, width: 0, height: 0))
+                fig.add(
+                    TextItemChart("P = \(P)", style: TextStyle(size: 7, weight: .bold), anchor: .bottom),
+                    in: Rect(x: xx, y: titleY, width: 0, height: 0))
             }
         }
         if let first = plots.first, let last = plots.last {

@@ -65,7 +65,7 @@ public struct Path: Sendable, Hashable {
     /// A semicircle-like arc above (or below, `up == false`) the baseline from `a.x` to `b.x`
     /// at height `a.y`, as one cubic Bézier. Its height is `height` points.
     public static func arc(from x0: Double, to x1: Double, baseline y: Double, height h: Double, up: Bool = true) -> Path {
-        let dy = (up ? -1.0 : 1.0) * h / 0.75   // a cubic with both controls at dy peaks at 0.75 dy
+        let dy = (up ? -1.0 : 1.0) * h / 0.75  // a cubic with both controls at dy peaks at 0.75 dy
         var p = Path()
         p.move(to: Point(x0, y))
         p.curve(to: Point(x1, y), control1: Point(x0, y + dy), control2: Point(x1, y + dy))

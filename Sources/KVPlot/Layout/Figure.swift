@@ -35,7 +35,8 @@ public struct Figure: Sendable {
 
     public init(size: Size, title: String, subtitle: [String] = [], panels: [Panel] = [], background: RGB = Palette.background) {
         // Whole points, so that at the default scale the page is a whole number of pixels.
-        self.size = Size(size.width.rounded(.up), size.height.rounded(.up)); self.title = title; self.subtitle = subtitle; self.panels = panels; self.background = background
+        self.size = Size(size.width.rounded(.up), size.height.rounded(.up)); self.title = title; self.subtitle = subtitle;
+        self.panels = panels; self.background = background
     }
 
     /// Height of the title block for a number of subtitle lines.
@@ -116,7 +117,8 @@ public struct FacetGrid: Sendable, Hashable {
     /// The frame of cell (`row`, `col`).
     public func frame(row: Int, col: Int) -> Rect {
         let c = cellSize
-        return Rect(x: area.minX + Double(col) * (c.width + hGap), y: area.minY + Double(row) * (c.height + vGap), width: c.width, height: c.height)
+        return Rect(
+            x: area.minX + Double(col) * (c.width + hGap), y: area.minY + Double(row) * (c.height + vGap), width: c.width, height: c.height)
     }
 
     /// Whether a cell is on the outer left column / bottom row (only those get tick labels).

@@ -43,8 +43,10 @@ public struct LayoutAudit: Sendable {
                 let w = canvas.measure(s, style: style).width
                 let o = anchor.baselineOrigin(width: w, fontSize: style.size)
                 // Unrotated box relative to the anchor point.
-                let local = [Point(o.x, o.y - 0.729 * style.size), Point(o.x + w, o.y - 0.729 * style.size),
-                             Point(o.x, o.y + 0.236 * style.size), Point(o.x + w, o.y + 0.236 * style.size)]
+                let local = [
+                    Point(o.x, o.y - 0.729 * style.size), Point(o.x + w, o.y - 0.729 * style.size),
+                    Point(o.x, o.y + 0.236 * style.size), Point(o.x + w, o.y + 0.236 * style.size),
+                ]
                 let a = -angle * .pi / 180
                 let pts = local.map { Point(p.x + $0.x * cos(a) - $0.y * sin(a), p.y + $0.x * sin(a) + $0.y * cos(a)) }
                 texts.append(TextBox(string: s, rect: Self.bounds(pts)))
@@ -104,7 +106,9 @@ public struct LayoutAudit: Sendable {
 
     /// Everything wrong, one sentence per problem (empty = clean).
     public func problems(margin: Double = 0.5) -> [String] {
-        var out = clippedText(margin: margin).map { "text \"\($0.string)\" at \(Self.describe($0.rect)) leaves the \(Self.describe(size)) canvas" }
+        var out = clippedText(margin: margin).map {
+            "text \"\($0.string)\" at \(Self.describe($0.rect)) leaves the \(Self.describe(size)) canvas"
+        }
         let page = Rect(x: -margin - 1, y: -margin - 1, width: size.width + 2 * margin + 2, height: size.height + 2 * margin + 2)
         for s in shapeBoxes where s.minX < page.minX || s.minY < page.minY || s.maxX > page.maxX || s.maxY > page.maxY {
             out.append("a shape at \(Self.describe(s)) leaves the \(Self.describe(size)) canvas")
@@ -119,8 +123,9 @@ public struct LayoutAudit: Sendable {
         let all = drawn + textBoxes.map(\.rect)
         guard let f = all.first else { return nil }
         return all.dropFirst().reduce(f) { u, r in
-            Rect(x: min(u.minX, r.minX), y: min(u.minY, r.minY), width: max(u.maxX, r.maxX) - min(u.minX, r.minX),
-                 height: max(u.maxY, r.maxY) - min(u.minY, r.minY))
+            Rect(
+                x: min(u.minX, r.minX), y: min(u.minY, r.minY), width: max(u.maxX, r.maxX) - min(u.minX, r.minX),
+                height: max(u.maxY, r.maxY) - min(u.minY, r.minY))
         }
     }
 

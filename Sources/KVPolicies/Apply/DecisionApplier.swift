@@ -24,10 +24,12 @@ public enum DecisionApplier {
     public static func apply(_ decision: LayerDecision, keys: KVBlock, values: KVBlock) -> CompressedLayer {
         precondition(keys.heads == decision.heads.count && values.heads == keys.heads, "decision and K/V head counts differ")
         let D = keys.dim
-        let heads = (try? parallelMap(decision.heads.count) { g -> CompressedHead in
-            let h = decision.heads[g]
-            return CompressedHead(kept: h.kept, keys: merged(h, keys, g, D), values: merged(h, values, g, D), mergeTarget: h.mergeTarget)
-        }) ?? []
+        let heads =
+            (try? parallelMap(decision.heads.count) { g -> CompressedHead in
+                let h = decision.heads[g]
+                return CompressedHead(
+                    kept: h.kept, keys: merged(h, keys, g, D), values: merged(h, values, g, D), mergeTarget: h.mergeTarget)
+            }) ?? []
         return CompressedLayer(layer: decision.layer, dim: D, heads: heads)
     }
 

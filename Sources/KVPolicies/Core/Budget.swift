@@ -14,8 +14,9 @@ public enum BudgetSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case let .fraction(b, s):
             let c = Int(Double(P) * b)
             let r = Int(Double(c) * s)
-            return Budget(heavy: c - r, recent: r, spec: self, prefill: P,
-                          recentFormula: "int(int(\(P) × \(b)) × \(s)) = \(r)")
+            return Budget(
+                heavy: c - r, recent: r, spec: self, prefill: P,
+                recentFormula: "int(int(\(P) × \(b)) × \(s)) = \(r)")
         case let .tokens(n, s):
             let c = min(n, P)
             let r = Int(Double(c) * s)

@@ -21,9 +21,11 @@ public struct Requirements: OptionSet, Sendable, Hashable, CustomStringConvertib
     public static let otherLayers = Requirements(rawValue: 1 << 7)
 
     public var description: String {
-        let names: [(Requirements, String)] = [(.colsum, "colsum"), (.windowRows, "window rows"), (.queries, "q"),
-                                               (.keys, "k"), (.values, "v"), (.spans, "spans"), (.future, "future rows"),
-                                               (.otherLayers, "other layers")]
+        let names: [(Requirements, String)] = [
+            (.colsum, "colsum"), (.windowRows, "window rows"), (.queries, "q"),
+            (.keys, "k"), (.values, "v"), (.spans, "spans"), (.future, "future rows"),
+            (.otherLayers, "other layers"),
+        ]
         let s = names.filter { contains($0.0) }.map(\.1)
         return s.isEmpty ? "—" : s.joined(separator: ", ")
     }
@@ -100,8 +102,12 @@ extension ScoringPolicy {
 
     /// The scores through the layer's work cache.
     public func sharedScores(_ context: LayerContext) throws -> ScoreMatrix {
-        try context.shared(["scores", String(describing: Self.self), scoreKey, context.options.gqa.rawValue,
-                            context.options.fidelity.rawValue] as [AnyHashable]) { try scores(context) }
+        try context.shared(
+            [
+                "scores", String(describing: Self.self), scoreKey, context.options.gqa.rawValue,
+                context.options.fidelity.rawValue,
+            ] as [AnyHashable]
+        ) { try scores(context) }
     }
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
@@ -138,14 +144,16 @@ extension LayerContext {
     /// The same decision in every KV head.
     public func sameInEveryHead(kept: [Int], notes: [DecisionNote] = []) -> LayerDecision {
         let head = HeadDecision(kept: kept, prefill: compressionPoint)
-        return LayerDecision(layer: layer, heads: Array(repeating: head, count: kvHeads), nominal: budget.nominal,
-                             prefill: compressionPoint, notes: notes)
+        return LayerDecision(
+            layer: layer, heads: Array(repeating: head, count: kvHeads), nominal: budget.nominal,
+            prefill: compressionPoint, notes: notes)
     }
 
     /// The same context sharing work through `cache`.
     public func sharing(_ cache: WorkCache) -> LayerContext {
-        var c = LayerContext(info: info, tensors: tensors, budget: budget.spec, options: options, compressionPoint: compressionPoint,
-                             trace: trace, cache: cache)
+        var c = LayerContext(
+            info: info, tensors: tensors, budget: budget.spec, options: options, compressionPoint: compressionPoint,
+            trace: trace, cache: cache)
         c.policyID = policyID
         return c
     }

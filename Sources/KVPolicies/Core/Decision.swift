@@ -81,9 +81,12 @@ public struct DecisionNote: Sendable, Hashable, Codable, CustomStringConvertible
     public var description: String { message }
 
     public static let earlyExit = DecisionNote("early-exit", "P ≤ C: the cache is kept whole")
-    public static let gqaExtension = DecisionNote("gqa-extension", "KVH ≠ H: the official code assumes one KV head per query head; scores were aggregated per KV head")
-    public static let noImage = DecisionNote("no-image", "the trace has no non-text span: the official pipeline would not have compressed this prompt")
-    public static let overBudget = DecisionNote("over-budget", "the text prior (official code) keeps every text token: the cache is larger than the nominal C")
+    public static let gqaExtension = DecisionNote(
+        "gqa-extension", "KVH ≠ H: the official code assumes one KV head per query head; scores were aggregated per KV head")
+    public static let noImage = DecisionNote(
+        "no-image", "the trace has no non-text span: the official pipeline would not have compressed this prompt")
+    public static let overBudget = DecisionNote(
+        "over-budget", "the text prior (official code) keeps every text token: the cache is larger than the nominal C")
 }
 
 /// The decision for one layer: one `HeadDecision` per KV head (ragged for Ada-KV).
@@ -115,7 +118,8 @@ public struct LayerDecision: Sendable, Equatable, Codable {
 
     /// Every head keeps `0 ..< P`.
     public static func whole(layer: Int, kvHeads: Int, prefill P: Int, nominal: Int, notes: [DecisionNote] = []) -> LayerDecision {
-        LayerDecision(layer: layer, heads: Array(repeating: HeadDecision(kept: Array(0 ..< P), evicted: []), count: kvHeads),
-                      nominal: nominal, prefill: P, notes: notes)
+        LayerDecision(
+            layer: layer, heads: Array(repeating: HeadDecision(kept: Array(0 ..< P), evicted: []), count: kvHeads),
+            nominal: nominal, prefill: P, notes: notes)
     }
 }

@@ -25,7 +25,9 @@ extension LayerContext {
             return out
         }
         let qr = info.shape.queryRows
-        if tensors.attention != nil && qr.lowerBound <= 0 && qr.upperBound >= P || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P {
+        if tensors.attention != nil && qr.lowerBound <= 0 && qr.upperBound >= P
+            || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P
+        {
             var out = ScoreMatrix(rows: H, count: P)
             // Sum in chunks of rows to bound memory.
             let chunk = max(1, min(P, 4_000_000 / max(1, H * T)))
@@ -74,8 +76,9 @@ extension LayerContext {
             let v = [Double](unsafeUninitializedCapacity: H * R * T) { buf, n in
                 let out = UnsafeSendableBox(buf.baseAddress!)
                 parallelFor(H) { h in
-                    Self.copyDoubles(a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
-                                     into: out.value + h * R * T)
+                    Self.copyDoubles(
+                        a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
+                        into: out.value + h * R * T)
                 }
                 n = H * R * T
             }
@@ -100,14 +103,18 @@ extension LayerContext {
         guard let q = tensors.queries else { throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound)") }
         guard let k = tensors.keys else { throw missing("k", "keys to recompute attention") }
         guard positions.lowerBound >= qr.lowerBound, positions.upperBound <= qr.upperBound else {
-            throw missing("q", "queries of rows \(positions.lowerBound)..<\(positions.upperBound); the trace records \(qr.lowerBound)..<\(qr.upperBound)")
+            throw missing(
+                "q",
+                "queries of rows \(positions.lowerBound)..<\(positions.upperBound); the trace records \(qr.lowerBound)..<\(qr.upperBound)")
         }
         let R = positions.count, Q = qr.count
         let causal = info.causal
         let map = kvHeadOfQueryHead
         var out = [Double](repeating: 0, count: H * R * T)
         let keyBlocks: [[Double]] = (0 ..< kvHeads).map { g in
-            [Double](unsafeUninitializedCapacity: T * D) { b, n in k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D }
+            [Double](unsafeUninitializedCapacity: T * D) { b, n in
+                k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D
+            }
         }
         out.withUnsafeMutableBufferPointer { ob in
             let optr = UnsafeSendableBox(ob.baseAddress!)
@@ -115,7 +122,9 @@ extension LayerContext {
                 let h = task / R, i = task % R
                 let pos = positions.lowerBound + i
                 var qv = [Double](repeating: 0, count: D)
-                qv.withUnsafeMutableBufferPointer { q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!) }
+                qv.withUnsafeMutableBufferPointer {
+                    q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!)
+                }
                 let row = optr.value + (h * R + i) * T
                 let n = causal ? min(pos + 1, T) : T
                 keyBlocks[map[h]].withUnsafeBufferPointer { kb in

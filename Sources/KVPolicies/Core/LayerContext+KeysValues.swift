@@ -58,10 +58,12 @@ extension LayerContext {
         let k = try keys()
         var out = ScoreMatrix(rows: G, count: P)
         k.values.withUnsafeBufferPointer { kb in
-            for g in 0 ..< G { for j in 0 ..< P {
-                let p = kb.baseAddress! + k.offset(g, j)
-                out[g, j] = dot(p, p, k.dim).squareRoot()
-            } }
+            for g in 0 ..< G {
+                for j in 0 ..< P {
+                    let p = kb.baseAddress! + k.offset(g, j)
+                    out[g, j] = dot(p, p, k.dim).squareRoot()
+                }
+            }
         }
         return out
     }

@@ -21,8 +21,10 @@ public struct LayerContext: Sendable {
     /// Work shared by the policies and budgets run on this layer (nil: nothing is shared).
     public let cache: WorkCache?
 
-    public init(info: TraceInfo, tensors: LayerTensors, budget: BudgetSpec, options: PolicyOptions = .init(),
-                compressionPoint: Int? = nil, trace: (any TraceSource)? = nil, cache: WorkCache? = nil) {
+    public init(
+        info: TraceInfo, tensors: LayerTensors, budget: BudgetSpec, options: PolicyOptions = .init(),
+        compressionPoint: Int? = nil, trace: (any TraceSource)? = nil, cache: WorkCache? = nil
+    ) {
         self.cache = cache
         self.info = info
         self.layer = tensors.layer
@@ -35,10 +37,13 @@ public struct LayerContext: Sendable {
     }
 
     /// Reads layer `layer` of `trace` and builds its context.
-    public init(trace: any TraceSource, layer: Int, budget: BudgetSpec, options: PolicyOptions = .init(),
-                compressionPoint: Int? = nil, cache: WorkCache? = nil) throws {
-        self.init(info: trace.info, tensors: try trace.layer(layer), budget: budget, options: options,
-                  compressionPoint: compressionPoint, trace: trace, cache: cache)
+    public init(
+        trace: any TraceSource, layer: Int, budget: BudgetSpec, options: PolicyOptions = .init(),
+        compressionPoint: Int? = nil, cache: WorkCache? = nil
+    ) throws {
+        self.init(
+            info: trace.info, tensors: try trace.layer(layer), budget: budget, options: options,
+            compressionPoint: compressionPoint, trace: trace, cache: cache)
     }
 
     /// The same context for the named policy (error messages name it).
@@ -50,8 +55,10 @@ public struct LayerContext: Sendable {
 
     /// The same context with another budget.
     public func with(budget: BudgetSpec) -> LayerContext {
-        LayerContext(info: info, tensors: tensors, budget: budget, options: options, compressionPoint: compressionPoint, trace: trace,
-                     cache: cache).named(policyID)
+        LayerContext(
+            info: info, tensors: tensors, budget: budget, options: options, compressionPoint: compressionPoint, trace: trace,
+            cache: cache
+        ).named(policyID)
     }
 
     public var queryHeads: Int { info.shape.queryHeads }

@@ -27,9 +27,13 @@ public enum Selection {
                 let mid = lo + (hi - lo) / 2
                 let a = items[lo], b = items[mid], c = items[hi]
                 var pivot = b
-                if better(a.1, a.0, b.1, b.0) != better(a.1, a.0, c.1, c.0) { pivot = a }
-                else if better(b.1, b.0, a.1, a.0) != better(b.1, b.0, c.1, c.0) { pivot = b }
-                else { pivot = c }
+                if better(a.1, a.0, b.1, b.0) != better(a.1, a.0, c.1, c.0) {
+                    pivot = a
+                } else if better(b.1, b.0, a.1, a.0) != better(b.1, b.0, c.1, c.0) {
+                    pivot = b
+                } else {
+                    pivot = c
+                }
                 var i = lo, j = hi
                 while i <= j {
                     while better(items[i].1, items[i].0, pivot.1, pivot.0) { i += 1 }

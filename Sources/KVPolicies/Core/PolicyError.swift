@@ -19,8 +19,9 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     static func missing(_ tensor: String, policy: String, layer: Int?, _ why: String) -> PolicyError {
-        PolicyError(.missingInput, policy: policy, layer: layer, tensor: tensor,
-                    "needs tensor '\(tensor)' (\(why)), which the trace does not carry")
+        PolicyError(
+            .missingInput, policy: policy, layer: layer, tensor: tensor,
+            "needs tensor '\(tensor)' (\(why)), which the trace does not carry")
     }
 
     public var description: String {

@@ -58,8 +58,10 @@ final class CandidateRanking: @unchecked Sendable {
     /// slots `k` and a slot attaining the best (ties: any), as `ck_top2` over all of `kf` gives.
     /// `kf` holds the normalised `Float` keys of `kept` in slot order, `ef` those of `evicted`;
     /// both finite.
-    func top2(kept: [Int], evicted: [Int], dim D: Int, keptKeys kf: UnsafePointer<Float>, evictedKeys ef: UnsafePointer<Float>,
-              scratch m: AssignScratch, best: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>, arg: UnsafeMutablePointer<Int32>) {
+    func top2(
+        kept: [Int], evicted: [Int], dim D: Int, keptKeys kf: UnsafePointer<Float>, evictedKeys ef: UnsafePointer<Float>,
+        scratch m: AssignScratch, best: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>, arg: UnsafeMutablePointer<Int32>
+    ) {
         let C = kept.count, E = evicted.count, W = Self.width
         let nb = (positions + W - 1) / W
         m.reserveRanking(P: positions, blocks: nb)

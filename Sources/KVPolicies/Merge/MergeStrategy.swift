@@ -41,8 +41,10 @@ public enum MergeAssigner {
     /// most about `D·2⁻²⁴` per cosine, far below `margin`. `scratch` may be reused across calls
     /// on one thread. With a `ranking` (the head's, from the layer's work cache) the `Float` pass
     /// reads what earlier settings of the layer already searched; the result is the same.
-    static func assign(dim D: Int, kept: [Int], evicted: [Int], scratch: AssignScratch = AssignScratch(),
-                       ranking: CandidateRanking? = nil, load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
+    static func assign(
+        dim D: Int, kept: [Int], evicted: [Int], scratch: AssignScratch = AssignScratch(),
+        ranking: CandidateRanking? = nil, load: (Int, UnsafeMutablePointer<Double>) -> Void
+    ) -> (target: [Int], cosine: [Double]) {
         let C = kept.count, E = evicted.count
         guard C > 0, E > 0 else { return (Array(repeating: -1, count: E), Array(repeating: 0, count: E)) }
         let m = scratch
@@ -91,8 +93,9 @@ public enum MergeAssigner {
                     return
                 }
                 if let ranking {
-                    ranking.top2(kept: kept, evicted: evicted, dim: D, keptKeys: kf, evictedKeys: ef, scratch: m,
-                                 best: m.best, second: m.second, arg: m.arg)
+                    ranking.top2(
+                        kept: kept, evicted: evicted, dim: D, keptKeys: kf, evictedKeys: ef, scratch: m,
+                        best: m.best, second: m.second, arg: m.arg)
                 } else {
                     ck_pack_panels(kf, C, D, m.packed)
                     ck_top2(ef, E, D, m.packed, C, m.best, m.second, m.arg)
@@ -116,8 +119,10 @@ extension MergeAssigner {
     /// The assignment under a merge scope: evicted rank `e` searches only the kept slots `k` with
     /// `groups[kept[k]] == groups[evicted[e]]` (lowest slot on ties, as in the unrestricted search);
     /// a rank whose group has no kept slot gets target −1 and cosine 0: it is dropped.
-    static func assign(dim D: Int, kept: [Int], evicted: [Int], groups: [TokenGroup], scratch: AssignScratch = AssignScratch(),
-                       load: (Int, UnsafeMutablePointer<Double>) -> Void) -> (target: [Int], cosine: [Double]) {
+    static func assign(
+        dim D: Int, kept: [Int], evicted: [Int], groups: [TokenGroup], scratch: AssignScratch = AssignScratch(),
+        load: (Int, UnsafeMutablePointer<Double>) -> Void
+    ) -> (target: [Int], cosine: [Double]) {
         var slots: [TokenGroup: [Int]] = [:], ranks: [TokenGroup: [Int]] = [:]
         for (k, p) in kept.enumerated() { slots[groups[p], default: []].append(k) }
         for (e, p) in evicted.enumerated() { ranks[groups[p], default: []].append(e) }

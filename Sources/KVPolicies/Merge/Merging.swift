@@ -33,8 +33,10 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
     /// The registry id; default `<base>+<strategy>`.
     public var customID: String?
 
-    public init(base: Base, strategy: MergeStrategy, filter: MergeFilter? = nil, pairing: MergePairing? = nil, scope: MergeScope? = nil,
-                id: String? = nil) {
+    public init(
+        base: Base, strategy: MergeStrategy, filter: MergeFilter? = nil, pairing: MergePairing? = nil, scope: MergeScope? = nil,
+        id: String? = nil
+    ) {
         self.base = base
         self.strategy = strategy
         self.filter = filter
@@ -71,21 +73,27 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         let groups = scope.groups(ctx.info, count: P)
         let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
             ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept, scope: scope)) {
-                let load = { (p: Int, out: UnsafeMutablePointer<Double>) in LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out) }
+                let load = { (p: Int, out: UnsafeMutablePointer<Double>) in
+                    LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+                }
                 if let groups {
-                    return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, groups: groups, scratch: scratch, load: load)
+                    return MergeAssigner.assign(
+                        dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, groups: groups, scratch: scratch, load: load)
                 }
                 // Other kept sets of this head (other budgets, ratios, policies) share its ranked candidates.
                 let ranking = ctx.cache == nil ? nil : ctx.shared(RankingKey(head: g)) { CandidateRanking(positions: P) }
-                return MergeAssigner.assign(dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch,
-                                            ranking: ranking, load: load)
+                return MergeAssigner.assign(
+                    dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, scratch: scratch,
+                    ranking: ranking, load: load)
             }
         }
         let G = d.heads.count
         // Filter (under a scope, over the assigned tokens only: target ≥ 0).
         var filters: [[Bool]] = assigned.map { $0.target.map { $0 >= 0 } }
         if strategy != .pivotal {
-            let all = groups == nil ? assigned.flatMap(\.cosine) : assigned.flatMap { a in a.cosine.indices.filter { a.target[$0] >= 0 }.map { a.cosine[$0] } }
+            let all =
+                groups == nil
+                ? assigned.flatMap(\.cosine) : assigned.flatMap { a in a.cosine.indices.filter { a.target[$0] >= 0 }.map { a.cosine[$0] } }
             let threshold = all.isEmpty ? 0 : all.reduce(0, +) / Double(all.count)
             let ragged = Set(assigned.map(\.cosine.count)).count > 1
             let mode = ragged ? .perHead : (filter ?? (ctx.options.fidelity == .code ? .rankShared : .perHead))
@@ -131,7 +139,8 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
                     source = { _, f in ev[ranksOf[groups[ev[f]]]![nth[f]]] }
                 }
                 merges = F.enumerated().map { j, f in
-                    MergeContribution(source: pair == .rankMismatched ? source(j, f) : ev[f], slot: t[f], sourceWeight: 1, pivotWeight: 0, cosine: mu[f])
+                    MergeContribution(
+                        source: pair == .rankMismatched ? source(j, f) : ev[f], slot: t[f], sourceWeight: 1, pivotWeight: 0, cosine: mu[f])
                 }
             case .weighted:
                 merges = ev.indices.filter { filters[g][$0] }.map {
@@ -143,8 +152,11 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
             d.heads[g].assignment = MergeAssignment(target: t, cosine: mu, filter: filters[g])
         }
         if dropped > 0 {
-            d.notes.append(DecisionNote("merge-scope-dropped",
-                                        "merge scope \(scope.rawValue): \(dropped) evicted token(s) over the KV heads had no kept token of their own \(scope == .image ? "image or modality" : "modality") and were dropped"))
+            d.notes.append(
+                DecisionNote(
+                    "merge-scope-dropped",
+                    "merge scope \(scope.rawValue): \(dropped) evicted token(s) over the KV heads had no kept token of their own \(scope == .image ? "image or modality" : "modality") and were dropped"
+                ))
         }
         return d
     }

@@ -56,9 +56,13 @@ public struct AdaKV: DeclaredPolicy {
 
     public static let declaration = PolicyDeclaration(
         id: "adakv", summary: "Ada-KV: head-adaptive budgets over SnapKV scores (ragged heads)", paper: "Ada-KV, arXiv 2407.11550",
-        parameters: [.real("alpha", 0.2, in: 0 ... 1, "safeguard share α"),
-                     .choice("safeguard", Safeguard.authors, "authors (the Ada-KV code) | kvpress (AdaKVPress)"),
-                     ParameterSpec("scorer", .choice(["snapkv"]), default: .choice("snapkv"), "scores pooled across heads (snapkv: window sums share one scale)")]
+        parameters: [
+            .real("alpha", 0.2, in: 0 ... 1, "safeguard share α"),
+            .choice("safeguard", Safeguard.authors, "authors (the Ada-KV code) | kvpress (AdaKVPress)"),
+            ParameterSpec(
+                "scorer", .choice(["snapkv"]), default: .choice("snapkv"),
+                "scores pooled across heads (snapkv: window sums share one scale)"),
+        ]
             + SnapKV.parameters,
         requirements: .windowRows, traits: [], color: 0x882255,
         rule: """
@@ -102,7 +106,8 @@ public struct AdaKV: DeclaredPolicy {
             var counts = [Int](repeating: 0, count: G)
             for f in pooled(G * B, excluding: [Bool](repeating: false, count: G * n)) { counts[f / n] += 1 }
             let floor = Int(alpha * Double(B))
-            let k = ctx.options.fidelity == .intended
+            let k =
+                ctx.options.fidelity == .intended
                 ? Self.largestRemainder(counts.map { Double($0) * (1 - alpha) + alpha * Double(B) }, total: G * B)
                 : counts.map { Self.authorsCapacity(count: $0, alpha: alpha, floor: floor) }
             chosen = (0 ..< G).map { own($0, k[$0]) }

@@ -29,9 +29,11 @@ public struct FastV: DeclaredPolicy {
 
     public static let declaration = PolicyDeclaration(
         id: "fastv", summary: "FastV: after layer K drop the lowest R of image tokens by attention at K", paper: "FastV, arXiv 2403.06764",
-        parameters: [.integer("fastv-layer", 2, in: 0 ... 1 << 16, "layer K"),
-                     .real("drop-ratio", nil, in: 0 ... 1, "R (default 1 − b under --budget b, else 0.5)"),
-                     .choice("fastv-rows", Rows.last, "last | all")],
+        parameters: [
+            .integer("fastv-layer", 2, in: 0 ... 1 << 16, "layer K"),
+            .real("drop-ratio", nil, in: 0 ... 1, "R (default 1 − b under --budget b, else 0.5)"),
+            .choice("fastv-rows", Rows.last, "last | all"),
+        ],
         requirements: [.windowRows, .spans, .otherLayers], traits: [.sharedByHeads], color: 0xDDCC77,
         rule: """
             At layer K rank the image tokens by φ_j = Σ over heads of A[h, P−1, j] (the last prefill row, as \
@@ -48,8 +50,9 @@ public struct FastV: DeclaredPolicy {
         let R = dropRatio ?? ctx.budget.spec.fraction.map { 1 - $0 } ?? 0.5
         guard R >= 0, R <= 1 else { throw PolicyError(.parameter, policy: id, "drop ratio must be in [0, 1], got \(R)") }
         if ctx.layer <= layer {
-            return .whole(layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: ctx.budget.nominal,
-                          notes: [DecisionNote("fastv-before", "layers ≤ \(layer) keep everything")])
+            return .whole(
+                layer: ctx.layer, kvHeads: ctx.kvHeads, prefill: P, nominal: ctx.budget.nominal,
+                notes: [DecisionNote("fastv-before", "layers ≤ \(layer) keep everything")])
         }
         let text = ctx.isText
         let images = (0 ..< P).filter { !text[$0] }
@@ -57,11 +60,14 @@ public struct FastV: DeclaredPolicy {
         var source = ctx
         if ctx.tensors.layer != layer {
             guard let trace = ctx.trace, trace.info.recordedLayers.contains(layer) else {
-                throw PolicyError(.missingInput, policy: id, layer: ctx.layer, tensor: "attn",
-                                  "needs the attention of layer \(layer) (--fastv-layer), which the trace did not record")
+                throw PolicyError(
+                    .missingInput, policy: id, layer: ctx.layer, tensor: "attn",
+                    "needs the attention of layer \(layer) (--fastv-layer), which the trace did not record")
             }
-            source = LayerContext(info: ctx.info, tensors: try trace.layer(layer), budget: ctx.budget.spec, options: ctx.options,
-                                  compressionPoint: P, trace: trace).named(id)
+            source = LayerContext(
+                info: ctx.info, tensors: try trace.layer(layer), budget: ctx.budget.spec, options: ctx.options,
+                compressionPoint: P, trace: trace
+            ).named(id)
         }
         let block = rows == .last ? try source.rows(P - 1 ..< P) : try source.rows(0 ..< P)
         var phi = [Double](repeating: 0, count: P)
@@ -69,7 +75,8 @@ public struct FastV: DeclaredPolicy {
         let chosen = Selection.topK(images, k: keep, score: { phi[$0] })
         let kept = ((0 ..< P).filter { text[$0] } + chosen).sorted()
         let head = HeadDecision(kept: kept, prefill: P)
-        return LayerDecision(layer: ctx.layer, heads: Array(repeating: head, count: ctx.kvHeads), nominal: ctx.budget.nominal, prefill: P,
-                             notes: [DecisionNote("fastv", "kept \(keep) of \(images.count) image tokens (R = \(R)) by layer \(layer)")])
+        return LayerDecision(
+            layer: ctx.layer, heads: Array(repeating: head, count: ctx.kvHeads), nominal: ctx.budget.nominal, prefill: P,
+            notes: [DecisionNote("fastv", "kept \(keep) of \(images.count) image tokens (R = \(R)) by layer \(layer)")])
     }
 }

@@ -33,7 +33,9 @@ public struct KNorm: ScoringPolicy, DeclaredPolicy {
     public func keepCount(_ ctx: LayerContext, head g: Int) -> Int { ctx.budget.nominal }
     public func shortcut(_ ctx: LayerContext) throws -> LayerDecision? {
         if let d = ctx.wholeIfWithinBudget() { return d }
-        if skipLayers.contains(ctx.layer) { return ctx.whole([DecisionNote("skipped-layer", "layer \(ctx.layer) is kept whole (--skip-layers)")]) }
+        if skipLayers.contains(ctx.layer) {
+            return ctx.whole([DecisionNote("skipped-layer", "layer \(ctx.layer) is kept whole (--skip-layers)")])
+        }
         return nil
     }
     public func notes(_ ctx: LayerContext, _ d: LayerDecision) -> [DecisionNote] { [] }

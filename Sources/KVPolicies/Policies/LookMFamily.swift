@@ -14,7 +14,8 @@ public protocol ComposedPolicy: DeclaredPolicy, MergeSettable {
 extension ComposedPolicy {
     public init(parameters: ParameterValues) { self.init() }
     var merged: Merging<Base> {
-        Merging(base: Self.base, strategy: Self.declaration.composition!.merge, filter: mergeFilter, scope: mergeScope, id: Self.declaration.id)
+        Merging(
+            base: Self.base, strategy: Self.declaration.composition!.merge, filter: mergeFilter, scope: mergeScope, id: Self.declaration.id)
     }
     public var requirements: Requirements { merged.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try merged.decide(context) }
@@ -28,7 +29,8 @@ extension ComposedPolicy {
             requirements: b.requirements.union([.keys, .values]), traits: b.traits.union(.merges),
             composition: .init(base: base, merge: merge), color: b.color,
             rule: "`\(base)` selects what each KV head keeps; then the \(merge.rawValue) merge folds every evicted token into its "
-                + "nearest kept token (see `--merge`; `--merge-scope` keeps it within a modality or an image): exactly `kvscope … --policy \(base) --merge \(merge.rawValue)`, official kv_mode \(mode).")
+                + "nearest kept token (see `--merge`; `--merge-scope` keeps it within a modality or an image): exactly `kvscope … --policy \(base) --merge \(merge.rawValue)`, official kv_mode \(mode)."
+        )
     }
 }
 
@@ -38,8 +40,9 @@ public struct LookM: ComposedPolicy {
     public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
-    public static let declaration = declare("lookm", "LOOK-M: text-prior eviction + pivotal merge (the paper's main method)",
-                                            mode: "text_prior_pivot_merge", merge: .pivotal)
+    public static let declaration = declare(
+        "lookm", "LOOK-M: text-prior eviction + pivotal merge (the paper's main method)",
+        mode: "text_prior_pivot_merge", merge: .pivotal)
 }
 
 /// `lookm-avg` (`TextAVGMergeKVCache_LayerWise`): text prior + averaged merge.
@@ -48,8 +51,9 @@ public struct LookMAverage: ComposedPolicy {
     public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
-    public static let declaration = declare("lookm-avg", "text prior + averaged merge (head-shared filter, rank-mismatched sources in code mode)",
-                                            mode: "text_prior_avg_merge", merge: .average)
+    public static let declaration = declare(
+        "lookm-avg", "text prior + averaged merge (head-shared filter, rank-mismatched sources in code mode)",
+        mode: "text_prior_avg_merge", merge: .average)
 }
 
 /// `lookm-weighted` (`TextWeightedMerge_LayerWise`): text prior + weighted merge.
@@ -58,8 +62,9 @@ public struct LookMWeighted: ComposedPolicy {
     public var mergeScope: MergeScope?
     public init() {}
     public static var base: TextPrior { TextPrior() }
-    public static let declaration = declare("lookm-weighted", "text prior + cosine-weighted merge (filtered, unnormalised)",
-                                            mode: "text_prior_weighted_merge", merge: .weighted)
+    public static let declaration = declare(
+        "lookm-weighted", "text prior + cosine-weighted merge (filtered, unnormalised)",
+        mode: "text_prior_weighted_merge", merge: .weighted)
 }
 
 /// `pivot-merge` (`PivotKVCache_LayerWise`): H2O with 4 sinks + pivotal merge.

@@ -58,8 +58,10 @@ public struct Oracle: ScoringPolicy, DeclaredPolicy {
 
     func noRows(_ ctx: LayerContext) -> PolicyError {
         let qr = ctx.info.shape.queryRows
-        return PolicyError(.missingInput, policy: id, layer: ctx.layer, tensor: "attn",
-                           "needs evaluation rows: future rows i ≥ \(ctx.compressionPoint) or proxy rows (attn, or q with k); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+        return PolicyError(
+            .missingInput, policy: id, layer: ctx.layer, tensor: "attn",
+            "needs evaluation rows: future rows i ≥ \(ctx.compressionPoint) or proxy rows (attn, or q with k); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)"
+        )
     }
 
     public func sharedScores(_ ctx: LayerContext) throws -> ScoreMatrix {

@@ -97,7 +97,9 @@ public struct SnapKV: ScoringPolicy, DeclaredPolicy {
             kernel 7, max pooling (SnapKV's LongBench settings).
             """)
 
-    public var scoreKey: AnyHashable { [AnyHashable(window), AnyHashable(kernel), AnyHashable(pooling), AnyHashable(combineBeforePooling)] }
+    public var scoreKey: AnyHashable {
+        [AnyHashable(window), AnyHashable(kernel), AnyHashable(pooling), AnyHashable(combineBeforePooling)]
+    }
 
     /// Pooled, GQA-combined scores `[KVH][P−w]` for window `w`.
     public func scores(_ ctx: LayerContext, window w: Int) throws -> ScoreMatrix {
@@ -124,9 +126,11 @@ public struct SnapKV: ScoringPolicy, DeclaredPolicy {
     static func clamped(_ ctx: LayerContext, window: Int) -> LayerDecision? {
         let P = ctx.compressionPoint, C = ctx.budget.nominal
         guard C <= window else { return nil }
-        return ctx.sameInEveryHead(kept: Array(P - C ..< P), notes: gqaNotes(ctx) + [
-            DecisionNote("window-clamped", "C = \(C) ≤ window \(window): kept the last \(C) positions"),
-        ])
+        return ctx.sameInEveryHead(
+            kept: Array(P - C ..< P),
+            notes: gqaNotes(ctx) + [
+                DecisionNote("window-clamped", "C = \(C) ≤ window \(window): kept the last \(C) positions")
+            ])
     }
 
     /// The GQA note, and a note when the window rows were recomputed from `q` and `k`.

@@ -27,7 +27,9 @@ public struct SnapKVLookM: DeclaredPolicy {
     public static let declaration = PolicyDeclaration(
         id: "snapkv-lookm", summary: "the LOOK-M repository's SnapKV: w = r, avg-pool k5, float softmax, descending-score order",
         paper: "SnapKV, arXiv 2404.14469, as in the official LOOK-M code", officialMode: "snapkv",
-        parameters: [.integer("kernel", 5, in: 1 ... 1023, odd: true, "pooling kernel (odd)"), .choice("pooling", Pooling.avg, "avg | max")],
+        parameters: [
+            .integer("kernel", 5, in: 1 ... 1023, odd: true, "pooling kernel (odd)"), .choice("pooling", Pooling.avg, "avg | max"),
+        ],
         requirements: [.queries, .keys], traits: [.usesRecent, .keepsExactlyC], color: 0x44AA99,
         rule: """
             The SnapKV variant of the LOOK-M repository (PoolingKVCache_LayerWise, kernel 5, average pooling). \
@@ -47,7 +49,9 @@ public struct SnapKVLookM: DeclaredPolicy {
         let P = ctx.compressionPoint, w = ctx.budget.recent
         let rows: RowBlock
         if ctx.options.fidelity == .code {
-            guard ctx.tensors.queries != nil else { throw ctx.missing("q", "queries of the window rows \(P - w)..<\(P) (official SnapKV recomputes attention)") }
+            guard ctx.tensors.queries != nil else {
+                throw ctx.missing("q", "queries of the window rows \(P - w)..<\(P) (official SnapKV recomputes attention)")
+            }
             guard ctx.tensors.keys != nil else { throw ctx.missing("k", "keys to recompute the window attention") }
             rows = try ctx.recomputedRows(P - w ..< P, scale: 1 / Double(ctx.headDim).squareRoot(), floatSoftmax: true)
         } else {
@@ -64,7 +68,9 @@ public struct SnapKVLookM: DeclaredPolicy {
         guard b.recent > 0 else {
             throw PolicyError(.budget, policy: id, layer: ctx.layer, "the official SnapKV variant needs a window w = r: \(b.recentFormula)")
         }
-        let pooled = try ctx.shared(["snapkv-lookm", kernel, pooling, b.recent, ctx.options.fidelity.rawValue, ctx.options.gqa.rawValue] as [AnyHashable]) {
+        let pooled = try ctx.shared(
+            ["snapkv-lookm", kernel, pooling, b.recent, ctx.options.fidelity.rawValue, ctx.options.gqa.rawValue] as [AnyHashable]
+        ) {
             aggregateGQA(try windowScores(ctx).pooled, map: ctx.kvHeadOfQueryHead, kvHeads: ctx.kvHeads, ctx.options.gqa)
         }
         let w = b.recent

@@ -45,20 +45,24 @@ public struct TextPrior: ScoringPolicy, DeclaredPolicy, MergeSettable {
         var s = try ctx.aggregatedColsum()
         let P = ctx.compressionPoint, cut = P - ctx.budget.recent
         let text = ctx.isText
-        for g in 0 ..< s.rows { for j in 0 ..< P {
-            if ctx.options.fidelity == .code {
-                s[g, j] -= (text[j] ? 0 : offset) + (j >= cut ? offset : 0)
-            } else if text[j] {
-                s[g, j] += 4 * offset
+        for g in 0 ..< s.rows {
+            for j in 0 ..< P {
+                if ctx.options.fidelity == .code {
+                    s[g, j] -= (text[j] ? 0 : offset) + (j >= cut ? offset : 0)
+                } else if text[j] {
+                    s[g, j] += 4 * offset
+                }
             }
-        } }
+        }
         return s
     }
 
     /// The scores read the fidelity and, in code mode, the window boundary.
     public func sharedScores(_ ctx: LayerContext) throws -> ScoreMatrix {
         let cut = ctx.compressionPoint - ctx.budget.recent
-        return try ctx.shared(["text-prior", offset, ctx.options.fidelity.rawValue, ctx.options.fidelity == .code ? cut : 0] as [AnyHashable]) {
+        return try ctx.shared(
+            ["text-prior", offset, ctx.options.fidelity.rawValue, ctx.options.fidelity == .code ? cut : 0] as [AnyHashable]
+        ) {
             try scores(ctx)
         }
     }
@@ -76,8 +80,9 @@ public struct TextPrior: ScoringPolicy, DeclaredPolicy, MergeSettable {
         if !ctx.hasNonText, ctx.options.imageGate { return ctx.whole([.noImage]) }
         if let d = ctx.wholeIfWithinBudget(gqaNotes(ctx) + gate) { return d }
         if ctx.options.fidelity == .code && b.recent == 0 {
-            throw PolicyError(.budget, policy: ctx.policyID, layer: ctx.layer,
-                              "text prior (official code) needs a recent window: \(b.recentFormula); use --fidelity intended or a larger recent ratio")
+            throw PolicyError(
+                .budget, policy: ctx.policyID, layer: ctx.layer,
+                "text prior (official code) needs a recent window: \(b.recentFormula); use --fidelity intended or a larger recent ratio")
         }
         return nil
     }

@@ -20,10 +20,15 @@ public enum ParameterValue: Sendable, Hashable, Codable, CustomStringConvertible
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if let i = try? c.decode(Int.self) { self = .integer(i) }
-        else if let x = try? c.decode(Double.self) { self = .real(x) }
-        else if let v = try? c.decode([Int].self) { self = .integers(v) }
-        else { self = .choice(try c.decode(String.self)) }
+        if let i = try? c.decode(Int.self) {
+            self = .integer(i)
+        } else if let x = try? c.decode(Double.self) {
+            self = .real(x)
+        } else if let v = try? c.decode([Int].self) {
+            self = .integers(v)
+        } else {
+            self = .choice(try c.decode(String.self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -74,7 +79,8 @@ public struct ParameterSpec: Sendable, Hashable {
     public static func real(_ name: String, _ d: Double?, in range: ClosedRange<Double>, _ help: String) -> ParameterSpec {
         ParameterSpec(name, .real(range), default: d.map { .real($0) }, help)
     }
-    public static func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ d: E, _ help: String) -> ParameterSpec where E.RawValue == String {
+    public static func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ d: E, _ help: String) -> ParameterSpec
+    where E.RawValue == String {
         ParameterSpec(name, .choice(E.allCases.map(\.rawValue)), default: .choice(d.rawValue), help)
     }
 
@@ -106,15 +112,18 @@ public struct ParameterSpec: Sendable, Hashable {
             guard r.contains(v) else { throw bad("is outside \(r.lowerBound)…\(r.upperBound)") }
             return .real(v)
         case let .choice(names):
-            guard let v = names.first(where: { $0.lowercased() == s.lowercased() }) else { throw bad("is not one of \(names.joined(separator: ", "))") }
+            guard let v = names.first(where: { $0.lowercased() == s.lowercased() }) else {
+                throw bad("is not one of \(names.joined(separator: ", "))")
+            }
             return .choice(v)
         case let .integers(r):
             if s.isEmpty { return .integers([]) }
-            return .integers(try s.split(separator: ",").map { part in
-                guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else { throw bad("is not a list of integers") }
-                guard r.contains(v) else { throw bad("holds \(v), outside \(r.lowerBound)…\(r.upperBound)") }
-                return v
-            })
+            return .integers(
+                try s.split(separator: ",").map { part in
+                    guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else { throw bad("is not a list of integers") }
+                    guard r.contains(v) else { throw bad("holds \(v), outside \(r.lowerBound)…\(r.upperBound)") }
+                    return v
+                })
         }
     }
 
@@ -215,8 +224,10 @@ public struct PolicyDeclaration: Sendable {
     /// The colour of its lines and marks in figures (24-bit RGB).
     public var color: UInt32
 
-    public init(id: String, summary: String, paper: String, officialMode: String? = nil, parameters: [ParameterSpec] = [],
-                requirements: Requirements, traits: PolicyTraits, composition: Composition? = nil, color: UInt32, rule: String) {
+    public init(
+        id: String, summary: String, paper: String, officialMode: String? = nil, parameters: [ParameterSpec] = [],
+        requirements: Requirements, traits: PolicyTraits, composition: Composition? = nil, color: UInt32, rule: String
+    ) {
         self.id = id
         self.summary = summary
         self.paper = paper

@@ -25,7 +25,8 @@ public enum PolicyRegistry {
         let key = id.trimmingCharacters(in: .whitespaces).lowercased()
         if let d = declarations.first(where: { $0.id == key }) { return d }
         if key.contains(",") {
-            throw PolicyError(.unknownPolicy, policy: id, "unknown policy id: one policy at a time here; `kvscope sweep --policies a,b` runs several")
+            throw PolicyError(
+                .unknownPolicy, policy: id, "unknown policy id: one policy at a time here; `kvscope sweep --policies a,b` runs several")
         }
         if let near = suggestion(key, among: ids) {
             throw PolicyError(.unknownPolicy, policy: id, "unknown policy id; did you mean '\(near)'? (`kvscope policies` lists them)")
@@ -53,8 +54,10 @@ public enum PolicyRegistry {
     }
 
     /// Builds the policy `id` with parameter overrides given as text, optionally wrapped in a merge.
-    public static func make(_ id: String, parameters: [String: String] = [:], merge: MergeStrategy? = nil,
-                            filter: MergeFilter? = nil, scope: MergeScope? = nil) throws -> any CachePolicy {
+    public static func make(
+        _ id: String, parameters: [String: String] = [:], merge: MergeStrategy? = nil,
+        filter: MergeFilter? = nil, scope: MergeScope? = nil
+    ) throws -> any CachePolicy {
         try PolicyConfiguration.parse(id, parameters: parameters, merge: merge, filter: filter, scope: scope).make()
     }
 }
@@ -74,8 +77,10 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
     public var mergeScope: MergeScope?
 
     /// A configuration with typed parameter values; unset parameters take their defaults.
-    public init(_ id: String, parameters: [String: ParameterValue] = [:], merge: MergeStrategy? = nil, mergeFilter: MergeFilter? = nil,
-                mergeScope: MergeScope? = nil) {
+    public init(
+        _ id: String, parameters: [String: ParameterValue] = [:], merge: MergeStrategy? = nil, mergeFilter: MergeFilter? = nil,
+        mergeScope: MergeScope? = nil
+    ) {
         self.id = id
         var all: [String: ParameterValue] = [:]
         for p in PolicyRegistry.declaration(id)?.parameters ?? [] { if let d = p.defaultValue { all[p.name] = d } }
@@ -95,8 +100,10 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
 
     /// Resolves an id (case-insensitive, with a suggestion when unknown) and parameter texts
     /// against the declaration: unknown names, bad types and out-of-range values are errors.
-    public static func parse(_ id: String, parameters texts: [String: String] = [:], merge: MergeStrategy? = nil,
-                             filter: MergeFilter? = nil, scope: MergeScope? = nil) throws -> PolicyConfiguration {
+    public static func parse(
+        _ id: String, parameters texts: [String: String] = [:], merge: MergeStrategy? = nil,
+        filter: MergeFilter? = nil, scope: MergeScope? = nil
+    ) throws -> PolicyConfiguration {
         let d = try PolicyRegistry.resolve(id)
         var typed: [String: ParameterValue] = [:]
         for (name, text) in texts {
@@ -129,7 +136,8 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
             throw PolicyError(.parameter, policy: id, "already merges; --merge applies to non-merging policies")
         }
         if let s = mergeScope, !merges {
-            throw PolicyError(.parameter, policy: id, "does not merge; --merge-scope \(s.rawValue) applies to merging policies (add --merge)")
+            throw PolicyError(
+                .parameter, policy: id, "does not merge; --merge-scope \(s.rawValue) applies to merging policies (add --merge)")
         }
     }
 

@@ -27,7 +27,9 @@ public struct KeptIndices: Sendable {
         file = path
         let url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw SimulatorError("\(path): no such file or folder") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw SimulatorError("\(path): no such file or folder")
+        }
         // (tensor, the layer it holds when it is one layer's array)
         var arrays: [(Tensor, Int?)] = []
         func layerNumber(_ name: String) -> Int? {
@@ -40,14 +42,19 @@ public struct KeptIndices: Sendable {
             if names.contains("kept") { arrays = [(try get("kept"), metadataLayer ?? layer)]; return }
             let numbered = names.compactMap { n in layerNumber(n).map { (n, $0) } }
             guard !numbered.isEmpty else {
-                throw SimulatorError("\(path): no 'kept' member and no per-layer members (members: \(names.prefix(8).joined(separator: ", ")))")
+                throw SimulatorError(
+                    "\(path): no 'kept' member and no per-layer members (members: \(names.prefix(8).joined(separator: ", ")))")
             }
             arrays = try numbered.sorted { $0.1 < $1.1 }.map { (try get($0.0), $0.1) }
         }
         do {
             if isDir.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasPrefix("layer_") && $0.hasSuffix(".safetensors") }.sorted()
-                guard !names.isEmpty else { throw SimulatorError("\(path): a folder without layer_NNN.safetensors files (as simulate --save-cache writes)") }
+                let names = try FileManager.default.contentsOfDirectory(atPath: path).filter {
+                    $0.hasPrefix("layer_") && $0.hasSuffix(".safetensors")
+                }.sorted()
+                guard !names.isEmpty else {
+                    throw SimulatorError("\(path): a folder without layer_NNN.safetensors files (as simulate --save-cache writes)")
+                }
                 for n in names {
                     let f = try SafeTensorsFile(url.appendingPathComponent(n))
                     guard let t = f.tensors["kept"] else { throw SimulatorError("\(path)/\(n): no 'kept' tensor") }
@@ -78,12 +85,18 @@ public struct KeptIndices: Sendable {
             let per: [(Int, Tensor)]
             switch t.rank {
             case 3:
-                guard given == nil || arrays.count == 1 else { throw SimulatorError("\(path): a per-layer member has shape \(t.shape), expected [heads, C]") }
+                guard given == nil || arrays.count == 1 else {
+                    throw SimulatorError("\(path): a per-layer member has shape \(t.shape), expected [heads, C]")
+                }
                 let L = t.shape[0]
                 let index: (Int) -> Int
-                if L == recorded.count { index = { recorded[$0] } }
-                else if L == shape.layers { index = { $0 } }
-                else { throw SimulatorError("\(path): shape \(t.shape): \(L) layers, the trace records \(recorded.count) (of \(shape.layers))") }
+                if L == recorded.count {
+                    index = { recorded[$0] }
+                } else if L == shape.layers {
+                    index = { $0 }
+                } else {
+                    throw SimulatorError("\(path): shape \(t.shape): \(L) layers, the trace records \(recorded.count) (of \(shape.layers))")
+                }
                 per = (0 ..< L).map { (index($0), t.slice($0)) }
             case 2:
                 guard let l = given ?? (recorded.count == 1 ? recorded[0] : nil) else {
@@ -94,10 +107,13 @@ public struct KeptIndices: Sendable {
                 throw SimulatorError("\(path): shape \(t.shape), expected [L, heads, C] or [heads, C]")
             }
             for (l, a) in per {
-                guard recorded.contains(l) else { throw SimulatorError("\(path): layer \(l) is not recorded in the trace (\(recorded.count) layers recorded)") }
+                guard recorded.contains(l) else {
+                    throw SimulatorError("\(path): layer \(l) is not recorded in the trace (\(recorded.count) layers recorded)")
+                }
                 let H = a.shape[0], C = a.shape[1]
                 guard H == shape.kvHeads || H == shape.queryHeads else {
-                    throw SimulatorError("\(path): layer \(l): \(H) heads, the trace has \(shape.kvHeads) KV heads and \(shape.queryHeads) query heads")
+                    throw SimulatorError(
+                        "\(path): layer \(l): \(H) heads, the trace has \(shape.kvHeads) KV heads and \(shape.queryHeads) query heads")
                 }
                 if let h = heads, h != H { throw SimulatorError("\(path): layers with \(h) and \(H) heads") }
                 heads = H
@@ -106,9 +122,13 @@ public struct KeptIndices: Sendable {
                     var s = Set<Int>()
                     for c in 0 ..< C {
                         let x = a.double(at: h * C + c)
-                        guard x.isFinite, x == x.rounded() else { throw SimulatorError("\(path): layer \(l) head \(h): entry \(x) is not an index") }
+                        guard x.isFinite, x == x.rounded() else {
+                            throw SimulatorError("\(path): layer \(l) head \(h): entry \(x) is not an index")
+                        }
                         if x < 0 { continue }
-                        guard x < Double(P) else { throw SimulatorError("\(path): layer \(l) head \(h): index \(Int(x)) is outside the prefix 0..<\(P)") }
+                        guard x < Double(P) else {
+                            throw SimulatorError("\(path): layer \(l) head \(h): index \(Int(x)) is outside the prefix 0..<\(P)")
+                        }
                         s.insert(Int(x))
                     }
                     sets.append(s.sorted())
@@ -152,8 +172,10 @@ public struct KeptOverlap: Sendable, Codable, Hashable {
 public enum KeptComparison {
     /// Per recorded layer of `kept` (ascending) and head: KVScope's decision under `policy` at
     /// `budget` against the file's sets. Recall uses the evaluation rows of `settings`.
-    public static func compare(_ kept: KeptIndices, trace: any TraceSource, policy: any CachePolicy, merges: Bool,
-                               budget: BudgetSpec, options: PolicyOptions, settings: EvaluationSettings = .init()) throws -> [KeptOverlap] {
+    public static func compare(
+        _ kept: KeptIndices, trace: any TraceSource, policy: any CachePolicy, merges: Bool,
+        budget: BudgetSpec, options: PolicyOptions, settings: EvaluationSettings = .init()
+    ) throws -> [KeptOverlap] {
         let info = trace.info
         let P = settings.compressionPoint ?? info.shape.prefillLen
         let map = info.shape.kvHeadOfQueryHead
@@ -198,10 +220,12 @@ public enum KeptComparison {
                     let d = served.compactMap { v[$0] }
                     return d.count == served.count && !d.isEmpty ? d.reduce(0, +) / Double(d.count) : nil
                 }
-                out.append(KeptOverlap(layer: l, head: head, kvscopeKept: k.count, otherKept: other.count, common: common,
-                                       onlyKvscope: k.count - common, onlyOther: other.count - common,
-                                       jaccard: union == 0 ? 1 : Double(common) / Double(union),
-                                       recallKvscope: mean(mineRecall), recallOther: mean(otherRecall)))
+                out.append(
+                    KeptOverlap(
+                        layer: l, head: head, kvscopeKept: k.count, otherKept: other.count, common: common,
+                        onlyKvscope: k.count - common, onlyOther: other.count - common,
+                        jaccard: union == 0 ? 1 : Double(common) / Double(union),
+                        recallKvscope: mean(mineRecall), recallOther: mean(otherRecall)))
             }
         }
         return out
@@ -211,9 +235,11 @@ public enum KeptComparison {
     public static func csv(_ rows: [KeptOverlap], perQueryHead: Bool) -> String {
         var s = "layer,head,head_kind,kvscope_kept,other_kept,common,only_kvscope,only_other,jaccard,recall_kvscope,recall_other\n"
         for r in rows {
-            let cells = [String(r.layer), String(r.head), perQueryHead ? "query" : "kv", String(r.kvscopeKept), String(r.otherKept),
-                         String(r.common), String(r.onlyKvscope), String(r.onlyOther), ResultWriter.num(r.jaccard),
-                         ResultWriter.num(r.recallKvscope), ResultWriter.num(r.recallOther)]
+            let cells = [
+                String(r.layer), String(r.head), perQueryHead ? "query" : "kv", String(r.kvscopeKept), String(r.otherKept),
+                String(r.common), String(r.onlyKvscope), String(r.onlyOther), ResultWriter.num(r.jaccard),
+                ResultWriter.num(r.recallKvscope), ResultWriter.num(r.recallOther),
+            ]
             s += cells.joined(separator: ",") + "\n"
         }
         return s

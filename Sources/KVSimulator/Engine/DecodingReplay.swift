@@ -59,10 +59,13 @@ public struct DecodingReplay: Sendable, Hashable, Codable {
     public static func rows(_ info: TraceInfo, compressionPoint P: Int) throws -> Range<Int> {
         let qr = info.shape.queryRows
         guard qr.upperBound > P else {
-            throw SimulatorError("\(info.name): --decoding needs generated rows (recorded query rows ≥ P = \(P)); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+            throw SimulatorError(
+                "\(info.name): --decoding needs generated rows (recorded query rows ≥ P = \(P)); the trace records rows \(qr.lowerBound)..<\(qr.upperBound)"
+            )
         }
         guard qr.lowerBound <= P else {
-            throw SimulatorError("\(info.name): --decoding needs every row from P = \(P) on; the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
+            throw SimulatorError(
+                "\(info.name): --decoding needs every row from P = \(P) on; the trace records rows \(qr.lowerBound)..<\(qr.upperBound)")
         }
         return P ..< qr.upperBound
     }
@@ -74,8 +77,10 @@ public struct DecodingReplay: Sendable, Hashable, Codable {
 /// describe the cache (`Metric.describesCache`) are those of the cache at step `t`. At the last
 /// step of a look-once replay, every value equals `Replay`'s.
 public enum DecodingEngine {
-    public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
-                           settings: EvaluationSettings, decoding: DecodingReplay) throws -> [ResultRow] {
+    public static func run(
+        trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
+        settings: EvaluationSettings, decoding: DecodingReplay
+    ) throws -> [ResultRow] {
         let info = trace.info
         let tensors = try trace.layer(l)
         let P = settings.compressionPoint ?? info.shape.prefillLen
@@ -86,23 +91,31 @@ public enum DecodingEngine {
         for run in runs {
             var options = run.combination.options
             if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
-            let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: options,
-                                   compressionPoint: P, trace: trace, cache: cache)
+            let ctx = LayerContext(
+                info: info, tensors: tensors, budget: run.combination.budget, options: options,
+                compressionPoint: P, trace: trace, cache: cache)
             if rowContexts.isEmpty { rowContexts = steps.map { EvaluationContext(ctx, settings: settings, rows: $0 ..< $0 + 1) } }
-            let template = LayerEngine.Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal,
-                                                context: rowContexts[0])
+            let template = LayerEngine.Template(
+                info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal,
+                context: rowContexts[0])
             func failed(_ why: String, from step: Int) {
                 guard step <= steps.count else { return }
-                for t in step ... steps.count { for m in metrics { for s in m.series(info, compressionPoint: P, merges: run.merges) {
-                    var r = template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: why)
-                    r.step = t; r.evalRowCount = t
-                    out.append(r)
-                } } }
+                for t in step ... steps.count {
+                    for m in metrics {
+                        for s in m.series(info, compressionPoint: P, merges: run.merges) {
+                            var r = template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: why)
+                            r.step = t; r.evalRowCount = t
+                            out.append(r)
+                        }
+                    }
+                }
             }
             let first: LayerDecision
             do { first = try run.policy.decide(ctx) } catch { failed("\(error)", from: 1); continue }
             if decoding.changesCache && (run.merges || first.mergeCount > 0) {
-                throw SimulatorError("--\(decoding.evictPerStep ? "evict-per-step" : "recompress-every"): \(run.combination.policy) merges; only eviction policies can evict again during decoding")
+                throw SimulatorError(
+                    "--\(decoding.evictPerStep ? "evict-per-step" : "recompress-every"): \(run.combination.policy) merges; only eviction policies can evict again during decoding"
+                )
             }
             var state = CacheState(first, prefill: P, nominal: ctx.budget.nominal, recent: ctx.budget.recent)
             var seen: SeenAttention? = nil
@@ -144,12 +157,15 @@ public enum DecodingEngine {
                         }
                         let defined = heads.compactMap(\.value)
                         let note = defined.isEmpty ? (mine.first(where: { $0.note != nil })?.note ?? "undefined on this layer") : nil
-                        emit(s, head: nil, actual: actual, value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count), note: note)
+                        emit(
+                            s, head: nil, actual: actual, value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count),
+                            note: note)
                         if settings.perHead {
                             for v in heads.sorted(by: { ($0.head ?? -1) < ($1.head ?? -1) }) {
                                 let g = ec.kvHeadOfQueryHead[v.head ?? 0]
-                                emit(s, head: v.head ?? 0, actual: Double(decision.heads[g].kept.count), value: v.value,
-                                     note: v.value == nil ? (v.note ?? "undefined") : nil)
+                                emit(
+                                    s, head: v.head ?? 0, actual: Double(decision.heads[g].kept.count), value: v.value,
+                                    note: v.value == nil ? (v.note ?? "undefined") : nil)
                             }
                         }
                     }
@@ -186,9 +202,11 @@ struct RowSums {
     /// Adds one row's value and returns the running mean (nil with the row's note while no row defines it).
     mutating func add(_ v: MetricValue, series s: MetricSeries) -> MetricValue {
         let k = Key(metric: s.metric, image: s.image, source: s.source, target: s.target, head: v.head)
-        if let x = v.value { sum[k, default: 0] += x; count[k, default: 0] += 1 }
-        else if note[k] == nil, let n = v.note { note[k] = n }
-        guard let n = count[k], n > 0 else { return MetricValue(v.metric, head: v.head, image: v.image, source: v.source, target: v.target, value: nil, note: v.note ?? note[k]) }
+        if let x = v.value { sum[k, default: 0] += x; count[k, default: 0] += 1 } else if note[k] == nil, let n = v.note { note[k] = n }
+        guard let n = count[k], n > 0 else {
+            return MetricValue(
+                v.metric, head: v.head, image: v.image, source: v.source, target: v.target, value: nil, note: v.note ?? note[k])
+        }
         return MetricValue(v.metric, head: v.head, image: v.image, source: v.source, target: v.target, value: sum[k]! / Double(n))
     }
 }
@@ -281,8 +299,10 @@ struct CacheState {
         var next = sorted
         for kvs in groups {
             let view = try CacheView(ctx, positions: sorted[kvs[0]], kvHeads: kvs, seen: seen, lastRow: i)
-            let vctx = LayerContext(info: view.info, tensors: view.tensors, budget: view.budget(nominal: nominal, recent: recent),
-                                    options: ctx.options, compressionPoint: view.info.shape.seqLen, trace: nil, cache: nil).named(ctx.policyID)
+            let vctx = LayerContext(
+                info: view.info, tensors: view.tensors, budget: view.budget(nominal: nominal, recent: recent),
+                options: ctx.options, compressionPoint: view.info.shape.seqLen, trace: nil, cache: nil
+            ).named(ctx.policyID)
             let d = try policy.decide(vctx)
             guard d.mergeCount == 0 else { throw SimulatorError("\(policy.id) merged when run again on the cache") }
             for (k, g) in kvs.enumerated() { next[g] = d.heads[k].kept.map { sorted[kvs[0]][$0] } }
@@ -313,16 +333,22 @@ struct CacheView {
         if Q > 0 {
             let block = try ctx.rows(rows[0] ..< i + 1)
             var a = [Double](repeating: 0, count: H * Q * n)
-            for (hv, h) in heads.enumerated() { for (r, p) in rows.enumerated() { for (j, c) in cached.enumerated() where c <= p {
-                a[(hv * Q + r) * n + j] = block.values[block.offset(h, p - rows[0]) + c]
-            } } }
+            for (hv, h) in heads.enumerated() {
+                for (r, p) in rows.enumerated() {
+                    for (j, c) in cached.enumerated() where c <= p {
+                        a[(hv * Q + r) * n + j] = block.values[block.offset(h, p - rows[0]) + c]
+                    }
+                }
+            }
             attn = Self.tensor(a, [H, Q, n], "attn")
             if let q = ctx.tensors.queries {
                 var qv = [Double](repeating: 0, count: H * Q * D)
                 qv.withUnsafeMutableBufferPointer { b in
-                    for (hv, h) in heads.enumerated() { for (r, p) in rows.enumerated() {
-                        q.copyDoubles(from: (h * qr.count + p - qr.lowerBound) * D, count: D, into: b.baseAddress! + (hv * Q + r) * D)
-                    } }
+                    for (hv, h) in heads.enumerated() {
+                        for (r, p) in rows.enumerated() {
+                            q.copyDoubles(from: (h * qr.count + p - qr.lowerBound) * D, count: D, into: b.baseAddress! + (hv * Q + r) * D)
+                        }
+                    }
                 }
                 queries = Self.tensor(qv, [H, Q, D], "q")
             }
@@ -333,17 +359,20 @@ struct CacheView {
             guard let t else { return nil }
             var v = [Double](repeating: 0, count: Gv * n * width)
             v.withUnsafeMutableBufferPointer { b in
-                for (gv, g) in kvs.enumerated() { for (j, c) in cached.enumerated() {
-                    t.copyDoubles(from: (g * T + c) * width, count: width, into: b.baseAddress! + (gv * n + j) * width)
-                } }
+                for (gv, g) in kvs.enumerated() {
+                    for (j, c) in cached.enumerated() {
+                        t.copyDoubles(from: (g * T + c) * width, count: width, into: b.baseAddress! + (gv * n + j) * width)
+                    }
+                }
             }
             return Self.tensor(v, width == 1 ? [Gv, n] : [Gv, n, width], name)
         }
-        tensors = LayerTensors(layer: ctx.layer, file: "cache of layer \(ctx.layer)", attention: attn,
-                               colsum: Self.tensor(colsum, [H, n], "attn_colsum"), queries: queries,
-                               keys: gather(ctx.tensors.keys, "k", width: D), values: gather(ctx.tensors.values, "v", width: D),
-                               keyNorms: gather(ctx.tensors.keyNorms, "k_norm", width: 1),
-                               valueNorms: gather(ctx.tensors.valueNorms, "v_norm", width: 1))
+        tensors = LayerTensors(
+            layer: ctx.layer, file: "cache of layer \(ctx.layer)", attention: attn,
+            colsum: Self.tensor(colsum, [H, n], "attn_colsum"), queries: queries,
+            keys: gather(ctx.tensors.keys, "k", width: D), values: gather(ctx.tensors.values, "v", width: D),
+            keyNorms: gather(ctx.tensors.keyNorms, "k_norm", width: 1),
+            valueNorms: gather(ctx.tensors.valueNorms, "v_norm", width: 1))
         let modality = cached.map { $0 < src.modality.count ? src.modality[$0] : .text }
         // An image's cached tokens are contiguous in the view (its span is contiguous in the trace).
         let images: [ImageSpan] = src.images.compactMap { span in
@@ -351,11 +380,13 @@ struct CacheView {
             guard let lo = inside.first, let hi = inside.last else { return nil }
             return ImageSpan(id: span.id, positions: lo ..< hi + 1, isPseudo: span.isPseudo, source: span.source, label: span.label)
         }
-        let vshape = TraceShape(layers: shape.layers, queryHeads: H, kvHeads: Gv, headDim: D, seqLen: n, prefillLen: n,
-                                queryRows: firstRow ..< n, kvHeadOfQueryHead: map)
-        var vinfo = TraceInfo(name: src.name, modelName: src.modelName, shape: vshape, modality: modality, images: images,
-                              recordedLayers: [ctx.layer], attnScale: src.attnScale, causal: src.causal,
-                              syntheticImageTokens: src.syntheticImageTokens, contentHash: src.contentHash)
+        let vshape = TraceShape(
+            layers: shape.layers, queryHeads: H, kvHeads: Gv, headDim: D, seqLen: n, prefillLen: n,
+            queryRows: firstRow ..< n, kvHeadOfQueryHead: map)
+        var vinfo = TraceInfo(
+            name: src.name, modelName: src.modelName, shape: vshape, modality: modality, images: images,
+            recordedLayers: [ctx.layer], attnScale: src.attnScale, causal: src.causal,
+            syntheticImageTokens: src.syntheticImageTokens, contentHash: src.contentHash)
         vinfo.slidingWindows = src.slidingWindows
         info = vinfo
     }

@@ -16,8 +16,10 @@ public struct EvaluationSettings: Sendable, Hashable, Codable {
     /// once on the evaluation rows (default).
     public var decoding: DecodingReplay?
 
-    public init(compressionPoint: Int? = nil, proxyWindow: Int = 32, topK: Int = 16, perHead: Bool = false,
-                decoding: DecodingReplay? = nil) {
+    public init(
+        compressionPoint: Int? = nil, proxyWindow: Int = 32, topK: Int = 16, perHead: Bool = false,
+        decoding: DecodingReplay? = nil
+    ) {
         self.compressionPoint = compressionPoint
         self.proxyWindow = proxyWindow
         self.topK = topK
@@ -117,7 +119,8 @@ public struct EvaluationContext: Sendable {
         imageOf = (0 ..< P).map { $0 < ids.count ? ids[$0] : nil }
         elementBytes = ctx.tensors.keys?.dtype.width ?? 2
 
-        let (chosen, kind) = override.map { o in (o, o.isEmpty ? EvaluationRows.none : o.lowerBound >= P ? .future : .proxy) }
+        let (chosen, kind) =
+            override.map { o in (o, o.isEmpty ? EvaluationRows.none : o.lowerBound >= P ? .future : .proxy) }
             ?? Self.evaluationRows(compressionPoint: P, queryRows: qr, proxyWindow: settings.proxyWindow)
         rows = chosen
         self.kind = kind
@@ -128,22 +131,31 @@ public struct EvaluationContext: Sendable {
         if chosen.isEmpty {
             aNote = "the trace records no query rows near P = \(P) (rows \(qr.lowerBound)..<\(qr.upperBound))"
         } else {
-            do { attn = try ctx.rows(chosen).values } catch { aNote = "needs attention rows \(chosen.lowerBound)..<\(chosen.upperBound): \(error)" }
+            do { attn = try ctx.rows(chosen).values } catch {
+                aNote = "needs attention rows \(chosen.lowerBound)..<\(chosen.upperBound): \(error)"
+            }
         }
         attention = attn
         attentionNote = aNote
-        let sums = AttentionSums(attn, rows: chosen, heads: H, seqLen: T, compressionPoint: P, modality: mods,
-                                 modalities: modalities, topK: settings.topK)
+        let sums = AttentionSums(
+            attn, rows: chosen, heads: H, seqLen: T, compressionPoint: P, modality: mods,
+            modalities: modalities, topK: settings.topK)
         prefixMass = sums.prefixMass; tailMass = sums.tailMass; modalityMass = sums.modalityMass; topSets = sums.topSets
 
         // Exact outputs from q, k, v.
         let kt = ctx.tensors.keys, vt = ctx.tensors.values, qt = ctx.tensors.queries
         var oNote: String? = nil
-        if chosen.isEmpty { oNote = aNote }
-        else if qt == nil { oNote = "needs q (queries of the evaluation rows): the trace has none" }
-        else if kt == nil { oNote = "needs k: the trace has none" }
-        else if vt == nil { oNote = "needs v: the trace has none" }
-        else if chosen.lowerBound < qr.lowerBound || chosen.upperBound > qr.upperBound { oNote = "needs q of rows \(chosen.lowerBound)..<\(chosen.upperBound)" }
+        if chosen.isEmpty {
+            oNote = aNote
+        } else if qt == nil {
+            oNote = "needs q (queries of the evaluation rows): the trace has none"
+        } else if kt == nil {
+            oNote = "needs k: the trace has none"
+        } else if vt == nil {
+            oNote = "needs v: the trace has none"
+        } else if chosen.lowerBound < qr.lowerBound || chosen.upperBound > qr.upperBound {
+            oNote = "needs q of rows \(chosen.lowerBound)..<\(chosen.upperBound)"
+        }
         outputNote = oNote
         let vrows = vt.map { KVRows($0, seqLen: T, headDim: D) }
         let krows = kt.map { KVRows($0, seqLen: T, headDim: D) }
@@ -151,8 +163,9 @@ public struct EvaluationContext: Sendable {
         keyRows = krows
         var exact = ExactOutputs()
         if oNote == nil, let krows, let vrows, let qt {
-            exact = ExactOutputs(queries: qt, keys: krows, values: vrows, rows: chosen, queryRows: qr, heads: H, headDim: D,
-                                 seqLen: T, compressionPoint: P, kvHeadOfQueryHead: kvHeadOfQueryHead, scale: scale)
+            exact = ExactOutputs(
+                queries: qt, keys: krows, values: vrows, rows: chosen, queryRows: qr, heads: H, headDim: D,
+                seqLen: T, compressionPoint: P, kvHeadOfQueryHead: kvHeadOfQueryHead, scale: scale)
         }
         queries = exact.queries
         weights = exact.weights; rowMax = exact.rowMax; prefixNum = exact.prefixNum; prefixZ = exact.prefixZ
@@ -160,8 +173,9 @@ public struct EvaluationContext: Sendable {
 
         // Eviction-only estimate from the attention rows and v.
         if let a = attn, let vrows {
-            let e = Self.evictionEstimate(a, values: vrows, rows: chosen, heads: H, headDim: D, seqLen: T, compressionPoint: P,
-                                          kvHeadOfQueryHead: kvHeadOfQueryHead, prefixMass: sums.prefixMass, tailMass: sums.tailMass)
+            let e = Self.evictionEstimate(
+                a, values: vrows, rows: chosen, heads: H, headDim: D, seqLen: T, compressionPoint: P,
+                kvHeadOfQueryHead: kvHeadOfQueryHead, prefixMass: sums.prefixMass, tailMass: sums.tailMass)
             evictNote = nil
             evictPrefixNum = e.prefix; evictTailNum = e.tail; evictFullOutput = e.output
         } else {
@@ -185,8 +199,10 @@ public struct EvaluationContext: Sendable {
     struct AttentionSums {
         var prefixMass: [Double], tailMass: [Double], modalityMass: [[Double]], topSets: [[Int]]
 
-        init(_ attn: [Double]?, rows chosen: Range<Int>, heads H: Int, seqLen T: Int, compressionPoint P: Int,
-             modality mods: [Modality], modalities present: [Modality], topK: Int) {
+        init(
+            _ attn: [Double]?, rows chosen: Range<Int>, heads H: Int, seqLen T: Int, compressionPoint P: Int,
+            modality mods: [Modality], modalities present: [Modality], topK: Int
+        ) {
             let R = chosen.count
             var pm = [Double](repeating: 0, count: H * R), tm = pm
             var mm = [[Double]](repeating: [Double](repeating: 0, count: H * R), count: present.count)
@@ -194,18 +210,20 @@ public struct EvaluationContext: Sendable {
             let k = min(topK, P)
             if let a = attn {
                 let mIndex = mods.map { m in present.firstIndex(of: m)! }
-                for h in 0 ..< H { for r in 0 ..< R {
-                    let i = chosen.lowerBound + r
-                    let base = (h * R + r) * T
-                    var s = 0.0
-                    for j in 0 ..< min(P, i + 1) { s += a[base + j] }
-                    var t = 0.0
-                    if i >= P { for j in P ... min(i, T - 1) { t += a[base + j] } }
-                    pm[h * R + r] = s
-                    tm[h * R + r] = t
-                    for j in 0 ..< min(P, i + 1) { mm[mIndex[j]][h * R + r] += a[base + j] }
-                    tops[h * R + r] = Selection.topK(0 ..< P, k: k, scores: a[base ..< base + P])
-                } }
+                for h in 0 ..< H {
+                    for r in 0 ..< R {
+                        let i = chosen.lowerBound + r
+                        let base = (h * R + r) * T
+                        var s = 0.0
+                        for j in 0 ..< min(P, i + 1) { s += a[base + j] }
+                        var t = 0.0
+                        if i >= P { for j in P ... min(i, T - 1) { t += a[base + j] } }
+                        pm[h * R + r] = s
+                        tm[h * R + r] = t
+                        for j in 0 ..< min(P, i + 1) { mm[mIndex[j]][h * R + r] += a[base + j] }
+                        tops[h * R + r] = Selection.topK(0 ..< P, k: k, scores: a[base ..< base + P])
+                    }
+                }
             }
             prefixMass = pm; tailMass = tm; modalityMass = mm; topSets = tops
         }
@@ -220,12 +238,16 @@ public struct EvaluationContext: Sendable {
 
         init() {}
 
-        init(queries qt: Tensor, keys krows: KVRows, values vrows: KVRows, rows chosen: Range<Int>, queryRows qr: Range<Int>,
-             heads H: Int, headDim D: Int, seqLen T: Int, compressionPoint P: Int, kvHeadOfQueryHead map: [Int], scale sc: Double) {
+        init(
+            queries qt: Tensor, keys krows: KVRows, values vrows: KVRows, rows chosen: Range<Int>, queryRows qr: Range<Int>,
+            heads H: Int, headDim D: Int, seqLen T: Int, compressionPoint P: Int, kvHeadOfQueryHead map: [Int], scale sc: Double
+        ) {
             let R = chosen.count, Q = qr.count
             var q = [Double](repeating: 0, count: H * R * D)
             q.withUnsafeMutableBufferPointer { b in
-                for h in 0 ..< H { qt.copyDoubles(from: (h * Q + chosen.lowerBound - qr.lowerBound) * D, count: R * D, into: b.baseAddress! + h * R * D) }
+                for h in 0 ..< H {
+                    qt.copyDoubles(from: (h * Q + chosen.lowerBound - qr.lowerBound) * D, count: R * D, into: b.baseAddress! + h * R * D)
+                }
             }
             var w = [Double](repeating: 0, count: H * R * T)
             var mx = [Double](repeating: 0, count: H * R)
@@ -234,37 +256,44 @@ public struct EvaluationContext: Sendable {
             var fo = pn
             var kbuf = [Double](repeating: 0, count: T * D)
             var lastG = -1
-            kbuf.withUnsafeMutableBufferPointer { kbm in q.withUnsafeBufferPointer { qb in
-                w.withUnsafeMutableBufferPointer { wb in pn.withUnsafeMutableBufferPointer { pnb in tn.withUnsafeMutableBufferPointer { tnb in
-                    let kb = UnsafePointer(kbm.baseAddress!)
-                    for h in 0 ..< H {
-                        let g = map[h]
-                        if g != lastG { krows.copyHead(g, into: kbm.baseAddress!); lastG = g }
-                        for r in 0 ..< R {
-                            let i = chosen.lowerBound + r
-                            let n = min(i + 1, T)
-                            let row = wb.baseAddress! + (h * R + r) * T
-                            let qp = qb.baseAddress! + (h * R + r) * D
-                            var m = -Double.infinity
-                            for j in 0 ..< n {
-                                let l = sc * dot(qp, kb + j * D, D)
-                                row[j] = l
-                                m = Swift.max(m, l)
+            kbuf.withUnsafeMutableBufferPointer { kbm in
+                q.withUnsafeBufferPointer { qb in
+                    w.withUnsafeMutableBufferPointer { wb in
+                        pn.withUnsafeMutableBufferPointer { pnb in
+                            tn.withUnsafeMutableBufferPointer { tnb in
+                                let kb = UnsafePointer(kbm.baseAddress!)
+                                for h in 0 ..< H {
+                                    let g = map[h]
+                                    if g != lastG { krows.copyHead(g, into: kbm.baseAddress!); lastG = g }
+                                    for r in 0 ..< R {
+                                        let i = chosen.lowerBound + r
+                                        let n = min(i + 1, T)
+                                        let row = wb.baseAddress! + (h * R + r) * T
+                                        let qp = qb.baseAddress! + (h * R + r) * D
+                                        var m = -Double.infinity
+                                        for j in 0 ..< n {
+                                            let l = sc * dot(qp, kb + j * D, D)
+                                            row[j] = l
+                                            m = Swift.max(m, l)
+                                        }
+                                        for j in 0 ..< n { row[j] = Foundation.exp(row[j] - m) }
+                                        mx[h * R + r] = m
+                                        var z = 0.0
+                                        for j in 0 ..< min(P, n) { z += row[j] }
+                                        pz[h * R + r] = z
+                                        var zt = 0.0
+                                        if n > P { for j in P ..< n { zt += row[j] } }
+                                        tz[h * R + r] = zt
+                                    }
+                                    vrows.accumulatePrefixAndTail(
+                                        head: g, firstRow: chosen.lowerBound, rows: R, weights: UnsafePointer(wb.baseAddress! + h * R * T),
+                                        compressionPoint: P, prefix: pnb.baseAddress! + h * R * D, tail: tnb.baseAddress! + h * R * D)
+                                }
                             }
-                            for j in 0 ..< n { row[j] = Foundation.exp(row[j] - m) }
-                            mx[h * R + r] = m
-                            var z = 0.0
-                            for j in 0 ..< min(P, n) { z += row[j] }
-                            pz[h * R + r] = z
-                            var zt = 0.0
-                            if n > P { for j in P ..< n { zt += row[j] } }
-                            tz[h * R + r] = zt
                         }
-                        vrows.accumulatePrefixAndTail(head: g, firstRow: chosen.lowerBound, rows: R, weights: UnsafePointer(wb.baseAddress! + h * R * T),
-                                                      compressionPoint: P, prefix: pnb.baseAddress! + h * R * D, tail: tnb.baseAddress! + h * R * D)
                     }
-                } } }
-            } }
+                }
+            }
             for x in 0 ..< H * R {
                 let z = pz[x] + tz[x]
                 for d in 0 ..< D { fo[x * D + d] = (pn[x * D + d] + tn[x * D + d]) / z }
@@ -276,17 +305,25 @@ public struct EvaluationContext: Sendable {
 
     /// The eviction-only estimate: `Σ_{j<P, j≤i} A v`, `Σ_{P≤j≤i} A v` and their normalised sum
     /// `o_A` (0 for a row without mass), `[H·R·D]` each.
-    static func evictionEstimate(_ a: [Double], values vrows: KVRows, rows chosen: Range<Int>, heads H: Int, headDim D: Int, seqLen T: Int,
-                                 compressionPoint P: Int, kvHeadOfQueryHead map: [Int], prefixMass pm: [Double], tailMass tm: [Double])
-        -> (prefix: [Double], tail: [Double], output: [Double]) {
+    static func evictionEstimate(
+        _ a: [Double], values vrows: KVRows, rows chosen: Range<Int>, heads H: Int, headDim D: Int, seqLen T: Int,
+        compressionPoint P: Int, kvHeadOfQueryHead map: [Int], prefixMass pm: [Double], tailMass tm: [Double]
+    )
+        -> (prefix: [Double], tail: [Double], output: [Double])
+    {
         let R = chosen.count
         var epn = [Double](repeating: 0, count: H * R * D), etn = epn, efo = epn
-        a.withUnsafeBufferPointer { ab in epn.withUnsafeMutableBufferPointer { pb in etn.withUnsafeMutableBufferPointer { tb in
-            for h in 0 ..< H {
-                vrows.accumulatePrefixAndTail(head: map[h], firstRow: chosen.lowerBound, rows: R, weights: ab.baseAddress! + h * R * T,
-                                              compressionPoint: P, prefix: pb.baseAddress! + h * R * D, tail: tb.baseAddress! + h * R * D)
+        a.withUnsafeBufferPointer { ab in
+            epn.withUnsafeMutableBufferPointer { pb in
+                etn.withUnsafeMutableBufferPointer { tb in
+                    for h in 0 ..< H {
+                        vrows.accumulatePrefixAndTail(
+                            head: map[h], firstRow: chosen.lowerBound, rows: R, weights: ab.baseAddress! + h * R * T,
+                            compressionPoint: P, prefix: pb.baseAddress! + h * R * D, tail: tb.baseAddress! + h * R * D)
+                    }
+                }
             }
-        } } }
+        }
         for x in 0 ..< H * R {
             let z = pm[x] + tm[x]
             for d in 0 ..< D { efo[x * D + d] = z > 0 ? (epn[x * D + d] + etn[x * D + d]) / z : 0 }
@@ -298,10 +335,14 @@ public struct EvaluationContext: Sendable {
 extension KVRows {
     /// `accumulateCausal` over the prefix positions `0 ..< P` into `prefix` and over the tail
     /// `P ..< T` into `tail`, with weight rows of stride `T`.
-    func accumulatePrefixAndTail(head g: Int, firstRow: Int, rows R: Int, weights w: UnsafePointer<Double>, compressionPoint P: Int,
-                                 prefix: UnsafeMutablePointer<Double>, tail: UnsafeMutablePointer<Double>) {
-        accumulateCausal(head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(0 ..< P), into: prefix, subtract: false)
-        accumulateCausal(head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(P ..< seqLen), into: tail, subtract: false)
+    func accumulatePrefixAndTail(
+        head g: Int, firstRow: Int, rows R: Int, weights w: UnsafePointer<Double>, compressionPoint P: Int,
+        prefix: UnsafeMutablePointer<Double>, tail: UnsafeMutablePointer<Double>
+    ) {
+        accumulateCausal(
+            head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(0 ..< P), into: prefix, subtract: false)
+        accumulateCausal(
+            head: g, firstRow: firstRow, rows: R, weights: w, ldw: seqLen, positions: Array(P ..< seqLen), into: tail, subtract: false)
     }
 }
 
@@ -314,7 +355,9 @@ enum Kernels {
         let av = SIMD8<Double>(repeating: a)
         while i + 8 <= n {
             let r = UnsafeMutableRawPointer(y + i)
-            r.storeBytes(of: r.loadUnaligned(as: SIMD8<Double>.self) + av * UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self), as: SIMD8<Double>.self)
+            r.storeBytes(
+                of: r.loadUnaligned(as: SIMD8<Double>.self) + av * UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self),
+                as: SIMD8<Double>.self)
             i += 8
         }
         while i < n { y[i] += a * x[i]; i += 1 }

@@ -49,8 +49,10 @@ struct KVRows: @unchecked Sendable {
 
     /// `acc[r] ±= Σ_k w[r][pos[k]] · v_g[pos[k]]` for `r < rows`, in the order of `pos`
     /// (`w` rows `ldw` apart, `acc` rows `D` apart).
-    func accumulate(head g: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
-                    into acc: UnsafeMutablePointer<Double>, subtract: Bool) {
+    func accumulate(
+        head g: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
+        into acc: UnsafeMutablePointer<Double>, subtract: Bool
+    ) {
         guard !pos.isEmpty, rows > 0 else { return }
         withHead(g) { v in
             pos.withUnsafeBufferPointer { pb in
@@ -62,8 +64,10 @@ struct KVRows: @unchecked Sendable {
     /// The same for evaluation rows `first ..< first + rows` (absolute positions), honouring the
     /// causal limit `p ≤ i` per row: one blocked call when every position is visible to every
     /// row, else one call per row with its visible positions (same order).
-    func accumulateCausal(head g: Int, firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int,
-                          positions pos: [Int], into acc: UnsafeMutablePointer<Double>, subtract: Bool) {
+    func accumulateCausal(
+        head g: Int, firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int,
+        positions pos: [Int], into acc: UnsafeMutablePointer<Double>, subtract: Bool
+    ) {
         guard !pos.isEmpty, rows > 0 else { return }
         let maxP = pos.max()!
         if maxP <= firstRow {

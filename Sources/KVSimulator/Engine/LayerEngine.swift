@@ -30,8 +30,10 @@ public struct PlannedRun: Sendable {
 public enum LayerEngine {
     /// The per-layer result rows (`layer = l`, all heads, plus per-head rows when asked); with
     /// `settings.decoding`, those of `DecodingEngine` (one set per generated step).
-    public static func run(trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
-                           settings: EvaluationSettings) throws -> [ResultRow] {
+    public static func run(
+        trace: any TraceSource, layer l: Int, runs: [PlannedRun], metrics: [any Metric],
+        settings: EvaluationSettings
+    ) throws -> [ResultRow] {
         if let d = settings.decoding {
             return try DecodingEngine.run(trace: trace, layer: l, runs: runs, metrics: metrics, settings: settings, decoding: d)
         }
@@ -44,16 +46,19 @@ public enum LayerEngine {
         for run in runs {
             var options = run.combination.options
             if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
-            let ctx = LayerContext(info: info, tensors: tensors, budget: run.combination.budget, options: options,
-                                   compressionPoint: P, trace: trace, cache: cache)
+            let ctx = LayerContext(
+                info: info, tensors: tensors, budget: run.combination.budget, options: options,
+                compressionPoint: P, trace: trace, cache: cache)
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
             let ec = evalContext!
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
             let decision: LayerDecision
             do { decision = try run.policy.decide(ctx) } catch {
-                for m in metrics { for s in m.series(info, compressionPoint: P, merges: run.merges) {
-                    rows.append(template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: "\(error)"))
-                } }
+                for m in metrics {
+                    for s in m.series(info, compressionPoint: P, merges: run.merges) {
+                        rows.append(template.row(s, layer: l, head: nil, actual: .nan, value: nil, note: "\(error)"))
+                    }
+                }
                 continue
             }
 
@@ -74,13 +79,17 @@ public enum LayerEngine {
                     }
                     let defined = mine.compactMap(\.value)
                     let note = defined.isEmpty ? (mine.first(where: { $0.note != nil })?.note ?? "undefined on this layer") : nil
-                    rows.append(template.row(s, layer: l, head: nil, actual: actual,
-                                             value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count), note: note))
+                    rows.append(
+                        template.row(
+                            s, layer: l, head: nil, actual: actual,
+                            value: defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count), note: note))
                     if settings.perHead {
                         for v in mine.sorted(by: { ($0.head ?? -1) < ($1.head ?? -1) }) {
                             let g = ec.kvHeadOfQueryHead[v.head ?? 0]
-                            rows.append(template.row(s, layer: l, head: v.head ?? 0,
-                                                     actual: Double(decision.heads[g].kept.count), value: v.value, note: v.value == nil ? v.note : nil))
+                            rows.append(
+                                template.row(
+                                    s, layer: l, head: v.head ?? 0,
+                                    actual: Double(decision.heads[g].kept.count), value: v.value, note: v.value == nil ? v.note : nil))
                         }
                     }
                 }
@@ -97,22 +106,26 @@ public enum LayerEngine {
         var context: EvaluationContext
 
         func row(_ s: MetricSeries, layer: Int?, head: Int?, actual: Double, value: Double?, note: String?) -> ResultRow {
-            ResultRow(trace: info.name, traceHash: info.contentHash, configuration: combination.configuration,
-                      fidelity: combination.options.fidelity.rawValue, budget: combination.budget, compressionPoint: P, nominalTokens: nominal,
-                      actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image, source: s.source, target: s.target,
-                      value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
-                      note: value == nil ? (note ?? "undefined") : nil)
+            ResultRow(
+                trace: info.name, traceHash: info.contentHash, configuration: combination.configuration,
+                fidelity: combination.options.fidelity.rawValue, budget: combination.budget, compressionPoint: P, nominalTokens: nominal,
+                actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image, source: s.source, target: s.target,
+                value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
+                note: value == nil ? (note ?? "undefined") : nil)
         }
     }
 
     /// Adds the `layer = all` rows: per combination, metric, image, head (and decoding step), the uniform mean over
     /// layers of the defined values (the sum for `cache_bytes`), or an empty value with the first note.
     public static func aggregate(_ layerRows: [ResultRow], metrics: [any Metric]) -> [ResultRow] {
-        struct Key: Hashable { var combo: String; var metric: String; var image: Int?; var source: String?; var target: String?; var head: Int?; var step: Int? }
+        struct Key: Hashable {
+            var combo: String; var metric: String; var image: Int?; var source: String?; var target: String?; var head: Int?; var step: Int?
+        }
         var groups: [Key: [ResultRow]] = [:]
         var order: [Key] = []
         for r in layerRows where r.layer != nil {
-            let k = Key(combo: r.combinationKey, metric: r.metric, image: r.image, source: r.source, target: r.target, head: r.head, step: r.step)
+            let k = Key(
+                combo: r.combinationKey, metric: r.metric, image: r.image, source: r.source, target: r.target, head: r.head, step: r.step)
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append(r)
         }
@@ -144,8 +157,10 @@ public enum LayerEngine {
 public enum ResultOrder {
     /// Sorts by trace, then the given policy and budget order, metric order, layer (`all` last),
     /// head (`all` first), image, a flow row's source and target, then the decoding step.
-    public static func sort(_ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
-                            metrics: [String] = []) -> [ResultRow] {
+    public static func sort(
+        _ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
+        metrics: [String] = []
+    ) -> [ResultRow] {
         func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
         func metricIndex(_ m: String) -> Int {
             if let i = metrics.firstIndex(of: m) { return i }
@@ -153,8 +168,14 @@ public enum ResultOrder {
         }
         func num(_ s: Int?, allFirst: Bool) -> Int { s ?? (allFirst ? -1 : Int.max) }
         return rows.sorted { a, b in
-            let ka: [Int] = [idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric), num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1, a.step ?? -1]
-            let kb: [Int] = [idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric), num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1, b.step ?? -1]
+            let ka: [Int] = [
+                idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric),
+                num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1, a.step ?? -1,
+            ]
+            let kb: [Int] = [
+                idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric),
+                num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1, b.step ?? -1,
+            ]
             if a.trace != b.trace { return a.trace < b.trace }
             if a.traceHash != b.traceHash { return a.traceHash < b.traceHash }
             if ka != kb { return ka.lexicographicallyPrecedes(kb) }

@@ -21,14 +21,18 @@ public struct Replay: Sendable {
         self.layers = layers
     }
 
-    public func run(_ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
-                    metrics: [any Metric] = MetricCatalogue.all) async throws -> ReplayResult {
+    public func run(
+        _ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
+        metrics: [any Metric] = MetricCatalogue.all
+    ) async throws -> ReplayResult {
         try runSync(policy, budget: budget, options: options, metrics: metrics)
     }
 
     /// The same, synchronously (for command-line tools).
-    public func runSync(_ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
-                        metrics: [any Metric] = MetricCatalogue.all) throws -> ReplayResult {
+    public func runSync(
+        _ policy: any CachePolicy, budget: BudgetSpec, options: PolicyOptions = .init(),
+        metrics: [any Metric] = MetricCatalogue.all
+    ) throws -> ReplayResult {
         let info = trace.info
         let P = settings.compressionPoint ?? info.shape.prefillLen
         let run = PlannedRun(policy: policy, configuration: PolicyConfiguration(describing: policy), budget: budget, options: options)
@@ -39,8 +43,10 @@ public struct Replay: Sendable {
     /// evaluation context (with `settings.decoding`, its per-row contexts) is shared by every run.
     /// Returns the rows of every run (per layer and `all`), sorted with the runs in the given order.
     /// `progress` is called once per finished layer (under a lock).
-    public func runSync(_ runs: [PlannedRun], metrics: [any Metric] = MetricCatalogue.all,
-                        progress: @escaping @Sendable () -> Void = {}) throws -> [ResultRow] {
+    public func runSync(
+        _ runs: [PlannedRun], metrics: [any Metric] = MetricCatalogue.all,
+        progress: @escaping @Sendable () -> Void = {}
+    ) throws -> [ResultRow] {
         let info = trace.info
         let P = settings.compressionPoint ?? info.shape.prefillLen
         guard P >= 1 && P <= info.shape.seqLen else {
@@ -50,9 +56,14 @@ public struct Replay: Sendable {
         let chosen = layers ?? info.recordedLayers
         let source = trace, settings = settings
         let collected = Locked<[ResultRow]>([])
-        try parallelEach(chosen, workers: 2, { l in
-            try LayerEngine.run(trace: source, layer: l, runs: runs, metrics: metrics, settings: settings)
-        }, done: { _, rows in collected.withLock { $0 += rows }; progress() })
+        try parallelEach(
+            chosen, workers: 2,
+            { l in
+                try LayerEngine.run(trace: source, layer: l, runs: runs, metrics: metrics, settings: settings)
+            },
+            done: { _, rows in
+                collected.withLock { $0 += rows }; progress()
+            })
         var rows = collected.withLock { $0 }
         rows += LayerEngine.aggregate(rows, metrics: metrics)
         return ResultOrder.sort(rows, policies: runs.map(\.combination.policy), metrics: metrics.map { type(of: $0).id })
@@ -68,15 +79,21 @@ public struct ReplayResult: Sendable {
 
     /// The value of `metric` on `layer` (nil → `all`), head `all`, at decoding step `step` (nil: a
     /// replay at one moment); `source`/`target` pick a flow row.
-    public func value(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
-                      step: Int? = nil) -> Double? {
+    public func value(
+        _ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
+        step: Int? = nil
+    ) -> Double? {
         row(metric, layer: layer, image: image, source: source, target: target, step: step)?.value
     }
 
-    public func row(_ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
-                    step: Int? = nil) -> ResultRow? {
-        rows.first { $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.source == source
-            && $0.target == target && $0.step == step }
+    public func row(
+        _ metric: String, layer: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil,
+        step: Int? = nil
+    ) -> ResultRow? {
+        rows.first {
+            $0.metric == metric && $0.layer == layer && $0.head == nil && $0.image == image && $0.source == source
+                && $0.target == target && $0.step == step
+        }
     }
 
     /// The decoding steps present, ascending (empty for a replay at one moment).

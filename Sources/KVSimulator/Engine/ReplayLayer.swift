@@ -65,32 +65,40 @@ public struct ReplayLayer: Sendable {
                 let complement = head.evicted.count < head.kept.count
                 let M = c.modalities.count
                 var modAcc = [Double](repeating: 0, count: M)
-                a.withUnsafeBufferPointer { ab in head.evicted.withUnsafeBufferPointer { ev in ascending.withUnsafeBufferPointer { asc in
-                    modIndex.withUnsafeBufferPointer { mi in modAcc.withUnsafeMutableBufferPointer { macc in mask.withUnsafeBufferPointer { mk in
-                        for r in 0 ..< R {
-                            let i = c.rows.lowerBound + r
-                            let row = ab.baseAddress! + (h * R + r) * T
-                            if complement {
-                                var s = 0.0
-                                for p in ev where p <= i { s += row[p] }
-                                mass[r] = c.prefixMass[h * R + r] - s
-                            } else {
-                                var s = 0.0
-                                for p in asc where p <= i { s += row[p] }
-                                mass[r] = s
+                a.withUnsafeBufferPointer { ab in
+                    head.evicted.withUnsafeBufferPointer { ev in
+                        ascending.withUnsafeBufferPointer { asc in
+                            modIndex.withUnsafeBufferPointer { mi in
+                                modAcc.withUnsafeMutableBufferPointer { macc in
+                                    mask.withUnsafeBufferPointer { mk in
+                                        for r in 0 ..< R {
+                                            let i = c.rows.lowerBound + r
+                                            let row = ab.baseAddress! + (h * R + r) * T
+                                            if complement {
+                                                var s = 0.0
+                                                for p in ev where p <= i { s += row[p] }
+                                                mass[r] = c.prefixMass[h * R + r] - s
+                                            } else {
+                                                var s = 0.0
+                                                for p in asc where p <= i { s += row[p] }
+                                                mass[r] = s
+                                            }
+                                            for m in 0 ..< M { macc[m] = 0 }
+                                            for p in asc where p <= i { macc[mi[p]] += row[p] }
+                                            for m in 0 ..< M { mod[m][r] = macc[m] }
+                                            var n = 0
+                                            for t in c.topSets[h * R + r] where mk[t] { n += 1 }
+                                            hit[r] = n
+                                            var lost = 0.0
+                                            for p in gone[g] where p <= i { lost += row[p] }
+                                            tail[r] = c.tailMass[h * R + r] - lost
+                                        }
+                                    }
+                                }
                             }
-                            for m in 0 ..< M { macc[m] = 0 }
-                            for p in asc where p <= i { macc[mi[p]] += row[p] }
-                            for m in 0 ..< M { mod[m][r] = macc[m] }
-                            var n = 0
-                            for t in c.topSets[h * R + r] where mk[t] { n += 1 }
-                            hit[r] = n
-                            var lost = 0.0
-                            for p in gone[g] where p <= i { lost += row[p] }
-                            tail[r] = c.tailMass[h * R + r] - lost
                         }
-                    } } }
-                } } }
+                    }
+                }
                 km[h] = mass; kmm[h] = mod; hits[h] = hit; tails[h] = tail
             }
             if let V = c.valueRows, let K = c.keyRows, let Q = c.queries, c.outputNote == nil {
@@ -101,24 +109,31 @@ public struct ReplayLayer: Sendable {
                 var o = [Double](repeating: 0, count: R * D)
                 let complement = head.evicted.count < head.kept.count
                 o.withUnsafeMutableBufferPointer { ob in
-                    c.evictPrefixNum.withUnsafeBufferPointer { pn in c.evictTailNum.withUnsafeBufferPointer { tn in a.withUnsafeBufferPointer { ab in
-                        let ah = ab.baseAddress! + h * R * T
-                        if complement {
-                            ob.baseAddress!.update(from: pn.baseAddress! + h * R * D, count: R * D)
-                            V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
-                                               positions: head.evicted, into: ob.baseAddress!, subtract: true)
-                        } else {
-                            V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
-                                               positions: ascending, into: ob.baseAddress!, subtract: false)
+                    c.evictPrefixNum.withUnsafeBufferPointer { pn in
+                        c.evictTailNum.withUnsafeBufferPointer { tn in
+                            a.withUnsafeBufferPointer { ab in
+                                let ah = ab.baseAddress! + h * R * T
+                                if complement {
+                                    ob.baseAddress!.update(from: pn.baseAddress! + h * R * D, count: R * D)
+                                    V.accumulateCausal(
+                                        head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                        positions: head.evicted, into: ob.baseAddress!, subtract: true)
+                                } else {
+                                    V.accumulateCausal(
+                                        head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                        positions: ascending, into: ob.baseAddress!, subtract: false)
+                                }
+                                V.accumulateCausal(
+                                    head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
+                                    positions: gone[g], into: ob.baseAddress!, subtract: true)
+                                for r in 0 ..< R {
+                                    let acc = ob.baseAddress! + r * D
+                                    let z = km[h][r] + tails[h][r]
+                                    for d in 0 ..< D { acc[d] = z > 0 ? (acc[d] + tn[(h * R + r) * D + d]) / z : 0 }
+                                }
+                            }
                         }
-                        V.accumulateCausal(head: g, firstRow: c.rows.lowerBound, rows: R, weights: ah, ldw: T,
-                                           positions: gone[g], into: ob.baseAddress!, subtract: true)
-                        for r in 0 ..< R {
-                            let acc = ob.baseAddress! + r * D
-                            let z = km[h][r] + tails[h][r]
-                            for d in 0 ..< D { acc[d] = z > 0 ? (acc[d] + tn[(h * R + r) * D + d]) / z : 0 }
-                        }
-                    } } }
+                    }
                 }
                 eouts[h] = o
             }
@@ -129,8 +144,10 @@ public struct ReplayLayer: Sendable {
 
     /// `o'` for query head `h` on every evaluation row: softmax over the kept slots (merged keys
     /// re-scored as `s·q·k'`) and positions `P..i` other than `evictedGenerated`, values `V'` in merged slots.
-    static func output(_ head: HeadDecision, g: Int, h: Int, K: KVRows, V: KVRows, Q: [Double], c: EvaluationContext,
-                       merged: Bool, evictedGenerated gone: [Int]) -> [Double] {
+    static func output(
+        _ head: HeadDecision, g: Int, h: Int, K: KVRows, V: KVRows, Q: [Double], c: EvaluationContext,
+        merged: Bool, evictedGenerated gone: [Int]
+    ) -> [Double] {
         let R = c.rowCount, D = c.headDim, T = c.seqLen
         var o = [Double](repeating: 0, count: R * D)
         var z = [Double](repeating: 0, count: R)
@@ -156,13 +173,15 @@ public struct ReplayLayer: Sendable {
                 let pv = head.kept[m.slot]
                 K.load(g, m.source, into: ks); K.load(g, pv, into: kp); V.load(g, m.source, into: vs); V.load(g, pv, into: vp)
                 let a = m.sourceWeight, b = m.pivotWeight
-                mergedK.withUnsafeMutableBufferPointer { mk in mergedV.withUnsafeMutableBufferPointer { mv in
-                    let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
-                    for d in 0 ..< D {
-                        ak[d] += a * ks[d] + b * kp[d]
-                        av[d] += a * vs[d] + b * vp[d]
+                mergedK.withUnsafeMutableBufferPointer { mk in
+                    mergedV.withUnsafeMutableBufferPointer { mv in
+                        let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                        for d in 0 ..< D {
+                            ak[d] += a * ks[d] + b * kp[d]
+                            av[d] += a * vs[d] + b * vp[d]
+                        }
                     }
-                } }
+                }
                 count[r] += 1
             }
             for s in row.indices where row[s] >= 0 {
@@ -176,61 +195,68 @@ public struct ReplayLayer: Sendable {
         }
         let complement = count.isEmpty && head.evicted.count < head.kept.count
         let first = c.rows.lowerBound
-        c.weights.withUnsafeBufferPointer { wb in Q.withUnsafeBufferPointer { qb in
-            o.withUnsafeMutableBufferPointer { ob in
-                let w0 = wb.baseAddress!, o0 = ob.baseAddress!
-                let wh = w0 + h * R * T
-                if complement {
-                    c.prefixNum.withUnsafeBufferPointer { o0.update(from: $0.baseAddress! + h * R * D, count: R * D) }
-                    for r in 0 ..< R {
-                        let i = first + r
-                        var zz = c.prefixZ[h * R + r]
-                        for p in head.evicted where p <= i { zz -= wh[r * T + p] }
-                        z[r] = zz
-                    }
-                    V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
-                } else {
-                    // Kept slots in ascending position order (the full cache then sums exactly as the reference).
-                    // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
-                    let order = head.kept.indices.sorted { head.kept[$0] < head.kept[$1] }
-                    var run: [Int] = []
-                    run.reserveCapacity(order.count)
-                    func flush() {
-                        V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
-                        run.removeAll(keepingCapacity: true)
-                    }
-                    for s in order {
-                        let p = head.kept[s]
-                        if row[s] >= 0 {
-                            flush()
-                            mergedV.withUnsafeBufferPointer { mv in mergedK.withUnsafeBufferPointer { mk in
-                                let kpb = mk.baseAddress! + row[s] * D, vpb = mv.baseAddress! + row[s] * D
-                                for r in 0 ..< R {
-                                    let i = first + r
-                                    guard p <= i else { continue }
-                                    let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb, D)
-                                    let wt = Foundation.exp(l - c.rowMax[h * R + r])
-                                    z[r] += wt
-                                    Kernels.axpy(wt, vpb, o0 + r * D, D)
-                                }
-                            } }
-                        } else {
-                            for r in 0 ..< R where p <= first + r { z[r] += wh[r * T + p] }
-                            run.append(p)
+        c.weights.withUnsafeBufferPointer { wb in
+            Q.withUnsafeBufferPointer { qb in
+                o.withUnsafeMutableBufferPointer { ob in
+                    let w0 = wb.baseAddress!, o0 = ob.baseAddress!
+                    let wh = w0 + h * R * T
+                    if complement {
+                        c.prefixNum.withUnsafeBufferPointer { o0.update(from: $0.baseAddress! + h * R * D, count: R * D) }
+                        for r in 0 ..< R {
+                            let i = first + r
+                            var zz = c.prefixZ[h * R + r]
+                            for p in head.evicted where p <= i { zz -= wh[r * T + p] }
+                            z[r] = zz
                         }
+                        V.accumulateCausal(
+                            head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
+                    } else {
+                        // Kept slots in ascending position order (the full cache then sums exactly as the reference).
+                        // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
+                        let order = head.kept.indices.sorted { head.kept[$0] < head.kept[$1] }
+                        var run: [Int] = []
+                        run.reserveCapacity(order.count)
+                        func flush() {
+                            V.accumulateCausal(
+                                head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
+                            run.removeAll(keepingCapacity: true)
+                        }
+                        for s in order {
+                            let p = head.kept[s]
+                            if row[s] >= 0 {
+                                flush()
+                                mergedV.withUnsafeBufferPointer { mv in
+                                    mergedK.withUnsafeBufferPointer { mk in
+                                        let kpb = mk.baseAddress! + row[s] * D, vpb = mv.baseAddress! + row[s] * D
+                                        for r in 0 ..< R {
+                                            let i = first + r
+                                            guard p <= i else { continue }
+                                            let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb, D)
+                                            let wt = Foundation.exp(l - c.rowMax[h * R + r])
+                                            z[r] += wt
+                                            Kernels.axpy(wt, vpb, o0 + r * D, D)
+                                        }
+                                    }
+                                }
+                            } else {
+                                for r in 0 ..< R where p <= first + r { z[r] += wh[r * T + p] }
+                                run.append(p)
+                            }
+                        }
+                        flush()
                     }
-                    flush()
-                }
-                if !gone.isEmpty {
-                    V.accumulateCausal(head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: o0, subtract: true)
-                    for r in 0 ..< R { for p in gone where p <= first + r { z[r] -= wh[r * T + p] } }
-                }
-                for r in 0 ..< R {
-                    let zt = z[r] + c.tailZ[h * R + r]
-                    for d in 0 ..< D { o0[r * D + d] = (o0[r * D + d] + c.tailNum[(h * R + r) * D + d]) / zt }
+                    if !gone.isEmpty {
+                        V.accumulateCausal(
+                            head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: o0, subtract: true)
+                        for r in 0 ..< R { for p in gone where p <= first + r { z[r] -= wh[r * T + p] } }
+                    }
+                    for r in 0 ..< R {
+                        let zt = z[r] + c.tailZ[h * R + r]
+                        for d in 0 ..< D { o0[r * D + d] = (o0[r * D + d] + c.tailNum[(h * R + r) * D + d]) / zt }
+                    }
                 }
             }
-        } }
+        }
         return o
     }
 }

@@ -11,11 +11,13 @@ public struct AttentionRecall: Metric {
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
         let R = c.rowCount
         return (0 ..< c.queryHeads).map { h in
-            MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
-                let x = h * R + r
-                let total = c.prefixMass[x] + c.tailMass[x]
-                return total > 0 ? (layer.keptMass[h][r] + layer.tailMass[h][r]) / total : nil
-            })
+            MetricValue(
+                Self.id, head: h,
+                value: RowMean.mean(R) { r in
+                    let x = h * R + r
+                    let total = c.prefixMass[x] + c.tailMass[x]
+                    return total > 0 ? (layer.keptMass[h][r] + layer.tailMass[h][r]) / total : nil
+                })
         }
     }
 }

@@ -42,8 +42,10 @@ public struct ImageRecall: Metric {
                     }
                     return den > 0 ? num / den : nil
                 }
-                out.append(MetricValue(Self.id, head: h, image: k, value: v,
-                                       note: v == nil ? "no attention on image \(k) in the evaluation rows" : nil))
+                out.append(
+                    MetricValue(
+                        Self.id, head: h, image: k, value: v,
+                        note: v == nil ? "no attention on image \(k) in the evaluation rows" : nil))
             }
         }
         return out

@@ -7,6 +7,8 @@ public struct KeptTokens: Metric {
     public static let id = "kept_tokens"
     public init() {}
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
-        (0 ..< c.queryHeads).map { h in MetricValue(Self.id, head: h, value: Double(layer.decision.heads[c.kvHeadOfQueryHead[h]].kept.count)) }
+        (0 ..< c.queryHeads).map { h in
+            MetricValue(Self.id, head: h, value: Double(layer.decision.heads[c.kvHeadOfQueryHead[h]].kept.count))
+        }
     }
 }

@@ -75,12 +75,16 @@ public struct MergeFlow: Metric {
                 }
                 if rows > 0 { share = sum.map { $0 / Double(rows) } }
             }
-            for s in 0 ..< S { for t in 0 ..< N {
-                let k = s * N + t
-                out.append(MetricValue(Self.id, head: h, source: labels[s], target: labels[t], value: Double(count[k])))
-                out.append(MetricValue(Self.attentionID, head: h, source: labels[s], target: labels[t], value: share[k],
-                                       note: share[k] == nil ? (c.attentionNote ?? "no evaluation row attends to the prefix") : nil))
-            } }
+            for s in 0 ..< S {
+                for t in 0 ..< N {
+                    let k = s * N + t
+                    out.append(MetricValue(Self.id, head: h, source: labels[s], target: labels[t], value: Double(count[k])))
+                    out.append(
+                        MetricValue(
+                            Self.attentionID, head: h, source: labels[s], target: labels[t], value: share[k],
+                            note: share[k] == nil ? (c.attentionNote ?? "no evaluation row attends to the prefix") : nil))
+                }
+            }
         }
         return out
     }

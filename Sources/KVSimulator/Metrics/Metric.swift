@@ -81,7 +81,9 @@ extension Metric {
     public var aggregation: Aggregation { .mean }
     public var id: String { Self.id }
     public func series(_ info: TraceInfo, compressionPoint: Int) -> [MetricSeries] { [MetricSeries(Self.id)] }
-    public func series(_ info: TraceInfo, compressionPoint: Int, merges: Bool) -> [MetricSeries] { series(info, compressionPoint: compressionPoint) }
+    public func series(_ info: TraceInfo, compressionPoint: Int, merges: Bool) -> [MetricSeries] {
+        series(info, compressionPoint: compressionPoint)
+    }
     public func missing(_ layer: ReplayLayer, _ context: EvaluationContext) -> String? { nil }
 }
 
@@ -98,15 +100,17 @@ enum RowMean {
     /// `approx[h]` laid out `[R, D]`; rows with `‖o‖ = 0` are left out.
     static func relativeL2(id: String, full: [Double], approx: [[Double]], heads: Int, rows R: Int, dim D: Int) -> [MetricValue] {
         (0 ..< heads).map { h in
-            MetricValue(id, head: h, value: mean(R) { r in
-                var num = 0.0, den = 0.0
-                for d in 0 ..< D {
-                    let o = full[(h * R + r) * D + d], e = o - approx[h][r * D + d]
-                    num += e * e
-                    den += o * o
-                }
-                return den > 0 ? (num / den).squareRoot() : nil
-            })
+            MetricValue(
+                id, head: h,
+                value: mean(R) { r in
+                    var num = 0.0, den = 0.0
+                    for d in 0 ..< D {
+                        let o = full[(h * R + r) * D + d], e = o - approx[h][r * D + d]
+                        num += e * e
+                        den += o * o
+                    }
+                    return den > 0 ? (num / den).squareRoot() : nil
+                })
         }
     }
 }

@@ -20,8 +20,10 @@ public struct ModalityRecall: Metric {
                     let den = c.modalityMass[mi][h * R + r]
                     return den > 0 ? layer.keptModalityMass[h][mi][r] / den : nil
                 }
-                out.append(MetricValue("recall_\(m)", head: h, value: v,
-                                       note: v == nil ? "no attention on \(m) tokens in the evaluation rows" : nil))
+                out.append(
+                    MetricValue(
+                        "recall_\(m)", head: h, value: v,
+                        note: v == nil ? "no attention on \(m) tokens in the evaluation rows" : nil))
             }
         }
         return out

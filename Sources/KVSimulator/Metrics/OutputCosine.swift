@@ -9,14 +9,16 @@ public struct OutputCosine: Metric {
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
         let R = c.rowCount, D = c.headDim
         return (0 ..< c.queryHeads).map { h in
-            MetricValue(Self.id, head: h, value: RowMean.mean(R) { r in
-                var dot = 0.0, a = 0.0, b = 0.0
-                for d in 0 ..< D {
-                    let o = c.fullOutput[(h * R + r) * D + d], p = layer.outputs[h][r * D + d]
-                    dot += o * p; a += o * o; b += p * p
-                }
-                return a > 0 && b > 0 ? dot / (a.squareRoot() * b.squareRoot()) : nil
-            })
+            MetricValue(
+                Self.id, head: h,
+                value: RowMean.mean(R) { r in
+                    var dot = 0.0, a = 0.0, b = 0.0
+                    for d in 0 ..< D {
+                        let o = c.fullOutput[(h * R + r) * D + d], p = layer.outputs[h][r * D + d]
+                        dot += o * p; a += o * o; b += p * p
+                    }
+                    return a > 0 && b > 0 ? dot / (a.squareRoot() * b.squareRoot()) : nil
+                })
         }
     }
 }

@@ -12,6 +12,7 @@ public struct OutputErrorEvict: Metric {
         return layer.merges ? "undefined for merging policies (use output_error)" : nil
     }
     public func evaluate(_ layer: ReplayLayer, _ c: EvaluationContext) throws -> [MetricValue] {
-        RowMean.relativeL2(id: Self.id, full: c.evictFullOutput, approx: layer.evictOutputs, heads: c.queryHeads, rows: c.rowCount, dim: c.headDim)
+        RowMean.relativeL2(
+            id: Self.id, full: c.evictFullOutput, approx: layer.evictOutputs, heads: c.queryHeads, rows: c.rowCount, dim: c.headDim)
     }
 }

@@ -21,8 +21,10 @@ public struct MetricValue: Sendable, Hashable {
     public var value: Double?
     public var note: String?
 
-    public init(_ metric: String, head: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil, value: Double?,
-                note: String? = nil) {
+    public init(
+        _ metric: String, head: Int? = nil, image: Int? = nil, source: String? = nil, target: String? = nil, value: Double?,
+        note: String? = nil
+    ) {
         self.metric = metric
         self.head = head
         self.image = image
@@ -84,10 +86,12 @@ public struct ResultRow: Sendable, Codable, Hashable {
     public var evalRowCount: Int
     public var note: String?
 
-    public init(trace: String, traceHash: String, configuration: PolicyConfiguration, fidelity: String, budget: BudgetSpec,
-                compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
-                layer: Int?, head: Int?, image: Int?, source: String? = nil, target: String? = nil, value: Double?, evalRows: EvaluationRows,
-                evalRowCount: Int, note: String?, step: Int? = nil) {
+    public init(
+        trace: String, traceHash: String, configuration: PolicyConfiguration, fidelity: String, budget: BudgetSpec,
+        compressionPoint: Int, nominalTokens: Int, actualTokens: Double, metric: String,
+        layer: Int?, head: Int?, image: Int?, source: String? = nil, target: String? = nil, value: Double?, evalRows: EvaluationRows,
+        evalRowCount: Int, note: String?, step: Int? = nil
+    ) {
         self.trace = trace
         self.traceHash = traceHash
         self.policy = configuration.label
@@ -136,7 +140,8 @@ public struct ResultRow: Sendable, Codable, Hashable {
     public var keptRatio: Double { compressionPoint > 0 ? actualTokens / Double(compressionPoint) : .nan }
 
     enum CodingKeys: String, CodingKey {
-        case trace, traceHash = "trace_hash", policy, base, merge, mergeScope = "merge_scope", params, parameters, fidelity, budget, budgetSpec = "budget_spec"
+        case trace, traceHash = "trace_hash", policy, base, merge, mergeScope = "merge_scope", params, parameters, fidelity, budget,
+            budgetSpec = "budget_spec"
         case hhRatio = "hh_ratio", recentRatio = "recent_ratio", recentShare = "recent_share", tokens
         case compressionPoint = "compression_point", nominalTokens = "nominal_tokens", actualTokens = "actual_tokens"
         case metric, layer, head, image, step, source, target, value, evalRows = "eval_rows", evalRowCount = "eval_row_count", note

@@ -6,9 +6,11 @@ import KVTrace
 public enum ResultWriter {
     /// The fixed CSV columns before the parameter columns, and after them.
     public static let leadingColumns = ["trace", "trace_hash", "policy", "base", "merge", "merge_scope", "params"]
-    public static let trailingColumns = ["fidelity", "budget", "budget_spec", "hh_ratio", "recent_ratio", "recent_share", "tokens",
-                                         "compression_point", "nominal_tokens", "actual_tokens", "kept_ratio", "metric",
-                                         "all_layers", "layer", "head_index", "image", "step", "source", "target", "value", "eval_rows", "eval_row_count", "note"]
+    public static let trailingColumns = [
+        "fidelity", "budget", "budget_spec", "hh_ratio", "recent_ratio", "recent_share", "tokens",
+        "compression_point", "nominal_tokens", "actual_tokens", "kept_ratio", "metric",
+        "all_layers", "layer", "head_index", "image", "step", "source", "target", "value", "eval_rows", "eval_row_count", "note",
+    ]
 
     /// The parameter columns of `rows`: every parameter any row's policy declares, by name (snake
     /// case, sorted), prefixed `param_` where a name would shadow a fixed column.
@@ -28,10 +30,13 @@ public enum ResultWriter {
             var cells: [String] = [r.trace, r.traceHash, r.policy, r.base, r.merge, r.mergeScope ?? "", r.params]
             cells += pcols.map { r.parameters[$0.name]?.description ?? "" }
             cells += [
-                r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare), r.tokens.map(String.init) ?? "",
+                r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare),
+                r.tokens.map(String.init) ?? "",
                 String(r.compressionPoint), String(r.nominalTokens), num(r.actualTokens), num(r.keptRatio), r.metric,
-                r.allLayers ? "true" : "false", r.layer.map(String.init) ?? "", r.head.map(String.init) ?? "", r.image.map(String.init) ?? "",
-                r.step.map(String.init) ?? "", r.source ?? "", r.target ?? "", num(r.value), r.evalRows.rawValue, String(r.evalRowCount), r.note ?? "",
+                r.allLayers ? "true" : "false", r.layer.map(String.init) ?? "", r.head.map(String.init) ?? "",
+                r.image.map(String.init) ?? "",
+                r.step.map(String.init) ?? "", r.source ?? "", r.target ?? "", num(r.value), r.evalRows.rawValue, String(r.evalRowCount),
+                r.note ?? "",
             ]
             out += cells.map(quote).joined(separator: ",") + "\n"
         }
@@ -84,8 +89,10 @@ public struct SweepMetadata: Sendable, Codable {
     public var proxyWindow: Int
     public var rowCount: Int
 
-    public init(kvscopeVersion: String, commandLine: [String], traces: [TraceEntry], policies: [String], budgets: [String],
-                fidelities: [String], metrics: [String], topK: Int, proxyWindow: Int, rowCount: Int) {
+    public init(
+        kvscopeVersion: String, commandLine: [String], traces: [TraceEntry], policies: [String], budgets: [String],
+        fidelities: [String], metrics: [String], topK: Int, proxyWindow: Int, rowCount: Int
+    ) {
         self.kvscopeVersion = kvscopeVersion; self.commandLine = commandLine; self.traces = traces; self.policies = policies
         self.budgets = budgets; self.fidelities = fidelities; self.metrics = metrics; self.topK = topK
         self.proxyWindow = proxyWindow; self.rowCount = rowCount

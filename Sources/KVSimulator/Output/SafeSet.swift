@@ -45,7 +45,8 @@ public struct SafeCondition: Sendable, Hashable, Codable, CustomStringConvertibl
         let s = text.trimmingCharacters(in: .whitespaces)
         // Two-character operators first, so that `>=` is not read as `>`.
         guard let op = [Comparison.atLeast, .atMost, .above, .below].first(where: { s.contains($0.rawValue) }),
-              let r = s.range(of: op.rawValue) else {
+            let r = s.range(of: op.rawValue)
+        else {
             throw SimulatorError("'\(text)' is not METRIC>=X, METRIC<=X, METRIC>X or METRIC<X (e.g. attention_recall>=0.95)")
         }
         var name = s[..<r.lowerBound].trimmingCharacters(in: .whitespaces)
@@ -175,8 +176,11 @@ public struct SafeSet: Sendable, Hashable, Codable {
                     safe = false
                     if all == nil && layers.isEmpty {
                         reason = "\(c.metricLabel) not in the results"
-                    } else if let bad = (perLayer ? layers : [all].compactMap { $0 }).first(where: { $0.value == nil || !$0.value!.isFinite }) {
-                        reason = "\(c.metricLabel) missing" + (bad.layer.map { " on layer \($0)" } ?? "") + (bad.note.map { ": \($0)" } ?? "")
+                    } else if let bad = (perLayer ? layers : [all].compactMap { $0 }).first(where: {
+                        $0.value == nil || !$0.value!.isFinite
+                    }) {
+                        reason =
+                            "\(c.metricLabel) missing" + (bad.layer.map { " on layer \($0)" } ?? "") + (bad.note.map { ": \($0)" } ?? "")
                     } else if perLayer, let bad = layers.first(where: { !c.holds($0.value) }) {
                         reason = "\(c.metricLabel) = \(bad.value!) on layer \(bad.layer!), needs \(c.comparison.rawValue) \(c.threshold)"
                     } else {
@@ -187,7 +191,9 @@ public struct SafeSet: Sendable, Hashable, Codable {
             if !rep.actualTokens.isFinite, safe { safe = false; reason = "no actual kept count (the policy did not run)" }
             let setting = SafeSetting(row: rep, values: values, worst: worst, safe: safe, cheapest: false, reason: reason)
             let gk = rep.trace + "\u{1}" + rep.traceHash + "\u{1}" + rep.policy
-            if let i = groupIndex[gk] { groups[i].settings.append(setting) } else {
+            if let i = groupIndex[gk] {
+                groups[i].settings.append(setting)
+            } else {
                 groupIndex[gk] = groups.count
                 groups.append(SafeGroup(trace: rep.trace, policy: rep.policy, settings: [setting], cheapest: nil))
             }
@@ -230,8 +236,10 @@ public struct SafeSet: Sendable, Hashable, Codable {
             if perLayer { mcols.append("worst_" + name) }
         }
         var header = ["trace", "policy", "base", "merge", "params"] + pcols.map(\.column)
-        header += ["fidelity", "budget", "budget_spec", "hh_ratio", "recent_ratio", "recent_share", "tokens",
-                   "compression_point", "actual_tokens", "kept_ratio"]
+        header += [
+            "fidelity", "budget", "budget_spec", "hh_ratio", "recent_ratio", "recent_share", "tokens",
+            "compression_point", "actual_tokens", "kept_ratio",
+        ]
         header += mcols + ["cheapest", "note"]
         var out = header.map(ResultWriter.quote).joined(separator: ",") + "\n"
         let num = ResultWriter.num
@@ -250,8 +258,10 @@ public struct SafeSet: Sendable, Hashable, Codable {
             for s in safe {
                 let r = s.row
                 var cells = [r.trace, r.policy, r.base, r.merge, r.params] + pcols.map { r.parameters[$0.name]?.description ?? "" }
-                cells += [r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare),
-                          r.tokens.map(String.init) ?? "", String(r.compressionPoint), num(r.actualTokens), num(r.keptRatio)]
+                cells += [
+                    r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare),
+                    r.tokens.map(String.init) ?? "", String(r.compressionPoint), num(r.actualTokens), num(r.keptRatio),
+                ]
                 for (i, _) in conditions.enumerated() {
                     cells.append(num(s.values[i]))
                     if perLayer { cells.append(num(s.worst[i])) }
@@ -271,7 +281,9 @@ public struct SafeSet: Sendable, Hashable, Codable {
     /// The short stdout table: per trace and policy, the cheapest safe setting, its kept ratio and metrics.
     public var table: String {
         let multiTrace = Set(groups.map(\.trace)).count > 1
-        var rows: [[String]] = [(multiTrace ? ["trace"] : []) + ["policy", "cheapest safe setting", "kept_ratio"] + conditions.map(\.metricLabel) + ["safe"]]
+        var rows: [[String]] = [
+            (multiTrace ? ["trace"] : []) + ["policy", "cheapest safe setting", "kept_ratio"] + conditions.map(\.metricLabel) + ["safe"]
+        ]
         for g in groups {
             var cells = multiTrace ? [g.trace] : []
             let nSafe = g.settings.filter(\.safe).count
@@ -292,7 +304,9 @@ public struct SafeSet: Sendable, Hashable, Codable {
         }
         let widths = (0 ..< rows[0].count).map { c in rows.map { $0[c].count }.max()! }
         var out = "cheapest safe settings (\(conditionsText)):\n"
-        for r in rows { out += "  " + zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n" }
+        for r in rows {
+            out += "  " + zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
+        }
         return out
     }
 }
@@ -328,17 +342,20 @@ public struct RatioGrid: Sendable, Hashable {
         if let c = try? SafeCondition.parse(metric + ">=0") { name = c.metric; image = c.image }
         let mine = rows.filter { $0.policy == policy && $0.layer == nil && $0.head == nil && $0.hhRatio != nil && $0.recentRatio != nil }
         var keys: [String] = []
-        for r in mine where !keys.contains(r.trace + "\u{1}" + r.params + "\u{1}" + r.fidelity) { keys.append(r.trace + "\u{1}" + r.params + "\u{1}" + r.fidelity) }
+        for r in mine where !keys.contains(r.trace + "\u{1}" + r.params + "\u{1}" + r.fidelity) {
+            keys.append(r.trace + "\u{1}" + r.params + "\u{1}" + r.fidelity)
+        }
         var verdict: [String: (safe: Bool, cheapest: Bool)] = [:]
         for g in safe?.groups ?? [] { for s in g.settings { verdict[s.row.trace + "\u{1}" + s.row.combinationKey] = (s.safe, s.cheapest) } }
         return keys.map { key in
             let cell = mine.filter { $0.trace + "\u{1}" + $0.params + "\u{1}" + $0.fidelity == key }
             let hh = Array(Set(cell.compactMap(\.hhRatio))).sorted(), rc = Array(Set(cell.compactMap(\.recentRatio))).sorted()
             let n = hh.count * rc.count
-            var g = RatioGrid(trace: cell[0].trace, policy: policy, params: cell[0].params, fidelity: cell[0].fidelity, metric: metric,
-                              hh: hh, recent: rc, values: Array(repeating: nil, count: n), kept: Array(repeating: nil, count: n),
-                              safe: safe == nil ? nil : Array(repeating: false, count: n), cheapest: nil,
-                              notes: Array(repeating: "not run", count: n))
+            var g = RatioGrid(
+                trace: cell[0].trace, policy: policy, params: cell[0].params, fidelity: cell[0].fidelity, metric: metric,
+                hh: hh, recent: rc, values: Array(repeating: nil, count: n), kept: Array(repeating: nil, count: n),
+                safe: safe == nil ? nil : Array(repeating: false, count: n), cheapest: nil,
+                notes: Array(repeating: "not run", count: n))
             for r in cell {
                 guard let c = hh.firstIndex(of: r.hhRatio!), let w = rc.firstIndex(of: r.recentRatio!) else { continue }
                 let i = w * hh.count + c

@@ -109,8 +109,10 @@ public struct ShardManifest: Sendable, Codable, Equatable {
     /// An explore's safe-set settings (absent for a sweep): `collect` writes `safe.csv` from them.
     public var explore: SafeSpec?
 
-    public init(command: String, shard: ShardSpec, cells: Int, totalCells: Int, layers: [[Int]], order: ResultOrderKeys, metadata: SweepMetadata,
-                explore: SafeSpec? = nil) {
+    public init(
+        command: String, shard: ShardSpec, cells: Int, totalCells: Int, layers: [[Int]], order: ResultOrderKeys, metadata: SweepMetadata,
+        explore: SafeSpec? = nil
+    ) {
         format = Self.currentFormat
         self.command = command; self.shard = shard; self.cells = cells; self.totalCells = totalCells
         self.layers = layers; self.order = order; self.metadata = metadata; self.explore = explore
@@ -168,7 +170,8 @@ public enum ShardCollector {
         guard let first = found.first else { throw SimulatorError("\(dir.path): holds no shards") }
         let n = first.spec.count
         if let other = found.first(where: { $0.spec.count != n }) {
-            throw SimulatorError("\(other.url.path): a shard of a \(other.spec.count)-way split, but \(first.url.path) is of a \(n)-way split")
+            throw SimulatorError(
+                "\(other.url.path): a shard of a \(other.spec.count)-way split, but \(first.url.path) is of a \(n)-way split")
         }
         var manifests: [(ShardManifest, URL)] = []
         for (spec, u) in found {
@@ -178,24 +181,30 @@ public enum ShardCollector {
             }
             let m: ShardManifest
             do { m = try ShardManifest.decode(d) } catch { throw SimulatorError("\(mu.path): not a kvscope shard manifest") }
-            guard m.format == ShardManifest.currentFormat else { throw SimulatorError("\(u.path): shard format \(m.format), expected \(ShardManifest.currentFormat)") }
+            guard m.format == ShardManifest.currentFormat else {
+                throw SimulatorError("\(u.path): shard format \(m.format), expected \(ShardManifest.currentFormat)")
+            }
             guard m.shard == spec else { throw SimulatorError("\(u.path): holds shard \(m.shard), not \(spec)") }
             manifests.append((m, u))
         }
         let (ref, refURL) = manifests[0]
         for (m, u) in manifests.dropFirst() {
             let why: String? =
-                m.metadata.kvscopeVersion != ref.metadata.kvscopeVersion ? "written by kvscope \(m.metadata.kvscopeVersion), \(refURL.lastPathComponent) by \(ref.metadata.kvscopeVersion)"
-                : m.command != ref.command || m.metadata.commandLine != ref.metadata.commandLine ? "a shard of a different command than \(refURL.lastPathComponent) (\(m.metadata.commandLine.dropFirst().joined(separator: " ")))"
-                : m.metadata.traces.map(\.hash) != ref.metadata.traces.map(\.hash) || m.layers != ref.layers ? "a shard of different traces than \(refURL.lastPathComponent)"
-                : m.metadata != ref.metadata || m.order != ref.order || m.totalCells != ref.totalCells || m.explore != ref.explore
-                    ? "a shard of a different sweep than \(refURL.lastPathComponent)"
-                : nil
+                m.metadata.kvscopeVersion != ref.metadata.kvscopeVersion
+                ? "written by kvscope \(m.metadata.kvscopeVersion), \(refURL.lastPathComponent) by \(ref.metadata.kvscopeVersion)"
+                : m.command != ref.command || m.metadata.commandLine != ref.metadata.commandLine
+                    ? "a shard of a different command than \(refURL.lastPathComponent) (\(m.metadata.commandLine.dropFirst().joined(separator: " ")))"
+                    : m.metadata.traces.map(\.hash) != ref.metadata.traces.map(\.hash) || m.layers != ref.layers
+                        ? "a shard of different traces than \(refURL.lastPathComponent)"
+                        : m.metadata != ref.metadata || m.order != ref.order || m.totalCells != ref.totalCells || m.explore != ref.explore
+                            ? "a shard of a different sweep than \(refURL.lastPathComponent)"
+                            : nil
             if let why { throw SimulatorError("\(u.path): \(why)") }
         }
         let have = Set(found.map(\.spec.index))
         if let gap = (1 ... n).first(where: { !have.contains($0) }) {
-            throw SimulatorError("\(dir.appendingPathComponent("\(gap)-of-\(n)").path): missing (shard \(gap)/\(n) has not run; run it, then collect again)")
+            throw SimulatorError(
+                "\(dir.appendingPathComponent("\(gap)-of-\(n)").path): missing (shard \(gap)/\(n) has not run; run it, then collect again)")
         }
         // Each trace's layer rows from every shard, in the order the single-process sweep walks them.
         var byTrace = [[(layer: Int, shard: Int, seq: Int, row: ResultRow)]](repeating: [], count: ref.layers.count)
@@ -203,11 +212,15 @@ public enum ShardCollector {
             let ru = u.appendingPathComponent(ShardManifest.rowsFileName)
             let rows: [[ResultRow]]
             do { rows = try PartStore.decode(try Data(contentsOf: ru)) } catch { throw SimulatorError("\(ru.path): unreadable shard rows") }
-            guard rows.count == ref.layers.count else { throw SimulatorError("\(ru.path): rows for \(rows.count) trace(s), expected \(ref.layers.count)") }
+            guard rows.count == ref.layers.count else {
+                throw SimulatorError("\(ru.path): rows for \(rows.count) trace(s), expected \(ref.layers.count)")
+            }
             for (t, rs) in rows.enumerated() {
                 let position = Dictionary(uniqueKeysWithValues: ref.layers[t].enumerated().map { ($1, $0) })
                 for (k, r) in rs.enumerated() {
-                    guard let l = r.layer, let p = position[l] else { throw SimulatorError("\(ru.path): a row of a layer the trace does not record") }
+                    guard let l = r.layer, let p = position[l] else {
+                        throw SimulatorError("\(ru.path): a row of a layer the trace does not record")
+                    }
                     byTrace[t].append((p, m.shard.index, k, r))
                 }
             }

@@ -16,7 +16,9 @@ public enum SummaryTable {
             if let s = r.source, let t = r.target { name += "[\(s)→\(t)]" }
             func fmt(_ v: Double?) -> String {
                 guard let v else { return "—" }
-                if r.metric == "kept_tokens" || r.metric == "cache_bytes" || r.metric == MergeFlow.id { return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+                if r.metric == "kept_tokens" || r.metric == "cache_bytes" || r.metric == MergeFlow.id {
+                    return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+                }
                 return String(format: "%.4f", v)
             }
             let first = result.value(r.metric, layer: layers.first, image: r.image, source: r.source, target: r.target)
@@ -25,10 +27,14 @@ public enum SummaryTable {
             if r.value == nil, let n = r.note { notes.append("\(name) omitted: \(n)") }
         }
         let widths = (0 ..< 4).map { c in table.map { $0[c].count }.max()! }
-        var out = table.map { row in
-            zip(row, widths).enumerated().map { i, p in i == 0 ? p.0.padding(toLength: p.1, withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: p.1 - p.0.count) + p.0 }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
+        var out =
+            table.map { row in
+                zip(row, widths).enumerated().map { i, p in
+                    i == 0
+                        ? p.0.padding(toLength: p.1, withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: p.1 - p.0.count) + p.0
+                }.joined(separator: "  ")
+            }.joined(separator: "\n") + "\n"
         let first = result.rows.first
         let kind = result.evalRows
         out += "evaluation rows: \(first?.evalRowCount ?? 0) \(kind.rawValue)"
@@ -51,19 +57,25 @@ public enum SummaryTable {
             for (k, s) in series.enumerated() {
                 let r = result.row(s.metric, image: s.image, step: t)
                 if let v = r?.value {
-                    line.append(s.metric == "kept_tokens" || s.metric == "cache_bytes" ? (v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)) : String(format: "%.4f", v))
+                    line.append(
+                        s.metric == "kept_tokens" || s.metric == "cache_bytes"
+                            ? (v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)) : String(format: "%.4f", v))
                 } else {
                     line.append("—")
-                    if let n = r?.note, !notes.contains(where: { $0.hasPrefix(names[k] + " ") }) { notes.append("\(names[k]) omitted: \(n)") }
+                    if let n = r?.note, !notes.contains(where: { $0.hasPrefix(names[k] + " ") }) {
+                        notes.append("\(names[k]) omitted: \(n)")
+                    }
                 }
             }
             table.append(line)
         }
         let widths = (0 ..< table[0].count).map { c in table.map { $0[c].count }.max()! }
-        var out = table.map { row in
-            zip(row, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
-        out += "step t: row metrics over the generated rows P … P + t − 1, each against the cache it saw; sizes and retention of the cache at step t\n"
+        var out =
+            table.map { row in
+                zip(row, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
+            }.joined(separator: "\n") + "\n"
+        out +=
+            "step t: row metrics over the generated rows P … P + t − 1, each against the cache it saw; sizes and retention of the cache at step t\n"
         for n in notes { out += "note: \(n)\n" }
         return out
     }

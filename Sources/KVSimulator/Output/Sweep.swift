@@ -20,8 +20,10 @@ public struct Sweep: Sendable {
     /// The command a shard records.
     public var command: String { explore == nil ? "sweep" : "explore" }
 
-    public init(traces: [(path: String, source: any TraceSource)], combinations: [Combination], metrics: [any Metric] = MetricCatalogue.all,
-                settings: EvaluationSettings = .init(), workers: Int = 2) {
+    public init(
+        traces: [(path: String, source: any TraceSource)], combinations: [Combination], metrics: [any Metric] = MetricCatalogue.all,
+        settings: EvaluationSettings = .init(), workers: Int = 2
+    ) {
         self.traces = traces
         self.combinations = combinations
         self.metrics = metrics
@@ -40,8 +42,10 @@ public struct Sweep: Sendable {
     /// (`rows.json`) and, last, `shard.json` (a `ShardManifest` holding `metadata(0)`), all atomically;
     /// `results.csv` is then left to `ShardCollector`. Returns the shard's layer rows.
     @discardableResult
-    public func run(out: URL, resume: Bool, shard: ShardSpec? = nil, metadata: (Int) -> SweepMetadata,
-                    progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> [ResultRow] {
+    public func run(
+        out: URL, resume: Bool, shard: ShardSpec? = nil, metadata: (Int) -> SweepMetadata,
+        progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }
+    ) throws -> [ResultRow] {
         let fm = FileManager.default
         let base = shard.map { out.appendingPathComponent("shards").appendingPathComponent($0.folderName) } ?? out
         let parts = base.appendingPathComponent(".parts")
@@ -56,7 +60,9 @@ public struct Sweep: Sendable {
                 throw SimulatorError("\(out.path) already holds a sweep: rerun with --resume to continue it, or choose another --out")
             }
             if shard == nil, fm.fileExists(atPath: results.path) || fm.fileExists(atPath: parts.path) {
-                throw SimulatorError("\(out.path) holds an unfinished sweep (layer parts, or results.csv without results.json): rerun with --resume to finish it, or choose another --out")
+                throw SimulatorError(
+                    "\(out.path) holds an unfinished sweep (layer parts, or results.csv without results.json): rerun with --resume to finish it, or choose another --out"
+                )
             }
         }
         try AtomicFile.refuseFolder(at: results)
@@ -88,18 +94,23 @@ public struct Sweep: Sendable {
             let store = PartStore(dir: parts, traceHash: info.contentHash.isEmpty ? info.name : info.contentHash)
             let layers = info.recordedLayers.filter { !assigned(t, $0).isEmpty }
             let mine = Dictionary(uniqueKeysWithValues: layers.map { l in (l, assigned(t, l).map { runs[$0] }) })
-            try parallelEach(layers, workers: workers, { l in
-                let existing = store.load(layer: l)
-                let have = Set(existing.map(\.combinationKey))
-                let todo = mine[l]!.filter { !have.contains($0.combination.key(traceHash: info.contentHash, compressionPoint: P)) }
-                if todo.isEmpty { return existing }
-                let fresh = try LayerEngine.run(trace: source, layer: l, runs: todo, metrics: metrics, settings: settings)
-                return existing + fresh
-            }, done: { l, rows in
-                try store.save(layer: l, rows: rows)
-                let n = counter.withLock { $0 += 1; return $0 }
-                progress(n, total)
-            })
+            try parallelEach(
+                layers, workers: workers,
+                { l in
+                    let existing = store.load(layer: l)
+                    let have = Set(existing.map(\.combinationKey))
+                    let todo = mine[l]!.filter { !have.contains($0.combination.key(traceHash: info.contentHash, compressionPoint: P)) }
+                    if todo.isEmpty { return existing }
+                    let fresh = try LayerEngine.run(trace: source, layer: l, runs: todo, metrics: metrics, settings: settings)
+                    return existing + fresh
+                },
+                done: { l, rows in
+                    try store.save(layer: l, rows: rows)
+                    let n = counter.withLock {
+                        $0 += 1; return $0
+                    }
+                    progress(n, total)
+                })
             var layerRows: [ResultRow] = []
             for l in layers {
                 let wanted = Set(mine[l]!.map { $0.combination.key(traceHash: info.contentHash, compressionPoint: P) })
@@ -109,9 +120,10 @@ public struct Sweep: Sendable {
         }
         let order = ResultOrderKeys(combinations: combinations, metrics: metrics)
         if let shard, let plan {
-            let manifest = ShardManifest(command: command, shard: shard, cells: plan.cellCount, totalCells: plan.totalCells,
-                                         layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0),
-                                         explore: explore)
+            let manifest = ShardManifest(
+                command: command, shard: shard, cells: plan.cellCount, totalCells: plan.totalCells,
+                layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0),
+                explore: explore)
             try AtomicFile.write(try PartStore.encode(layerRowsByTrace), to: base.appendingPathComponent(ShardManifest.rowsFileName))
             try AtomicFile.write(try manifest.encoded(), to: manifestURL)
             return layerRowsByTrace.flatMap { $0 }

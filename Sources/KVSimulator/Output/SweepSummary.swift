@@ -29,15 +29,18 @@ public struct SweepSummary: Sendable, Codable {
         var groups: [Missing] = []
         var index: [String: Int] = [:]
         // Metrics undefined by definition for a policy (output_error_evict of a merging one) are not missing.
-        for r in rows where r.layer == nil && r.head == nil && r.value == nil && !(r.note ?? "").contains("undefined for merging policies") {
+        for r in rows where r.layer == nil && r.head == nil && r.value == nil && !(r.note ?? "").contains("undefined for merging policies")
+        {
             let reason = r.note ?? "undefined"
             let key = [r.trace, r.policy, r.params, r.budgetSpec, r.fidelity, reason].joined(separator: "\u{1}")
             if let i = index[key] {
                 if !groups[i].metrics.contains(r.metric) { groups[i].metrics.append(r.metric) }
             } else {
                 index[key] = groups.count
-                groups.append(Missing(trace: r.trace, policy: r.policy, params: r.params, budgetSpec: r.budgetSpec, fidelity: r.fidelity,
-                                      metrics: [r.metric], reason: reason))
+                groups.append(
+                    Missing(
+                        trace: r.trace, policy: r.policy, params: r.params, budgetSpec: r.budgetSpec, fidelity: r.fidelity,
+                        metrics: [r.metric], reason: reason))
             }
         }
         missing = groups

@@ -79,7 +79,9 @@ public struct AttnTrace: TraceSource {
             isSingleFile = true
             let st = try SafeTensorsFile(url)
             guard let text = st.metadata["attn-trace"] else {
-                throw TraceError(file: url.path, "safetensors file has no __metadata__[\"attn-trace\"]; for bare arrays pass mapping flags such as --attn NAME")
+                throw TraceError(
+                    file: url.path,
+                    "safetensors file has no __metadata__[\"attn-trace\"]; for bare arrays pass mapping flags such as --attn NAME")
             }
             var info = try TraceMetadata.parse(Data(text.utf8), file: url.path + " (__metadata__ attn-trace)").info
             var layers = Set<Int>()
@@ -114,8 +116,9 @@ public struct AttnTrace: TraceSource {
     }
 
     static func layerTensors(_ named: [String: Tensor], layer: Int, file: String) -> LayerTensors {
-        LayerTensors(layer: layer, file: file, attention: named["attn"], colsum: named["attn_colsum"], queries: named["q"],
-                     keys: named["k"], values: named["v"], keyNorms: named["k_norm"], valueNorms: named["v_norm"])
+        LayerTensors(
+            layer: layer, file: file, attention: named["attn"], colsum: named["attn_colsum"], queries: named["q"],
+            keys: named["k"], values: named["v"], keyNorms: named["k_norm"], valueNorms: named["v_norm"])
     }
 
     /// Header-level check of one layer, run at open so that a bad layer is found before work starts.
@@ -127,7 +130,8 @@ public struct AttnTrace: TraceSource {
         if let single {
             let prefix = "layers.\(index)."
             guard info.recordedLayers.contains(index) else {
-                throw TraceError(file: root.path, layer: index, "layer \(index) is not recorded (recorded: \(info.recordedLayers.rangesText))")
+                throw TraceError(
+                    file: root.path, layer: index, "layer \(index) is not recorded (recorded: \(info.recordedLayers.rangesText))")
             }
             var named: [String: Tensor] = [:]
             for (n, t) in single.tensors where n.hasPrefix(prefix) { named[String(n.dropFirst(prefix.count))] = t }

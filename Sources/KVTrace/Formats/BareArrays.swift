@@ -44,7 +44,7 @@ public struct BareTrace: TraceSource {
     public let layout: BareArrayMapping.Layout
     /// Which array of the file plays which role, and how it was chosen (for `kvscope info`).
     public let members: [Member]
-    let arrays: [String: Tensor]   // role → tensor, with a layer axis when layout is LHQT
+    let arrays: [String: Tensor]  // role → tensor, with a layer axis when layout is LHQT
     let tril: Bool
     let file: String
 
@@ -131,7 +131,9 @@ public struct BareTrace: TraceSource {
             guard ext != "npy", let entry = Self.conventionalNames.first(where: { $0.role == role }) else { return nil }
             let found = entry.names.filter { available.contains($0) }
             guard found.count <= 1 else {
-                throw TraceError(file: path, "\(entry.flag): several arrays could play this role (\(found.joined(separator: ", "))); name one with \(entry.flag)")
+                throw TraceError(
+                    file: path,
+                    "\(entry.flag): several arrays could play this role (\(found.joined(separator: ", "))); name one with \(entry.flag)")
             }
             return found.first
         }
@@ -176,11 +178,16 @@ public struct BareTrace: TraceSource {
             throw TraceError(file: path, tensor: role, "dtype \(t.dtype.rawValue) is not a float type")
         }
         // A zero-element array could carry any other dimension (then taken as T, H or D): refused.
-        for role in Self.roles { if let t = arrays[role], t.count == 0 {
-            throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) has no elements")
-        } }
+        for role in Self.roles {
+            if let t = arrays[role], t.count == 0 {
+                throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) has no elements")
+            }
+        }
         guard arrays["attn"] != nil || arrays["attn_colsum"] != nil || (arrays["q"] != nil && arrays["k"] != nil) else {
-            throw TraceError(file: path, "no attention found: name the arrays with --attn, --colsum, or --queries with --keys, or call them attention, colsum, queries, keys (arrays: \(available.joined(separator: ", ")))")
+            throw TraceError(
+                file: path,
+                "no attention found: name the arrays with --attn, --colsum, or --queries with --keys, or call them attention, colsum, queries, keys (arrays: \(available.joined(separator: ", ")))"
+            )
         }
 
         let (lay, numLayers) = try Self.layout(arrays, mapping: m, path: path)
@@ -209,12 +216,14 @@ public struct BareTrace: TraceSource {
         }
         var kvHeads: Int?
         var headDim: Int?
-        for role in ["k", "v"] { if let k = arrays[role] {
-            let s = inner(k)
-            try Self.unify(&seqLen, s[1], role, path) { "has T = \(s[1]), expected \($0)" }
-            try Self.unify(&kvHeads, s[0], role, path) { "has \(s[0]) KV heads, expected \($0)" }
-            headDim = s[2]
-        } }
+        for role in ["k", "v"] {
+            if let k = arrays[role] {
+                let s = inner(k)
+                try Self.unify(&seqLen, s[1], role, path) { "has T = \(s[1]), expected \($0)" }
+                try Self.unify(&kvHeads, s[0], role, path) { "has \(s[0]) KV heads, expected \($0)" }
+                headDim = s[2]
+            }
+        }
         if let qq = arrays["q"] {
             let s = inner(qq)
             try Self.unify(&heads, s[0], "q", path) { "has \(s[0]) heads, expected \($0)" }
@@ -238,7 +247,8 @@ public struct BareTrace: TraceSource {
         let prefill = m.prefillLen ?? sidecar?.prefillLen ?? T
         let qStart = m.queryStart ?? sidecar?.queryRows?.start ?? (T - Q)
         guard qStart >= 0, qStart <= T - Q else {
-            let (src, what) = m.queryStart == nil && sidecar?.queryRows?.start != nil ? (sidecarURL.path, "query_rows.start") : (path, "--query-start")
+            let (src, what) =
+                m.queryStart == nil && sidecar?.queryRows?.start != nil ? (sidecarURL.path, "query_rows.start") : (path, "--query-start")
             throw TraceError(file: src, "\(what) \(qStart) with \(Q) rows runs past T = \(T)")
         }
 
@@ -260,7 +270,8 @@ public struct BareTrace: TraceSource {
         if !imageFlagGiven, sidecar?.tokenModality == nil {
             let kind = try conventional("token_kind"), mod = try conventional("token_modality")
             if let kind, let mod {
-                throw TraceError(file: path, "the file holds both \(kind) and \(mod): name the image tokens with --token-kind or --modality")
+                throw TraceError(
+                    file: path, "the file holds both \(kind) and \(mod): name the image tokens with --token-kind or --modality")
             }
             tokenKindName = kind
             modalityName = mod
@@ -269,7 +280,9 @@ public struct BareTrace: TraceSource {
             Member(role: role, name: name, origin: imageFlagGiven ? .flag : .conventionalName, flag: flag)
         }
         if let name = tokenKindName {
-            guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else { throw TraceError(file: path, "--token-kind \(name): no such array") }
+            guard let t = try resolve(name, role: "token_kind", flagName: "--token-kind") else {
+                throw TraceError(file: path, "--token-kind \(name): no such array")
+            }
             members[members.count - 1] = imageMember(name, role: "token_kind", flag: "--token-kind")
             try checkLength(t, name)
             let kinds = try t.checkedInts(in: 0 ... T, field: "\(name.escapedForMessage) (--token-kind)", file: path)
@@ -277,7 +290,9 @@ public struct BareTrace: TraceSource {
             // Kind k ≥ 1 is image k − 1: image ids start at 0, as in trace.json.
             spansOf(ranges.keys.sorted().map { ranges[$0]! }, ids: ranges.keys.sorted().map { $0 - 1 })
         } else if let name = modalityName {
-            guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else { throw TraceError(file: path, "--modality \(name): no such array") }
+            guard let t = try resolve(name, role: "token_modality", flagName: "--modality") else {
+                throw TraceError(file: path, "--modality \(name): no such array")
+            }
             members[members.count - 1] = imageMember(name, role: "token_modality", flag: "--modality")
             try checkLength(t, name)
             let codes = try t.checkedInts(in: 0 ... 3, field: "\(name.escapedForMessage) (--modality)", file: path)
@@ -287,7 +302,9 @@ public struct BareTrace: TraceSource {
                 }
                 modality[p] = t.dtype == .bool ? (c != 0 ? .image : .text) : mm
             }
-            images = Self.imageRuns(modality).enumerated().map { ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count)) }
+            images = Self.imageRuns(modality).enumerated().map {
+                ImageSpan(id: $0.offset, positions: $0.element, grid: m.grid ?? GridSize.guess($0.element.count))
+            }
         } else if let spans = m.imageSpans {
             for r in spans where r.lowerBound < 0 || r.upperBound > T || r.isEmpty {
                 throw TraceError(file: path, "--image-spans \(r.lowerBound):\(r.upperBound) is outside 0 … \(T) or empty")
@@ -307,7 +324,9 @@ public struct BareTrace: TraceSource {
             }
             spansOf(ranges)
         } else if let sc = sidecar, let mod = sc.tokenModality {
-            guard mod.count == T else { throw TraceError(file: sidecarURL.path, "token_modality has \(mod.count) entries, expected T = \(T)") }
+            guard mod.count == T else {
+                throw TraceError(file: sidecarURL.path, "token_modality has \(mod.count) entries, expected T = \(T)")
+            }
             modality = try mod.enumerated().map { p, c in
                 guard c >= 0, c <= 3, let mm = Modality(rawValue: UInt8(c)) else {
                     throw TraceError(file: sidecarURL.path, "token_modality[\(p)]: \(c) is not a code 0–3")
@@ -315,22 +334,26 @@ public struct BareTrace: TraceSource {
                 return mm
             }
             if let imgs = sc.images {
-                images = try imgs.enumerated().map { try TraceMetadata.span($0.element, path: "images[\($0.offset)]", id: nil, file: sidecarURL.path) }
+                images = try imgs.enumerated().map {
+                    try TraceMetadata.span($0.element, path: "images[\($0.offset)]", id: nil, file: sidecarURL.path)
+                }
             }
         }
 
-        let shape = TraceShape(layers: numLayers, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T, prefillLen: prefill,
-                               queryRows: qStart ..< qStart + Q, kvHeadOfQueryHead: kvMap)
+        let shape = TraceShape(
+            layers: numLayers, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T, prefillLen: prefill,
+            queryRows: qStart ..< qStart + Q, kvHeadOfQueryHead: kvMap)
         var hasher = FNV64()
         hasher.add(path.split(separator: "/").last.map(String.init) ?? path)
         for role in Self.roles { if let t = arrays[role] { hasher.add(role + t.shape.shapeText + t.dtype.rawValue) } }
         hasher.add(String(files.first?.1 ?? 0))
-        let info = TraceInfo(name: url.deletingPathExtension().lastPathComponent,
-                             modelName: sideModel?.name ?? url.deletingPathExtension().lastPathComponent,
-                             shape: shape, modality: modality, images: images,
-                             recordedLayers: lay == .lhqt ? Array(0 ..< numLayers) : [m.layer ?? 0],
-                             attnScale: sideModel?.attnScale,
-                             causal: sidecar?.causal ?? true, contentHash: hasher.hex)
+        let info = TraceInfo(
+            name: url.deletingPathExtension().lastPathComponent,
+            modelName: sideModel?.name ?? url.deletingPathExtension().lastPathComponent,
+            shape: shape, modality: modality, images: images,
+            recordedLayers: lay == .lhqt ? Array(0 ..< numLayers) : [m.layer ?? 0],
+            attnScale: sideModel?.attnScale,
+            causal: sidecar?.causal ?? true, contentHash: hasher.hex)
         try TraceMetadata.validate(info, file: path)
         guard kvMap.count == H else { throw TraceError(file: path, "--kv-map has \(kvMap.count) entries, expected H = \(H)") }
         self.info = info
@@ -345,15 +368,23 @@ public struct BareTrace: TraceSource {
 
     /// The layout (given, or inferred from each array's rank) and the number of layers: the
     /// leading axis of LHQT arrays (equal across them), else `--layer` + 1.
-    private static func layout(_ arrays: [String: Tensor], mapping m: BareArrayMapping, path: String) throws -> (BareArrayMapping.Layout, Int) {
+    private static func layout(_ arrays: [String: Tensor], mapping m: BareArrayMapping, path: String) throws -> (
+        BareArrayMapping.Layout, Int
+    ) {
         let baseRank: [String: Int] = ["attn": m.tril ? 2 : 3, "attn_colsum": 2, "q": 3, "k": 3, "v": 3]
         var layout = m.layout
         for role in Self.roles {
             guard let t = arrays[role] else { continue }
             let r0 = baseRank[role]!
             let inferred: BareArrayMapping.Layout
-            if t.rank == r0 { inferred = .hqt } else if t.rank == r0 + 1 { inferred = .lhqt } else {
-                throw TraceError(file: path, tensor: role, "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
+            if t.rank == r0 {
+                inferred = .hqt
+            } else if t.rank == r0 + 1 {
+                inferred = .lhqt
+            } else {
+                throw TraceError(
+                    file: path, tensor: role,
+                    "rank \(t.rank) (shape \(t.shape.shapeText)) fits neither layout: expected rank \(r0) or \(r0 + 1)")
             }
             if let l = layout, l != inferred {
                 throw TraceError(file: path, tensor: role, "shape \(t.shape.shapeText) does not fit layout \(l.rawValue)")
@@ -363,12 +394,14 @@ public struct BareTrace: TraceSource {
         let lay = layout ?? .hqt
         var numLayers = lay == .lhqt ? -1 : try Checked.add(m.layer ?? 0, 1, field: "--layer", file: path)
         if lay == .lhqt {
-            for role in Self.roles { if let t = arrays[role] {
-                if numLayers >= 0, t.shape[0] != numLayers {
-                    throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
+            for role in Self.roles {
+                if let t = arrays[role] {
+                    if numLayers >= 0, t.shape[0] != numLayers {
+                        throw TraceError(file: path, tensor: role, "has \(t.shape[0]) layers, another array has \(numLayers)")
+                    }
+                    numLayers = t.shape[0]
                 }
-                numLayers = t.shape[0]
-            } }
+            }
         }
         guard numLayers >= 1 else { throw TraceError(file: path, "the arrays hold no layers") }
         return (lay, numLayers)
@@ -401,9 +434,13 @@ public struct BareTrace: TraceSource {
         for (p, k) in kinds.enumerated() where k != 0 {
             guard k > 0 else { throw TraceError(file: path, tensor: name, "token kind \(k) at position \(p) is negative") }
             if let r = ranges[k] {
-                guard r.upperBound == p else { throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))") }
+                guard r.upperBound == p else {
+                    throw TraceError(file: path, tensor: name, "tokens of image \(k) are not contiguous (position \(p))")
+                }
                 ranges[k] = r.lowerBound ..< p + 1
-            } else { ranges[k] = p ..< p + 1 }
+            } else {
+                ranges[k] = p ..< p + 1
+            }
         }
         return ranges
     }
@@ -418,7 +455,9 @@ public struct BareTrace: TraceSource {
                 while e < modality.count, modality[e] == .image { e += 1 }
                 ranges.append(p ..< e)
                 p = e
-            } else { p += 1 }
+            } else {
+                p += 1
+            }
         }
         return ranges
     }
@@ -433,8 +472,9 @@ public struct BareTrace: TraceSource {
         }
         var attn = pick("attn")
         if tril, let packed = attn { attn = try Self.unpackTril(packed, seqLen: info.shape.seqLen, file: file) }
-        let t = LayerTensors(layer: index, file: file, attention: attn, colsum: pick("attn_colsum"), queries: pick("q"),
-                             keys: pick("k"), values: pick("v"))
+        let t = LayerTensors(
+            layer: index, file: file, attention: attn, colsum: pick("attn_colsum"), queries: pick("q"),
+            keys: pick("k"), values: pick("v"))
         try LayerValidation.check(t, info: info)
         return t
     }
@@ -453,8 +493,9 @@ public struct BareTrace: TraceSource {
                 (out + ((h * T + i) * T) * w).copyMemory(from: src + (h * perHead + i * (i + 1) / 2) * w, byteCount: (i + 1) * w)
             }
         }
-        return Tensor(dtype: packed.dtype, shape: [H, T, T], storage: .owning(out, count: bytes, name: packed.storage.name),
-                      offset: 0, byteSwapped: packed.byteSwapped)
+        return Tensor(
+            dtype: packed.dtype, shape: [H, T, T], storage: .owning(out, count: bytes, name: packed.storage.name),
+            offset: 0, byteSwapped: packed.byteSwapped)
     }
 }
 
@@ -467,7 +508,10 @@ public enum TraceLoader {
             throw TraceError(file: path, "no such file or folder")
         }
         if isDir.boolValue {
-            if mapping.isSet { throw TraceError(file: path, "mapping flags (--attn, --keys, …) apply to bare .npy/.npz/.safetensors files, not to an attn-trace folder") }
+            if mapping.isSet {
+                throw TraceError(
+                    file: path, "mapping flags (--attn, --keys, …) apply to bare .npy/.npz/.safetensors files, not to an attn-trace folder")
+            }
             return try AttnTrace(url)
         }
         if url.pathExtension.lowercased() == "safetensors", !mapping.isSet {

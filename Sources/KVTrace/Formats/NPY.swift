@@ -20,8 +20,10 @@ public enum NPY {
     /// Parses a complete `.npy` image held in `storage[start ..< end]` (`end` defaults to the
     /// storage's end); `name` replaces the storage's name in messages (an archive member).
     /// The data must fit before `end`; the element count and byte size are checked for overflow.
-    public static func parse(_ storage: ByteStorage, at start: Int = 0, end: Int? = nil, name: String? = nil,
-                             options: Options = .init()) throws -> Tensor {
+    public static func parse(
+        _ storage: ByteStorage, at start: Int = 0, end: Int? = nil, name: String? = nil,
+        options: Options = .init()
+    ) throws -> Tensor {
         let name = name ?? storage.name
         let end = min(end ?? storage.count, storage.count)
         let header = try parseHeader(storage, at: start, end: end, name: name)
@@ -32,10 +34,13 @@ public enum NPY {
         let bytes = try Checked.product(header.shape + [dtype.dtype.width], field: "npy shape", file: name)
         let available = end - header.dataOffset
         guard bytes <= available else {
-            throw TraceError(file: name, "truncated: shape \(header.shape.shapeText) of \(dtype.dtype.rawValue) needs \(bytes) bytes, file has \(max(available, 0))")
+            throw TraceError(
+                file: name,
+                "truncated: shape \(header.shape.shapeText) of \(dtype.dtype.rawValue) needs \(bytes) bytes, file has \(max(available, 0))")
         }
-        return Tensor(dtype: dtype.dtype, shape: header.shape, storage: storage, offset: header.dataOffset,
-                      byteSwapped: dtype.bigEndian)
+        return Tensor(
+            dtype: dtype.dtype, shape: header.shape, storage: storage, offset: header.dataOffset,
+            byteSwapped: dtype.bigEndian)
     }
 
     /// The longest npy header read (numpy's own `np.load` stops at 10 000 bytes).
@@ -121,7 +126,9 @@ public enum NPY {
         case "O": throw TraceError(file: file, "npy dtype 'object' holds pickled Python objects, which are refused; save a numeric array")
         default:
             if code.hasPrefix("c") { throw TraceError(file: file, "npy dtype '\(descr)' is complex, which is not supported") }
-            if code.hasPrefix("U") || code.hasPrefix("S") { throw TraceError(file: file, "npy dtype '\(descr)' is a string type, which is not supported") }
+            if code.hasPrefix("U") || code.hasPrefix("S") {
+                throw TraceError(file: file, "npy dtype '\(descr)' is a string type, which is not supported")
+            }
             throw TraceError(file: file, "npy dtype '\(descr)' is not supported (expected f2, f4, f8, i4, i8, b1, u1, i2)")
         }
     }

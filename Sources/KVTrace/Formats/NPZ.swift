@@ -66,7 +66,8 @@ public final class NPZArchive: Sendable {
 
     private func checkCRC(_ found: UInt32, _ entry: ZipDirectory.Entry, member: String) throws {
         guard found == entry.crc32 else {
-            throw TraceError(file: member, "CRC-32 mismatch: data has \(hex(found)), the archive records \(hex(entry.crc32)) (corrupt member)")
+            throw TraceError(
+                file: member, "CRC-32 mismatch: data has \(hex(found)), the archive records \(hex(entry.crc32)) (corrupt member)")
         }
     }
 
@@ -77,9 +78,11 @@ public final class NPZArchive: Sendable {
 
     /// A stored member: the npy image is read in place inside the archive's mapping.
     private func stored(_ entry: ZipDirectory.Entry, member: String) throws -> Tensor {
-        let tensor = try NPY.parse(storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize,
-                                   name: member, options: options)
-        let crc = storage.isMapped(url.path)
+        let tensor = try NPY.parse(
+            storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize,
+            name: member, options: options)
+        let crc =
+            storage.isMapped(url.path)
             ? try fileCRC32(path: url.path, offset: entry.dataOffset, count: entry.uncompressedSize)
             : zipCRC32(storage.base + entry.dataOffset, count: entry.uncompressedSize)
         try checkCRC(crc, entry, member: member)
@@ -100,7 +103,9 @@ public final class NPZArchive: Sendable {
         guard (1 ... 3).contains(major), size >= (major == 1 ? 10 : 12) else {
             throw TraceError(file: member, "unsupported npy version \(major) (expected 1, 2 or 3)")
         }
-        let headerLen = major == 1 ? Int(head[8]) | Int(head[9]) << 8
+        let headerLen =
+            major == 1
+            ? Int(head[8]) | Int(head[9]) << 8
             : Int(head[8]) | Int(head[9]) << 8 | Int(head[10]) << 16 | Int(head[11]) << 24
         let headerEnd = (major == 1 ? 10 : 12) + min(headerLen, NPY.maxHeaderBytes + 1)
         guard headerEnd <= size else {
@@ -114,10 +119,13 @@ public final class NPZArchive: Sendable {
         let dataBytes = try Checked.product(header.shape + [dtype.dtype.width], field: "npy shape", file: member)
         let declared = try Checked.add(header.dataOffset, dataBytes, field: "npy header size + data size", file: member)
         guard declared == size else {
-            throw TraceError(file: member, "npy header declares \(declared) bytes (shape \(header.shape.shapeText) of \(dtype.dtype.rawValue)), the archive \(size)")
+            throw TraceError(
+                file: member,
+                "npy header declares \(declared) bytes (shape \(header.shape.shapeText) of \(dtype.dtype.rawValue)), the archive \(size)")
         }
         guard size <= traceMemoryCap else {
-            throw TraceError(file: member, "inflating needs \(size) bytes, above the memory cap of \(traceMemoryCap) bytes (KVSCOPE_MEMORY_CAP)")
+            throw TraceError(
+                file: member, "inflating needs \(size) bytes, above the memory cap of \(traceMemoryCap) bytes (KVSCOPE_MEMORY_CAP)")
         }
         // 2. The data, into a buffer of exactly the declared size.
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 16)

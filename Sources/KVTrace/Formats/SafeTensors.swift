@@ -57,27 +57,33 @@ public struct SafeTensorsFile: Sendable {
                 continue
             }
             guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shapeAny = entry["shape"] as? [Any], let offsAny = entry["data_offsets"] as? [Any], offsAny.count == 2
+                let shapeAny = entry["shape"] as? [Any], let offsAny = entry["data_offsets"] as? [Any], offsAny.count == 2
             else { throw TraceError(file: file, tensor: name, "header entry needs dtype, shape and data_offsets [begin, end]") }
             guard let dtype = Self.dtypes[dtypeName] else {
-                throw TraceError(file: file, tensor: name, "unsupported dtype \(dtypeName) (read: F16, BF16, F32, F64, I32, I64, BOOL, U8, I8, I16)")
+                throw TraceError(
+                    file: file, tensor: name, "unsupported dtype \(dtypeName) (read: F16, BF16, F32, F64, I32, I64, BOOL, U8, I8, I16)")
             }
             let shape = try shapeAny.map { v -> Int in
-                guard let d = Self.intValue(v), d >= 0 else { throw TraceError(file: file, tensor: name, "shape entries must be non-negative integers") }
+                guard let d = Self.intValue(v), d >= 0 else {
+                    throw TraceError(file: file, tensor: name, "shape entries must be non-negative integers")
+                }
                 return d
             }
             guard let b = Self.intValue(offsAny[0]), let e = Self.intValue(offsAny[1]) else {
                 throw TraceError(file: file, tensor: name, "data_offsets must be integers")
             }
             guard 0 <= b, b <= e, e <= bufferSize else {
-                throw TraceError(file: file, tensor: name, "data_offsets [\(b), \(e)] out of range of the \(bufferSize)-byte buffer\(e > bufferSize ? " (truncated file?)" : "")")
+                throw TraceError(
+                    file: file, tensor: name,
+                    "data_offsets [\(b), \(e)] out of range of the \(bufferSize)-byte buffer\(e > bufferSize ? " (truncated file?)" : "")")
             }
             let bytes: Int
             do { bytes = try Checked.product(shape + [dtype.width], field: "shape", file: file) } catch let e as TraceError {
                 throw e.within(tensor: name)
             }
             guard bytes == e - b else {
-                throw TraceError(file: file, tensor: name, "shape \(shape.shapeText) of \(dtypeName) needs \(bytes) bytes, data_offsets span \(e - b)")
+                throw TraceError(
+                    file: file, tensor: name, "shape \(shape.shapeText) of \(dtypeName) needs \(bytes) bytes, data_offsets span \(e - b)")
             }
             tensors[name] = Tensor(dtype: dtype, shape: shape, storage: storage, offset: bufferStart + b)
             spans.append((name, b, e))
@@ -94,7 +100,9 @@ public struct SafeTensorsFile: Sendable {
             last = s.name
         }
         if gap { warnings.append(TraceWarning(file: file, kind: "gap", "gaps between tensors in the byte buffer")) }
-        if end < bufferSize { warnings.append(TraceWarning(file: file, kind: "trailing", "\(bufferSize - end) trailing bytes after the last tensor")) }
+        if end < bufferSize {
+            warnings.append(TraceWarning(file: file, kind: "trailing", "\(bufferSize - end) trailing bytes after the last tensor"))
+        }
         self.tensors = tensors
         self.names = spans.map(\.name)
         self.metadata = metadata
@@ -115,7 +123,7 @@ public struct SafeTensorsFile: Sendable {
 enum JSONDuplicateKeys {
     static func first(in text: String) -> String? {
         let u = Array(text.utf8)
-        var stack: [Set<String>?] = []   // nil for arrays
+        var stack: [Set<String>?] = []  // nil for arrays
         var i = 0
         while i < u.count {
             let c = u[i]

@@ -220,7 +220,9 @@ enum TraceJSON {
         func path(_ keys: [CodingKey]) -> String {
             var s = ""
             for k in keys {
-                if let i = k.intValue, k.stringValue.hasPrefix("Index") || k.stringValue == "\(i)" { s += "[\(i)]" } else {
+                if let i = k.intValue, k.stringValue.hasPrefix("Index") || k.stringValue == "\(i)" {
+                    s += "[\(i)]"
+                } else {
                     s += (s.isEmpty ? "" : ".") + k.stringValue.escapedForMessage
                 }
             }
@@ -262,12 +264,21 @@ indirect enum JSONValue: Codable, Equatable {
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null } else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .int(i) }
-        else if let d = try? c.decode(Double.self) { self = .double(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int.self) {
+            self = .int(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .double(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
     }
 
     func encode(to encoder: Encoder) throws {

@@ -10,7 +10,8 @@ public enum TraceMetadata {
         guard j.format == "attn-trace" else { throw fail("format: expected \"attn-trace\", found \"\(j.format.escapedForMessage)\"") }
         guard j.version == 1 else { throw fail("version: expected 1, found \(j.version)") }
         let m = j.model
-        for (key, v) in [("num_layers", m.numLayers), ("num_heads", m.numHeads), ("num_kv_heads", m.numKVHeads), ("head_dim", m.headDim)] where v < 1 {
+        for (key, v) in [("num_layers", m.numLayers), ("num_heads", m.numHeads), ("num_kv_heads", m.numKVHeads), ("head_dim", m.headDim)]
+        where v < 1 {
             throw fail("model.\(key): must be positive, found \(v)")
         }
         guard j.seqLen >= 1 else { throw fail("seq_len: must be ≥ 1, found \(j.seqLen)") }
@@ -28,16 +29,20 @@ public enum TraceMetadata {
         }
         let images = try j.images.enumerated().map { try span($0.element, path: "images[\($0.offset)]", id: nil, file: file) }
         var extras: [String: String] = [:]
-        for (key, v) in [("notes", j.notes), ("generated_text", j.generatedText), ("colsum_over", j.colsumOver)] { if let v { extras[key] = v } }
+        for (key, v) in [("notes", j.notes), ("generated_text", j.generatedText), ("colsum_over", j.colsumOver)] {
+            if let v { extras[key] = v }
+        }
         if let r = j.recorder { extras["recorder"] = r.text }
-        let shape = TraceShape(layers: m.numLayers, queryHeads: m.numHeads, kvHeads: m.numKVHeads, headDim: m.headDim,
-                               seqLen: j.seqLen, prefillLen: j.prefillLen, queryRows: qr.start ..< qr.stop,
-                               kvHeadOfQueryHead: m.kvHeadOfQueryHead)
-        var info = TraceInfo(name: j.name ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent,
-                             modelName: m.name ?? "unknown", shape: shape, modality: modality, images: images,
-                             recordedLayers: [], attnScale: m.attnScale, causal: j.causal,
-                             syntheticImageTokens: j.syntheticImageTokens ?? images.contains { $0.isPseudo },
-                             extras: extras)
+        let shape = TraceShape(
+            layers: m.numLayers, queryHeads: m.numHeads, kvHeads: m.numKVHeads, headDim: m.headDim,
+            seqLen: j.seqLen, prefillLen: j.prefillLen, queryRows: qr.start ..< qr.stop,
+            kvHeadOfQueryHead: m.kvHeadOfQueryHead)
+        var info = TraceInfo(
+            name: j.name ?? URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent,
+            modelName: m.name ?? "unknown", shape: shape, modality: modality, images: images,
+            recordedLayers: [], attnScale: m.attnScale, causal: j.causal,
+            syntheticImageTokens: j.syntheticImageTokens ?? images.contains { $0.isPseudo },
+            extras: extras)
         try applyLayoutExtensions(j.layout, into: &info, file: file)
         try validate(info, file: file)
         return (info, j.layerFiles)
@@ -54,8 +59,9 @@ public enum TraceMetadata {
             grid = GridSize(rows: g[0], cols: g[1])
         }
         let tiles = try img.tiles.enumerated().map { try span($0.element, path: "\(path).tiles[\($0.offset)]", id: $0.offset, file: file) }
-        return ImageSpan(id: id ?? img.imageId ?? 0, positions: img.start ..< img.stop, grid: grid, tiles: tiles,
-                         isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
+        return ImageSpan(
+            id: id ?? img.imageId ?? 0, positions: img.start ..< img.stop, grid: grid, tiles: tiles,
+            isPseudo: img.pseudo, source: img.source, levels: img.levels, label: img.label)
     }
 
     /// The metadata checks of docs/trace-format.md#validation that need no tensor data.
@@ -93,7 +99,9 @@ public enum TraceMetadata {
                 throw fail("image spans \(spans[n - 1].id) and \(img.id) overlap")
             }
             guard img.grid.checkedCount == r.count || !img.tiles.isEmpty else {
-                throw fail("image \(img.id) grid \(img.grid) has \(img.grid.checkedCount.map(String.init) ?? "too many") patches, span has \(r.count) tokens")
+                throw fail(
+                    "image \(img.id) grid \(img.grid) has \(img.grid.checkedCount.map(String.init) ?? "too many") patches, span has \(r.count) tokens"
+                )
             }
             for t in img.tiles {
                 guard t.positions.lowerBound >= r.lowerBound, t.positions.upperBound <= r.upperBound else {
@@ -117,8 +125,10 @@ public enum TraceMetadata {
     public static func object(for info: TraceInfo, layerFiles: [String]?, extra: [String: Any] = [:]) -> [String: Any] {
         let s = info.shape
         func span(_ i: ImageSpan, tile: Bool) -> [String: Any] {
-            var o: [String: Any] = ["start": i.positions.lowerBound, "stop": i.positions.upperBound,
-                                    "grid": [i.grid.rows, i.grid.cols]]
+            var o: [String: Any] = [
+                "start": i.positions.lowerBound, "stop": i.positions.upperBound,
+                "grid": [i.grid.rows, i.grid.cols],
+            ]
             if !tile { o["image_id"] = i.id }
             if !i.tiles.isEmpty { o["tiles"] = i.tiles.map { span($0, tile: true) } }
             if i.isPseudo { o["pseudo"] = true }

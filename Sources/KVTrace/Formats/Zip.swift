@@ -124,8 +124,10 @@ struct ZipDirectory {
                 throw TraceError(file: member, "local header names another member than the central directory")
             }
             guard names.insert(name).inserted else { throw TraceError(file: member, "member appears twice in the archive") }
-            entries.append(Entry(name: name, method: method, crc32: crc, compressedSize: csize,
-                                 uncompressedSize: usize, dataOffset: data))
+            entries.append(
+                Entry(
+                    name: name, method: method, crc32: crc, compressedSize: csize,
+                    uncompressedSize: usize, dataOffset: data))
             q += recLen
         }
         self.entries = entries

@@ -44,7 +44,8 @@ public enum Checked {
     public static func bytes(_ dims: [Int], width: Int, field: String, file: String, cap: Int = traceMemoryCap) throws -> Int {
         let n = try product(dims + [width], field: field, file: file)
         guard n <= cap else {
-            throw TraceError(file: file, "\(field): \(dims.shapeText) needs \(n) bytes, above the memory cap of \(cap) bytes (KVSCOPE_MEMORY_CAP)")
+            throw TraceError(
+                file: file, "\(field): \(dims.shapeText) needs \(n) bytes, above the memory cap of \(cap) bytes (KVSCOPE_MEMORY_CAP)")
         }
         return n
     }

@@ -24,8 +24,10 @@ public final class ByteStorage: @unchecked Sendable {
     /// True when the bytes are a mapping of the file at `path`.
     public func isMapped(_ path: String) -> Bool { mappedPath == path }
 
-    private init(base: UnsafeMutableRawPointer, count: Int, name: String, mappedPath: String? = nil,
-                 release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+    private init(
+        base: UnsafeMutableRawPointer, count: Int, name: String, mappedPath: String? = nil,
+        release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void
+    ) {
         self.mappedPath = mappedPath
         self.base = UnsafeRawPointer(base)
         self.count = count

@@ -29,8 +29,9 @@ public struct Tensor: Sendable {
         precondition(rank >= 1 && i >= 0 && i < shape[0], "slice out of range")
         let inner = Array(shape.dropFirst())
         let n = inner.reduce(1, *)
-        return Tensor(dtype: dtype, shape: inner, storage: storage, offset: offset + i * n * dtype.width,
-                      byteSwapped: byteSwapped)
+        return Tensor(
+            dtype: dtype, shape: inner, storage: storage, offset: offset + i * n * dtype.width,
+            byteSwapped: byteSwapped)
     }
 
     /// The same bytes with another shape of equal element count.

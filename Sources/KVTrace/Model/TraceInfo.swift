@@ -48,8 +48,10 @@ public struct ImageSpan: Sendable, Hashable, Codable {
     /// A tile's name, e.g. "base", "high-res", "row 1 col 2", "global", "frame 0" (nil: none given).
     public var label: String?
 
-    public init(id: Int, positions: Range<Int>, grid: GridSize? = nil, tiles: [ImageSpan] = [],
-                isPseudo: Bool = false, source: String? = nil, levels: [[Double]]? = nil, label: String? = nil) {
+    public init(
+        id: Int, positions: Range<Int>, grid: GridSize? = nil, tiles: [ImageSpan] = [],
+        isPseudo: Bool = false, source: String? = nil, levels: [[Double]]? = nil, label: String? = nil
+    ) {
         self.id = id
         self.positions = positions
         self.grid = grid ?? GridSize.guess(positions.count)
@@ -84,8 +86,10 @@ public struct TraceShape: Sendable, Hashable, Codable {
     /// `kvHeadOfQueryHead[h]`: the KV head query head `h` reads.
     public var kvHeadOfQueryHead: [Int]
 
-    public init(layers: Int, queryHeads: Int, kvHeads: Int, headDim: Int, seqLen: Int, prefillLen: Int,
-                queryRows: Range<Int>, kvHeadOfQueryHead: [Int]) {
+    public init(
+        layers: Int, queryHeads: Int, kvHeads: Int, headDim: Int, seqLen: Int, prefillLen: Int,
+        queryRows: Range<Int>, kvHeadOfQueryHead: [Int]
+    ) {
         self.layers = layers
         self.queryHeads = queryHeads
         self.kvHeads = kvHeads
@@ -136,9 +140,11 @@ public struct TraceInfo: Sendable, Codable {
     /// above the diagonal is expected there.
     public var bidirectionalSpans: [Range<Int>] = []
 
-    public init(name: String, modelName: String, shape: TraceShape, modality: [Modality], images: [ImageSpan],
-                recordedLayers: [Int], attnScale: Double? = nil, causal: Bool = true,
-                syntheticImageTokens: Bool? = nil, contentHash: String = "", extras: [String: String] = [:]) {
+    public init(
+        name: String, modelName: String, shape: TraceShape, modality: [Modality], images: [ImageSpan],
+        recordedLayers: [Int], attnScale: Double? = nil, causal: Bool = true,
+        syntheticImageTokens: Bool? = nil, contentHash: String = "", extras: [String: String] = [:]
+    ) {
         self.name = name
         self.modelName = modelName
         self.shape = shape
@@ -191,8 +197,10 @@ public struct LayerTensors: Sendable {
     /// The file the layer came from, for messages.
     public var file: String
 
-    public init(layer: Int, file: String, attention: Tensor? = nil, colsum: Tensor? = nil, queries: Tensor? = nil,
-                keys: Tensor? = nil, values: Tensor? = nil, keyNorms: Tensor? = nil, valueNorms: Tensor? = nil) {
+    public init(
+        layer: Int, file: String, attention: Tensor? = nil, colsum: Tensor? = nil, queries: Tensor? = nil,
+        keys: Tensor? = nil, values: Tensor? = nil, keyNorms: Tensor? = nil, valueNorms: Tensor? = nil
+    ) {
         self.layer = layer
         self.file = file
         self.attention = attention
@@ -206,8 +214,10 @@ public struct LayerTensors: Sendable {
 
     /// The tensors present, by their attn-trace names, in a fixed order.
     public var named: [(name: String, tensor: Tensor)] {
-        let all: [(String, Tensor?)] = [("attn", attention), ("attn_colsum", colsum), ("q", queries), ("k", keys),
-                                         ("v", values), ("k_norm", keyNorms), ("v_norm", valueNorms)]
+        let all: [(String, Tensor?)] = [
+            ("attn", attention), ("attn_colsum", colsum), ("q", queries), ("k", keys),
+            ("v", values), ("k_norm", keyNorms), ("v_norm", valueNorms),
+        ]
         return all.compactMap { n, t in t.map { (name: n, tensor: $0) } }
     }
 }

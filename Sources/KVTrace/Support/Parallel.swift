@@ -72,12 +72,13 @@ public final class TaskCounter: Sendable {
     }
 }
 
-
 /// Runs `body` over `items` on up to `workers` threads, handing items out in order as threads free
 /// up; `done(item, result)` runs under a lock as each finishes. The first error stops handing out
 /// items and is rethrown.
-public func parallelEach<R>(_ items: [Int], workers: Int, _ body: @Sendable (Int) throws -> R,
-                            done: @Sendable (Int, R) throws -> Void) throws {
+public func parallelEach<R>(
+    _ items: [Int], workers: Int, _ body: @Sendable (Int) throws -> R,
+    done: @Sendable (Int, R) throws -> Void
+) throws {
     let lock = NSLock()
     let counter = TaskCounter()
     let failure = Locked<(any Error)?>(nil)

@@ -62,7 +62,9 @@ public struct SyntheticConfig: Sendable, Codable, Hashable {
         if prefix < 1 { return "--prefix must be ≥ 1 (the sink token)" }
         if gap < 0 { return "--gap must be ≥ 0" }
         if let size = sizeProblem() { return size }
-        if images > 0, prefix + (images - 1) * gap > textLength { return "--text-len \(textLength) is shorter than --prefix + gaps (\(prefix + (images - 1) * gap))" }
+        if images > 0, prefix + (images - 1) * gap > textLength {
+            return "--text-len \(textLength) is shorter than --prefix + gaps (\(prefix + (images - 1) * gap))"
+        }
         if generated < 0 { return "--generate must be ≥ 0" }
         if let w = windowRows, w < 1 || w > prefillLength { return "--last-prefill-rows must be in 1 … \(prefillLength)" }
         return nil
@@ -92,14 +94,17 @@ public struct SyntheticConfig: Sendable, Codable, Hashable {
         }
         guard let perImage = mul(imageGrid.rows, imageGrid.cols) else { return "--grid \(imageGrid) overflows" }
         guard let imageTokens = mul(images, perImage), let gaps = mul(max(images - 1, 0), gap),
-              add(prefix, gaps) != nil, let p = add(textLength, imageTokens), let t = add(p, generated) else {
+            add(prefix, gaps) != nil, let p = add(textLength, imageTokens), let t = add(p, generated)
+        else {
             return "--text-len, --images, --grid and --generate give a sequence length that overflows"
         }
         let rows = windowRows.map { min(max($0, 0), p) + generated } ?? t
         let cap = traceMemoryCap
         guard let attn = mul(heads, rows, t, 8), let kv = mul(2, kvHeads, t, headDim, 8), let q = mul(heads, rows, headDim, 8),
-              let total = add(attn, kv, q), total <= cap else {
-            return "one layer of --heads \(heads), --kv-heads \(kvHeads), --head-dim \(headDim) and T = \(t) needs more than the memory cap of \(cap) bytes (KVSCOPE_MEMORY_CAP)"
+            let total = add(attn, kv, q), total <= cap
+        else {
+            return
+                "one layer of --heads \(heads), --kv-heads \(kvHeads), --head-dim \(headDim) and T = \(t) needs more than the memory cap of \(cap) bytes (KVSCOPE_MEMORY_CAP)"
         }
         return nil
     }
@@ -137,11 +142,16 @@ public enum SyntheticTraceGenerator {
             for p in s { modality[p] = .image }
             images.append(ImageSpan(id: i, positions: s, grid: c.imageGrid, source: "synthetic"))
         }
-        let shape = TraceShape(layers: c.layers, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T, prefillLen: P,
-                               queryRows: rows, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH))
-        let info = TraceInfo(name: c.name, modelName: "synthetic (kvscope synth)", shape: shape, modality: modality, images: images,
-                             recordedLayers: [], causal: true, syntheticImageTokens: false,
-                             extras: ["notes": "Synthetic trace from kvscope synth: attention is the causal softmax of the stored q·k/√D; see kvscope synth --help for what it models."])
+        let shape = TraceShape(
+            layers: c.layers, queryHeads: H, kvHeads: KVH, headDim: D, seqLen: T, prefillLen: P,
+            queryRows: rows, kvHeadOfQueryHead: TraceShape.defaultGQAMap(queryHeads: H, kvHeads: KVH))
+        let info = TraceInfo(
+            name: c.name, modelName: "synthetic (kvscope synth)", shape: shape, modality: modality, images: images,
+            recordedLayers: [], causal: true, syntheticImageTokens: false,
+            extras: [
+                "notes":
+                    "Synthetic trace from kvscope synth: attention is the causal softmax of the stored q·k/√D; see kvscope synth --help for what it models."
+            ])
         var writer = try AttnTraceWriter(folder: folder, info: info)
         for l in 0 ..< c.layers {
             try writer.write(layer: l, tensors: layer(l, config: c, modality: modality))
@@ -230,7 +240,8 @@ public enum SyntheticTraceGenerator {
         func round(_ x: inout [Float]) {
             switch c.dtype {
             case .f16: for i in x.indices { x[i] = Float(Float16(x[i])) }
-            case .bf16: for i in x.indices { x[i] = Float(bitPattern: (x[i].bitPattern &+ 0x7FFF &+ ((x[i].bitPattern >> 16) & 1)) & 0xFFFF_0000) }
+            case .bf16:
+                for i in x.indices { x[i] = Float(bitPattern: (x[i].bitPattern &+ 0x7FFF &+ ((x[i].bitPattern >> 16) & 1)) & 0xFFFF_0000) }
             default: break
             }
         }
@@ -273,22 +284,27 @@ public enum SyntheticTraceGenerator {
                 }
             }
         }
-        var out = [TensorData(name: "attn", floats: attn, shape: [H, Q, T], as: c.dtype),
-                   TensorData(name: "attn_colsum", floats: colsum, shape: [H, T], as: .f32)]
+        var out = [
+            TensorData(name: "attn", floats: attn, shape: [H, Q, T], as: c.dtype),
+            TensorData(name: "attn_colsum", floats: colsum, shape: [H, T], as: .f32),
+        ]
         if c.storeQKV {
             var qRows = [Float](repeating: 0, count: H * Q * D)
-            for h in 0 ..< H { for r in 0 ..< Q { for d in 0 ..< D { qRows[(h * Q + r) * D + d] = q[(h * T + rows.lowerBound + r) * D + d] } } }
-            func norms(_ x: [Float]) -> [Float] {
-                (0 ..< KVH * T).map { n in Float((0 ..< D).reduce(0.0) { $0 + Double(x[n * D + $1]) * Double(x[n * D + $1]) }.squareRoot()) }
+            for h in 0 ..< H {
+                for r in 0 ..< Q { for d in 0 ..< D { qRows[(h * Q + r) * D + d] = q[(h * T + rows.lowerBound + r) * D + d] } }
             }
-            out += [TensorData(name: "q", floats: qRows, shape: [H, Q, D], as: c.dtype),
-                    TensorData(name: "k", floats: k, shape: [KVH, T, D], as: c.dtype),
-                    TensorData(name: "v", floats: v, shape: [KVH, T, D], as: c.dtype),
-                    TensorData(name: "k_norm", floats: norms(k), shape: [KVH, T], as: .f32),
-                    TensorData(name: "v_norm", floats: norms(v), shape: [KVH, T], as: .f32)]
+            func norms(_ x: [Float]) -> [Float] {
+                (0 ..< KVH * T).map { n in Float((0 ..< D).reduce(0.0) { $0 + Double(x[n * D + $1]) * Double(x[n * D + $1]) }.squareRoot())
+                }
+            }
+            out += [
+                TensorData(name: "q", floats: qRows, shape: [H, Q, D], as: c.dtype),
+                TensorData(name: "k", floats: k, shape: [KVH, T, D], as: c.dtype),
+                TensorData(name: "v", floats: v, shape: [KVH, T, D], as: c.dtype),
+                TensorData(name: "k_norm", floats: norms(k), shape: [KVH, T], as: .f32),
+                TensorData(name: "v_norm", floats: norms(v), shape: [KVH, T], as: .f32),
+            ]
         }
         return out
     }
 }
-
-

@@ -51,7 +51,9 @@ public struct LayerInspection: Sendable, Codable {
         if Q > 0 {
             maxRowSumError = rowErr
             let tol = Self.rowTolerance(a.dtype)
-            if rowErr > tol || rowErr.isNaN { warnings.append(String(format: "attention rows do not sum to 1 (max error %.3g > %.0e)", rowErr, tol)) }
+            if rowErr > tol || rowErr.isNaN {
+                warnings.append(String(format: "attention rows do not sum to 1 (max error %.3g > %.0e)", rowErr, tol))
+            }
         }
         if info.causal {
             maxAboveDiagonal = above
@@ -66,7 +68,12 @@ public struct LayerInspection: Sendable, Codable {
                 worstRel = max(worstRel, d / max(1, abs(stored[i])))
             }
             maxColsumError = worst
-            if worstRel > 1e-2 { warnings.append(String(format: "stored attn_colsum differs from the sum of prefill rows by up to %.3g (taken over the wrong rows?)", worst)) }
+            if worstRel > 1e-2 {
+                warnings.append(
+                    String(
+                        format: "stored attn_colsum differs from the sum of prefill rows by up to %.3g (taken over the wrong rows?)", worst)
+                )
+            }
         }
     }
 }

@@ -16,11 +16,13 @@ public enum LayerValidation {
         for (name, tensor, shape, dtypes) in expected {
             guard let tensor else { continue }
             guard dtypes.contains(tensor.dtype) else {
-                throw TraceError(file: t.file, layer: t.layer, tensor: name, "dtype \(tensor.dtype.rawValue) is not allowed (expected a float type)")
+                throw TraceError(
+                    file: t.file, layer: t.layer, tensor: name, "dtype \(tensor.dtype.rawValue) is not allowed (expected a float type)")
             }
             guard tensor.shape == shape else {
-                throw TraceError(file: t.file, layer: t.layer, tensor: name,
-                                 "shape \(tensor.shape.shapeText) does not match the trace: expected \(shape.shapeText) ([\(dims(name))])")
+                throw TraceError(
+                    file: t.file, layer: t.layer, tensor: name,
+                    "shape \(tensor.shape.shapeText) does not match the trace: expected \(shape.shapeText) ([\(dims(name))])")
             }
         }
         guard t.attention != nil || t.colsum != nil || (t.queries != nil && t.keys != nil) else {

@@ -33,7 +33,9 @@ public enum ReaderExercise {
     public static func npz(_ data: Data) -> [String] {
         var errors: [String] = []
         var archive: NPZArchive?
-        collect(&errors) { archive = try NPZArchive(storage: ByteStorage.copying(data, name: "fuzz.npz"), url: URL(fileURLWithPath: "fuzz.npz")) }
+        collect(&errors) {
+            archive = try NPZArchive(storage: ByteStorage.copying(data, name: "fuzz.npz"), url: URL(fileURLWithPath: "fuzz.npz"))
+        }
         guard let z = archive else { return errors }
         for k in z.keys.prefix(16) { collect(&errors) { touch(try z.array(k)) } }
         return errors

@@ -20,15 +20,22 @@ public struct TensorData: Sendable {
         var d = Data(count: floats.count * dtype.width)
         d.withUnsafeMutableBytes { raw in
             switch dtype {
-            case .f16: for (i, f) in floats.enumerated() { raw.storeBytes(of: Float16(f).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            case .f16:
+                for (i, f) in floats.enumerated() {
+                    raw.storeBytes(of: Float16(f).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                }
             case .bf16:
                 for (i, f) in floats.enumerated() {
                     let b = f.bitPattern
                     let r = f.isNaN ? UInt16(0x7FC0) : UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16)
                     raw.storeBytes(of: r.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
                 }
-            case .f32: for (i, f) in floats.enumerated() { raw.storeBytes(of: f.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-            case .f64: for (i, f) in floats.enumerated() { raw.storeBytes(of: Double(f).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
+            case .f32:
+                for (i, f) in floats.enumerated() { raw.storeBytes(of: f.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            case .f64:
+                for (i, f) in floats.enumerated() {
+                    raw.storeBytes(of: Double(f).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self)
+                }
             default: preconditionFailure("not a float dtype")
             }
         }
@@ -73,7 +80,8 @@ public enum SafeTensorsWriter {
         var header: [String: Any] = [:]
         var offset = 0
         for t in tensors {
-            header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
+            header[t.name] =
+                ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
             offset += t.data.count
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -102,7 +110,9 @@ public enum NPYWriter {
         while (pre + text.utf8.count + 1) % 64 != 0 { text += " " }
         text += "\n"
         var out = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, v1 ? 1 : 2, 0])
-        if v1 { withUnsafeBytes(of: UInt16(text.utf8.count).littleEndian) { out.append(contentsOf: $0) } } else {
+        if v1 {
+            withUnsafeBytes(of: UInt16(text.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+        } else {
             withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian) { out.append(contentsOf: $0) }
         }
         out.append(Data(text.utf8))

@@ -5,8 +5,12 @@ import KVSimulator
 /// `kvscope collect OUT`: merges the shards of a sweep into `OUT/results.csv` and `OUT/results.json`.
 struct CollectCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2", note: "two shards (e.g. on two machines), then collect"),
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2",
+            note: "two shards (e.g. on two machines), then collect"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"
+        ),
         HelpExample("collect Output/sweep-sharded"),
     ]
 
@@ -35,14 +39,20 @@ struct CollectCommand: ExampledCommand {
         let outURL = URL(fileURLWithPath: out)
         let collected = try ShardCollector.collect(outURL)
         guard ["sweep", "explore"].contains(collected.manifest.command) else {
-            throw CLIError("\(outURL.appendingPathComponent("shards").path): shards of `\(collected.manifest.command)`, which collect does not merge")
+            throw CLIError(
+                "\(outURL.appendingPathComponent("shards").path): shards of `\(collected.manifest.command)`, which collect does not merge")
         }
         try ShardCollector.write(collected, to: outURL)
         let m = collected.manifest
-        let summary = SweepSummary(collected.rows, combinations: m.totalCells / max(1, m.layers.reduce(0) { $0 + $1.count }),
-                                   traces: m.layers.count, csv: outURL.appendingPathComponent("results.csv").path,
-                                   json: outURL.appendingPathComponent("results.json").path)
-        let safe = m.explore == nil ? "" : "wrote \(outURL.appendingPathComponent("safe.csv").path); for the ratio maps rerun the explore with --resume\n"
-        print(json ? try summary.jsonText() : "collected \(m.shard.count) shard(s), \(m.totalCells) cells\n" + summary.text + safe, terminator: "")
+        let summary = SweepSummary(
+            collected.rows, combinations: m.totalCells / max(1, m.layers.reduce(0) { $0 + $1.count }),
+            traces: m.layers.count, csv: outURL.appendingPathComponent("results.csv").path,
+            json: outURL.appendingPathComponent("results.json").path)
+        let safe =
+            m.explore == nil
+            ? "" : "wrote \(outURL.appendingPathComponent("safe.csv").path); for the ratio maps rerun the explore with --resume\n"
+        print(
+            json ? try summary.jsonText() : "collected \(m.shard.count) shard(s), \(m.totalCells) cells\n" + summary.text + safe,
+            terminator: "")
     }
 }

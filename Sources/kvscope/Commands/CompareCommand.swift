@@ -7,8 +7,12 @@ import KVTrace
 /// `kvscope compare`: another implementation's kept indices against KVScope's decision.
 struct CompareCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --layers 0-1 --save-cache Output/h2o-cache", note: "first a cache written by KVScope itself (another tool's dump reads the same way)"),
-        HelpExample("compare Output/h2o-cache Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy snapkv --budget 0.2", note: "which heads keep different positions under snapkv"),
+        HelpExample(
+            "simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --layers 0-1 --save-cache Output/h2o-cache",
+            note: "first a cache written by KVScope itself (another tool's dump reads the same way)"),
+        HelpExample(
+            "compare Output/h2o-cache Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy snapkv --budget 0.2",
+            note: "which heads keep different positions under snapkv"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -31,7 +35,9 @@ struct CompareCommand: ExampledCommand {
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: PolicyArguments
     @OptionGroup var budget: BudgetOptions
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Write the per-(layer, head) rows to this CSV file.", valueName: "file.csv"))
+    @Option(
+        name: [.customShort("o"), .customLong("output")],
+        help: ArgumentHelp("Write the per-(layer, head) rows to this CSV file.", valueName: "file.csv"))
     var output: String?
     @Flag(name: .customLong("json"), help: "Print the rows and the summary as one JSON document.")
     var json = false
@@ -50,16 +56,18 @@ struct CompareCommand: ExampledCommand {
         let indices = try KeptIndices(kept, info: info, compressionPoint: P, layer: trace.layer)
         let configuration = try policy.configuration()
         let spec = try budget.spec()
-        let rows = try KeptComparison.compare(indices, trace: source, policy: try configuration.make(), merges: configuration.merges,
-                                              budget: spec, options: policy.options)
+        let rows = try KeptComparison.compare(
+            indices, trace: source, policy: try configuration.make(), merges: configuration.merges,
+            budget: spec, options: policy.options)
         let summary = CompareSummary(rows, show: worst)
         if let o = output {
             try writeOutput(Data(KeptComparison.csv(rows, perQueryHead: indices.perQueryHead).utf8), to: o, flag: "--output")
         }
         if json {
-            let doc = CompareReport(trace: info.name, traceHash: info.contentHash, kept: kept, policy: configuration.label,
-                                    budgetSpec: Combination.budgetText(spec), compressionPoint: P,
-                                    headKind: indices.perQueryHead ? "query" : "kv", summary: summary, rows: rows)
+            let doc = CompareReport(
+                trace: info.name, traceHash: info.contentHash, kept: kept, policy: configuration.label,
+                budgetSpec: Combination.budgetText(spec), compressionPoint: P,
+                headKind: indices.perQueryHead ? "query" : "kv", summary: summary, rows: rows)
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try e.encode(doc), as: UTF8.self))
@@ -67,19 +75,30 @@ struct CompareCommand: ExampledCommand {
         }
         let kind = indices.perQueryHead ? "query head" : "KV head"
         print("\(kept) against \(configuration.label) at \(spec) on \(info.name) (P = \(P)): \(rows.count) (layer, \(kind)) pairs")
-        print("identical sets: \(summary.identical) of \(rows.count); mean Jaccard \(fmt(summary.meanJaccard)), lowest \(fmt(summary.minJaccard))")
+        print(
+            "identical sets: \(summary.identical) of \(rows.count); mean Jaccard \(fmt(summary.meanJaccard)), lowest \(fmt(summary.minJaccard))"
+        )
         if let a = summary.meanRecallKvscope, let b = summary.meanRecallOther {
             print("attention recall: kvscope \(fmt(a)), other \(fmt(b)) (mean over pairs; the difference is what the differing heads cost)")
         }
         if !summary.differing.isEmpty {
             print("most different:")
-            var table = [["layer", indices.perQueryHead ? "query_head" : "kv_head", "jaccard", "common", "only_kvscope", "only_other", "recall_kvscope", "recall_other"]]
+            var table = [
+                [
+                    "layer", indices.perQueryHead ? "query_head" : "kv_head", "jaccard", "common", "only_kvscope", "only_other",
+                    "recall_kvscope", "recall_other",
+                ]
+            ]
             for r in summary.differing {
-                table.append([String(r.layer), String(r.head), fmt(r.jaccard), String(r.common), String(r.onlyKvscope), String(r.onlyOther),
-                              r.recallKvscope.map(fmt) ?? "—", r.recallOther.map(fmt) ?? "—"])
+                table.append([
+                    String(r.layer), String(r.head), fmt(r.jaccard), String(r.common), String(r.onlyKvscope), String(r.onlyOther),
+                    r.recallKvscope.map(fmt) ?? "—", r.recallOther.map(fmt) ?? "—",
+                ])
             }
             let widths = (0 ..< table[0].count).map { c in table.map { $0[c].count }.max()! }
-            for line in table { print("  " + zip(line, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")) }
+            for line in table {
+                print("  " + zip(line, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  "))
+            }
         }
         if let o = output { print("wrote \(rows.count) rows to \(o)") }
     }
@@ -107,9 +126,10 @@ struct CompareSummary: Encodable {
         meanRecallKvscope = a.isEmpty ? nil : a.reduce(0, +) / Double(a.count)
         meanRecallOther = b.isEmpty ? nil : b.reduce(0, +) / Double(b.count)
         func gap(_ r: KeptOverlap) -> Double { abs((r.recallKvscope ?? 0) - (r.recallOther ?? 0)) }
-        differing = Array(rows.filter { $0.jaccard < 1 }.sorted {
-            ($0.jaccard, -gap($0), $0.layer, $0.head) < ($1.jaccard, -gap($1), $1.layer, $1.head)
-        }.prefix(show))
+        differing = Array(
+            rows.filter { $0.jaccard < 1 }.sorted {
+                ($0.jaccard, -gap($0), $0.layer, $0.head) < ($1.jaccard, -gap($1), $1.layer, $1.head)
+            }.prefix(show))
     }
 
     enum CodingKeys: String, CodingKey {

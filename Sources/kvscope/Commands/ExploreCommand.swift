@@ -15,7 +15,9 @@ extension SafeCondition: ExpressibleByArgument {
 /// `kvscope explore`: a ratio-grid sweep, then the safe settings, the cheapest of them, and the ratio maps.
 struct ExploreCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("explore Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,h2o --hh-ratio 0.02,0.05,0.1,0.15,0.2,0.3 --recent-ratio 0.02,0.05,0.1,0.2,0.3 --safe 'attention_recall>=0.95' -o Output/explore", note: "a 6 × 5 grid on the one-layer bare arrays; a trace folder works the same"),
+        HelpExample(
+            "explore Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,h2o --hh-ratio 0.02,0.05,0.1,0.15,0.2,0.3 --recent-ratio 0.02,0.05,0.1,0.2,0.3 --safe 'attention_recall>=0.95' -o Output/explore",
+            note: "a 6 × 5 grid on the one-layer bare arrays; a trace folder works the same")
     ]
 
     static let configuration = CommandConfiguration(
@@ -50,20 +52,27 @@ struct ExploreCommand: ExampledCommand {
     enum FigureFormat: String, ExpressibleByArgument, CaseIterable { case png, svg, pdf }
 
     @OptionGroup var sweep: SweepCommand
-    @Option(name: .customLong("safe"), parsing: .singleValue, help: ArgumentHelp(
-        "A condition every safe setting meets, METRIC>=X / <=X / >X / <X (repeatable), e.g. --safe 'attention_recall>=0.95'.",
-        valueName: "condition"), transform: { text in
+    @Option(
+        name: .customLong("safe"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "A condition every safe setting meets, METRIC>=X / <=X / >X / <X (repeatable), e.g. --safe 'attention_recall>=0.95'.",
+            valueName: "condition"),
+        transform: { text in
             do { return try SafeCondition.parse(text) } catch { throw ValidationError("\(error)") }
         })
     var safe: [SafeCondition] = []
-    @Flag(name: .customLong("per-layer"), help: "A setting is safe only when every condition holds in every layer (default: on the mean over layers).")
+    @Flag(
+        name: .customLong("per-layer"),
+        help: "A setting is safe only when every condition holds in every layer (default: on the mean over layers).")
     var perLayer = false
     @Option(name: .customLong("format"), help: "Format of the ratio maps: png, svg or pdf.")
     var format: FigureFormat = .png
 
     func validate() throws {
         guard !safe.isEmpty else { throw ValidationError("--safe: give at least one condition, e.g. --safe 'attention_recall>=0.95'") }
-        if sweep.decoding.replay != nil { throw ValidationError("--decoding: explore judges settings at one moment; replay through decoding with sweep or simulate") }
+        if sweep.decoding.replay != nil {
+            throw ValidationError("--decoding: explore judges settings at one moment; replay through decoding with sweep or simulate")
+        }
         guard sweep.out != nil else { throw ValidationError("--out: explore needs an output folder (-o DIR)") }
         guard sweep.grid.hhRatio != nil, sweep.grid.recentRatio != nil else {
             throw ValidationError("--hh-ratio: explore maps the hh × recent plane: give --hh-ratio and --recent-ratio lists")
@@ -150,9 +159,10 @@ struct ExploreReport: Encodable {
                 values = [:]
                 for (c, v) in zip(safe.conditions, s.values) { if let v { values![c.metricLabel] = v } }
             }
-            return Cheapest(trace: g.trace, policy: g.policy, safeSettings: g.settings.filter(\.safe).count, settings: g.settings.count,
-                            budgetSpec: s?.row.budgetSpec, params: s?.row.params, fidelity: s?.row.fidelity,
-                            keptRatio: s?.keptRatio, values: values)
+            return Cheapest(
+                trace: g.trace, policy: g.policy, safeSettings: g.settings.filter(\.safe).count, settings: g.settings.count,
+                budgetSpec: s?.row.budgetSpec, params: s?.row.params, fidelity: s?.row.fidelity,
+                keptRatio: s?.keptRatio, values: values)
         }
     }
 

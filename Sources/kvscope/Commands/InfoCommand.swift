@@ -6,7 +6,9 @@ import KVTrace
 struct InfoCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("info Examples/traces/smollm2-pseudoimg2x64-gen16-w24"),
-        HelpExample("info Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3", note: "bare arrays: members named attention, keys, token_kind, … are found without flags"),
+        HelpExample(
+            "info Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3",
+            note: "bare arrays: members named attention, keys, token_kind, … are found without flags"),
         HelpExample("info Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --json"),
     ]
 
@@ -68,10 +70,14 @@ struct InfoCommand: ExampledCommand {
             }
         }
         if info.syntheticImageTokens {
-            warnings.append("image spans are pseudo-images (text tokens standing in for patches): results about image tokens are not evidence about real VLMs")
+            warnings.append(
+                "image spans are pseudo-images (text tokens standing in for patches): results about image tokens are not evidence about real VLMs"
+            )
         }
         let s = info.shape
-        let runs = info.modalityRuns.map { ["modality": $0.modality.description, "start": $0.positions.lowerBound, "stop": $0.positions.upperBound] as [String: Any] }
+        let runs = info.modalityRuns.map {
+            ["modality": $0.modality.description, "start": $0.positions.lowerBound, "stop": $0.positions.upperBound] as [String: Any]
+        }
         if json {
             var o: [String: Any] = [
                 "name": info.name, "model": info.modelName, "layers": s.layers, "recorded_layers": info.recordedLayers,
@@ -81,14 +87,18 @@ struct InfoCommand: ExampledCommand {
                 "causal": info.causal, "attn_scale": info.attnScale, "synthetic_image_tokens": info.syntheticImageTokens,
                 "modality_runs": runs,
                 "images": info.images.map { img in
-                    ["image_id": img.id, "start": img.positions.lowerBound, "stop": img.positions.upperBound,
-                     "grid": [img.grid.rows, img.grid.cols], "pseudo": img.isPseudo,
-                     "tiles": img.tiles.map { t -> [String: Any] in
-                         var o: [String: Any] = ["start": t.positions.lowerBound, "stop": t.positions.upperBound,
-                                                 "grid": [t.grid.rows, t.grid.cols]]
-                         if let l = t.label { o["label"] = l }
-                         return o
-                     }] as [String: Any]
+                    [
+                        "image_id": img.id, "start": img.positions.lowerBound, "stop": img.positions.upperBound,
+                        "grid": [img.grid.rows, img.grid.cols], "pseudo": img.isPseudo,
+                        "tiles": img.tiles.map { t -> [String: Any] in
+                            var o: [String: Any] = [
+                                "start": t.positions.lowerBound, "stop": t.positions.upperBound,
+                                "grid": [t.grid.rows, t.grid.cols],
+                            ]
+                            if let l = t.label { o["label"] = l }
+                            return o
+                        },
+                    ] as [String: Any]
                 },
                 "position_ids": info.positionIDs.map { ["rows": $0.count, "max": $0.joined().max() ?? 0] as [String: Any] } ?? NSNull(),
                 "sliding_windows": Dictionary(uniqueKeysWithValues: info.slidingWindows.map { (String($0.key), $0.value) }),
@@ -111,7 +121,9 @@ struct InfoCommand: ExampledCommand {
             let data = try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            printText(info, source: source, layers: layerSummaries, inspections: inspections.compactMap { $0 }, warnings: warnings, errors: errors)
+            printText(
+                info, source: source, layers: layerSummaries, inspections: inspections.compactMap { $0 }, warnings: warnings, errors: errors
+            )
         }
         if !errors.isEmpty {
             if json { for e in errors { printError("kvscope: error: \(e.escapedForMessage)") } }
@@ -119,8 +131,10 @@ struct InfoCommand: ExampledCommand {
         }
     }
 
-    func printText(_ info: TraceInfo, source: any TraceSource, layers: [[String: Any]], inspections: [LayerInspection],
-                   warnings: [String], errors: [String]) {
+    func printText(
+        _ info: TraceInfo, source: any TraceSource, layers: [[String: Any]], inspections: [LayerInspection],
+        warnings: [String], errors: [String]
+    ) {
         let s = info.shape
         func row(_ k: String, _ v: String) { print(k.padding(toLength: 16, withPad: " ", startingAt: 0) + v) }
         row("trace", "\(info.name)  (\(trace.path))")
@@ -132,37 +146,55 @@ struct InfoCommand: ExampledCommand {
         row("head dim", s.headDim > 0 ? "\(s.headDim)" : "unknown (no q or k)")
         row("seq len T", "\(s.seqLen)")
         row("prefill len P", "\(s.prefillLen)  (\(s.seqLen - s.prefillLen) generated)")
-        row("query rows", "\(s.queryRows.lowerBound) ..< \(s.queryRows.upperBound)  (\(s.queryRows.count) rows" +
-            (s.queryRows.upperBound > s.prefillLen ? ", \(s.queryRows.upperBound - max(s.prefillLen, s.queryRows.lowerBound)) future" : "") + ")")
+        row(
+            "query rows",
+            "\(s.queryRows.lowerBound) ..< \(s.queryRows.upperBound)  (\(s.queryRows.count) rows"
+                + (s.queryRows.upperBound > s.prefillLen
+                    ? ", \(s.queryRows.upperBound - max(s.prefillLen, s.queryRows.lowerBound)) future" : "") + ")")
         row("causal", info.causal ? "yes" : "no")
         row("attn scale", String(format: "%.6g", info.attnScale))
         if let p = info.positionIDs {
-            row("position ids", p.count == 3 ? "M-RoPE, 3 × \(s.seqLen) (temporal, height, width), largest \(p.joined().max() ?? 0)"
-                : "\(p.count) × \(s.seqLen), not 0 ..< T, largest \(p.joined().max() ?? 0)")
+            row(
+                "position ids",
+                p.count == 3
+                    ? "M-RoPE, 3 × \(s.seqLen) (temporal, height, width), largest \(p.joined().max() ?? 0)"
+                    : "\(p.count) × \(s.seqLen), not 0 ..< T, largest \(p.joined().max() ?? 0)")
         }
         if !info.slidingWindows.isEmpty {
             let byWindow = Dictionary(grouping: info.slidingWindows.keys.sorted()) { info.slidingWindows[$0]! }
-            row("sliding window", byWindow.keys.sorted().map { w in
-                "layers \(byWindow[w]!.rangesText): window \(w) (cache holds \(min(w, s.seqLen)) keys)" }.joined(separator: "; ")
-                + "; other layers full")
+            row(
+                "sliding window",
+                byWindow.keys.sorted().map { w in
+                    "layers \(byWindow[w]!.rangesText): window \(w) (cache holds \(min(w, s.seqLen)) keys)"
+                }.joined(separator: "; ")
+                    + "; other layers full")
         }
         if !info.bidirectionalSpans.isEmpty {
-            row("bidirectional", info.bidirectionalSpans.map { "[\($0.lowerBound), \($0.upperBound))" }.joined(separator: " ")
-                + "  (tokens also read the rest of their span)")
+            row(
+                "bidirectional",
+                info.bidirectionalSpans.map { "[\($0.lowerBound), \($0.upperBound))" }.joined(separator: " ")
+                    + "  (tokens also read the rest of their span)")
         }
         print("spans")
         for r in info.modalityRuns {
-            var line = "  \(r.modality.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(r.positions.lowerBound) ..< \(r.positions.upperBound)  (\(r.positions.count) tokens)"
+            var line =
+                "  \(r.modality.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(r.positions.lowerBound) ..< \(r.positions.upperBound)  (\(r.positions.count) tokens)"
             if r.modality != .text {
                 let imgs = info.images.filter { r.positions.overlaps($0.positions) }
-                line += imgs.isEmpty ? "" : "  " + imgs.map { img in
-                    let head = "image \(img.id)\(img.isPseudo ? " pseudo" : "")"
-                    if img.tiles.isEmpty { return "\(head) [\(img.positions.lowerBound), \(img.positions.upperBound)) grid \(img.grid)" }
-                    let tiles = img.tiles.enumerated().filter { r.positions.overlaps($0.element.positions) }.map { k, t in
-                        "tile \(t.label.map { "'\($0)'" } ?? String(k)) of \(img.tiles.count) [\(t.positions.lowerBound), \(t.positions.upperBound)) grid \(t.grid)"
-                    }
-                    return "\(head) " + tiles.joined(separator: ", ")
-                }.joined(separator: "; ")
+                line +=
+                    imgs.isEmpty
+                    ? ""
+                    : "  "
+                        + imgs.map { img in
+                            let head = "image \(img.id)\(img.isPseudo ? " pseudo" : "")"
+                            if img.tiles.isEmpty {
+                                return "\(head) [\(img.positions.lowerBound), \(img.positions.upperBound)) grid \(img.grid)"
+                            }
+                            let tiles = img.tiles.enumerated().filter { r.positions.overlaps($0.element.positions) }.map { k, t in
+                                "tile \(t.label.map { "'\($0)'" } ?? String(k)) of \(img.tiles.count) [\(t.positions.lowerBound), \(t.positions.upperBound)) grid \(t.grid)"
+                            }
+                            return "\(head) " + tiles.joined(separator: ", ")
+                        }.joined(separator: "; ")
             }
             print(line)
         }
@@ -172,7 +204,9 @@ struct InfoCommand: ExampledCommand {
             let desc = (l["tensors"] as! [[String: Any]]).map { t in
                 "\(t["name"]!) \(t["dtype"]!) \((t["shape"] as! [Int]).shapeText)"
             }.joined(separator: ", ")
-            if let i = groupsByDesc.firstIndex(where: { $0.0 == desc }) { groupsByDesc[i].1.append(l["layer"] as! Int) } else {
+            if let i = groupsByDesc.firstIndex(where: { $0.0 == desc }) {
+                groupsByDesc[i].1.append(l["layer"] as! Int)
+            } else {
                 groupsByDesc.append((desc, [l["layer"] as! Int]))
             }
         }
@@ -180,11 +214,15 @@ struct InfoCommand: ExampledCommand {
         if let bare = source as? BareTrace, !bare.members.isEmpty {
             print("arrays")
             for m in bare.members {
-                let how = m.origin == .conventionalName ? "found by name; \(m.flag) names another" : m.origin == .flag ? m.flag : m.origin.rawValue
+                let how =
+                    m.origin == .conventionalName
+                    ? "found by name; \(m.flag) names another" : m.origin == .flag ? m.flag : m.origin.rawValue
                 print("  \(m.role.padding(toLength: 14, withPad: " ", startingAt: 0)) ← \(m.name)  (\(how))")
             }
         }
-        row("bytes on disk", "\(source.totalBytes) (\(String(format: "%.1f", Double(source.totalBytes) / 1_048_576)) MiB in \(source.files.count) files)")
+        row(
+            "bytes on disk",
+            "\(source.totalBytes) (\(String(format: "%.1f", Double(source.totalBytes) / 1_048_576)) MiB in \(source.files.count) files)")
         if !inspections.isEmpty {
             let rowErr = inspections.compactMap(\.maxRowSumError).max()
             let above = inspections.compactMap(\.maxAboveDiagonal).max()

@@ -43,8 +43,9 @@ struct MetricsCommand: ExampledCommand {
         }
         let entries = chosen.map { m -> Entry in
             let t = type(of: m)
-            return Entry(id: t.id, definition: t.definition, better: t.preference.rawValue, fullCache: t.fullCacheValue,
-                         aggregation: m.aggregation == .sum ? "sum over layers" : "mean over layers")
+            return Entry(
+                id: t.id, definition: t.definition, better: t.preference.rawValue, fullCache: t.fullCacheValue,
+                aggregation: m.aggregation == .sum ? "sum over layers" : "mean over layers")
         }
         if json {
             let e = JSONEncoder()
@@ -55,7 +56,9 @@ struct MetricsCommand: ExampledCommand {
         for (i, e) in entries.enumerated() {
             if i > 0 { print("") }
             var head = e.id
-            if e.better != "neither" { head += "  (\(e.better) is better" + (e.fullCache.map { "; full cache \(RenderSupport.fmt3($0))" } ?? "") + ")" }
+            if e.better != "neither" {
+                head += "  (\(e.better) is better" + (e.fullCache.map { "; full cache \(RenderSupport.fmt3($0))" } ?? "") + ")"
+            }
             print(head)
             print(PolicyCatalogue.wrap(e.definition, width: 96).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
             print("  all layers: \(e.aggregation)")

@@ -8,7 +8,8 @@ struct PoliciesCommand: ExampledCommand {
         HelpExample("policies"),
         HelpExample("policies lookm"),
         HelpExample("policies snapkv --json"),
-        HelpExample("policies --markdown -o Output/policy-catalogue.md", note: "the catalogue page (docs/policy-catalogue.md is written so)"),
+        HelpExample(
+            "policies --markdown -o Output/policy-catalogue.md", note: "the catalogue page (docs/policy-catalogue.md is written so)"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -30,7 +31,9 @@ struct PoliciesCommand: ExampledCommand {
     var json = false
     @Flag(name: .customLong("markdown"), help: "Print the whole catalogue as Markdown (the policy catalogue of docs/).")
     var markdown = false
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    @Option(
+        name: [.customShort("o"), .customLong("output")],
+        help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
     var output: String?
 
     func validate() throws {
@@ -98,7 +101,9 @@ struct DeclarationJSON: Encodable {
         merge = d.composition?.merge.rawValue
         requirements = d.requirements.description
         traits = PolicyCatalogue.traitNames(d.traits)
-        parameters = d.parameters.map { Parameter(name: $0.name, domain: $0.domain, defaultValue: $0.defaultValue, help: $0.help, column: $0.column) }
+        parameters = d.parameters.map {
+            Parameter(name: $0.name, domain: $0.domain, defaultValue: $0.defaultValue, help: $0.help, column: $0.column)
+        }
         rule = d.rule
     }
 }
@@ -106,8 +111,10 @@ struct DeclarationJSON: Encodable {
 /// The texts of `kvscope policies`, all from the declarations.
 enum PolicyCatalogue {
     static func traitNames(_ t: PolicyTraits) -> [String] {
-        [(PolicyTraits.merges, "merges"), (.usesRecent, "uses the recent window r"), (.keepsExactlyC, "keeps exactly C"),
-         (.sharedByHeads, "one set for all heads"), (.reference, "reference")].filter { t.contains($0.0) }.map(\.1)
+        [
+            (PolicyTraits.merges, "merges"), (.usesRecent, "uses the recent window r"), (.keepsExactlyC, "keeps exactly C"),
+            (.sharedByHeads, "one set for all heads"), (.reference, "reference"),
+        ].filter { t.contains($0.0) }.map(\.1)
     }
 
     static func parameterLine(_ p: ParameterSpec) -> String {
@@ -165,7 +172,9 @@ enum PolicyCatalogue {
             out += "\n"
             if !d.parameters.isEmpty {
                 out += "\n| parameter | default | values | meaning |\n|---|---|---|---|\n"
-                for p in d.parameters { out += "| `\(p.name)` | \(p.defaultValue.map { "`\($0)`" } ?? "derived") | \(p.domain) | \(p.help) |\n" }
+                for p in d.parameters {
+                    out += "| `\(p.name)` | \(p.defaultValue.map { "`\($0)`" } ?? "derived") | \(p.domain) | \(p.help) |\n"
+                }
             }
         }
         return out

@@ -9,7 +9,9 @@ import KVTrace
 /// `kvscope report`: a sweep or explore folder as one self-contained HTML page.
 struct ReportCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,oracle,h2o,lookm --budgets 0.2 -o Output/sweep-small", note: "first a sweep"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies full,oracle,h2o,lookm --budgets 0.2 -o Output/sweep-small",
+            note: "first a sweep"),
         HelpExample("report Output/sweep-small"),
     ]
 
@@ -38,12 +40,20 @@ struct ReportCommand: ExampledCommand {
 
     @Argument(help: ArgumentHelp("A sweep's or explorer's output folder (holding results.json, or safe.csv).", valueName: "dir"))
     var folder: String
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The HTML file to write (default: DIR/report.html).", valueName: "file"))
+    @Option(
+        name: [.customShort("o"), .customLong("output")],
+        help: ArgumentHelp("The HTML file to write (default: DIR/report.html).", valueName: "file"))
     var output: String?
-    @Option(name: .customLong("budget"), help: "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget; the lower of the middle two for an even count).")
+    @Option(
+        name: .customLong("budget"),
+        help:
+            "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget; the lower of the middle two for an even count)."
+    )
     var budget: Double?
-    @Option(name: .customLong("trace"), parsing: .singleValue, help: ArgumentHelp(
-        "A trace of the run, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
+    @Option(
+        name: .customLong("trace"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "A trace of the run, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
     var traces: [String] = []
     @Option(name: .customLong("title"), help: "The page title (default: KVScope study: <folder name>).")
     var title: String?
@@ -66,7 +76,12 @@ struct ReportCommand: ExampledCommand {
             throw CLIError("\(folder): not a sweep or explore folder (no results.json or safe.csv)")
         }
         let results: KVSimulator.SweepResults
-        do { results = hasJSON ? try KVSimulator.SweepResults.load(json) : KVSimulator.SweepResults(metadata: nil, metadataProblem: "no results.json", rows: []) } catch {
+        do {
+            results =
+                hasJSON
+                ? try KVSimulator.SweepResults.load(json)
+                : KVSimulator.SweepResults(metadata: nil, metadataProblem: "no results.json", rows: [])
+        } catch {
             throw CLIError("\(error)")
         }
         if hasJSON, results.rows.isEmpty { throw CLIError("\(json.path): the sweep has no result rows (nothing to report)") }
@@ -97,9 +112,10 @@ struct ReportCommand: ExampledCommand {
             if source == nil { extra.append(Problem(kind: .trace, trace: t.name, reason: prov.warnings.first ?? "trace not available")) }
             if !noMaps { maps[t.hash] = try traceMaps(t, source: source) }
         }
-        let report = StudyReport(title: title ?? "KVScope study: \(dir.standardizedFileURL.lastPathComponent)", folder: folder, results: results,
-                                 provenance: provenance, maps: maps, explore: explore, extraProblems: extra,
-                                 generator: "kvscope \(KVScope.version)")
+        let report = StudyReport(
+            title: title ?? "KVScope study: \(dir.standardizedFileURL.lastPathComponent)", folder: folder, results: results,
+            provenance: provenance, maps: maps, explore: explore, extraProblems: extra,
+            generator: "kvscope \(KVScope.version)")
         let html: String
         do { html = try report.html() } catch { throw CLIError("\(folder): cannot draw a figure (\(error))") }
         let parent = out.deletingLastPathComponent()
@@ -116,7 +132,9 @@ struct ReportCommand: ExampledCommand {
     }
 
     /// The trace of `t`, from `--trace` or the path the run recorded, with what the page says about it.
-    func open(_ t: TraceStudy, recorded: String?, moved: [String: (path: String, source: any TraceSource)]) -> (TraceProvenance, (any TraceSource)?) {
+    func open(_ t: TraceStudy, recorded: String?, moved: [String: (path: String, source: any TraceSource)]) -> (
+        TraceProvenance, (any TraceSource)?
+    ) {
         var prov = TraceProvenance(name: t.name, hash: t.hash, path: recorded)
         var source: (any TraceSource)?
         if let m = moved[t.hash] {
@@ -124,34 +142,52 @@ struct ReportCommand: ExampledCommand {
             prov.facts.append(("read from", m.path))
         } else if let recorded {
             if !FileManager.default.fileExists(atPath: recorded) {
-                prov.warnings.append("trace not found at \(recorded): its provenance, retention maps and patch grids are left out (give its new place with --trace)")
+                prov.warnings.append(
+                    "trace not found at \(recorded): its provenance, retention maps and patch grids are left out (give its new place with --trace)"
+                )
             } else {
                 do {
                     let s = try TraceLoader.open(recorded)
-                    if s.info.contentHash == t.hash { source = s } else {
-                        prov.warnings.append("the trace at \(recorded) has changed since the run (content hash \(s.info.contentHash), the run's \(t.hash)): its retention maps and patch grids are left out")
+                    if s.info.contentHash == t.hash {
+                        source = s
+                    } else {
+                        prov.warnings.append(
+                            "the trace at \(recorded) has changed since the run (content hash \(s.info.contentHash), the run's \(t.hash)): its retention maps and patch grids are left out"
+                        )
                     }
                 } catch {
                     prov.warnings.append("trace at \(recorded) cannot be read (\(error)): its retention maps and patch grids are left out")
                 }
             }
         } else {
-            prov.warnings.append("the run recorded no path for this trace: its provenance, retention maps and patch grids are left out (give it with --trace)")
+            prov.warnings.append(
+                "the run recorded no path for this trace: its provenance, retention maps and patch grids are left out (give it with --trace)"
+            )
         }
         guard let info = source?.info else { return (prov, nil) }
         let sh = info.shape
         prov.facts.insert(("model", info.modelName.isEmpty ? "not recorded" : info.modelName), at: 0)
-        prov.facts.append(("shape", "\(sh.layers) layers (\(info.recordedLayers.count) recorded), \(sh.queryHeads) query heads over \(sh.kvHeads) KV heads, head_dim \(sh.headDim), \(sh.seqLen) tokens, prefill \(sh.prefillLen), query rows \(sh.queryRows.lowerBound)..<\(sh.queryRows.upperBound)"))
+        prov.facts.append(
+            (
+                "shape",
+                "\(sh.layers) layers (\(info.recordedLayers.count) recorded), \(sh.queryHeads) query heads over \(sh.kvHeads) KV heads, head_dim \(sh.headDim), \(sh.seqLen) tokens, prefill \(sh.prefillLen), query rows \(sh.queryRows.lowerBound)..<\(sh.queryRows.upperBound)"
+            ))
         if !info.images.isEmpty {
-            prov.facts.append(("images", info.images.map { img in
-                "\(img.isPseudo || info.syntheticImageTokens ? "pseudo-image" : "image") \(img.id): \(img.grid) at \(img.positions.lowerBound)..<\(img.positions.upperBound)"
-            }.joined(separator: "; ")))
+            prov.facts.append(
+                (
+                    "images",
+                    info.images.map { img in
+                        "\(img.isPseudo || info.syntheticImageTokens ? "pseudo-image" : "image") \(img.id): \(img.grid) at \(img.positions.lowerBound)..<\(img.positions.upperBound)"
+                    }.joined(separator: "; ")
+                ))
         }
         for key in ["notes", "recorder"] {
             if let v = info.extras[key], !v.isEmpty { prov.facts.append((key, v.count > 400 ? String(v.prefix(400)) + " …" : v)) }
         }
         if RenderSupport.hasPseudoImages(info) {
-            prov.warnings.append("pseudo-image tokens: its image spans are text tokens standing in for images (synthetic_image_tokens), so every image result is about those tokens, not about a vision encoder's patches")
+            prov.warnings.append(
+                "pseudo-image tokens: its image spans are text tokens standing in for images (synthetic_image_tokens), so every image result is about those tokens, not about a vision encoder's patches"
+            )
         }
         return (prov, source)
     }
@@ -162,7 +198,8 @@ struct ReportCommand: ExampledCommand {
     func traceMaps(_ t: TraceStudy, source: (any TraceSource)?) throws -> TraceMaps? {
         let budgets = t.budgets
         guard let b = budget ?? (budgets.isEmpty ? nil : budgets[(budgets.count - 1) / 2]) else {
-            return TraceMaps(budget: nil, notes: ["No retention map or patch grid: the run has no budget fraction to pick one from; give --budget b."])
+            return TraceMaps(
+                budget: nil, notes: ["No retention map or patch grid: the run has no budget fraction to pick one from; give --budget b."])
         }
         var maps = TraceMaps(budget: b)
         guard let source else {
@@ -176,7 +213,9 @@ struct ReportCommand: ExampledCommand {
             configurations.append(c.configuration)
             if c.budget == b, let s = c.recentShare { recentShare = s }
         }
-        guard !configurations.isEmpty else { maps.notes.append("No retention map: the run has no policy other than the full cache."); return maps }
+        guard !configurations.isEmpty else {
+            maps.notes.append("No retention map: the run has no policy other than the full cache."); return maps
+        }
         let options = KVPolicies.PolicyOptions(fidelity: Fidelity(rawValue: fidelity) ?? .code)
         let spec = BudgetSpec.fraction(b, recentShare: recentShare)
         let info = source.info
@@ -184,13 +223,15 @@ struct ReportCommand: ExampledCommand {
         // All policies in one pass over the layers; when one cannot run on this trace, each on its own.
         var runs: [PolicyRun]
         do {
-            runs = try RenderSupport.decide(configurations, source: source, layers: layers, budget: spec, options: options,
-                                            progress: "report: replaying \(info.name)")
+            runs = try RenderSupport.decide(
+                configurations, source: source, layers: layers, budget: spec, options: options,
+                progress: "report: replaying \(info.name)")
         } catch {
             runs = []
             for c in configurations {
                 do {
-                    runs += try RenderSupport.decide([c], source: source, layers: layers, budget: spec, options: options, progress: "report: replaying \(c.label)")
+                    runs += try RenderSupport.decide(
+                        [c], source: source, layers: layers, budget: spec, options: options, progress: "report: replaying \(c.label)")
                 } catch {
                     maps.notes.append("\(c.label) is left out of the maps: \(error)")
                 }
@@ -198,17 +239,25 @@ struct ReportCommand: ExampledCommand {
             guard !runs.isEmpty else { return maps }
         }
         let fid = options.fidelity
-        let note = budgets.contains(b) ? [] : ["budget \(Format.number(b)) is not one of the run's budgets (\(budgets.map(Format.number).joined(separator: ", ")))"]
+        let note =
+            budgets.contains(b)
+            ? [] : ["budget \(Format.number(b)) is not one of the run's budgets (\(budgets.map(Format.number).joined(separator: ", ")))"]
         maps.notes += note
-        maps.figures.append(ReportFigure(
-            .figure(RetentionCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
-            caption: "Retention map at budget \(Format.number(b)): for each policy, layers (rows) × positions, coloured by the fraction of KV heads keeping each position; positions ≥ P are generated and always kept."))
+        maps.figures.append(
+            ReportFigure(
+                .figure(RetentionCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
+                caption:
+                    "Retention map at budget \(Format.number(b)): for each policy, layers (rows) × positions, coloured by the fraction of KV heads keeping each position; positions ≥ P are generated and always kept."
+            ))
         if PatchesCommand.grids(info).isEmpty {
             maps.notes.append("No patch grid: the trace has no image spans.")
         } else {
-            maps.figures.append(ReportFigure(
-                .figure(PatchesCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
-                caption: "Per-image patch grids at budget \(Format.number(b)): each patch coloured by the fraction of (layer, KV head) pairs that keep it, one row per policy."))
+            maps.figures.append(
+                ReportFigure(
+                    .figure(PatchesCommand.figure(runs: runs, info: info, layers: layers, budget: spec, fidelity: fid, title: { $0 })),
+                    caption:
+                        "Per-image patch grids at budget \(Format.number(b)): each patch coloured by the fraction of (layer, KV head) pairs that keep it, one row per policy."
+                ))
         }
         return maps
     }

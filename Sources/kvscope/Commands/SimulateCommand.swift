@@ -8,9 +8,15 @@ import KVTrace
 struct SimulateCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2"),
-        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json", note: "the official ratio pair; every result row as JSON"),
-        HelpExample("simulate Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy h2o --tokens 32", note: "bare arrays, an absolute budget"),
-        HelpExample("simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --evict-per-step --layers 0-3 -o Output/decoding-h2o.csv", note: "H2O's decode rule, one eviction per generated token; every step's metrics as CSV"),
+        HelpExample(
+            "simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --hh-ratio 0.1 --recent-ratio 0.1 --metrics --json",
+            note: "the official ratio pair; every result row as JSON"),
+        HelpExample(
+            "simulate Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy h2o --tokens 32",
+            note: "bare arrays, an absolute budget"),
+        HelpExample(
+            "simulate Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy h2o --budget 0.2 --evict-per-step --layers 0-3 -o Output/decoding-h2o.csv",
+            note: "H2O's decode rule, one eviction per generated token; every step's metrics as CSV"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -49,14 +55,22 @@ struct SimulateCommand: ExampledCommand {
     @OptionGroup var budget: BudgetOptions
 
     @OptionGroup var layers: LayerOptions
-    @Flag(name: .customLong("metrics"), help: "Replay the decision and print the metrics of docs/metrics.md (attention recall, output error, retention per modality and image, …).")
+    @Flag(
+        name: .customLong("metrics"),
+        help:
+            "Replay the decision and print the metrics of docs/metrics.md (attention recall, output error, retention per modality and image, …)."
+    )
     var metrics = false
     @Option(name: .customLong("save-cache"), help: ArgumentHelp("Write the compressed cache to this folder.", valueName: "dir"))
     var saveCache: String?
     @Flag(name: .customLong("json"), help: "Print the per-layer decisions (and with --metrics every result row) as one JSON document.")
     var json = false
     @OptionGroup var decoding: DecodingOptions
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("With --metrics or --decoding: also write every result row to this CSV file (the columns of a sweep's results.csv).", valueName: "file.csv"))
+    @Option(
+        name: [.customShort("o"), .customLong("output")],
+        help: ArgumentHelp(
+            "With --metrics or --decoding: also write every result row to this CSV file (the columns of a sweep's results.csv).",
+            valueName: "file.csv"))
     var output: String?
 
     /// Metrics are measured with --metrics, and always in a decoding replay.
@@ -111,7 +125,9 @@ struct SimulateCommand: ExampledCommand {
             let actual = d.actual
             let actualText = d.isUniform ? String(actual.first ?? 0) : "\(actual.min()!)–\(actual.max()!) (mean \(mean { $0.kept.count }))"
             var row = [String(l), String(d.nominal), actualText]
-            for m in shownModalities { row.append(mean { h in h.kept.filter { $0 < info.modality.count && info.modality[$0] == m }.count }) }
+            for m in shownModalities {
+                row.append(mean { h in h.kept.filter { $0 < info.modality.count && info.modality[$0] == m }.count })
+            }
             for img in images { row.append(mean { h in h.kept.filter { imageOf[$0] == img.id }.count }) }
             row.append(mean { $0.merges.count })
             table.append(row)
@@ -122,17 +138,23 @@ struct SimulateCommand: ExampledCommand {
             let rows = measures ? try replay.runSync(p, budget: spec, options: options).rows : nil
             if let o = output, let rows { try writeOutput(Data(ResultWriter.csv(rows).utf8), to: o, flag: "--output") }
             let layers = decided.map { ctx, d in
-                SimulateReport.Layer(layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.meanMerges, notes: d.notes.map(\.code))
+                SimulateReport.Layer(
+                    layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.meanMerges, notes: d.notes.map(\.code))
             }
-            let report = SimulateReport(trace: info.name, traceHash: info.contentHash, policy: PolicyConfiguration(describing: p).label,
-                                        params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
-                                        budgetSpec: Combination.budgetText(spec), compressionPoint: P, hh: b.heavy, recent: b.recent,
-                                        nominal: b.nominal, layers: layers, rows: rows)
+            let report = SimulateReport(
+                trace: info.name, traceHash: info.contentHash, policy: PolicyConfiguration(describing: p).label,
+                params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
+                budgetSpec: Combination.budgetText(spec), compressionPoint: P, hh: b.heavy, recent: b.recent,
+                nominal: b.nominal, layers: layers, rows: rows)
             print(try report.jsonText())
             return
         }
-        print("trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)")
-        print("policy \(PolicyConfiguration(describing: p).label), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)")
+        print(
+            "trace \(info.name): P = \(P), H = \(info.shape.queryHeads), KVH = \(info.shape.kvHeads), D = \(info.shape.headDim), \(info.images.count) image(s)"
+        )
+        print(
+            "policy \(PolicyConfiguration(describing: p).label), fidelity \(options.fidelity.rawValue), \(spec): hh = \(b.heavy), r = \(b.recent), C = \(b.nominal)"
+        )
         var writerFolder: URL?
         if let dir = saveCache {
             let url = URL(fileURLWithPath: dir)
@@ -193,8 +215,12 @@ struct SimulateCommand: ExampledCommand {
             TensorData(name: "v", doubles: v, shape: [G, C, D], as: .f32),
             TensorData(name: "merge_target", ints: target, shape: [G, E]),
         ]
-        try SafeTensorsWriter.write(tensors, metadata: ["kvscope-cache": "1", "policy": policy, "layer": String(c.layer),
-                                                        "nominal": String(d.nominal), "prefill_len": String(d.prefill)], to: url)
+        try SafeTensorsWriter.write(
+            tensors,
+            metadata: [
+                "kvscope-cache": "1", "policy": policy, "layer": String(c.layer),
+                "nominal": String(d.nominal), "prefill_len": String(d.prefill),
+            ], to: url)
     }
 }
 

@@ -59,7 +59,9 @@ struct SlurmOptions: ParsableArguments {
 struct SlurmSweepCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4"),
-        HelpExample("slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4 --partition cpu --time 00:30:00 --cpus-per-task 2 --mem 4G", note: "with resources; add --submit to hand both scripts to sbatch"),
+        HelpExample(
+            "slurm sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm -o Output/slurm-sweep --tasks 4 --partition cpu --time 00:30:00 --cpus-per-task 2 --mem 4G",
+            note: "with resources; add --submit to hand both scripts to sbatch"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -81,7 +83,9 @@ struct SlurmSweepCommand: ExampledCommand {
     @OptionGroup var slurm: SlurmOptions
 
     func validate() throws {
-        guard sweep.out != nil else { throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share") }
+        guard sweep.out != nil else {
+            throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share")
+        }
         guard sweep.sharding.shard == nil else { throw ValidationError("--shard: set by the array script; give --tasks N instead") }
         guard !sweep.resume else { throw ValidationError("--resume: the array tasks always resume; leave it out") }
     }
@@ -94,7 +98,9 @@ struct SlurmSweepCommand: ExampledCommand {
 /// `kvscope slurm explore TRACE… [explore options] -o OUT --tasks N […]`.
 struct SlurmExploreCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("slurm explore Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,h2o --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 --safe 'attention_recall>=0.95' -o Output/slurm-explore --tasks 4"),
+        HelpExample(
+            "slurm explore Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm,h2o --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 --safe 'attention_recall>=0.95' -o Output/slurm-explore --tasks 4"
+        )
     ]
 
     static let configuration = CommandConfiguration(
@@ -112,7 +118,9 @@ struct SlurmExploreCommand: ExampledCommand {
     @OptionGroup var slurm: SlurmOptions
 
     func validate() throws {
-        guard explore.sweep.out != nil else { throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share") }
+        guard explore.sweep.out != nil else {
+            throw ValidationError("--output DIR is required: the folder the array tasks and the collect job share")
+        }
         guard explore.sweep.sharding.shard == nil else { throw ValidationError("--shard: set by the array script; give --tasks N instead") }
         guard !explore.sweep.resume else { throw ValidationError("--resume: the array tasks always resume; leave it out") }
     }
@@ -135,7 +143,9 @@ struct SlurmJobs {
         let argv = CommandLine.arguments
         guard let at = argv.firstIndex(of: command) else { throw CLIError("slurm \(command): cannot find the \(command) arguments") }
         var args = SlurmOptions.strip(Array(argv[(at + 1)...]))
-        if let c = slurm.cpusPerTask, !args.contains(where: { $0 == "--jobs" || $0.hasPrefix("--jobs=") }) { args += ["--jobs", String(c)] }
+        if let c = slurm.cpusPerTask, !args.contains(where: { $0 == "--jobs" || $0.hasPrefix("--jobs=") }) {
+            args += ["--jobs", String(c)]
+        }
         let fm = FileManager.default
         let cwd = fm.currentDirectoryPath
         let out = URL(fileURLWithPath: self.out, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL
@@ -143,32 +153,40 @@ struct SlurmJobs {
         let logs = dir.appendingPathComponent("logs")
         let binary = Bundle.main.executableURL?.resolvingSymlinksInPath().path ?? argv[0]
         let n = slurm.tasks
-        var head = ["#!/bin/bash", "#SBATCH --job-name=kvscope-\(command)", "#SBATCH --array=0-\(n - 1)",
-                    "#SBATCH --output=\(logs.path)/\(command)-%A_%a.out"]
+        var head = [
+            "#!/bin/bash", "#SBATCH --job-name=kvscope-\(command)", "#SBATCH --array=0-\(n - 1)",
+            "#SBATCH --output=\(logs.path)/\(command)-%A_%a.out",
+        ]
         var common: [String] = []
         if let p = slurm.partition { common.append("#SBATCH --partition=\(p)") }
         if let t = slurm.time { common.append("#SBATCH --time=\(t)") }
         if let m = slurm.mem { common.append("#SBATCH --mem=\(m)") }
         head += common
         if let c = slurm.cpusPerTask { head.append("#SBATCH --cpus-per-task=\(c)") }
-        let array = (head + [
-            "# Written by kvscope slurm \(command): task K of the array runs shard K+1 of \(n).",
-            "# Rerun one failed or cancelled task alone with: sbatch --array=K \(dir.path)/\(command)-array.sh",
-            "set -euo pipefail",
-            "cd \(shellQuote(cwd))",
-            "exec " + ([binary, command] + args + ["--shard", "slurm/\(n)", "--resume"]).map(shellQuote).joined(separator: " "),
-        ]).joined(separator: "\n") + "\n"
-        let collect = (["#!/bin/bash", "#SBATCH --job-name=kvscope-collect", "#SBATCH --output=\(logs.path)/collect-%j.out"] + common + [
-            "# Written by kvscope slurm \(command): merges the shards once every array task has succeeded.",
-            "set -euo pipefail",
-            "cd \(shellQuote(cwd))",
-        ] + (command == "explore" ? [
-            [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
-            "# the ratio maps and the table, from the collected rows (nothing is recomputed)",
-            "exec " + ([binary, command] + args + ["--resume"]).map(shellQuote).joined(separator: " "),
-        ] : [
-            "exec " + [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
-        ])).joined(separator: "\n") + "\n"
+        let array =
+            (head + [
+                "# Written by kvscope slurm \(command): task K of the array runs shard K+1 of \(n).",
+                "# Rerun one failed or cancelled task alone with: sbatch --array=K \(dir.path)/\(command)-array.sh",
+                "set -euo pipefail",
+                "cd \(shellQuote(cwd))",
+                "exec " + ([binary, command] + args + ["--shard", "slurm/\(n)", "--resume"]).map(shellQuote).joined(separator: " "),
+            ]).joined(separator: "\n") + "\n"
+        let collect =
+            (["#!/bin/bash", "#SBATCH --job-name=kvscope-collect", "#SBATCH --output=\(logs.path)/collect-%j.out"] + common + [
+                "# Written by kvscope slurm \(command): merges the shards once every array task has succeeded.",
+                "set -euo pipefail",
+                "cd \(shellQuote(cwd))",
+            ]
+            + (command == "explore"
+                ? [
+                    [binary, "collect", out.path].map(shellQuote).joined(separator: " "),
+                    "# the ratio maps and the table, from the collected rows (nothing is recomputed)",
+                    "exec " + ([binary, command] + args + ["--resume"]).map(shellQuote).joined(separator: " "),
+                ]
+                : [
+                    "exec " + [binary, "collect", out.path].map(shellQuote).joined(separator: " ")
+                ]))
+            .joined(separator: "\n") + "\n"
         do { try fm.createDirectory(at: logs, withIntermediateDirectories: true) } catch {
             throw CLIError("--output \(out.path): cannot create \(logs.path) (\((error as NSError).localizedDescription))")
         }
@@ -200,8 +218,10 @@ struct SlurmJobs {
         let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let text = String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard p.terminationStatus == 0, let id = text.split(separator: ";").first.map(String.init), !id.isEmpty, id.allSatisfy(\.isNumber) else {
-            let why = String(decoding: err, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
+        guard p.terminationStatus == 0, let id = text.split(separator: ";").first.map(String.init), !id.isEmpty, id.allSatisfy(\.isNumber)
+        else {
+            let why =
+                String(decoding: err, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
             throw CLIError("--submit: sbatch \(args.last ?? "") failed: \(why)")
         }
         return id

@@ -8,10 +8,18 @@ import KVTrace
 struct SweepCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep"),
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,text-prior --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios", note: "bare arrays (one layer), the official ratio pair as a grid"),
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies snapkv --param window=8,16,32 --budgets 0.2,0.4 -o Output/sweep-window", note: "a parameter axis"),
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2", note: "two shards (e.g. on two machines), then collect"),
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,text-prior --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios",
+            note: "bare arrays (one layer), the official ratio pair as a grid"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies snapkv --param window=8,16,32 --budgets 0.2,0.4 -o Output/sweep-window",
+            note: "a parameter axis"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2",
+            note: "two shards (e.g. on two machines), then collect"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"
+        ),
         HelpExample("collect Output/sweep-sharded"),
     ]
 
@@ -39,24 +47,30 @@ struct SweepCommand: ExampledCommand {
             """ + "\n\n" + HelpExample.section(examples)
     )
 
-    @Argument(help: ArgumentHelp(
-        "Traces: attn-trace v1 folders, single-file attn-trace .safetensors, or bare .npy/.npz/.safetensors (with the mapping flags).",
-        valueName: "trace"))
+    @Argument(
+        help: ArgumentHelp(
+            "Traces: attn-trace v1 folders, single-file attn-trace .safetensors, or bare .npy/.npz/.safetensors (with the mapping flags).",
+            valueName: "trace"))
     var traces: [String]
     @OptionGroup(title: "Bare arrays") var mapping: MappingOptions
     @OptionGroup var grid: GridOptions
-    @Option(name: .customLong("metrics"), help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
+    @Option(
+        name: .customLong("metrics"),
+        help: ArgumentHelp("Comma-separated metric ids (default: every metric; `kvscope metrics` lists them).", valueName: "list"))
     var metrics: ListArgument<String>?
     @Option(name: .customLong("at"), help: "Compression point P (default: the trace's prefill length).")
     var at: Int?
     @Option(name: .customLong("topk"), help: "k of topk_recall.")
     var topK: Int = 16
-    @Option(name: .customLong("proxy-rows"), help: "Proxy evaluation rows W: the last W prefill rows, used when a trace has no rows after P.")
+    @Option(
+        name: .customLong("proxy-rows"), help: "Proxy evaluation rows W: the last W prefill rows, used when a trace has no rows after P.")
     var proxyRows: Int = 32
     @Flag(name: .customLong("per-head"), help: "Also write one row per query head.")
     var perHead = false
     @OptionGroup var decoding: DecodingOptions
-    @Option(name: [.customShort("o"), .customLong("output"), .customLong("out")], help: ArgumentHelp("Output folder (default: a new folder under Output/).", valueName: "dir"))
+    @Option(
+        name: [.customShort("o"), .customLong("output"), .customLong("out")],
+        help: ArgumentHelp("Output folder (default: a new folder under Output/).", valueName: "dir"))
     var out: String?
     @Flag(name: .customLong("resume"), help: "Continue an interrupted sweep in --output, skipping finished layers.")
     var resume = false
@@ -69,7 +83,9 @@ struct SweepCommand: ExampledCommand {
     func validate() throws {
         _ = try chosenMetrics()
         if resume && out == nil { throw ValidationError("--resume needs --output DIR (the folder of the interrupted sweep)") }
-        if sharding.shard != nil && out == nil { throw ValidationError("--shard needs --output DIR (the folder every shard and `kvscope collect` share)") }
+        if sharding.shard != nil && out == nil {
+            throw ValidationError("--shard needs --output DIR (the folder every shard and `kvscope collect` share)")
+        }
         guard topK >= 1 else { throw ValidationError("--topk must be ≥ 1") }
         guard proxyRows >= 1 && proxyRows <= 1 << 24 else { throw ValidationError("--proxy-rows must be in 1…16777216") }
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be in 1…256") }
@@ -94,12 +110,15 @@ struct SweepCommand: ExampledCommand {
         let chosen = try chosenMetrics()
         let map = try mapping.mapping()
         let sources = try traces.map { (path: $0, source: try TraceLoader.open($0, mapping: map)) }
-        let settings = EvaluationSettings(compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead, decoding: decoding.replay)
+        let settings = EvaluationSettings(
+            compressionPoint: at, proxyWindow: proxyRows, topK: topK, perHead: perHead, decoding: decoding.replay)
         if settings.decoding != nil {
             for t in sources { _ = try DecodingReplay.rows(t.source.info, compressionPoint: at ?? t.source.info.shape.prefillLen) }
         }
         let outURL: URL
-        if let o = out { outURL = URL(fileURLWithPath: o) } else {
+        if let o = out {
+            outURL = URL(fileURLWithPath: o)
+        } else {
             let f = DateFormatter()
             f.dateFormat = "yyyyMMdd-HHmmss"
             outURL = URL(fileURLWithPath: "Output/sweep-\(f.string(from: Date()))")
@@ -113,27 +132,32 @@ struct SweepCommand: ExampledCommand {
         var budgets: [String] = []
         for c in combos where !budgets.contains(c.budgetText) { budgets.append(c.budgetText) }
         let meta: (Int) -> SweepMetadata = { n in
-            SweepMetadata(kvscopeVersion: KVScope.version, commandLine: ShardOptions.recordedCommandLine(),
-                          traces: sources.map { t in
-                              let P = at ?? t.source.info.shape.prefillLen
-                              let qr = t.source.info.shape.queryRows
-                              return .init(path: t.path, name: t.source.info.name, hash: t.source.info.contentHash, compressionPoint: P,
-                                           evalRows: qr.upperBound > P ? "future" : "proxy")
-                          },
-                          policies: labels, budgets: budgets, fidelities: grid.fidelity.values.map(\.rawValue),
-                          metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
+            SweepMetadata(
+                kvscopeVersion: KVScope.version, commandLine: ShardOptions.recordedCommandLine(),
+                traces: sources.map { t in
+                    let P = at ?? t.source.info.shape.prefillLen
+                    let qr = t.source.info.shape.queryRows
+                    return .init(
+                        path: t.path, name: t.source.info.name, hash: t.source.info.contentHash, compressionPoint: P,
+                        evalRows: qr.upperBound > P ? "future" : "proxy")
+                },
+                policies: labels, budgets: budgets, fidelities: grid.fidelity.values.map(\.rawValue),
+                metrics: chosen.map { type(of: $0).id }, topK: topK, proxyWindow: proxyRows, rowCount: n)
         }
         let shard = try sharding.spec()
         let shardsDir = outURL.appendingPathComponent("shards")
         if resume, shard == nil, FileManager.default.fileExists(atPath: shardsDir.path) {
             let collected = try ShardCollector.collect(outURL)
             guard ShardCollector.isSameRun(collected, metadata: meta(0), explore: explore) else {
-                throw CLIError("\(shardsDir.path): shards of another command (\(collected.manifest.metadata.commandLine.dropFirst().joined(separator: " "))); choose another --out")
+                throw CLIError(
+                    "\(shardsDir.path): shards of another command (\(collected.manifest.metadata.commandLine.dropFirst().joined(separator: " "))); choose another --out"
+                )
             }
             try ShardCollector.write(collected, to: outURL)
             if !json { print("reused the \(collected.manifest.shard.count) collected shard(s) in \(shardsDir.path): nothing recomputed") }
-            let summary = SweepSummary(collected.rows, combinations: combos.count, traces: sources.count,
-                                       csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
+            let summary = SweepSummary(
+                collected.rows, combinations: combos.count, traces: sources.count,
+                csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
             return (collected.rows, summary, outURL)
         }
         let rows = try sweep.run(out: outURL, resume: resume, shard: shard, metadata: meta) { _, _ in progress.withLock { $0.step() } }
@@ -143,9 +167,9 @@ struct SweepCommand: ExampledCommand {
             print("shard \(shard): wrote \(rows.count) layer rows to \(folder); when every shard is done: kvscope collect \(outURL.path)")
             return nil
         }
-        let summary = SweepSummary(rows, combinations: combos.count, traces: sources.count,
-                                   csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
+        let summary = SweepSummary(
+            rows, combinations: combos.count, traces: sources.count,
+            csv: outURL.appendingPathComponent("results.csv").path, json: outURL.appendingPathComponent("results.json").path)
         return (rows, summary, outURL)
     }
 }
-

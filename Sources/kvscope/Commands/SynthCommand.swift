@@ -5,7 +5,9 @@ import KVTrace
 /// `kvscope synth`: writes a synthetic multimodal trace in attn-trace v1.
 struct SynthCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("synth Output/llava-small --preset llava-1.5 --layers 2 --heads 4 --kv-heads 2 --head-dim 32 --grid 8x8 --text-len 120 --force", note: "a small LLaVA-geometry trace in seconds; drop the overrides for the full geometry"),
+        HelpExample(
+            "synth Output/llava-small --preset llava-1.5 --layers 2 --heads 4 --kv-heads 2 --head-dim 32 --grid 8x8 --text-len 120 --force",
+            note: "a small LLaVA-geometry trace in seconds; drop the overrides for the full geometry"),
         HelpExample("synth Output/tiny --preset tiny --force"),
     ]
 
@@ -55,9 +57,11 @@ struct SynthCommand: ExampledCommand {
     @Option(help: "Text tokens between consecutive images.") var gap: Int?
     @Option(name: .customLong("text-len"), help: "Text tokens in all (prefix, gaps and the question after the images).") var textLen: Int?
     @Option(help: "Generated tokens after the prompt (their rows are the true evaluation rows).") var generate: Int?
-    @Option(name: .customLong("last-prefill-rows"), help: ArgumentHelp(
-        "Store only the last N prefill rows of attn and q plus every generated row (a window trace; column sums still cover all prefill rows).",
-        valueName: "N")) var lastPrefillRows: Int?
+    @Option(
+        name: .customLong("last-prefill-rows"),
+        help: ArgumentHelp(
+            "Store only the last N prefill rows of attn and q plus every generated row (a window trace; column sums still cover all prefill rows).",
+            valueName: "N")) var lastPrefillRows: Int?
     /// The old name of --last-prefill-rows, kept hidden so that older scripts run.
     @Option(name: .customLong("window"), help: .hidden) var deprecatedWindow: Int?
     @Flag(name: .customLong("full-rows"), help: "Store every attention row (overrides the preset's window).") var fullRows = false
@@ -93,8 +97,12 @@ struct SynthCommand: ExampledCommand {
     }
 
     func validate() throws {
-        if lastPrefillRows != nil && deprecatedWindow != nil { throw ValidationError("--window is the old name of --last-prefill-rows: give one") }
-        if (lastPrefillRows ?? deprecatedWindow) != nil && fullRows { throw ValidationError("use either --last-prefill-rows or --full-rows") }
+        if lastPrefillRows != nil && deprecatedWindow != nil {
+            throw ValidationError("--window is the old name of --last-prefill-rows: give one")
+        }
+        if (lastPrefillRows ?? deprecatedWindow) != nil && fullRows {
+            throw ValidationError("use either --last-prefill-rows or --full-rows")
+        }
         _ = try config()
     }
 
@@ -121,9 +129,12 @@ struct SynthCommand: ExampledCommand {
             try? fm.removeItem(at: tmp)
             throw error
         }
-        let bytes = (try? fm.contentsOfDirectory(atPath: dest.path))?.reduce(0) { s, f in
-            s + ((try? fm.attributesOfItem(atPath: dest.appendingPathComponent(f).path)[.size] as? Int) ?? 0)
-        } ?? 0
-        print("wrote \(out): \(c.layers) layers, \(c.heads) heads (\(c.kvHeads) KV), T = \(c.seqLength), P = \(c.prefillLength), \(c.images) images of \(c.imageGrid) — \(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB")
+        let bytes =
+            (try? fm.contentsOfDirectory(atPath: dest.path))?.reduce(0) { s, f in
+                s + ((try? fm.attributesOfItem(atPath: dest.appendingPathComponent(f).path)[.size] as? Int) ?? 0)
+            } ?? 0
+        print(
+            "wrote \(out): \(c.layers) layers, \(c.heads) heads (\(c.kvHeads) KV), T = \(c.seqLength), P = \(c.prefillLength), \(c.images) images of \(c.imageGrid) — \(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB"
+        )
     }
 }

@@ -42,25 +42,39 @@ enum MergeChoice: Hashable, ExpressibleByArgument, CustomStringConvertible {
 struct GridOptions: ParsableArguments {
     @Option(name: .customLong("policies"), help: ArgumentHelp("Policy ids (see `kvscope policies`).", valueName: "a,b,c"))
     var policies: ListArgument<String>
-    @Option(name: .customLong("budgets"), help: ArgumentHelp("Budget fractions b: C = int(P·b), r = int(C·s) (the default budget axis).", valueName: "b1,b2,…"))
+    @Option(
+        name: .customLong("budgets"),
+        help: ArgumentHelp("Budget fractions b: C = int(P·b), r = int(C·s) (the default budget axis).", valueName: "b1,b2,…"))
     var budgets: ListArgument<Double>?
     @Option(name: .customLong("tokens"), help: ArgumentHelp("Absolute budgets N: C = min(N, P), r = int(C·s).", valueName: "N1,N2,…"))
     var tokens: ListArgument<Int>?
-    @Option(name: .customLong("hh-ratio"), help: ArgumentHelp("The official pair, crossed with --recent-ratio: hh = int(P·x).", valueName: "x1,x2,…"))
+    @Option(
+        name: .customLong("hh-ratio"),
+        help: ArgumentHelp("The official pair, crossed with --recent-ratio: hh = int(P·x).", valueName: "x1,x2,…"))
     var hhRatio: ListArgument<Double>?
-    @Option(name: .customLong("recent-ratio"), help: ArgumentHelp("The official pair, crossed with --hh-ratio: r = int(P·y).", valueName: "y1,y2,…"))
+    @Option(
+        name: .customLong("recent-ratio"),
+        help: ArgumentHelp("The official pair, crossed with --hh-ratio: r = int(P·y).", valueName: "y1,y2,…"))
     var recentRatio: ListArgument<Double>?
-    @Option(name: .customLong("recent-share"), help: ArgumentHelp("Shares s of C spent on the recent window, with --budgets or --tokens (default 0.5).", valueName: "s1,s2,…"))
+    @Option(
+        name: .customLong("recent-share"),
+        help: ArgumentHelp("Shares s of C spent on the recent window, with --budgets or --tokens (default 0.5).", valueName: "s1,s2,…"))
     var recentShare: ListArgument<Double>?
-    @Option(name: .customLong("merge"), help: ArgumentHelp("Merge axis for non-merging policies: none, pivotal, average (avg), weighted.", valueName: "none,pivotal,…"))
+    @Option(
+        name: .customLong("merge"),
+        help: ArgumentHelp("Merge axis for non-merging policies: none, pivotal, average (avg), weighted.", valueName: "none,pivotal,…"))
     var merge: ListArgument<MergeChoice>?
-    @Option(name: .customLong("merge-scope"), help: ArgumentHelp(
-        "Merge-scope axis of the merging policies: all (the official code), modality, image. Eviction-only policies run once, without it.",
-        valueName: "all,modality,…"))
+    @Option(
+        name: .customLong("merge-scope"),
+        help: ArgumentHelp(
+            "Merge-scope axis of the merging policies: all (the official code), modality, image. Eviction-only policies run once, without it.",
+            valueName: "all,modality,…"))
     var mergeScope: ListArgument<MergeScope>?
-    @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
-        "A parameter axis, [id.]name=v1,v2,… (repeatable): every listed policy that declares name runs each value, e.g. --param window=16,32.",
-        valueName: "[id.]name=v,…"))
+    @Option(
+        name: .customLong("param"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "A parameter axis, [id.]name=v1,v2,… (repeatable): every listed policy that declares name runs each value, e.g. --param window=16,32.",
+            valueName: "[id.]name=v,…"))
     var params: [ParamArgument] = []
     @Option(name: .customLong("fidelity"), help: ArgumentHelp("code, intended, or both.", valueName: "code,intended"))
     var fidelity: ListArgument<Fidelity> = ListArgument([.code])
@@ -84,7 +98,12 @@ struct GridOptions: ParsableArguments {
         } else {
             for s in shares { for b in budgets?.values ?? Self.defaultBudgets { specs.append(.fraction(b, recentShare: s)) } }
         }
-        for s in specs { if let p = s.problem { throw ValidationError(p.replacingOccurrences(of: "--budget ", with: "--budgets ").replacingOccurrences(of: "--tokens ", with: "--tokens ")) } }
+        for s in specs {
+            if let p = s.problem {
+                throw ValidationError(
+                    p.replacingOccurrences(of: "--budget ", with: "--budgets ").replacingOccurrences(of: "--tokens ", with: "--tokens "))
+            }
+        }
         return specs
     }
 
@@ -99,12 +118,16 @@ struct GridOptions: ParsableArguments {
             if declaring.isEmpty {
                 let all = Set(targets.flatMap { PolicyRegistry.declaration($0)?.parameters.map(\.name) ?? [] }).sorted()
                 let near = PolicyRegistry.suggestion(name, among: all).map { "; did you mean '\($0)'?" } ?? ""
-                throw ValidationError("--param \(name): no listed policy declares it\(near) (parameters of the listed policies: \(all.isEmpty ? "none" : all.joined(separator: ", ")))")
+                throw ValidationError(
+                    "--param \(name): no listed policy declares it\(near) (parameters of the listed policies: \(all.isEmpty ? "none" : all.joined(separator: ", ")))"
+                )
             }
             for id in declaring {
                 let spec = PolicyRegistry.declaration(id)!.parameter(name)!
                 for v in values {
-                    do { _ = try spec.parse(v, policy: id) } catch let e as PolicyError { throw ValidationError("--param \(name): \(e.message)") }
+                    do { _ = try spec.parse(v, policy: id) } catch let e as PolicyError {
+                        throw ValidationError("--param \(name): \(e.message)")
+                    }
                 }
             }
             if out.contains(where: { $0.0 == scope && $0.1 == name }) { throw ValidationError("--param \(name): given twice") }
@@ -116,9 +139,13 @@ struct GridOptions: ParsableArguments {
     /// The policy ids, resolved (case-insensitive, with a suggestion for an unknown one).
     func policyIDs() throws -> [String] {
         let ids = try policies.values.map { id in
-            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError { throw ValidationError("--policies: '\(id)': \(e.message)") }
+            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError {
+                throw ValidationError("--policies: '\(id)': \(e.message)")
+            }
         }
-        if let dup = ids.first(where: { id in ids.filter { $0 == id }.count > 1 }) { throw ValidationError("--policies: '\(dup)' is listed twice") }
+        if let dup = ids.first(where: { id in ids.filter { $0 == id }.count > 1 }) {
+            throw ValidationError("--policies: '\(dup)' is listed twice")
+        }
         return ids
     }
 
@@ -138,16 +165,24 @@ struct GridOptions: ParsableArguments {
             for m in merges {
                 if m.strategy != nil, d.traits.contains(.merges) { continue }
                 let merging = m.strategy != nil || d.traits.contains(.merges)
-                for scope in merging ? scopes : [nil] { for s in settings {
-                    let config: PolicyConfiguration
-                    do { config = try PolicyConfiguration.parse(id, parameters: s, merge: m.strategy, scope: scope) } catch let e as PolicyError {
-                        throw ValidationError("--param: \(e.message)")
+                for scope in merging ? scopes : [nil] {
+                    for s in settings {
+                        let config: PolicyConfiguration
+                        do { config = try PolicyConfiguration.parse(id, parameters: s, merge: m.strategy, scope: scope) } catch let e
+                            as PolicyError
+                        {
+                            throw ValidationError("--param: \(e.message)")
+                        }
+                        for f in fidelity.values {
+                            for b in specs { out.append(Combination(config, options: KVPolicies.PolicyOptions(fidelity: f), budget: b)) }
+                        }
                     }
-                    for f in fidelity.values { for b in specs { out.append(Combination(config, options: KVPolicies.PolicyOptions(fidelity: f), budget: b)) } }
-                } }
+                }
             }
         }
-        guard !out.isEmpty else { throw ValidationError("--merge: no listed policy takes these merges (merging policies run only with none)") }
+        guard !out.isEmpty else {
+            throw ValidationError("--merge: no listed policy takes these merges (merging policies run only with none)")
+        }
         if mergeScope != nil, !out.contains(where: { $0.configuration.merges }) {
             throw ValidationError("--merge-scope: no listed policy merges (list a merging policy such as lookm, or add --merge)")
         }

@@ -6,22 +6,31 @@ import KVPolicies
 struct PolicyArguments: ParsableArguments {
     @Option(name: .customLong("policy"), help: ArgumentHelp("The policy id (see `kvscope policies`).", valueName: "id"))
     var policy: String
-    @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit, quirks included; intended: nominal budget, paired merge sources.")
+    @Option(
+        name: .customLong("fidelity"),
+        help: "code: the official LOOK-M classes bit for bit, quirks included; intended: nominal budget, paired merge sources.")
     var fidelity: Fidelity = .code
     @Option(name: .customLong("gqa"), help: "How the scores of a KV head's query heads are combined.")
     var gqa: GQAReduction = .mean
     @Option(name: .customLong("merge"), help: "Merge the evicted tokens of any non-merging policy into its kept ones.")
     var merge: MergeStrategy?
-    @Option(name: .customLong("merge-filter"), help: "Override the averaged/weighted merge filter (default: rank-shared in code, per-head in intended).")
+    @Option(
+        name: .customLong("merge-filter"),
+        help: "Override the averaged/weighted merge filter (default: rank-shared in code, per-head in intended).")
     var mergeFilter: MergeFilter?
-    @Option(name: .customLong("merge-scope"), help: "Where evicted tokens may merge: all (any kept token, the official code), modality (kept tokens of their own modality) or image (of their own image); a token with no such kept token is dropped. Merging policies only.")
+    @Option(
+        name: .customLong("merge-scope"),
+        help:
+            "Where evicted tokens may merge: all (any kept token, the official code), modality (kept tokens of their own modality) or image (of their own image); a token with no such kept token is dropped. Merging policies only."
+    )
     var mergeScope: MergeScope?
     @Option(name: .customLong("seed"), help: "Seed of the random policy.")
     var seed: UInt64 = 0
     @Flag(name: .customLong("image-gate"), help: "Keep text-only prompts whole under the text prior, as the official pipeline does.")
     var imageGate = false
-    @Option(name: .customLong("param"), parsing: .singleValue,
-            help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
+    @Option(
+        name: .customLong("param"), parsing: .singleValue,
+        help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
     var params: [ParamArgument] = []
 
     func validate() throws { _ = try configuration() }
@@ -30,7 +39,9 @@ struct PolicyArguments: ParsableArguments {
     func parameters() throws -> [String: String] {
         var out: [String: String] = [:]
         for p in params {
-            if let s = p.scope, s != (try? PolicyRegistry.resolve(policy).id) { throw ValidationError("--param \(p): not a parameter of '\(policy)'") }
+            if let s = p.scope, s != (try? PolicyRegistry.resolve(policy).id) {
+                throw ValidationError("--param \(p): not a parameter of '\(policy)'")
+            }
             guard out[p.name] == nil else { throw ValidationError("--param: '\(p.name)' is given twice") }
             out[p.name] = p.value
         }

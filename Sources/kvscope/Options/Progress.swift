@@ -26,7 +26,8 @@ final class Progress {
         let width = 30
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d  %.0fs elapsed, ETA %.0fs ", label, bar, done, total, elapsed, eta).utf8))
+        FileHandle.standardError.write(
+            Data(String(format: "\r%@ %@ %d/%d  %.0fs elapsed, ETA %.0fs ", label, bar, done, total, elapsed, eta).utf8))
     }
 
     func finish() {

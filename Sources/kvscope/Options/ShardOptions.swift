@@ -38,21 +38,27 @@ enum ShardArgument: Hashable, ExpressibleByArgument, CustomStringConvertible {
         case let .slurm(count):
             func int(_ k: String) throws -> Int? {
                 guard let v = environment[k], !v.isEmpty else { return nil }
-                guard let x = Int(v.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--shard \(self): \(k)='\(v)' is not an integer") }
+                guard let x = Int(v.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--shard \(self): \(k)='\(v)' is not an integer")
+                }
                 return x
             }
             guard let id = try int("SLURM_ARRAY_TASK_ID") else {
-                throw ValidationError("--shard \(self): not inside a Slurm array job (SLURM_ARRAY_TASK_ID is not set); use --shard i/n outside Slurm")
+                throw ValidationError(
+                    "--shard \(self): not inside a Slurm array job (SLURM_ARRAY_TASK_ID is not set); use --shard i/n outside Slurm")
             }
             let i: Int, n: Int
             if let count {
                 (i, n) = (id + 1, count)
             } else {
-                guard let c = try int("SLURM_ARRAY_TASK_COUNT") else { throw ValidationError("--shard slurm: SLURM_ARRAY_TASK_COUNT is not set") }
+                guard let c = try int("SLURM_ARRAY_TASK_COUNT") else {
+                    throw ValidationError("--shard slurm: SLURM_ARRAY_TASK_COUNT is not set")
+                }
                 (i, n) = (id - (try int("SLURM_ARRAY_TASK_MIN") ?? 0) + 1, c)
             }
             guard n >= 1, n <= ShardSpec.maxCount, let s = ShardSpec(index: i, count: n) else {
-                throw ValidationError("--shard \(self): array task \(id) is not shard 1…\(n) (use an array --array=0-\(max(0, n - 1)), without steps)")
+                throw ValidationError(
+                    "--shard \(self): array task \(id) is not shard 1…\(n) (use an array --array=0-\(max(0, n - 1)), without steps)")
             }
             return s
         }
@@ -62,9 +68,11 @@ enum ShardArgument: Hashable, ExpressibleByArgument, CustomStringConvertible {
 /// `--shard` for `sweep` (and `explore`): run one deterministic slice of the cells into
 /// `OUT/shards/i-of-n/`; `kvscope collect OUT` merges the slices.
 struct ShardOptions: ParsableArguments {
-    @Option(name: .customLong("shard"), help: ArgumentHelp(
-        "Run only shard i of n of the cells (trace × setting × layer, balanced by cost) into OUT/shards/i-of-n/; `kvscope collect OUT` merges them. `slurm`: i and n from the Slurm array task.",
-        valueName: "i/n|slurm"))
+    @Option(
+        name: .customLong("shard"),
+        help: ArgumentHelp(
+            "Run only shard i of n of the cells (trace × setting × layer, balanced by cost) into OUT/shards/i-of-n/; `kvscope collect OUT` merges them. `slurm`: i and n from the Slurm array task.",
+            valueName: "i/n|slurm"))
     var shard: ShardArgument?
 
     /// The resolved shard (nil: the whole sweep), read once the arguments are parsed.

@@ -59,7 +59,9 @@ struct LayerSelection: ExpressibleByArgument, CustomStringConvertible {
         guard !out.isEmpty else { return nil }
         ranges = out
     }
-    var description: String { ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",") }
+    var description: String {
+        ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+    }
 }
 
 /// `a:b`, `a:` or `:b`: a half-open position range whose open ends are filled in by

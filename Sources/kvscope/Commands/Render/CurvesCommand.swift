@@ -6,9 +6,13 @@ import KVTrace
 /// `kvscope render curves`: any metric versus budget from a sweep's results.
 struct CurvesCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 -o Output/sweep-curves", note: "first a sweep (here of the one-layer bare arrays)"),
+        HelpExample(
+            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies full,h2o,snapkv,lookm --budgets 0.1,0.2,0.5 -o Output/sweep-curves",
+            note: "first a sweep (here of the one-layer bare arrays)"),
         HelpExample("render curves Output/sweep-curves --metric attention_recall -o Output/curves.png"),
-        HelpExample("render curves Output/sweep-curves --metric attention_recall --match --prefill-len 161 --layer 3 -o Output/curves-match.png", note: "with the oracle at each policy's own kept counts (the bare arrays' mapping flags reopen the trace)"),
+        HelpExample(
+            "render curves Output/sweep-curves --metric attention_recall --match --prefill-len 161 --layer 3 -o Output/curves-match.png",
+            note: "with the oracle at each policy's own kept counts (the bare arrays' mapping flags reopen the trace)"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -37,19 +41,29 @@ struct CurvesCommand: ExampledCommand {
 
     @Argument(help: ArgumentHelp("A sweep's results.json, its folder, or its results.csv.", valueName: "results"))
     var results: String
-    @Option(name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, recall_image (`kvscope sweep --help` lists them).")
+    @Option(
+        name: .customLong("metric"),
+        help: "Metric id, e.g. attention_recall, output_error, recall_image (`kvscope sweep --help` lists them).")
     var metric: String = "attention_recall"
-    @Option(name: .customLong("policies"), help: ArgumentHelp("Policies to draw, in this order (default: all, in file order).", valueName: "a,b,…"))
+    @Option(
+        name: .customLong("policies"),
+        help: ArgumentHelp("Policies to draw, in this order (default: all, in file order).", valueName: "a,b,…"))
     var policies: ListArgument<String>?
     @Option(name: .customLong("x"), help: "x axis: the actual kept ratio, or the requested budget.")
     var x: XAxis = .actual
     @Flag(name: .customLong("log-x"), help: "Logarithmic x axis.")
     var logX = false
-    @Flag(name: .customLong("match"), help: ArgumentHelp(
-        "Also draw, per policy, the oracle at that policy's actual kept count in every (layer, KV head): the bound at its real budget (replays the traces the sweep recorded, or --trace)."))
+    @Flag(
+        name: .customLong("match"),
+        help: ArgumentHelp(
+            "Also draw, per policy, the oracle at that policy's actual kept count in every (layer, KV head): the bound at its real budget (replays the traces the sweep recorded, or --trace)."
+        ))
     var match = false
-    @Option(name: .customLong("trace"), parsing: .singleValue, help: ArgumentHelp(
-        "With --match: a trace of the sweep, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
+    @Option(
+        name: .customLong("trace"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "With --match: a trace of the sweep, found by its content hash, when it has moved since the run (repeatable).",
+            valueName: "path"))
     var traces: [String] = []
     @OptionGroup var mapping: MappingOptions
     @OptionGroup var output: RenderOutputOptions
@@ -74,7 +88,9 @@ struct CurvesCommand: ExampledCommand {
                 throw CLIError("--match: trace \(name) cannot be read at \(path) (\(error)); give its new place with --trace PATH")
             }
             guard s.info.contentHash == hash else {
-                throw CLIError("--match: the trace at \(path) has changed since the run (content hash \(s.info.contentHash), the run's \(hash)); give the run's trace with --trace PATH")
+                throw CLIError(
+                    "--match: the trace at \(path) has changed since the run (content hash \(s.info.contentHash), the run's \(hash)); give the run's trace with --trace PATH"
+                )
             }
             out[hash] = s
         }
@@ -123,8 +139,9 @@ struct CurvesCommand: ExampledCommand {
         var table: [[String]] = [["policy", "position", "kept_ratio", "policy_value", "oracle_value"]]
         if match {
             let meta = sweep.metadata
-            let matched = try MatchedOracle.values(metric: metric, sweep: sweep, sources: try sources(sweep),
-                                                   proxyWindow: meta?.proxyWindow ?? 32, topK: meta?.topK ?? 16)
+            let matched = try MatchedOracle.values(
+                metric: metric, sweep: sweep, sources: try sources(sweep),
+                proxyWindow: meta?.proxyWindow ?? 32, topK: meta?.topK ?? 16)
             for c in curves where !(c.policy == "oracle" || c.policy.hasPrefix("oracle (")) {
                 let mine = points.filter { $0.policy == c.policy }
                 var xs: [Double] = [], ys: [Double] = []
@@ -138,12 +155,16 @@ struct CurvesCommand: ExampledCommand {
                     table.append([c.policy, "\(b)", "\(c.x[i])", "\(c.y[i])", "\(ys.last!)"])
                 }
                 guard !xs.isEmpty else { continue }
-                curves.append(Curve(policy: "oracle@" + c.policy, style: .matchedOracle(of: c.style),
-                                    label: "oracle at \(c.policy)'s C_act", x: xs, y: ys))
+                curves.append(
+                    Curve(
+                        policy: "oracle@" + c.policy, style: .matchedOracle(of: c.style),
+                        label: "oracle at \(c.policy)'s C_act", x: xs, y: ys))
                 matchedCount += 1
             }
         }
-        var sub = ["\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")]
+        var sub = [
+            "\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")
+        ]
         if !fullYs.isEmpty { sub.append("dashed black line: the full cache's value (\(RenderSupport.fmt3(reference ?? 0)))") }
         if matchedCount > 0 {
             sub.append("sparse-dotted, in a policy's colour: the oracle at that policy's own kept count per (layer, KV head)")

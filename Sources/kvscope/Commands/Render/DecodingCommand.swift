@@ -8,8 +8,12 @@ import KVTrace
 /// `kvscope render decoding`: a metric versus the generated step, one line per policy.
 struct DecodingCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,streaming,lookm --budget 0.2 --layers 0-7 -o Output/decoding.png"),
-        HelpExample("render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,tova --budget 0.2 --evict-per-step --layers 0-7 -o Output/decoding-per-step.png", note: "H2O's decode rule: one eviction per generated token"),
+        HelpExample(
+            "render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,streaming,lookm --budget 0.2 --layers 0-7 -o Output/decoding.png"
+        ),
+        HelpExample(
+            "render decoding Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,tova --budget 0.2 --evict-per-step --layers 0-7 -o Output/decoding-per-step.png",
+            note: "H2O's decode rule: one eviction per generated token"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -29,7 +33,8 @@ struct DecodingCommand: ExampledCommand {
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: RenderPolicyOptions
     @OptionGroup var decoding: DecodingOptions
-    @Option(name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, topk_recall (`kvscope metrics` lists them).")
+    @Option(
+        name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, topk_recall (`kvscope metrics` lists them).")
     var metric: String = "attention_recall"
     @OptionGroup var layers: LayerOptions
     @OptionGroup var output: RenderOutputOptions
@@ -57,24 +62,33 @@ struct DecodingCommand: ExampledCommand {
         bar.withLock { $0.finish() }
         var curves: [Curve] = []
         for configuration in configurations {
-            let rows = all.filter { $0.policy == configuration.label && $0.metric == metric && $0.layer == nil && $0.head == nil && $0.image == nil && $0.step != nil }
+            let rows = all.filter {
+                $0.policy == configuration.label && $0.metric == metric && $0.layer == nil && $0.head == nil && $0.image == nil
+                    && $0.step != nil
+            }
             let defined = rows.filter { $0.value != nil }.sorted { $0.step! < $1.step! }
             guard !defined.isEmpty else {
-                throw CLIError("--metric \(metric): \(configuration.label) has no value on \(info.name) (\(rows.first?.note ?? "no such series"))")
+                throw CLIError(
+                    "--metric \(metric): \(configuration.label) has no value on \(info.name) (\(rows.first?.note ?? "no such series"))")
             }
-            curves.append(Curve(policy: configuration.label, style: .of(configuration), label: configuration.label,
-                                x: defined.map { Double($0.step!) }, y: defined.map { $0.value! }))
+            curves.append(
+                Curve(
+                    policy: configuration.label, style: .of(configuration), label: configuration.label,
+                    x: defined.map { Double($0.step!) }, y: defined.map { $0.value! }))
         }
         let label = MetricLabel.of(metric)
         let b = policy.spec.resolve(P)
-        var sub = ["budget \(policy.spec.figureText) (C = \(b.nominal), r = \(b.recent)), fidelity \(policy.fidelity.rawValue); \(setting.label)",
-                   "point t: \(metric) over generated rows P … P + t − 1 (P = \(P)), each against the cache it saw; mean over heads and layers \(RenderSupport.compactList(chosen))"]
+        var sub = [
+            "budget \(policy.spec.figureText) (C = \(b.nominal), r = \(b.recent)), fidelity \(policy.fidelity.rawValue); \(setting.label)",
+            "point t: \(metric) over generated rows P … P + t − 1 (P = \(P)), each against the cache it saw; mean over heads and layers \(RenderSupport.compactList(chosen))",
+        ]
         if let note = policy.paramNote { sub.append(note) }
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let marks = setting.recompressEvery.map { n in Array(stride(from: n, to: steps, by: n)) } ?? []
-        let fig = DecodingFigure(curves: curves, metric: label.axis, steps: steps,
-                                 title: output.title("\(RenderSupport.traceTitle(info)): how does each policy's loss develop over decoding?"),
-                                 subtitle: sub, reference: label.reference, recompressedAfter: marks)
+        let fig = DecodingFigure(
+            curves: curves, metric: label.axis, steps: steps,
+            title: output.title("\(RenderSupport.traceTitle(info)): how does each policy's loss develop over decoding?"),
+            subtitle: sub, reference: label.reference, recompressedAfter: marks)
         try output.write(fig.build(), defaultName: "decoding-\(info.name)-\(metric)-\(policy.spec.fileTag)")
     }
 }

@@ -36,13 +36,21 @@ struct HeatmapCommand: ExampledCommand {
     var allHeads = false
     @Option(name: .customLong("norm"), help: "Colour scale: log (default range 1e-4…1), linear (0…max) or power (γ 0.5, 0…max).")
     var norm: Norm = .log
-    @Option(name: .customLong("vmin"), help: ArgumentHelp("Lower end of the log scale: a number, or auto (1st percentile of the positive entries, floored at 1e-6).", valueName: "v|auto"))
+    @Option(
+        name: .customLong("vmin"),
+        help: ArgumentHelp(
+            "Lower end of the log scale: a number, or auto (1st percentile of the positive entries, floored at 1e-6).", valueName: "v|auto")
+    )
     var vmin: String?
     @Option(name: .customLong("cmap"), help: "Colour map.")
     var cmap: ColorMap = .viridis
-    @Option(name: .customLong("pool"), help: "Down-sampling when cells are smaller than a pixel: max keeps peaks; mean averages causal entries.")
+    @Option(
+        name: .customLong("pool"), help: "Down-sampling when cells are smaller than a pixel: max keeps peaks; mean averages causal entries."
+    )
     var pool: HeatmapData.Pooling = .max
-    @Option(name: .customLong("rows"), help: ArgumentHelp("Absolute query positions to show, a:b (within the recorded rows).", valueName: "a:b"))
+    @Option(
+        name: .customLong("rows"), help: ArgumentHelp("Absolute query positions to show, a:b (within the recorded rows).", valueName: "a:b")
+    )
     var rows: RangeArgument?
     @Option(name: .customLong("cols"), help: ArgumentHelp("Key positions to show, a:b.", valueName: "a:b"))
     var cols: RangeArgument?
@@ -52,7 +60,8 @@ struct HeatmapCommand: ExampledCommand {
         if head != nil && mean { throw ValidationError("use only one of --head and --mean") }
         var isDir: ObjCBool = false
         if let g = trace.grid, FileManager.default.fileExists(atPath: trace.path, isDirectory: &isDir), isDir.boolValue {
-            throw ValidationError("--grid \(g) is the patch grid of bare arrays, not of an attn-trace folder; every head as small multiples is --all-heads")
+            throw ValidationError(
+                "--grid \(g) is the patch grid of bare arrays, not of an attn-trace folder; every head as small multiples is --all-heads")
         }
         if allHeads && (head != nil || mean) { throw ValidationError("--all-heads draws every head: drop --head / --mean") }
         if let h = head, h < 0 { throw ValidationError("--head must be ≥ 0, got \(h)") }
@@ -100,7 +109,9 @@ struct HeatmapCommand: ExampledCommand {
         var sub: [String] = []
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let window = qr.lowerBound > 0 || qr.upperBound < T ? " (window trace: only the recorded rows)" : ""
-        sub.append("rows \(rowRange.lowerBound)..<\(rowRange.upperBound)\(window), keys \(colRange.lowerBound)..<\(colRange.upperBound); P = \(info.shape.prefillLen)")
+        sub.append(
+            "rows \(rowRange.lowerBound)..<\(rowRange.upperBound)\(window), keys \(colRange.lowerBound)..<\(colRange.upperBound); P = \(info.shape.prefillLen)"
+        )
 
         let matrices: [Float]
         let headText: String
@@ -121,8 +132,11 @@ struct HeatmapCommand: ExampledCommand {
         let normalization: Normalization
         switch norm {
         case .log:
-            if vmin == "auto" { normalization = .autoLog(matrices) }
-            else { normalization = .log((vmin.flatMap(Double.init) ?? 1e-4) ... 1) }
+            if vmin == "auto" {
+                normalization = .autoLog(matrices)
+            } else {
+                normalization = .log((vmin.flatMap(Double.init) ?? 1e-4) ... 1)
+            }
         case .linear, .power:
             let top = Double(matrices.filter(\.isFinite).max() ?? 1)
             let hi = top > 0 ? top : 1

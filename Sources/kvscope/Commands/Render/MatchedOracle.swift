@@ -17,8 +17,10 @@ enum MatchedOracle {
 
     /// The matched oracle's `metric` per (trace hash, series label, budget position), over the
     /// traces in `sources` (by content hash). References (`full`, `oracle`) get no matched line.
-    static func values(metric: String, sweep: SweepResults, sources: [String: any TraceSource],
-                       proxyWindow: Int, topK: Int) throws -> [Key: Double] {
+    static func values(
+        metric: String, sweep: SweepResults, sources: [String: any TraceSource],
+        proxyWindow: Int, topK: Int
+    ) throws -> [Key: Double] {
         let metrics = try MetricCatalogue.select([MetricCatalogue.family(of: metric)])
         let labels = sweep.seriesLabels()
         // One representative row per setting, in file order.
@@ -48,12 +50,14 @@ enum MatchedOracle {
                     var options = KVPolicies.PolicyOptions(fidelity: Fidelity(rawValue: r.fidelity) ?? .code)
                     options.proxyRows = proxyWindow
                     let configuration = r.configuration
-                    let ctx = LayerContext(info: info, tensors: tensors, budget: spec, options: options,
-                                           compressionPoint: r.compressionPoint, trace: source, cache: cache)
+                    let ctx = LayerContext(
+                        info: info, tensors: tensors, budget: spec, options: options,
+                        compressionPoint: r.compressionPoint, trace: source, cache: cache)
                     // A policy that cannot decide on this layer has no matched point there.
                     guard let policy = try? configuration.make(), let d = try? policy.decide(ctx.named(policy.id)) else { continue }
-                    let run = PlannedRun(policy: Oracle(counts: d.actual), configuration: PolicyConfiguration("oracle"),
-                                         budget: spec, options: options)
+                    let run = PlannedRun(
+                        policy: Oracle(counts: d.actual), configuration: PolicyConfiguration("oracle"),
+                        budget: spec, options: options)
                     byPoint[r.compressionPoint, default: []].append(run)
                     keysByPoint[r.compressionPoint, default: []].append(k)
                 }

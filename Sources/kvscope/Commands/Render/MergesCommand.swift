@@ -8,7 +8,9 @@ import KVTrace
 struct MergesCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("render merges Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policy lookm --budget 0.2 --layer 3 --head 0"),
-        HelpExample("render merges Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy lookm --tokens 32", note: "bare arrays"),
+        HelpExample(
+            "render merges Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policy lookm --tokens 32",
+            note: "bare arrays"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -43,23 +45,30 @@ struct MergesCommand: ExampledCommand {
 
     func validate() throws {
         let e: PolicyDeclaration
-        do { e = try PolicyRegistry.resolve(policyID) } catch let err as PolicyError { throw ValidationError("--policy \(policyID): \(err.message)") }
+        do { e = try PolicyRegistry.resolve(policyID) } catch let err as PolicyError {
+            throw ValidationError("--policy \(policyID): \(err.message)")
+        }
         if merge != nil, e.traits.contains(.merges) { throw ValidationError("--merge: \(policyID) already merges") }
-        if merge == nil, !e.traits.contains(.merges) { throw ValidationError("--policy \(policyID) does not merge: pick a merging policy or add --merge pivotal") }
+        if merge == nil, !e.traits.contains(.merges) {
+            throw ValidationError("--policy \(policyID) does not merge: pick a merging policy or add --merge pivotal")
+        }
         guard head >= 0 else { throw ValidationError("--head must be ≥ 0, got \(head)") }
     }
 
     func run() throws {
         let (source, layerIndex) = try trace.openOneLayer()
         let info = source.info
-        guard head < info.shape.kvHeads else { throw CLIError("--head \(head): the trace has \(info.shape.kvHeads) KV heads (0..<\(info.shape.kvHeads))") }
+        guard head < info.shape.kvHeads else {
+            throw CLIError("--head \(head): the trace has \(info.shape.kvHeads) KV heads (0..<\(info.shape.kvHeads))")
+        }
         let P = info.shape.prefillLen
         let zoom = try range.map { try $0.resolve(flag: "--range", limit: P) }
         let configuration = try PolicyConfiguration.parse(policyID, merge: merge, scope: mergeScope)
         let policy = try configuration.make()
         let budget = budgetForms.spec(default: RenderPolicyOptions.defaultBudget)
-        let ctx = try LayerContext(trace: source, layer: layerIndex, budget: budget,
-                                   options: KVPolicies.PolicyOptions(fidelity: fidelity))
+        let ctx = try LayerContext(
+            trace: source, layer: layerIndex, budget: budget,
+            options: KVPolicies.PolicyOptions(fidelity: fidelity))
         let d = try policy.decide(ctx.named(policy.id))
         guard head < d.heads.count else { throw CLIError("--head \(head): the decision has \(d.heads.count) KV heads") }
         let hd = d.heads[head]
@@ -67,14 +76,19 @@ struct MergesCommand: ExampledCommand {
         let sources = Set(hd.merges.map(\.source))
         let excluded = hd.evicted.filter { !sources.contains($0) }
         let lo = min(0, arcs.map(\.value).min() ?? 0)
-        var sub = ["layer \(layerIndex), KV head \(head); C = \(d.nominal), C_act = \(hd.kept.count), \(hd.evicted.count) evicted: \(arcs.count) merged, \(excluded.count) dropped; fidelity \(fidelity.rawValue)"]
-        sub.append("arcs: evicted position → position of the kept slot it merged into, coloured by key cosine" + (lo < 0 ? " (scale −1…1)" : ""))
+        var sub = [
+            "layer \(layerIndex), KV head \(head); C = \(d.nominal), C_act = \(hd.kept.count), \(hd.evicted.count) evicted: \(arcs.count) merged, \(excluded.count) dropped; fidelity \(fidelity.rawValue)"
+        ]
+        sub.append(
+            "arcs: evicted position → position of the kept slot it merged into, coloured by key cosine" + (lo < 0 ? " (scale −1…1)" : ""))
         if let z = zoom { sub.append("positions \(z.lowerBound)..<\(z.upperBound)") }
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let fig = MergeArcsFigure(
             tokens: P, bands: RenderSupport.bands(info, upTo: P), kept: hd.kept, merges: arcs, excluded: excluded, range: zoom,
             normalization: .linear(lo ... 1),
-            title: output.title("\(RenderSupport.traceTitle(info)): where do \(configuration.label)'s evicted tokens merge at budget \(budget.figureText)?"), subtitle: sub,
+            title: output.title(
+                "\(RenderSupport.traceTitle(info)): where do \(configuration.label)'s evicted tokens merge at budget \(budget.figureText)?"),
+            subtitle: sub,
             size: Size(660, 300))
         try output.write(fig.build(), defaultName: "merges-\(info.name)-\(configuration.label)-L\(layerIndex)-G\(head)")
     }

@@ -8,7 +8,7 @@ import KVTrace
 /// modality (the LOOK-M observation).
 struct ModalityCommand: ExampledCommand {
     static let examples: [HelpExample] = [
-        HelpExample("render modality Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2"),
+        HelpExample("render modality Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budget 0.2")
     ]
 
     static let configuration = CommandConfiguration(
@@ -67,7 +67,9 @@ struct ModalityCommand: ExampledCommand {
         let ids = try policy.ids(required: false)
         let chosen = try layers.chosen(info)
         let isImage = Self.imageMask(info)
-        guard isImage.contains(true) else { throw CLIError("\(trace.path): the trace has no image tokens in the prefill; nothing to compare") }
+        guard isImage.contains(true) else {
+            throw CLIError("\(trace.path): the trace has no image tokens in the prefill; nothing to compare")
+        }
         var text: [Double] = [], image: [Double] = []
         let bar = Progress(total: chosen.count, label: "colsum")
         for l in chosen {
@@ -79,22 +81,28 @@ struct ModalityCommand: ExampledCommand {
         }
         bar.finish()
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
-        let figure = Self.figure(info: info, layers: chosen, text: text, image: image, runs: runs, budget: policy.spec,
-                                 fidelity: policy.fidelity, title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
+        let figure = Self.figure(
+            info: info, layers: chosen, text: text, image: image, runs: runs, budget: policy.spec,
+            fidelity: policy.fidelity, title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
         try output.write(figure, defaultName: "modality-\(info.name)" + (ids.isEmpty ? "" : "-\(policy.spec.fileTag)"))
     }
 
-    static func figure(info: TraceInfo, layers: [Int], text: [Double], image: [Double], runs: [PolicyRun], budget: BudgetSpec,
-                       fidelity: Fidelity, title: (String) -> String, notes: [String] = []) -> Figure {
+    static func figure(
+        info: TraceInfo, layers: [Int], text: [Double], image: [Double], runs: [PolicyRun], budget: BudgetSpec,
+        fidelity: Fidelity, title: (String) -> String, notes: [String] = []
+    ) -> Figure {
         let isImage = imageMask(info)
         let P = Double(isImage.count)
         let nImage = Double(isImage.filter { $0 }.count)
-        var sub = ["left: mean over heads and tokens j of colsum_j / (P − j) = prefill attention received per query that can see j; sinks included, log y"]
+        var sub = [
+            "left: mean over heads and tokens j of colsum_j / (P − j) = prefill attention received per query that can see j; sinks included, log y"
+        ]
         if runs.isEmpty {
             sub.append("right: composition of the prompt [0, P); pass --policies to add what each policy keeps")
         } else {
-            sub.append("right: share of the kept cache (all layers, KV heads) by modality at budget \(budget.figureText), fidelity \(fidelity.rawValue); "
-                + runs.map { "\($0.id) C_act \(RenderSupport.fmt($0.meanActual))" }.joined(separator: ", "))
+            sub.append(
+                "right: share of the kept cache (all layers, KV heads) by modality at budget \(budget.figureText), fidelity \(fidelity.rawValue); "
+                    + runs.map { "\($0.id) C_act \(RenderSupport.fmt($0.meanActual))" }.joined(separator: ", "))
         }
         sub += notes
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }

@@ -33,7 +33,9 @@ struct PatchesCommand: ExampledCommand {
     @OptionGroup var trace: TraceOptions
     @OptionGroup var policy: RenderPolicyOptions
     @OptionGroup var layers: LayerOptions
-    @Option(name: .customLong("show"), help: "kept: the kept fraction per patch; fate: where each patch's K/V went (kept, merged into text, merged into image, dropped).")
+    @Option(
+        name: .customLong("show"),
+        help: "kept: the kept fraction per patch; fate: where each patch's K/V went (kept, merged into text, merged into image, dropped).")
     var show: View = .kept
     @OptionGroup var output: RenderOutputOptions
 
@@ -83,10 +85,12 @@ struct PatchesCommand: ExampledCommand {
         let notes = policy.paramNote.map { [$0] } ?? []
         switch show {
         case .kept:
-            let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
+            let figure = Self.figure(
+                runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
             try output.write(figure, defaultName: "patches-\(info.name)-\(policy.spec.fileTag)")
         case .fate:
-            let figure = Self.fateFigure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
+            let figure = Self.fateFigure(
+                runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity, title: output.title, notes: notes)
             try output.write(figure, defaultName: "patch-fate-\(info.name)-\(policy.spec.fileTag)")
         }
     }
@@ -132,11 +136,15 @@ struct PatchesCommand: ExampledCommand {
         }
     }
 
-    static func fateFigure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
-                           title: (String) -> String, notes: [String] = []) -> Figure {
+    static func fateFigure(
+        runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
+        title: (String) -> String, notes: [String] = []
+    ) -> Figure {
         let grids = grids(info)
-        var sub = ["cell: the patch's most frequent fate over (layer, KV head) pairs; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads",
-                   "under each panel: the share of each fate over the image's patches and pairs"]
+        var sub = [
+            "cell: the patch's most frequent fate over (layer, KV head) pairs; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads",
+            "under each panel: the share of each fate over the image's patches and pairs",
+        ]
         sub += budgetLines(runs, fidelity: fidelity)
         sub += notes
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
@@ -149,8 +157,10 @@ struct PatchesCommand: ExampledCommand {
         return fig.build()
     }
 
-    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
-                       title: (String) -> String, notes: [String] = []) -> Figure {
+    static func figure(
+        runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
+        title: (String) -> String, notes: [String] = []
+    ) -> Figure {
         let grids = grids(info)
         let kept: [[[Double]]] = runs.map { run in
             // count[j]: (layer, KV head) pairs that keep position j.
@@ -172,7 +182,9 @@ struct PatchesCommand: ExampledCommand {
         let images = grids.map { g in
             PatchImage(title: g.title, rows: g.span.grid.rows, cols: g.span.grid.cols, levels: levels(g.span, info: info))
         }
-        var sub = ["cell: fraction of (layer, KV head) pairs keeping the patch; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads"]
+        var sub = [
+            "cell: fraction of (layer, KV head) pairs keeping the patch; layers \(RenderSupport.compactList(layers)), \(info.shape.kvHeads) KV heads"
+        ]
         sub += budgetLines(runs, fidelity: fidelity)
         sub += notes
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
@@ -180,7 +192,8 @@ struct PatchesCommand: ExampledCommand {
         let cell = maxSide >= 16 ? 140.0 : 110.0
         var fig = PatchGridFigure(
             policies: runs.map(\.id), images: images, kept: kept,
-            title: title("\(RenderSupport.traceTitle(info)): which patches stay cached at budget \(budget.figureText)?"), subtitle: sub, cellSize: cell)
+            title: title("\(RenderSupport.traceTitle(info)): which patches stay cached at budget \(budget.figureText)?"), subtitle: sub,
+            cellSize: cell)
         fig.styles = runs.map(\.style)
         return fig.build()
     }

@@ -8,9 +8,11 @@ import KVPlot
 /// subcommand. The file is written to a temporary name beside the target and renamed, so a
 /// failure never leaves half a figure and never touches the inputs.
 struct RenderOutputOptions: ParsableArguments {
-    @Option(name: [.customShort("o"), .customLong("output"), .customLong("out")], help: ArgumentHelp(
-        "Output file (--out is an alias); its extension picks the format: .png (default), .svg or .pdf. Default: Output/<figure>-<trace>….png.",
-        valueName: "file"))
+    @Option(
+        name: [.customShort("o"), .customLong("output"), .customLong("out")],
+        help: ArgumentHelp(
+            "Output file (--out is an alias); its extension picks the format: .png (default), .svg or .pdf. Default: Output/<figure>-<trace>….png.",
+            valueName: "file"))
     var out: String?
     @Option(name: .customLong("title"), help: "Replace the figure's title (the subtitle still states every transform).")
     var title: String?
@@ -49,7 +51,8 @@ struct RenderOutputOptions: ParsableArguments {
                 problems.append("\(Int(figure.size.height - content.maxY)) pt of blank page under the content")
             }
             if !problems.isEmpty {
-                throw CLIError("--check-layout \(url.lastPathComponent): \(problems.count) problem(s): \(problems.prefix(3).joined(separator: "; "))")
+                throw CLIError(
+                    "--check-layout \(url.lastPathComponent): \(problems.count) problem(s): \(problems.prefix(3).joined(separator: "; "))")
             }
         }
         guard let format = OutputFormat(pathExtension: url.pathExtension, scale: scale) else {

@@ -13,13 +13,17 @@ struct RenderPolicyOptions: ParsableArguments {
     @OptionGroup var budgetForms: BudgetOptions
     @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
     var fidelity: Fidelity = .code
-    @Option(name: .customLong("param"), parsing: .singleValue, help: ArgumentHelp(
-        "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
-        valueName: "[id.]key=value"))
+    @Option(
+        name: .customLong("param"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
+            valueName: "[id.]key=value"))
     var params: [ParamArgument] = []
-    @Option(name: .customLong("merge-scope"), help: ArgumentHelp(
-        "Merge scopes of the merging policies, each drawn as its own policy: all (the official code), modality, image.",
-        valueName: "all,modality,…"))
+    @Option(
+        name: .customLong("merge-scope"),
+        help: ArgumentHelp(
+            "Merge scopes of the merging policies, each drawn as its own policy: all (the official code), modality, image.",
+            valueName: "all,modality,…"))
     var mergeScope: ListArgument<MergeScope>?
 
     /// The configurations drawn: each id, and each merging one under every `--merge-scope`.
@@ -53,7 +57,9 @@ struct RenderPolicyOptions: ParsableArguments {
             return []
         }
         return try policies.values.map { id in
-            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError { throw ValidationError("--policies: '\(id)': \(e.message)") }
+            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError {
+                throw ValidationError("--policies: '\(id)': \(e.message)")
+            }
         }
     }
 
@@ -94,14 +100,19 @@ struct PolicyRun {
 
 extension RenderSupport {
     /// Runs each policy on each layer at the end of prefill. Each layer is read once.
-    static func decide(_ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
-                       progress label: String = "deciding") throws -> [PolicyRun] {
-        return try decide(try policy.configurations(ids), source: source, layers: layers, budget: policy.spec, options: policy.options, progress: label)
+    static func decide(
+        _ ids: [String], source: any TraceSource, layers: [Int], policy: RenderPolicyOptions,
+        progress label: String = "deciding"
+    ) throws -> [PolicyRun] {
+        return try decide(
+            try policy.configurations(ids), source: source, layers: layers, budget: policy.spec, options: policy.options, progress: label)
     }
 
     /// Runs each configured policy on each layer at `budget`; runs are named by the configuration's label.
-    static func decide(_ configurations: [PolicyConfiguration], source: any TraceSource, layers: [Int], budget: BudgetSpec,
-                       options: KVPolicies.PolicyOptions, progress label: String = "deciding") throws -> [PolicyRun] {
+    static func decide(
+        _ configurations: [PolicyConfiguration], source: any TraceSource, layers: [Int], budget: BudgetSpec,
+        options: KVPolicies.PolicyOptions, progress label: String = "deciding"
+    ) throws -> [PolicyRun] {
         let policies = try configurations.map { try $0.make() }
         var runs = configurations.map { PolicyRun(id: $0.label, style: .of($0), decisions: []) }
         let bar = Progress(total: layers.count * max(1, configurations.count), label: label)

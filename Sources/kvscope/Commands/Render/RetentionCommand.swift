@@ -8,7 +8,9 @@ import KVTrace
 struct RetentionCommand: ExampledCommand {
     static let examples: [HelpExample] = [
         HelpExample("render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,snapkv,lookm --budget 0.2"),
-        HelpExample("render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm --hh-ratio 0.1 --recent-ratio 0.1 -o Output/retention-ratios.png", note: "at the setting of simulate --hh-ratio 0.1 --recent-ratio 0.1"),
+        HelpExample(
+            "render retention Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies lookm --hh-ratio 0.1 --recent-ratio 0.1 -o Output/retention-ratios.png",
+            note: "at the setting of simulate --hh-ratio 0.1 --recent-ratio 0.1"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -37,8 +39,9 @@ struct RetentionCommand: ExampledCommand {
         let ids = try policy.ids(required: true)
         let chosen = try layers.chosen(info)
         let runs = try RenderSupport.decide(ids, source: source, layers: chosen, policy: policy)
-        let figure = Self.figure(runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity,
-                                 title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
+        let figure = Self.figure(
+            runs: runs, info: info, layers: chosen, budget: policy.spec, fidelity: policy.fidelity,
+            title: output.title, notes: policy.paramNote.map { [$0] } ?? [])
         try output.write(figure, defaultName: "retention-\(info.name)-\(policy.spec.fileTag)")
     }
 
@@ -59,17 +62,22 @@ struct RetentionCommand: ExampledCommand {
         return RetentionPanel(title: run.label(fidelity: fidelity), kept: kept, rows: run.decisions.count, merged: merged.sorted())
     }
 
-    static func figure(runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
-                       title: (String) -> String, notes: [String] = []) -> Figure {
+    static func figure(
+        runs: [PolicyRun], info: TraceInfo, layers: [Int], budget: BudgetSpec, fidelity: Fidelity,
+        title: (String) -> String, notes: [String] = []
+    ) -> Figure {
         let T = info.shape.seqLen, P = info.shape.prefillLen
         var sub = ["cells: fraction of the \(info.shape.kvHeads) KV heads keeping each position; positions ≥ P are generated (always kept)"]
-        sub.append("layers \(RenderSupport.compactList(layers)) (row 0 = layer \(layers.first ?? 0)); orange ticks: merged into a kept slot somewhere")
+        sub.append(
+            "layers \(RenderSupport.compactList(layers)) (row 0 = layer \(layers.first ?? 0)); orange ticks: merged into a kept slot somewhere"
+        )
         sub += notes
         if let note = RenderSupport.pseudoNote(info) { sub.append(note) }
         let panels = runs.map { panel($0, T: T, fidelity: fidelity) }
         let fig = RetentionFigure(
             panels: panels, tokens: T, prefillLength: P, bands: RenderSupport.bands(info),
-            title: title("\(RenderSupport.traceTitle(info)): which positions does each policy keep at budget \(budget.figureText)?"), subtitle: sub,
+            title: title("\(RenderSupport.traceTitle(info)): which positions does each policy keep at budget \(budget.figureText)?"),
+            subtitle: sub,
             rowLabel: "layer")
         return fig.build()
     }

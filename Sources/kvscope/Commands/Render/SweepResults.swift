@@ -69,7 +69,10 @@ struct SweepResults {
 
     /// One measured point of a curve, before averaging over traces. `policy` is the series label:
     /// the policy, plus every setting axis that varies within that policy's rows.
-    struct Point { var trace: String; var traceHash: String; var policy: String; var base: String; var merge: String; var budget: Double; var y: Double; var x: Double }
+    struct Point {
+        var trace: String; var traceHash: String; var policy: String; var base: String; var merge: String; var budget: Double;
+        var y: Double; var x: Double
+    }
 
     /// The position of a row along its curve: the budget fraction, the token count, or the hh ratio.
     static func position(_ r: ResultRow) -> Double? { r.budget ?? r.tokens.map(Double.init) ?? r.hhRatio }
@@ -137,7 +140,9 @@ struct SweepResults {
         return ys.map { k, y in
             let x = kept[k] ?? actual[k].map { $0.reduce(0, +) / Double($0.count) } ?? k.budget
             let (base, merge) = style[k.policy] ?? (k.policy, "none")
-            return Point(trace: names[k.trace] ?? k.trace, traceHash: k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y, x: x)
+            return Point(
+                trace: names[k.trace] ?? k.trace, traceHash: k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y,
+                x: x)
         }.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) }
     }
 }
