@@ -89,11 +89,8 @@ public enum DecodingEngine {
         var rowContexts: [EvaluationContext] = []
         var out: [ResultRow] = []
         for run in runs {
-            var options = run.combination.options
-            if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
-            let ctx = LayerContext(
-                info: info, tensors: tensors, budget: run.combination.budget, options: options,
-                compressionPoint: P, trace: trace, cache: cache)
+            let ctx = LayerEngine.context(
+                run, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings)
             if rowContexts.isEmpty { rowContexts = steps.map { EvaluationContext(ctx, settings: settings, rows: $0 ..< $0 + 1) } }
             let template = LayerEngine.Template(
                 info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal,

@@ -28,6 +28,19 @@ public struct PlannedRun: Sendable {
 /// (scores, norms, merge assignments: each computed once per layer), then decides, applies and
 /// measures each combination.
 public enum LayerEngine {
+    /// The policy context of `run` on one layer: its options (proxy rows defaulting to the
+    /// settings' window), its budget, and the layer's shared work cache.
+    static func context(
+        _ run: PlannedRun, info: TraceInfo, tensors: LayerTensors, compressionPoint P: Int, trace: any TraceSource,
+        cache: WorkCache, settings: EvaluationSettings
+    ) -> LayerContext {
+        var options = run.combination.options
+        if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
+        return LayerContext(
+            info: info, tensors: tensors, budget: run.combination.budget, options: options,
+            compressionPoint: P, trace: trace, cache: cache)
+    }
+
     /// The per-layer result rows (`layer = l`, all heads, plus per-head rows when asked); with
     /// `settings.decoding`, those of `DecodingEngine` (one set per generated step).
     public static func run(
@@ -44,11 +57,7 @@ public enum LayerEngine {
         var evalContext: EvaluationContext?
         let cache = WorkCache()
         for run in runs {
-            var options = run.combination.options
-            if options.proxyRows == nil { options.proxyRows = settings.proxyWindow }
-            let ctx = LayerContext(
-                info: info, tensors: tensors, budget: run.combination.budget, options: options,
-                compressionPoint: P, trace: trace, cache: cache)
+            let ctx = context(run, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings)
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
             let ec = evalContext!
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)

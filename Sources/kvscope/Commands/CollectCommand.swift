@@ -4,15 +4,7 @@ import KVSimulator
 
 /// `kvscope collect OUT`: merges the shards of a sweep into `OUT/results.csv` and `OUT/results.json`.
 struct CollectCommand: ExampledCommand {
-    static let examples: [HelpExample] = [
-        HelpExample(
-            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2",
-            note: "two shards (e.g. on two machines), then collect"),
-        HelpExample(
-            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 2/2"
-        ),
-        HelpExample("collect Output/sweep-sharded"),
-    ]
+    static let examples = SweepCommand.shardExamples
 
     static let configuration = CommandConfiguration(
         commandName: "collect",

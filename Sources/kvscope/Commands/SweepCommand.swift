@@ -6,14 +6,19 @@ import KVTrace
 
 /// `kvscope sweep`: every policy × budget × fidelity on every trace, into tidy CSV and JSON.
 struct SweepCommand: ExampledCommand {
-    static let examples: [HelpExample] = [
-        HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep"),
-        HelpExample(
-            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,text-prior --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios",
-            note: "bare arrays (one layer), the official ratio pair as a grid"),
-        HelpExample(
-            "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies snapkv --param window=8,16,32 --budgets 0.2,0.4 -o Output/sweep-window",
-            note: "a parameter axis"),
+    static let examples: [HelpExample] =
+        [
+            HelpExample("sweep Examples/traces/smollm2-pseudoimg2x64-gen16-w24 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep"),
+            HelpExample(
+                "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies lookm,text-prior --hh-ratio 0.05,0.1,0.2 --recent-ratio 0.05,0.1 -o Output/sweep-ratios",
+                note: "bare arrays (one layer), the official ratio pair as a grid"),
+            HelpExample(
+                "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies snapkv --param window=8,16,32 --budgets 0.2,0.4 -o Output/sweep-window",
+                note: "a parameter axis"),
+        ] + shardExamples
+
+    /// Two shards of a sweep and their collect (also `kvscope collect`'s examples).
+    static let shardExamples: [HelpExample] = [
         HelpExample(
             "sweep Examples/traces/smollm2-layer3-bare.npz --prefill-len 161 --layer 3 --policies h2o,lookm --budgets 0.1,0.2 -o Output/sweep-sharded --shard 1/2",
             note: "two shards (e.g. on two machines), then collect"),
