@@ -302,11 +302,8 @@ public struct SafeSet: Sendable, Hashable, Codable {
             cells.append("\(nSafe)/\(g.settings.count)")
             rows.append(cells)
         }
-        let widths = (0 ..< rows[0].count).map { c in rows.map { $0[c].count }.max()! }
         var out = "cheapest safe settings (\(conditionsText)):\n"
-        for r in rows {
-            out += "  " + zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
-        }
+        for line in TextTable.lines(rows) { out += "  " + line + "\n" }
         return out
     }
 }

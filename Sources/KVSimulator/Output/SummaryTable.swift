@@ -26,15 +26,7 @@ public enum SummaryTable {
             table.append([name, fmt(r.value), fmt(first), fmt(last)])
             if r.value == nil, let n = r.note { notes.append("\(name) omitted: \(n)") }
         }
-        let widths = (0 ..< 4).map { c in table.map { $0[c].count }.max()! }
-        var out =
-            table.map { row in
-                zip(row, widths).enumerated().map { i, p in
-                    i == 0
-                        ? p.0.padding(toLength: p.1, withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: p.1 - p.0.count) + p.0
-                }.joined(separator: "  ")
-            }.joined(separator: "\n") + "\n"
+        var out = TextTable.lines(table, rightAligned: { $0 > 0 }).joined(separator: "\n") + "\n"
         let first = result.rows.first
         let kind = result.evalRows
         out += "evaluation rows: \(first?.evalRowCount ?? 0) \(kind.rawValue)"
@@ -69,11 +61,7 @@ public enum SummaryTable {
             }
             table.append(line)
         }
-        let widths = (0 ..< table[0].count).map { c in table.map { $0[c].count }.max()! }
-        var out =
-            table.map { row in
-                zip(row, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
-            }.joined(separator: "\n") + "\n"
+        var out = TextTable.lines(table, rightAligned: { _ in true }).joined(separator: "\n") + "\n"
         out +=
             "step t: row metrics over the generated rows P … P + t − 1, each against the cache it saw; sizes and retention of the cache at step t\n"
         for n in notes { out += "note: \(n)\n" }

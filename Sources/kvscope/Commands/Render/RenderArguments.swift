@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVTrace
+import KVSimulator
 
 /// Small helpers shared by the `render` subcommands: file names, number formats and layer checks.
 enum RenderSupport {
@@ -17,9 +18,7 @@ enum RenderSupport {
 
     /// Prints `table` (its first row the header) with columns padded to their widest cell.
     static func printTable(_ table: [[String]]) {
-        guard let n = table.first?.count else { return }
-        let widths = (0 ..< n).map { c in table.map { $0[c].count }.max()! }
-        for r in table { print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        for line in TextTable.lines(table) { print(line) }
     }
 
     /// "0-29" or "0,2,5".
