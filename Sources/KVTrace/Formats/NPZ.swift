@@ -111,8 +111,11 @@ public final class NPZArchive: Sendable {
         guard headerEnd <= size else {
             throw TraceError(file: member, "truncated: npy HEADER_LEN \(headerLen) runs past the member's \(size) bytes")
         }
-        head += [UInt8](repeating: 0, count: headerEnd - preamble)
-        try head.withUnsafeMutableBytes { try inflater.fill($0.baseAddress! + preamble, count: headerEnd - preamble) }
+        // A version-1 header shorter than 2 bytes ends inside the 12-byte preamble already read.
+        if headerEnd > preamble {
+            head += [UInt8](repeating: 0, count: headerEnd - preamble)
+            try head.withUnsafeMutableBytes { try inflater.fill($0.baseAddress! + preamble, count: headerEnd - preamble) }
+        }
         let headStorage = ByteStorage.copying(Data(head), name: member)
         let header = try NPY.parseHeader(headStorage, at: 0, name: member)
         let dtype = try NPY.decodeDescr(header.descr, options: options, file: member)
