@@ -199,6 +199,91 @@ void ck_top2(const float *a, long e, long d, const float *packed, long c,
     top2_portable(a, e, d, packed, c, best, second, arg);
 }
 
+// MARK: Dense a·bᵀ block
+
+static void dot_block_portable(const float *a, long e, long d, const float *packed, long c, float *out, long ldo) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    for (long i = 0; i < e; i++) {
+        const float *r = a + i * d;
+        for (long p = 0; p < panels; p++) {
+            const float *bp = packed + p * d * CK_PANEL;
+            float acc[CK_PANEL];
+            memset(acc, 0, sizeof acc);
+            for (long k = 0; k < d; k++)
+                for (int j = 0; j < CK_PANEL; j++) acc[j] += r[k] * bp[k * CK_PANEL + j];
+            memcpy(out + i * ldo + p * CK_PANEL, acc, sizeof acc);
+        }
+    }
+}
+
+#if CK_X86
+__attribute__((target("avx2,fma")))
+static void dot_block_avx2(const float *a, long e, long d, const float *packed, long c, float *out, long ldo) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    for (long i0 = 0; i0 < e; i0 += CK_ROWS) {
+        const long rows = e - i0 < CK_ROWS ? e - i0 : CK_ROWS;
+        const float *r[CK_ROWS];
+        for (int u = 0; u < CK_ROWS; u++) r[u] = a + (i0 + (u < rows ? u : rows - 1)) * d;
+        for (long p = 0; p < panels; p++) {
+            const float *bp = packed + p * d * CK_PANEL;
+            __m256 acc[CK_ROWS][2];
+            for (int u = 0; u < CK_ROWS; u++) { acc[u][0] = _mm256_setzero_ps(); acc[u][1] = acc[u][0]; }
+            for (long k = 0; k < d; k++) {
+                const __m256 x0 = _mm256_loadu_ps(bp + k * CK_PANEL), x1 = _mm256_loadu_ps(bp + k * CK_PANEL + 8);
+                for (int u = 0; u < CK_ROWS; u++) {
+                    const __m256 t = _mm256_broadcast_ss(r[u] + k);
+                    acc[u][0] = _mm256_fmadd_ps(t, x0, acc[u][0]);
+                    acc[u][1] = _mm256_fmadd_ps(t, x1, acc[u][1]);
+                }
+            }
+            for (long u = 0; u < rows; u++) {
+                _mm256_storeu_ps(out + (i0 + u) * ldo + p * CK_PANEL, acc[u][0]);
+                _mm256_storeu_ps(out + (i0 + u) * ldo + p * CK_PANEL + 8, acc[u][1]);
+            }
+        }
+    }
+}
+#endif
+
+void ck_dot_block(const float *a, long e, long d, const float *packed, long c, float *out, long ldo) {
+    if (e <= 0 || c <= 0) return;
+#if CK_X86
+    if (ck_uses_avx2()) { dot_block_avx2(a, e, d, packed, c, out, ldo); return; }
+#endif
+    dot_block_portable(a, e, d, packed, c, out, ldo);
+}
+
+#if CK_X86
+__attribute__((target("avx2,fma")))
+static float group_max_avx2(const float *x, long n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+#endif
+
+void ck_group_max(const float *row, long n, long w, float *out) {
+    for (long b = 0; b * w < n; b++) {
+        const long end = (b + 1) * w < n ? (b + 1) * w : n;
+        float m = -INFINITY;
+        long i = b * w;
+#if CK_X86
+        if (ck_uses_avx2() && end - i >= 8) {
+            m = group_max_avx2(row + i, end - i);
+            i = end;
+        }
+#endif
+        for (; i < end; i++) m = row[i] > m ? row[i] : m;
+        out[b] = m;
+    }
+}
+
 // MARK: One row against many
 
 #if CK_X86

@@ -55,15 +55,21 @@ struct CandidateRankingTests {
         #expect(ranking.storedMasks >= stored && ranking.storedMasks <= ranking.maxMasks)
     }
 
-    /// Random keys with exact duplicates (ties settled in `Double`, lowest slot) and near-duplicates.
+    /// Random `[P][D]` keys with exact duplicates (ties settled in `Double`, lowest slot),
+    /// near-duplicates and one zero-norm key.
+    static func stressKeys(P: Int, D: Int, rng: inout SplitMix64) -> [Double] {
+        var keys = (0 ..< P * D).map { _ in Double(rng.uniform() * 2 - 1) }
+        for p in stride(from: 5, to: P, by: 17) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 3) * D + d] } }
+        for p in stride(from: 9, to: P, by: 23) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 1) * D + d] * (1 + 1e-9) } }
+        for d in 0 ..< D { keys[40 * D + d] = 0 }
+        return keys
+    }
+
     @Test("MergeAssigner with a ranking equals without over many kept sets of one head, ties included")
     func assignerStress() {
         let P = 260, D = 24
         var rng = SplitMix64(seed: 7)
-        var keys = (0 ..< P * D).map { _ in Double(rng.uniform() * 2 - 1) }
-        for p in stride(from: 5, to: P, by: 17) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 3) * D + d] } }
-        for p in stride(from: 9, to: P, by: 23) { for d in 0 ..< D { keys[p * D + d] = keys[(p - 1) * D + d] * (1 + 1e-9) } }
-        for d in 0 ..< D { keys[40 * D + d] = 0 }  // a zero-norm key
+        let keys = Self.stressKeys(P: P, D: D, rng: &rng)
         let ranking = CandidateRanking(positions: P)
         let scratch = AssignScratch()
         func load(_ p: Int, _ out: UnsafeMutablePointer<Double>) { for d in 0 ..< D { out[d] = keys[p * D + d] } }
@@ -82,5 +88,71 @@ struct CandidateRankingTests {
             denseSeen = denseSeen || ranking.storedMasks > 0
         }
         #expect(denseSeen)
+    }
+}
+
+/// The batched merge search of a layer's planned kept sets (`MergePlan`, `MergeBatch`) must give
+/// exactly each set's own search.
+struct MergeBatchTests {
+    @Test("MergeBatch equals MergeAssigner on every set, over dense, sparse and reordered kept sets with ties")
+    func batchEqualsFresh() throws {
+        let P = 260, D = 24
+        var rng = SplitMix64(seed: 5)
+        var keys = CandidateRankingTests.stressKeys(P: P, D: D, rng: &rng)
+        func load(_ p: Int, _ out: UnsafeMutablePointer<Double>) { for d in 0 ..< D { out[d] = keys[p * D + d] } }
+        var sets: [[Int]] = []
+        for trial in 0 ..< 25 {
+            let run = (trial * 11) % 150, len = 20 + (trial * 13) % 90
+            var kept = Set(run ..< Swift.min(P, run + len)).union(P - 10 - trial ..< P)
+            for _ in 0 ..< 3 + 2 * trial { kept.insert(Int(rng.next() % UInt64(P))) }
+            var order = Array(kept).sorted()
+            if trial % 3 == 1 { order.reverse() }
+            if trial % 4 == 2 { order = order.sorted { ($0 * 7919) % 101 < ($1 * 7919) % 101 } }
+            sets.append(order)
+        }
+        sets.append([7])  // one kept slot: no second best
+        let batch = try #require(MergeBatch.assign(sets: sets, positions: P, dim: D, scratch: BatchScratch(), load: load))
+        #expect(batch.count == sets.count)
+        for (i, kept) in sets.enumerated() {
+            let evicted = (0 ..< P).filter { !Set(kept).contains($0) }
+            let fresh = MergeAssigner.assign(dim: D, kept: kept, evicted: evicted, load: load)
+            let mine = try #require(batch[kept])
+            #expect(fresh.target == mine.target && fresh.cosine == mine.cosine, "set \(i)")
+        }
+        // A key that is not finite: no batched answer (each set's own search scores it in Double).
+        keys[3 * D] = .infinity
+        #expect(MergeBatch.assign(sets: sets, positions: P, dim: D, scratch: BatchScratch(), load: load) == nil)
+    }
+
+    @Test(
+        "a registered merge plan gives the decisions of fresh searches over a ratio grid and the LOOK-M family",
+        arguments: [Fidelity.code, .intended])
+    func plannedEqualsFresh(_ fidelity: Fidelity) throws {
+        let ids = ["lookm", "lookm-avg", "lookm-weighted", "pivot-merge", "h2o+average"]
+        let policies = try ids.map { try PropertyTests.make($0) }
+        let trace = CandidateRankingTests.trace
+        let budgets: [BudgetSpec] = [0.02, 0.1, 0.2].flatMap { h in [0.05, 0.1, 0.3].map { r in BudgetSpec.ratios(heavy: h, recent: r) } }
+        for layer in trace.info.recordedLayers {
+            let cache = WorkCache()
+            let base = try LayerContext(
+                trace: trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity), cache: cache)
+            let plain = try LayerContext(trace: trace, layer: layer, budget: .fraction(0.5), options: PolicyOptions(fidelity: fidelity))
+            let settings = policies.flatMap { p in budgets.map { (policy: p, budget: $0) } }
+            MergePlan.register(settings.map { (policy: $0.policy, context: base.with(budget: $0.budget)) })
+            let plan = try #require(MergePlan.of(base))
+            #expect(plan.keptSets.contains { $0.count > 1 })
+            for (policy, b) in settings {
+                let fresh = Result { try policy.decide(plain.with(budget: b)) }
+                let planned = Result { try policy.decide(base.with(budget: b)) }
+                #expect(MultiBudgetTests.same(fresh, planned), "\(policy.id) layer \(layer) \(fidelity) \(b)")
+            }
+            // The batched search did run (its results are in the layer's cache).
+            let g = try #require(plan.keptSets.firstIndex { !$0.isEmpty })
+            let batch = cache.value(WorkKey(layer: layer, P: base.compressionPoint, key: AnyHashable(MergeBatchKey(head: g)))) {
+                [[Int]: MergeBatch.Assignment]?.none
+            }
+            #expect(batch != nil)
+            #expect(cache.count > 0)
+        }
     }
 }

@@ -32,6 +32,16 @@ void ck_pack_panels(const float *b, long c, long d, float *out);
 void ck_top2(const float *a, long e, long d, const float *packed, long c,
              float *best, float *second, int32_t *arg);
 
+/// `out[i·ldo + j] = a_i · b_j` for the `e` rows of the row-major `e`×`d` matrix `a` and the `c`
+/// rows of `b` (packed by `ck_pack_panels`); `ldo` must be at least `c` rounded up to CK_PANEL
+/// (the padding columns receive 0). Each dot is accumulated over `k` in order, one fused
+/// multiply-add a step on AVX2 (so values can differ from `ck_dots`' in the last bits).
+void ck_dot_block(const float *a, long e, long d, const float *packed, long c, float *out, long ldo);
+
+/// `out[b]` = the largest of `row[b·w ..< min(n, (b+1)·w)]` for each group `b` of `w` values
+/// (−∞ for none larger; inputs finite).
+void ck_group_max(const float *row, long n, long w, float *out);
+
 /// `out[k] = a · b_k` for the `c` rows of the row-major `c`×`d` matrix `b`.
 void ck_dots(const float *a, const float *b, long c, long d, float *out);
 

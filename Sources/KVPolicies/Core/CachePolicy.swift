@@ -43,9 +43,16 @@ public protocol CachePolicy: Sendable {
     var requirements: Requirements { get }
     /// Decides for one layer.
     func decide(_ context: LayerContext) throws -> LayerDecision
+    /// Per KV head, the kept set whose evicted tokens this policy's merge will search under
+    /// `context` (an empty set: none for that head), or nil when it does not merge (the default).
+    /// The engine gathers these for every run of a layer (`MergePlan`) so that each head's merge
+    /// search serves all of them in one pass; decisions are the same with or without a plan.
+    func plannedMerge(_ context: LayerContext) -> [[Int]]?
 }
 
 extension CachePolicy {
+    public func plannedMerge(_ context: LayerContext) -> [[Int]]? { nil }
+
     /// Decides for one layer under each of `budgets` (the budget of `context` is ignored): element
     /// `i` is exactly `Result { try decide(context.with(budget: budgets[i])) }`, error included.
     /// Work that does not depend on the budget is shared through the context's cache (one is made
@@ -170,4 +177,5 @@ public struct AnyCachePolicy: CachePolicy {
     public var id: String { base.id }
     public var requirements: Requirements { base.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try base.decide(context) }
+    public func plannedMerge(_ context: LayerContext) -> [[Int]]? { base.plannedMerge(context) }
 }

@@ -19,12 +19,13 @@ public final class WorkCache: @unchecked Sendable {
     /// Two threads asking for the same new key may both compute it; the first stored value wins.
     public func value<V>(_ key: AnyHashable, _ make: () throws -> V) rethrows -> V {
         lock.lock()
-        if let v = store[key] as? V { hits += 1; lock.unlock(); return v }
+        // Unwrap the stored `Any` first: an absent key cast to an optional `V` would succeed as nil.
+        if let any = store[key], let v = any as? V { hits += 1; lock.unlock(); return v }
         lock.unlock()
         let v = try make()
         lock.lock()
         defer { lock.unlock() }
-        if let w = store[key] as? V { return w }
+        if let any = store[key], let w = any as? V { return w }
         store[key] = v
         return v
     }

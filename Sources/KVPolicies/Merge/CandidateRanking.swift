@@ -65,7 +65,7 @@ final class CandidateRanking: @unchecked Sendable {
         let C = kept.count, E = evicted.count, W = Self.width
         let nb = (positions + W - 1) / W
         m.reserveRanking(P: positions, blocks: nb)
-        let slot = m.slotOf, bits = m.bits
+        let slot = m.slotOf.base, bits = m.bits.base
         bits.update(repeating: 0, count: nb)
         for (k, p) in kept.enumerated() {
             precondition(p >= 0 && p < positions, "kept position \(p) outside 0..<\(positions)")
@@ -85,11 +85,11 @@ final class CandidateRanking: @unchecked Sendable {
                 second[i] = Swift.max(second[i], b)
             }
         }
-        /// `ck_top2` of the `rows` float keys at `a` over the kept slots `cols`; results in m.b2/s2/a2.
+        /// `ck_top2` of the `rows` float keys at `a` over the kept slots `cols`; results in m.b2.base/s2/a2.
         func search(_ a: UnsafePointer<Float>, rows: Int, cols: [Int32]) {
-            for (j, k) in cols.enumerated() { (m.gather + j * D).update(from: kf + Int(k) * D, count: D) }
-            ck_pack_panels(m.gather, cols.count, D, m.packed)
-            ck_top2(a, rows, D, m.packed, cols.count, m.b2, m.s2, m.a2)
+            for (j, k) in cols.enumerated() { (m.gather.base + j * D).update(from: kf + Int(k) * D, count: D) }
+            ck_pack_panels(m.gather.base, cols.count, D, m.packed.base)
+            ck_top2(a, rows, D, m.packed.base, cols.count, m.b2.base, m.s2.base, m.a2.base)
         }
         lock.lock()
         defer { lock.unlock() }
@@ -116,15 +116,15 @@ final class CandidateRanking: @unchecked Sendable {
                 if missing.count == E {
                     rows = ef
                 } else {
-                    for (r, i) in missing.enumerated() { (m.rowKeys + r * D).update(from: ef + i * D, count: D) }
-                    rows = UnsafePointer(m.rowKeys)
+                    for (r, i) in missing.enumerated() { (m.rowKeys.base + r * D).update(from: ef + i * D, count: D) }
+                    rows = UnsafePointer(m.rowKeys.base)
                 }
                 search(rows, rows: missing.count, cols: cols.map { slot[$0] })
                 for (r, i) in missing.enumerated() {
                     let p = evicted[i]
-                    entry.best[p] = m.b2[r]
-                    entry.second[p] = m.s2[r]
-                    entry.arg[p] = Int32(cols[Int(m.a2[r])])
+                    entry.best[p] = m.b2.base[r]
+                    entry.second[p] = m.s2.base[r]
+                    entry.arg[p] = Int32(cols[Int(m.a2.base[r])])
                 }
             }
             for i in 0 ..< E {
@@ -134,7 +134,7 @@ final class CandidateRanking: @unchecked Sendable {
         }
         if !rest.isEmpty {
             search(ef, rows: E, cols: rest)
-            for i in 0 ..< E { fold(i, m.b2[i], m.s2[i], rest[Int(m.a2[i])]) }
+            for i in 0 ..< E { fold(i, m.b2.base[i], m.s2.base[i], rest[Int(m.a2.base[i])]) }
         }
     }
 }

@@ -31,6 +31,33 @@ public enum MergeAssigner {
         }
     }
 
+    /// How far apart two `Float` cosines of dimension `D` must be for their order to be the
+    /// `Double` one: `max(10⁻⁴, D·2.4·10⁻⁷)`, well above the `Float` error `D·2⁻²⁴`.
+    static func margin(_ D: Int) -> Float { Swift.max(Float(1e-4), Float(D) * 2.4e-7) }
+
+    /// Writes the unit keys of `positions` (each loaded by `load` into `src`) row by row into
+    /// `out` (`Double`) and `outf` (the same rounded to `Float`); a zero key stays zero. False
+    /// when some norm is not finite.
+    static func normalize<S: Sequence<Int>>(
+        _ positions: S, dim D: Int, into out: UnsafeMutablePointer<Double>, _ outf: UnsafeMutablePointer<Float>,
+        scratch src: UnsafeMutablePointer<Double>, load: (Int, UnsafeMutablePointer<Double>) -> Void
+    ) -> Bool {
+        var finite = true
+        for (r, p) in positions.enumerated() {
+            load(p, src)
+            let n = dot(src, src, D).squareRoot()
+            if !n.isFinite { finite = false }
+            let dst = out + r * D, dstf = outf + r * D
+            if n > 0 {
+                for d in 0 ..< D { let x = src[d] / n; dst[d] = x; dstf[d] = Float(x) }
+            } else {
+                dst.update(repeating: 0, count: D)
+                dstf.update(repeating: 0, count: D)
+            }
+        }
+        return finite
+    }
+
     /// The same for one head whose key at position `p` is written by `load(p, out)` (`D` values).
     ///
     /// Keys are normalised in `Double`. A `Float` pass (CKernels' fused top-2 kernel: the best and
@@ -49,26 +76,11 @@ public enum MergeAssigner {
         guard C > 0, E > 0 else { return (Array(repeating: -1, count: E), Array(repeating: 0, count: E)) }
         let m = scratch
         m.reserve(C: C, E: E, D: D)
-        let kn = m.kn, en = m.en, kf = m.knf, ef = m.enf, src = m.src
-        var finite = true
-        func normalize(_ positions: [Int], into out: UnsafeMutablePointer<Double>, _ outf: UnsafeMutablePointer<Float>) {
-            for (r, p) in positions.enumerated() {
-                load(p, src)
-                let n = dot(src, src, D).squareRoot()
-                if !n.isFinite { finite = false }
-                let dst = out + r * D, dstf = outf + r * D
-                if n > 0 {
-                    for d in 0 ..< D { let x = src[d] / n; dst[d] = x; dstf[d] = Float(x) }
-                } else {
-                    dst.update(repeating: 0, count: D)
-                    dstf.update(repeating: 0, count: D)
-                }
-            }
-        }
-        normalize(kept, into: kn, kf)
-        normalize(evicted, into: en, ef)
-        let margin = Swift.max(Float(1e-4), Float(D) * 2.4e-7)
-        let row = m.row
+        let kn = m.kn.base, en = m.en.base, kf = m.knf.base, ef = m.enf.base, src = m.src.base
+        let keptFinite = normalize(kept, dim: D, into: kn, kf, scratch: src, load: load)
+        let finite = normalize(evicted, dim: D, into: en, ef, scratch: src, load: load) && keptFinite
+        let margin = Self.margin(D)
+        let row = m.row.base
         var target = [Int](repeating: 0, count: E)
         var cosine = [Double](repeating: 0, count: E)
         target.withUnsafeMutableBufferPointer { tb in
@@ -95,14 +107,14 @@ public enum MergeAssigner {
                 if let ranking {
                     ranking.top2(
                         kept: kept, evicted: evicted, dim: D, keptKeys: kf, evictedKeys: ef, scratch: m,
-                        best: m.best, second: m.second, arg: m.arg)
+                        best: m.best.base, second: m.second.base, arg: m.arg.base)
                 } else {
-                    ck_pack_panels(kf, C, D, m.packed)
-                    ck_top2(ef, E, D, m.packed, C, m.best, m.second, m.arg)
+                    ck_pack_panels(kf, C, D, m.packed.base)
+                    ck_top2(ef, E, D, m.packed.base, C, m.best.base, m.second.base, m.arg.base)
                 }
                 for e in 0 ..< E {
-                    if m.best[e] - m.second[e] > margin {
-                        let k = Int(m.arg[e])
+                    if m.best.base[e] - m.second.base[e] > margin {
+                        let k = Int(m.arg.base[e])
                         t0[e] = k
                         c0[e] = dot(en + e * D, kn + k * D, D)
                     } else {
@@ -142,61 +154,47 @@ extension MergeAssigner {
 
 /// Working memory of `MergeAssigner.assign`, grown on demand and reused by one thread at a time.
 final class AssignScratch {
-    private(set) var kn = UnsafeMutablePointer<Double>.allocate(capacity: 1), en = UnsafeMutablePointer<Double>.allocate(capacity: 1)
-    private(set) var knf = UnsafeMutablePointer<Float>.allocate(capacity: 1), enf = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var packed = UnsafeMutablePointer<Float>.allocate(capacity: 1), row = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var best = UnsafeMutablePointer<Float>.allocate(capacity: 1), second = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var arg = UnsafeMutablePointer<Int32>.allocate(capacity: 1), src = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+    let kn = ScratchBuffer<Double>(), en = ScratchBuffer<Double>(), knf = ScratchBuffer<Float>(), enf = ScratchBuffer<Float>()
+    let packed = ScratchBuffer<Float>(), row = ScratchBuffer<Float>(), src = ScratchBuffer<Double>()
+    let best = ScratchBuffer<Float>(), second = ScratchBuffer<Float>(), arg = ScratchBuffer<Int32>()
     // `CandidateRanking`'s: gathered kept keys, gathered evicted keys, one search's top-2, slot of
     // each position, kept bits of each block.
-    private(set) var gather = UnsafeMutablePointer<Float>.allocate(capacity: 1), rowKeys = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var b2 = UnsafeMutablePointer<Float>.allocate(capacity: 1), s2 = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var a2 = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-    private(set) var slotOf = UnsafeMutablePointer<Int32>.allocate(capacity: 1), bits = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-    private var capC = 0, capE = 0, capD = 0, capP = 0, capBlocks = 0
+    let gather = ScratchBuffer<Float>(), rowKeys = ScratchBuffer<Float>()
+    let b2 = ScratchBuffer<Float>(), s2 = ScratchBuffer<Float>(), a2 = ScratchBuffer<Int32>()
+    let slotOf = ScratchBuffer<Int32>(), bits = ScratchBuffer<UInt64>()
 
     init() {}
 
     /// Room for `c` kept and `e` evicted keys of dimension `d`.
     func reserve(C c: Int, E e: Int, D d: Int) {
-        if d > capD {
-            capD = d
-            capC = 0
-            capE = 0
-            src.deallocate(); src = .allocate(capacity: d)
-        }
-        if c > capC {
-            capC = c
-            kn.deallocate(); kn = .allocate(capacity: c * capD)
-            knf.deallocate(); knf = .allocate(capacity: c * capD)
-            packed.deallocate(); packed = .allocate(capacity: ck_packed_count(c, capD))
-            row.deallocate(); row = .allocate(capacity: c)
-            gather.deallocate(); gather = .allocate(capacity: c * capD)
-        }
-        if e > capE {
-            capE = e
-            en.deallocate(); en = .allocate(capacity: e * capD)
-            enf.deallocate(); enf = .allocate(capacity: e * capD)
-            best.deallocate(); best = .allocate(capacity: e)
-            second.deallocate(); second = .allocate(capacity: e)
-            arg.deallocate(); arg = .allocate(capacity: e)
-            rowKeys.deallocate(); rowKeys = .allocate(capacity: e * capD)
-            b2.deallocate(); b2 = .allocate(capacity: e)
-            s2.deallocate(); s2 = .allocate(capacity: e)
-            a2.deallocate(); a2 = .allocate(capacity: e)
-        }
+        src.reserve(d)
+        for b in [kn, en] { b.reserve(Swift.max(c, e) * d) }
+        for b in [knf, enf, gather, rowKeys] { b.reserve(Swift.max(c, e) * d) }
+        packed.reserve(ck_packed_count(c, d))
+        row.reserve(c)
+        for b in [best, second, b2, s2] { b.reserve(e) }
+        for b in [arg, a2] { b.reserve(e) }
     }
 
     /// Room for `CandidateRanking`'s per-position slots and per-block bits.
     func reserveRanking(P: Int, blocks: Int) {
-        if P > capP { capP = P; slotOf.deallocate(); slotOf = .allocate(capacity: P) }
-        if blocks > capBlocks { capBlocks = blocks; bits.deallocate(); bits = .allocate(capacity: blocks) }
+        slotOf.reserve(P)
+        bits.reserve(blocks)
+    }
+}
+
+/// One growable scratch array of `T` (contents undefined after growing).
+final class ScratchBuffer<T> {
+    private(set) var base = UnsafeMutablePointer<T>.allocate(capacity: 1)
+    private var capacity = 1
+
+    /// Room for `n` elements.
+    func reserve(_ n: Int) {
+        guard n > capacity else { return }
+        base.deallocate()
+        base = .allocate(capacity: n)
+        capacity = n
     }
 
-    deinit {
-        kn.deallocate(); en.deallocate(); knf.deallocate(); enf.deallocate(); packed.deallocate()
-        row.deallocate(); best.deallocate(); second.deallocate(); arg.deallocate(); src.deallocate()
-        gather.deallocate(); rowKeys.deallocate(); b2.deallocate(); s2.deallocate(); a2.deallocate()
-        slotOf.deallocate(); bits.deallocate()
-    }
+    deinit { base.deallocate() }
 }

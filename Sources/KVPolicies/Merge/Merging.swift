@@ -54,6 +54,13 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         return try merge(try base.decide(ctx), ctx)
     }
 
+    /// The base decision's kept sets (merge scope `all` only; scoped searches are not planned).
+    public func plannedMerge(_ context: LayerContext) -> [[Int]]? {
+        let ctx = context.named(id)
+        guard (scope ?? .all) == .all, (try? checkTensors(ctx)) != nil, let d = try? base.decide(ctx) else { return nil }
+        return d.heads.map { $0.evicted.isEmpty ? [] : $0.kept }
+    }
+
     func checkTensors(_ ctx: LayerContext) throws {
         guard ctx.tensors.keys != nil else { throw ctx.missing("k", "key similarity of the \(strategy.rawValue) merge") }
         guard ctx.tensors.values != nil else { throw ctx.missing("v", "values of the \(strategy.rawValue) merge") }
@@ -79,6 +86,16 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
                 if let groups {
                     return MergeAssigner.assign(
                         dim: D, kept: d.heads[g].kept, evicted: d.heads[g].evicted, groups: groups, scratch: scratch, load: load)
+                }
+                // Every planned kept set of this head (a grid's settings) in one batched search.
+                if let plan = MergePlan.of(ctx), g < plan.keptSets.count, plan.keptSets[g].contains(d.heads[g].kept),
+                    let batch = ctx.shared(
+                        MergeBatchKey(head: g),
+                        {
+                            MergeBatch.assign(sets: plan.keptSets[g], positions: P, dim: D, scratch: BatchScratch(), load: load)
+                        }), let a = batch[d.heads[g].kept]
+                {
+                    return a
                 }
                 // Other kept sets of this head (other budgets, ratios, policies) share its ranked candidates.
                 let ranking = ctx.cache == nil ? nil : ctx.shared(RankingKey(head: g)) { CandidateRanking(positions: P) }

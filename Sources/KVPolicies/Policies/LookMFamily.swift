@@ -19,6 +19,7 @@ extension ComposedPolicy {
     }
     public var requirements: Requirements { merged.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try merged.decide(context) }
+    public func plannedMerge(_ context: LayerContext) -> [[Int]]? { merged.plannedMerge(context) }
 
     /// The declaration of `Base` under `merge`: its requirements plus keys and values, its traits
     /// plus `merges`, its colour (figures tell the merge by dash and marker).

@@ -56,6 +56,11 @@ public enum LayerEngine {
         var rows: [ResultRow] = []
         var evalContext: EvaluationContext?
         let cache = WorkCache()
+        // Every merge search of the layer's runs, planned so that each KV head's serves them all.
+        MergePlan.register(
+            runs.filter(\.merges).map {
+                ($0.policy, context($0, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings))
+            })
         for run in runs {
             let ctx = context(run, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings)
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
