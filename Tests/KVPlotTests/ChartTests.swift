@@ -24,6 +24,32 @@ import Testing
         #expect(c.strokes(RGB(hex: 0xD55E00)).contains { $0.elements.count == 3 })  // lookm polyline
     }
 
+    @Test("a setting without a value is marked by a cross in the policy's colour on the x axis, at its x")
+    func missingSettingsAreMarked() throws {
+        let blue = RGB(hex: 0x0072B2)
+        func crosses(_ missing: [Double]) throws -> (count: Int, xs: [Double], plot: Rect) {
+            var cs = curves
+            cs[0].missing = missing
+            let f = CurvesFigure(curves: cs, metric: "attention recall", title: "sweep", yRange: 0 ... 1).build()
+            let c = render(f)
+            let chart = try #require(f.panels[0].chart as? LineChart)
+            let (plot, _) = chart.layout(in: c, frame: f.panels[0].frame)
+            // Every blue stroke that is not the polyline: the markers' outlines and the crosses.
+            let strokes = c.strokes(blue).filter { $0.elements.count != 3 }
+            let low = strokes.compactMap { p -> Double? in
+                guard case let .move(a) = p.elements.first, a.y > plot.maxY - 12 else { return nil }
+                return a.x
+            }
+            return (strokes.count, low, plot)
+        }
+        let none = try crosses([]), one = try crosses([0.3]), two = try crosses([0.3, 0.4])
+        #expect(one.count > none.count && two.count - one.count == one.count - none.count)
+        #expect(none.xs.isEmpty && !one.xs.isEmpty)
+        // The cross sits at x = 0.3 of the 0.1 … 0.5 axis.
+        let at = one.plot.minX + (0.3 - 0.1) / 0.4 * one.plot.width
+        #expect(one.xs.allSatisfy { abs($0 - at) < 6 }, "\(one.xs) vs \(at)")
+    }
+
     @Test func referenceLineDashedBlackAtFullValue() throws {
         let f = CurvesFigure(curves: curves, metric: "attention recall", title: "sweep", yRange: 0 ... 1, reference: 1).build()
         let c = render(f)

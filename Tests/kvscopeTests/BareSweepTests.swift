@@ -16,7 +16,7 @@ struct BareSweepTests {
     struct Doc: Decodable { var rows: [Row] }
     struct Row: Decodable, Hashable {
         var policy: String; var budget_spec: String; var metric: String; var layer: Int?; var head: Int?; var image: Int?
-        var value: Double?; var actual_tokens: Double; var nominal_tokens: Int; var eval_row_count: Int
+        var value: Double?; var actual_tokens: Double?; var nominal_tokens: Int; var eval_row_count: Int
     }
 
     static func rows(_ dir: URL) throws -> [Row] {

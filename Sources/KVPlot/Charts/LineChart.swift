@@ -10,18 +10,20 @@ public struct LineSeries: Sendable, Hashable {
     public var lineWidth: Double
     /// Optional band (min–max or ±1 sd): lower and upper y per point, drawn translucent.
     public var band: [ClosedRange<Double>]?
+    /// x values where the series has no value: a cross in its colour just above the x axis.
+    public var missing: [Double]
 
     public init(
         label: String, points: [Point], color: RGB, dash: [Double] = [], marker: MarkerShape = .circle,
-        lineWidth: Double = 1.5, band: [ClosedRange<Double>]? = nil
+        lineWidth: Double = 1.5, band: [ClosedRange<Double>]? = nil, missing: [Double] = []
     ) {
         self.label = label; self.points = points; self.color = color; self.dash = dash; self.marker = marker
-        self.lineWidth = lineWidth; self.band = band
+        self.lineWidth = lineWidth; self.band = band; self.missing = missing
     }
 
     /// A series in a policy's style.
-    public init(style s: PolicyStyle, label: String, points: [Point], band: [ClosedRange<Double>]? = nil) {
-        self.init(label: label, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band)
+    public init(style s: PolicyStyle, label: String, points: [Point], band: [ClosedRange<Double>]? = nil, missing: [Double] = []) {
+        self.init(label: label, points: points, color: s.color, dash: s.dash, marker: s.marker, band: band, missing: missing)
     }
 
     /// Its legend entry.
@@ -154,6 +156,17 @@ public struct LineChart: Chart {
             // A one-point series with no marker would draw nothing: give it a circle.
             let marker = s.marker == .none && pts.count == 1 ? .circle : s.marker
             for p in pts { Markers.draw(marker, at: p, color: s.color, in: canvas) }
+        }
+        // Missing values: crosses just above the x axis, stacked when several series miss one x.
+        var stacked: [Double: Int] = [:]
+        for s in series {
+            for x in s.missing {
+                let px = xAxis.coordinate(x, in: plot, side: .bottom)
+                guard px.isFinite else { continue }
+                let level = stacked[x, default: 0]
+                stacked[x] = level + 1
+                Markers.draw(.cross, at: Point(px, plot.maxY - 4 - 7 * Double(level)), color: s.color, in: canvas)
+            }
         }
         canvas.popClip()
         if let panelTitle { canvas.text(panelTitle, at: Point(plot.midX, plot.minY - 3), style: .axisLabel, anchor: .bottom) }

@@ -14,12 +14,16 @@ public struct Curve: Sendable, Hashable {
     public var y: [Double]
     /// Optional per-point band (min–max or ±1 sd across traces).
     public var band: [ClosedRange<Double>]?
+    /// x values of settings the policy has no value at (marked by a cross on the x axis).
+    public var missing: [Double]
 
     public init(
-        policy: String, style: PolicyStyle? = nil, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil
+        policy: String, style: PolicyStyle? = nil, label: String? = nil, x: [Double], y: [Double], band: [ClosedRange<Double>]? = nil,
+        missing: [Double] = []
     ) {
         precondition(x.count == y.count, "Curve: x and y differ in length")
         self.policy = policy; self.style = style ?? .of(policy); self.label = label ?? policy; self.x = x; self.y = y; self.band = band
+        self.missing = missing
     }
 }
 
@@ -75,7 +79,7 @@ public struct CurvesFigure: Sendable {
     }
 
     public func build() -> Figure {
-        let xs = curves.flatMap(\.x)
+        let xs = curves.flatMap(\.x) + curves.flatMap(\.missing)
         var ys = curves.flatMap(\.y) + curves.flatMap { $0.band?.flatMap { [$0.lowerBound, $0.upperBound] } ?? [] }
         if let reference { ys.append(reference) }
         let xDomain = logX ? Self.logDomain(xs) : Self.niceDomain(xs)
@@ -83,7 +87,7 @@ public struct CurvesFigure: Sendable {
         let xAxis = Axis(scale: logX ? .log(xDomain) : .linear(xDomain), label: xLabel)
         let yAxis = Axis(scale: .linear(yDomain), label: metric)
         let series = curves.map { c in
-            LineSeries(style: c.style, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }, band: c.band)
+            LineSeries(style: c.style, label: c.label, points: zip(c.x, c.y).map { Point($0, $1) }, band: c.band, missing: c.missing)
         }
         let ref = reference.map { ReferenceLine(y: $0, label: referenceLabel) }
         let chart = LineChart(series: series, xAxis: xAxis, yAxis: yAxis, reference: ref)

@@ -66,9 +66,10 @@ public struct ResultRow: Sendable, Codable, Hashable {
     public var tokens: Int?
     /// The compression point `P`.
     public var compressionPoint: Int
-    /// Nominal `C` and the actual kept count (mean over the KV heads and layers in scope).
+    /// Nominal `C` and the actual kept count (mean over the KV heads and layers in scope; NaN,
+    /// and `null` in JSON, when the policy made no decision).
     public var nominalTokens: Int
-    public var actualTokens: Double
+    @NullWhenNotFinite public var actualTokens: Double
     public var metric: String
     /// The layer, or nil on the rows that aggregate all layers.
     public var layer: Int?
@@ -192,4 +193,25 @@ public struct Combination: Sendable, Hashable {
     public func key(traceHash: String, compressionPoint: Int) -> String {
         [traceHash, policy, paramsText, options.fidelity.rawValue, budgetText, String(compressionPoint)].joined(separator: "|")
     }
+}
+
+/// A `Double` that JSON carries as `null` when it is not finite (JSON has no NaN), read back as NaN.
+@propertyWrapper
+public struct NullWhenNotFinite: Sendable, Hashable, Codable {
+    public var wrappedValue: Double
+    public init(wrappedValue: Double) { self.wrappedValue = wrappedValue }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        wrappedValue = c.decodeNil() ? .nan : try c.decode(Double.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if wrappedValue.isFinite { try c.encode(wrappedValue) } else { try c.encodeNil() }
+    }
+
+    /// NaN equals NaN here, so that a row without a decision is still found as a dictionary key.
+    public static func == (a: Self, b: Self) -> Bool { a.wrappedValue == b.wrappedValue || a.wrappedValue.isNaN && b.wrappedValue.isNaN }
+    public func hash(into h: inout Hasher) { if wrappedValue.isNaN { h.combine(UInt64.max) } else { h.combine(wrappedValue) } }
 }

@@ -60,9 +60,7 @@ public enum ResultWriter {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.keyEncodingStrategy = .convertToSnakeCase
-        var clean = rows
-        for i in clean.indices where !clean[i].actualTokens.isFinite { clean[i].actualTokens = 0 }
-        return try e.encode(Doc(metadata: metadata, rows: clean))
+        return try e.encode(Doc(metadata: metadata, rows: rows))
     }
 }
 

@@ -183,27 +183,15 @@ struct PartStore: Sendable {
 
     func load(layer l: Int) -> [ResultRow] {
         guard let d = try? Data(contentsOf: url(l)) else { return [] }
-        return Self.restore((try? JSONDecoder().decode([ResultRow].self, from: d)) ?? [])
+        return (try? JSONDecoder().decode([ResultRow].self, from: d)) ?? []
     }
 
     func save(layer l: Int, rows: [ResultRow]) throws {
-        try AtomicFile.write(try JSONEncoder().encode(Self.clean(rows)), to: url(l))
+        try AtomicFile.write(try JSONEncoder().encode(rows), to: url(l))
     }
 
     /// Rows as stored: an undefined `actual_tokens` (NaN) as -1, since JSON has no NaN.
-    static func clean(_ rows: [ResultRow]) -> [ResultRow] {
-        var clean = rows
-        for i in clean.indices where !clean[i].actualTokens.isFinite { clean[i].actualTokens = -1 }
-        return clean
-    }
-
-    static func restore(_ rows: [ResultRow]) -> [ResultRow] {
-        var rows = rows
-        for i in rows.indices where rows[i].actualTokens < 0 { rows[i].actualTokens = .nan }
-        return rows
-    }
-
     /// The layer rows of each trace, stored as by `save`.
-    static func encode(_ byTrace: [[ResultRow]]) throws -> Data { try JSONEncoder().encode(byTrace.map(clean)) }
-    static func decode(_ data: Data) throws -> [[ResultRow]] { try JSONDecoder().decode([[ResultRow]].self, from: data).map(restore) }
+    static func encode(_ byTrace: [[ResultRow]]) throws -> Data { try JSONEncoder().encode(byTrace) }
+    static func decode(_ data: Data) throws -> [[ResultRow]] { try JSONDecoder().decode([[ResultRow]].self, from: data) }
 }

@@ -99,7 +99,7 @@ struct CurvesCommand: ExampledCommand {
 
     func run() throws {
         let sweep = try SweepResults.load(results)
-        let points = try sweep.points(metric: metric)
+        let (points, missing) = try sweep.points(metric: metric)
         let label = MetricLabel.of(metric)
         let wanted = policies?.values
         // Legend order: the sweep's own policy order (first appearance in its rows).
@@ -133,7 +133,10 @@ struct CurvesCommand: ExampledCommand {
                 band.append(y.min()! ... y.max()!)
             }
             let look = PolicyStyle.of(base: mine[0].base, merge: mine[0].merge)
-            curves.append(Curve(policy: policy, style: look, label: policy, x: xs, y: ys, band: traces.count > 1 ? band : nil))
+            // Settings without a value: marked on the x axis, never dropped silently.
+            let gaps = Set(missing.filter { $0.policy == policy }.map(\.x)).filter(\.isFinite).sorted()
+            curves.append(
+                Curve(policy: policy, style: look, label: policy, x: xs, y: ys, band: traces.count > 1 ? band : nil, missing: gaps))
         }
         var matchedCount = 0
         var table: [[String]] = [["policy", "position", "kept_ratio", "policy_value", "oracle_value"]]
@@ -166,6 +169,12 @@ struct CurvesCommand: ExampledCommand {
             "\(metric): mean over layers (uniform weights)" + (traces.count > 1 ? "; mean over \(traces.count) traces, band min–max" : "")
         ]
         if !fullYs.isEmpty { sub.append("dashed black line: the full cache's value (\(RenderSupport.fmt3(reference ?? 0)))") }
+        let gapCount = curves.reduce(0) { $0 + $1.missing.count }
+        if gapCount > 0 {
+            sub.append(
+                "× on the x axis, in a policy's colour: a setting with no value, at its kept ratio or (no decision) its budget (\(gapCount); the notes say why)"
+            )
+        }
         if matchedCount > 0 {
             sub.append("sparse-dotted, in a policy's colour: the oracle at that policy's own kept count per (layer, KV head)")
         }

@@ -103,7 +103,10 @@ struct SweepResults {
     /// the mean over per-layer rows (uniform weights), else over per-head rows; per-image rows
     /// (`image_retention`) are averaged over images. x is the actual kept ratio: the `kept_ratio`
     /// metric when the sweep has it, else the row's `actual_tokens / compression_point`.
-    func points(metric: String) throws -> [Point] {
+    /// `missing` holds the (trace, series, position) whose all-layers row has no value (a cell the
+    /// sweep could not compute, e.g. SnapKV needing rows the trace lacks), with y = NaN: figures
+    /// mark them.
+    func points(metric: String) throws -> (values: [Point], missing: [Point]) {
         struct Key: Hashable { var trace: String; var policy: String; var budget: Double }
         let labels = seriesLabels()
         var style: [String: (String, String)] = [:]
@@ -137,12 +140,18 @@ struct SweepResults {
             if let k = key(r) { actual[k, default: []].append(r.keptRatio) }
         }
         let names = Dictionary(rows.map { ($0.traceHash, $0.trace) }, uniquingKeysWith: { a, _ in a })
-        return ys.map { k, y in
+        func point(_ k: Key, _ y: Double) -> Point {
             let x = kept[k] ?? actual[k].map { $0.reduce(0, +) / Double($0.count) } ?? k.budget
             let (base, merge) = style[k.policy] ?? (k.policy, "none")
             return Point(
                 trace: names[k.trace] ?? k.trace, traceHash: k.trace, policy: k.policy, base: base, merge: merge, budget: k.budget, y: y,
                 x: x)
-        }.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) }
+        }
+        var empty = Set<Key>()
+        for r in rows where r.metric == metric && r.source == nil && r.layer == nil && r.head == nil && r.value == nil {
+            if let k = key(r), ys[k] == nil { empty.insert(k) }
+        }
+        func sorted(_ p: [Point]) -> [Point] { p.sorted { ($0.policy, $0.budget, $0.trace) < ($1.policy, $1.budget, $1.trace) } }
+        return (sorted(ys.map(point)), sorted(empty.map { point($0, .nan) }))
     }
 }
