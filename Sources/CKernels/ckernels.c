@@ -320,6 +320,51 @@ void ck_f32_to_f64(const void *src, long n, double *dst) {
     for (long i = 0; i < n; i++) dst[i] = (double)float_at(src, i);
 }
 
+// MARK: Column sums of float rows
+
+static void colsum_portable(const void *src, long rows, long ld, long n, double *acc) {
+    for (long i = 0; i < rows; i++)
+        for (long j = 0; j < n; j++) acc[j] += (double)float_at(src, i * ld + j);
+}
+
+#if CK_X86
+// Four rows per sweep over `acc`: acc[j] is loaded once, the four additions are made in row order
+// (each rounded, no reassociation), and stored once, so `acc` traffic is a quarter of one row at a time.
+__attribute__((target("avx2")))
+static void colsum_f32_x86(const void *src, long rows, long ld, long n, double *acc) {
+    const char *s = (const char *)src;
+    long i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const char *r0 = s + 4 * (i * ld), *r1 = r0 + 4 * ld, *r2 = r1 + 4 * ld, *r3 = r2 + 4 * ld;
+        long j = 0;
+        for (; j + 4 <= n; j += 4) {
+            __m256d a = _mm256_loadu_pd(acc + j);
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r0 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r1 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r2 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r3 + 4 * j))));
+            _mm256_storeu_pd(acc + j, a);
+        }
+        for (; j < n; j++) {
+            double a = acc[j];
+            a += (double)float_at(r0, j);
+            a += (double)float_at(r1, j);
+            a += (double)float_at(r2, j);
+            a += (double)float_at(r3, j);
+            acc[j] = a;
+        }
+    }
+    if (i < rows) colsum_portable(s + 4 * (i * ld), rows - i, ld, n, acc);
+}
+#endif
+
+void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc) {
+#if CK_X86
+    if (ck_uses_avx2()) { colsum_f32_x86(src, rows, ld, n, acc); return; }
+#endif
+    colsum_portable(src, rows, ld, n, acc);
+}
+
 // MARK: Weighted row sums (no FMA: results must match Swift's separate multiply and add)
 
 #pragma STDC FP_CONTRACT OFF

@@ -29,6 +29,17 @@ extension LayerContext {
             || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P
         {
             var out = ScoreMatrix(rows: H, count: P)
+            // Float32 attention (the common case): summed straight from the mapped rows into Double,
+            // one head per task, rows in ascending order: the same additions as below, no widened copy.
+            if let a = tensors.attention, a.dtype == .f32, !a.byteSwapped {
+                let Q = qr.count
+                let src = UnsafeSendableBox(a.storage.base + a.offset)
+                out.values.withUnsafeMutableBufferPointer { dst in
+                    let d0 = UnsafeSendableBox(dst.baseAddress!)
+                    parallelFor(H) { h in ck_colsum_f32(src.value + h * Q * T * 4, P, T, P, d0.value + h * P) }
+                }
+                return out
+            }
             // Sum in chunks of rows to bound memory.
             let chunk = max(1, min(P, 4_000_000 / max(1, H * T)))
             var start = 0
