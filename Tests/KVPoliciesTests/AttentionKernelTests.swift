@@ -17,7 +17,8 @@ struct AttentionKernelTests {
         var rng = SplitMix64(seed: 11)
         // Values over many binades, so that another order of the additions would round differently.
         let attn = (0 ..< H * T * T).map { _ -> Float in
-            Float(Double(rng.next() >> 11) / 9_007_199_254_740_992.0) * Float(sign: .plus, exponent: Int(rng.next() % 40) - 20, significand: 1)
+            Float(Double(rng.next() >> 11) / 9_007_199_254_740_992.0)
+                * Float(sign: .plus, exponent: Int(rng.next() % 40) - 20, significand: 1)
         }
         let trace = TestTrace(
             H: H, G: H, D: D, T: T, P: P, queryRows: 0 ..< T, modality: .init(repeating: .text, count: T), images: [],
@@ -34,7 +35,9 @@ struct AttentionKernelTests {
         #expect(viaDoubles.values.map(\.bitPattern) == expected.map(\.bitPattern))
         // The order matters on these values: summing the rows backwards differs somewhere.
         var backwards = [Double](repeating: 0, count: H * P)
-        for h in 0 ..< H { for i in (0 ..< P).reversed() { for j in 0 ..< P { backwards[h * P + j] += Double(attn[(h * T + i) * T + j]) } } }
+        for h in 0 ..< H {
+            for i in (0 ..< P).reversed() { for j in 0 ..< P { backwards[h * P + j] += Double(attn[(h * T + i) * T + j]) } }
+        }
         #expect(backwards != expected)
     }
 

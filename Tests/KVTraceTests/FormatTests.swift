@@ -30,7 +30,9 @@ struct NumpyTests {
     @Test("libdeflate's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
     func crcMatchesZlib() {
         var x: UInt32 = 88_172_645
-        let bytes = (0 ..< 70_000).map { _ -> UInt8 in x ^= x << 13; x ^= x >> 17; x ^= x << 5; return UInt8(truncatingIfNeeded: x) }
+        let bytes = (0 ..< 70_000).map { _ -> UInt8 in
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5; return UInt8(truncatingIfNeeded: x)
+        }
         bytes.withUnsafeBytes { raw in
             let p = raw.baseAddress!
             for (start, n) in [(0, 0), (0, 1), (3, 15), (1, 16), (5, 63), (0, 64), (7, 4097), (13, 69_987)] {
@@ -55,7 +57,9 @@ struct NumpyTests {
         defer { try? FileManager.default.removeItem(at: url) }
         let mapped = try ByteStorage.map(url)
         for start in [0, 7] {
-            let zlib = bytes[start...].withUnsafeBytes { UInt32(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
+            let zlib = bytes[start...].withUnsafeBytes {
+                UInt32(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count)))
+            }
             #expect(zipCRC32(parallel: mapped.base + start, count: n - start, dropPages: dropPages) == zlib)
             // Pages unmapped after checking read back the same bytes (from the page cache).
             #expect(zipCRC32(parallel: mapped.base + start, count: n - start, dropPages: false) == zlib)
@@ -91,7 +95,9 @@ struct NumpyTests {
         func le(_ v: Int, _ n: Int) -> [UInt8] { (0 ..< n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
         let crc = member.withUnsafeBytes { Int(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
         let nameBytes = Array(name.utf8)
-        let common = le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(crc, 4) + le(member.count, 4) + le(member.count, 4) + le(nameBytes.count, 2) + le(0, 2)
+        let common =
+            le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(crc, 4) + le(member.count, 4) + le(member.count, 4) + le(nameBytes.count, 2)
+            + le(0, 2)
         let local = le(0x0403_4B50, 4) + le(20, 2) + common + nameBytes
         let central = le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + common + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) + nameBytes
         let cdOffset = local.count + member.count

@@ -137,7 +137,8 @@ extension LayerContext {
                 let h = task / groups, i0 = task % groups * rowsPerTask, i1 = min(R, i0 + rowsPerTask)
                 var qv = [Double](repeating: 0, count: (i1 - i0) * D)
                 qv.withUnsafeMutableBufferPointer {
-                    q.copyDoubles(from: (h * Q + positions.lowerBound + i0 - qr.lowerBound) * D, count: (i1 - i0) * D, into: $0.baseAddress!)
+                    q.copyDoubles(
+                        from: (h * Q + positions.lowerBound + i0 - qr.lowerBound) * D, count: (i1 - i0) * D, into: $0.baseAddress!)
                 }
                 func width(_ i: Int) -> Int { causal ? min(positions.lowerBound + i + 1, T) : T }
                 let widest = (i0 ..< i1).map(width).max() ?? 0
