@@ -24,7 +24,7 @@ build() {
   if [ ! -x "$bin" ] || [ "$newest" -nt "$bin" ]; then
     echo "fuzz: building $bin"
     swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name KVTraceFuzz \
-      -I Sources/CZlib $SOURCES Fuzz/*.swift -o "$bin" > "$OUT/build.log" 2>&1 \
+      -I Sources/CZlib -I Sources/CDeflate $SOURCES Fuzz/*.swift -o "$bin" > "$OUT/build.log" 2>&1 \
       || { grep -E "error" -A3 "$OUT/build.log" >&2; exit 2; }
   fi
 }

@@ -405,9 +405,126 @@ void ck_f32_to_f64(const void *src, long n, double *dst) {
     for (long i = 0; i < n; i++) dst[i] = (double)float_at(src, i);
 }
 
-// MARK: Weighted row sums (no FMA: results must match Swift's separate multiply and add)
+// MARK: Column sums of float rows
+
+static void colsum_portable(const void *src, long rows, long ld, long n, double *acc) {
+    for (long i = 0; i < rows; i++)
+        for (long j = 0; j < n; j++) acc[j] += (double)float_at(src, i * ld + j);
+}
+
+#if CK_X86
+// Four rows per sweep over `acc`: acc[j] is loaded once, the four additions are made in row order
+// (each rounded, no reassociation), and stored once, so `acc` traffic is a quarter of one row at a time.
+__attribute__((target("avx2")))
+static void colsum_f32_x86(const void *src, long rows, long ld, long n, double *acc) {
+    const char *s = (const char *)src;
+    long i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const char *r0 = s + 4 * (i * ld), *r1 = r0 + 4 * ld, *r2 = r1 + 4 * ld, *r3 = r2 + 4 * ld;
+        long j = 0;
+        for (; j + 4 <= n; j += 4) {
+            __m256d a = _mm256_loadu_pd(acc + j);
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r0 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r1 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r2 + 4 * j))));
+            a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps((const float *)(r3 + 4 * j))));
+            _mm256_storeu_pd(acc + j, a);
+        }
+        for (; j < n; j++) {
+            double a = acc[j];
+            a += (double)float_at(r0, j);
+            a += (double)float_at(r1, j);
+            a += (double)float_at(r2, j);
+            a += (double)float_at(r3, j);
+            acc[j] = a;
+        }
+    }
+    if (i < rows) colsum_portable(s + 4 * (i * ld), rows - i, ld, n, acc);
+}
+#endif
+
+void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc) {
+#if CK_X86
+    if (ck_uses_avx2()) { colsum_f32_x86(src, rows, ld, n, acc); return; }
+#endif
+    colsum_portable(src, rows, ld, n, acc);
+}
 
 #pragma STDC FP_CONTRACT OFF
+
+// MARK: Double dot products in the order of Swift's `dot`
+
+static double dot8_portable(const double *a, const double *b, long d) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int l = 0; l < 8; l++) {
+            const double t = a[i + l] * b[i + l];
+            acc[l] = acc[l] + t;
+        }
+    double s = -0.0;
+    for (int l = 0; l < 8; l++) s = s + acc[l];
+    for (; i < d; i++) {
+        const double t = a[i] * b[i];
+        s = s + t;
+    }
+    return s;
+}
+
+#if CK_X86
+__attribute__((target("avx2")))
+static inline double lanes_sum(__m256d lo, __m256d hi) {
+    double l[8];
+    _mm256_storeu_pd(l, lo);
+    _mm256_storeu_pd(l + 4, hi);
+    double s = -0.0;
+    for (int k = 0; k < 8; k++) s = s + l[k];
+    return s;
+}
+
+// Four rows of `b` per pass over `a` (each lane multiply and add rounded separately: no FMA in
+// the target, so the compiler cannot fuse them).
+__attribute__((target("avx2")))
+static void dots_f64_x86(const double *a, const double *b, long c, long d, double *out) {
+    const long d8 = d / 8 * 8;
+    long j = 0;
+    for (; j + 4 <= c; j += 4) {
+        const double *b0 = b + j * d, *b1 = b0 + d, *b2 = b1 + d, *b3 = b2 + d;
+        __m256d l0 = _mm256_setzero_pd(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+        for (long i = 0; i < d8; i += 8) {
+            const __m256d al = _mm256_loadu_pd(a + i), ah = _mm256_loadu_pd(a + i + 4);
+            l0 = _mm256_add_pd(l0, _mm256_mul_pd(al, _mm256_loadu_pd(b0 + i)));
+            h0 = _mm256_add_pd(h0, _mm256_mul_pd(ah, _mm256_loadu_pd(b0 + i + 4)));
+            l1 = _mm256_add_pd(l1, _mm256_mul_pd(al, _mm256_loadu_pd(b1 + i)));
+            h1 = _mm256_add_pd(h1, _mm256_mul_pd(ah, _mm256_loadu_pd(b1 + i + 4)));
+            l2 = _mm256_add_pd(l2, _mm256_mul_pd(al, _mm256_loadu_pd(b2 + i)));
+            h2 = _mm256_add_pd(h2, _mm256_mul_pd(ah, _mm256_loadu_pd(b2 + i + 4)));
+            l3 = _mm256_add_pd(l3, _mm256_mul_pd(al, _mm256_loadu_pd(b3 + i)));
+            h3 = _mm256_add_pd(h3, _mm256_mul_pd(ah, _mm256_loadu_pd(b3 + i + 4)));
+        }
+        double s[4] = {lanes_sum(l0, h0), lanes_sum(l1, h1), lanes_sum(l2, h2), lanes_sum(l3, h3)};
+        const double *rows[4] = {b0, b1, b2, b3};
+        for (int r = 0; r < 4; r++) {
+            for (long i = d8; i < d; i++) {
+                const double t = a[i] * rows[r][i];
+                s[r] = s[r] + t;
+            }
+            out[j + r] = s[r];
+        }
+    }
+    for (; j < c; j++) out[j] = dot8_portable(a, b + j * d, d);
+}
+#endif
+
+void ck_dots_f64(const double *a, const double *b, long c, long d, double *out) {
+#if CK_X86
+    if (ck_uses_avx2()) { dots_f64_x86(a, b, c, d, out); return; }
+#endif
+    for (long j = 0; j < c; j++) out[j] = dot8_portable(a, b + j * d, d);
+}
+
+// MARK: Weighted row sums (no FMA: results must match Swift's separate multiply and add)
+
 
 static inline double elem_at(const void *v, int vtype, long i) {
     switch (vtype) {

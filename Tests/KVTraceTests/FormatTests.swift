@@ -1,4 +1,5 @@
 import Foundation
+import CZlib
 import Testing
 @testable import KVTrace
 
@@ -26,8 +27,27 @@ struct NumpyTests {
         #expect(bf.dtype == .bf16 && bf.doubles() == (0 ..< 6).map(fixtureFloat))
     }
 
-    @Test("a large member's CRC-32, checked in parallel parts and combined, equals one pass")
-    func parallelCRC() throws {
+    @Test("libdeflate's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
+    func crcMatchesZlib() {
+        var x: UInt32 = 88_172_645
+        let bytes = (0 ..< 70_000).map { _ -> UInt8 in
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5; return UInt8(truncatingIfNeeded: x)
+        }
+        bytes.withUnsafeBytes { raw in
+            let p = raw.baseAddress!
+            for (start, n) in [(0, 0), (0, 1), (3, 15), (1, 16), (5, 63), (0, 64), (7, 4097), (13, 69_987)] {
+                let z = UInt32(CZlib.crc32(0, p.assumingMemoryBound(to: Bytef.self) + start, uInt(n)))
+                #expect(zipCRC32(p + start, count: n) == z, "\(start) +\(n)")
+                let cut = n / 3
+                #expect(zipCRC32(p + start + cut, count: n - cut, seed: zipCRC32(p + start, count: cut)) == z)
+            }
+        }
+    }
+
+    @Test(
+        "a large member's CRC-32, read from the mapping in parallel parts and combined, equals zlib's one pass",
+        arguments: [false, true])
+    func parallelCRC(dropPages: Bool) throws {
         let n = 40 << 20 | 12_345  // over the 16 MiB split threshold, not a multiple of the part size
         var bytes = [UInt8](repeating: 0, count: n)
         var x: UInt32 = 2_463_534_242
@@ -35,11 +55,54 @@ struct NumpyTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("crc-\(UUID().uuidString)")
         try Data(bytes).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
-        let one = bytes.withUnsafeBytes { zipCRC32($0.baseAddress!, count: n) }
-        #expect(try fileCRC32(path: url.path, offset: 0, count: n) == one)
-        let tail = bytes[7...].withUnsafeBytes { zipCRC32($0.baseAddress!, count: n - 7) }
-        #expect(try fileCRC32(path: url.path, offset: 7, count: n - 7) == tail)
-        #expect(one != tail)
+        let mapped = try ByteStorage.map(url)
+        for start in [0, 7] {
+            let zlib = bytes[start...].withUnsafeBytes {
+                UInt32(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count)))
+            }
+            #expect(zipCRC32(parallel: mapped.base + start, count: n - start, dropPages: dropPages) == zlib)
+            // Pages unmapped after checking read back the same bytes (from the page cache).
+            #expect(zipCRC32(parallel: mapped.base + start, count: n - start, dropPages: false) == zlib)
+        }
+        #expect(mapped.base.load(fromByteOffset: n - 1, as: UInt8.self) == bytes[n - 1])
+    }
+
+    @Test("a corrupted byte in a large stored member is refused with one line naming the member")
+    func corruptLargeStoredMember() throws {
+        // One stored member of 24 MiB (checked in parts), its CRC-32 recorded by zlib.
+        let count = 6 << 20
+        let npy = [UInt8](NPYWriter.encode(TensorData(name: "a", floats: (0 ..< count).map { Float($0 % 977) }, shape: [count])))
+        var (zip, data) = Self.storedZip(name: "a.npy", member: npy)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("crc-\(UUID().uuidString).npz")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(zip).write(to: url)
+        let a = try NPZArchive(url).array("a")
+        #expect(a.count == count && a.double(at: count - 1) == Double((count - 1) % 977))
+        zip[data + npy.count - 12_345] ^= 0x40
+        try Data(zip).write(to: url)
+        do {
+            _ = try NPZArchive(url).array("a")
+            Issue.record("a corrupted member was read")
+        } catch let e as TraceError {
+            #expect(e.description.contains("a.npy") && e.description.contains("CRC-32 mismatch"), "\(e)")
+            #expect(!e.description.contains("\n"))
+        }
+    }
+
+    /// A zip of one stored member (local header, data, central directory, end record), its CRC-32
+    /// computed by zlib; returns the bytes and the member's data offset.
+    static func storedZip(name: String, member: [UInt8]) -> ([UInt8], Int) {
+        func le(_ v: Int, _ n: Int) -> [UInt8] { (0 ..< n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        let crc = member.withUnsafeBytes { Int(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
+        let nameBytes = Array(name.utf8)
+        let common =
+            le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(crc, 4) + le(member.count, 4) + le(member.count, 4) + le(nameBytes.count, 2)
+            + le(0, 2)
+        let local = le(0x0403_4B50, 4) + le(20, 2) + common + nameBytes
+        let central = le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + common + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) + nameBytes
+        let cdOffset = local.count + member.count
+        let end = le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(1, 2) + le(1, 2) + le(central.count, 4) + le(cdOffset, 4) + le(0, 2)
+        return (local + member + central + end, local.count)
     }
 
     @Test func voidArraysNeedTheBF16Flag() throws {

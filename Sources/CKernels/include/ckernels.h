@@ -51,6 +51,19 @@ void ck_f16_to_f32(const void *src, long n, float *dst);
 /// Little-endian float → double, exactly. `src` need not be aligned.
 void ck_f32_to_f64(const void *src, long n, double *dst);
 
+/// Column sums of float rows into doubles: for each row `i` of `0 ..< rows` in order and each
+/// `j < n`, `acc[j] = acc[j] + (double)src[i·ld + j]`, every addition rounded in `double` exactly
+/// as that scalar loop (rows are added one at a time, in ascending order, so the result is
+/// bit-identical to widening each row to `double` and adding it). `src` is little-endian float,
+/// need not be aligned; `ld ≥ n` floats between row starts.
+void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc);
+
+/// `out[j] = a · b_j` in double for the `c` rows of the row-major `c`×`d` matrix `b`, computed
+/// exactly as KVScope's Swift `dot` (Sources/KVTrace/Support/Numerics.swift): eight lane sums
+/// `acc[l] += a[i+l]·b[i+l]` (product and sum each rounded, no fused multiply-add) over whole
+/// blocks of eight, then `-0 + acc[0] + … + acc[7]` in lane order, then the tail in order.
+void ck_dots_f64(const double *a, const double *b, long c, long d, double *out);
+
 /// Element types of `ck_accum_rows`'s `v`.
 #define CK_F64 0
 #define CK_F32 1

@@ -29,6 +29,17 @@ extension LayerContext {
             || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P
         {
             var out = ScoreMatrix(rows: H, count: P)
+            // Float32 attention (the common case): summed straight from the mapped rows into Double,
+            // one head per task, rows in ascending order: the same additions as below, no widened copy.
+            if let a = tensors.attention, a.dtype == .f32, !a.byteSwapped {
+                let Q = qr.count
+                let src = UnsafeSendableBox(a.storage.base + a.offset)
+                out.values.withUnsafeMutableBufferPointer { dst in
+                    let d0 = UnsafeSendableBox(dst.baseAddress!)
+                    parallelFor(H) { h in ck_colsum_f32(src.value + h * Q * T * 4, P, T, P, d0.value + h * P) }
+                }
+                return out
+            }
             // Sum in chunks of rows to bound memory.
             let chunk = max(1, min(P, 4_000_000 / max(1, H * T)))
             var start = 0
@@ -116,28 +127,44 @@ extension LayerContext {
                 k.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!); n = T * D
             }
         }
+        // One task per head and group of `rowsPerTask` rows; the keys are visited in chunks of
+        // `keysPerChunk` that stay in cache while every row of the group is dotted with them.
+        let rowsPerTask = 16, keysPerChunk = 256
+        let groups = (R + rowsPerTask - 1) / rowsPerTask
         out.withUnsafeMutableBufferPointer { ob in
             let optr = UnsafeSendableBox(ob.baseAddress!)
-            parallelFor(H * R) { task in
-                let h = task / R, i = task % R
-                let pos = positions.lowerBound + i
-                var qv = [Double](repeating: 0, count: D)
+            parallelFor(H * groups) { task in
+                let h = task / groups, i0 = task % groups * rowsPerTask, i1 = min(R, i0 + rowsPerTask)
+                var qv = [Double](repeating: 0, count: (i1 - i0) * D)
                 qv.withUnsafeMutableBufferPointer {
-                    q.copyDoubles(from: (h * Q + pos - qr.lowerBound) * D, count: D, into: $0.baseAddress!)
+                    q.copyDoubles(
+                        from: (h * Q + positions.lowerBound + i0 - qr.lowerBound) * D, count: (i1 - i0) * D, into: $0.baseAddress!)
                 }
-                let row = optr.value + (h * R + i) * T
-                let n = causal ? min(pos + 1, T) : T
+                func width(_ i: Int) -> Int { causal ? min(positions.lowerBound + i + 1, T) : T }
+                let widest = (i0 ..< i1).map(width).max() ?? 0
                 keyBlocks[map[h]].withUnsafeBufferPointer { kb in
                     qv.withUnsafeBufferPointer { qb in
-                        for j in 0 ..< n { row[j] = scale * dot(qb.baseAddress!, kb.baseAddress! + j * D, D) }
+                        // row[j] = dot(q, k_j), by the kernel in `dot`'s own order.
+                        for j0 in stride(from: 0, to: widest, by: keysPerChunk) {
+                            for i in i0 ..< i1 where width(i) > j0 {
+                                let row = optr.value + (h * R + i) * T
+                                let m = min(keysPerChunk, width(i) - j0)
+                                ck_dots_f64(qb.baseAddress! + (i - i0) * D, kb.baseAddress! + j0 * D, m, D, row + j0)
+                            }
+                        }
                     }
                 }
-                if floatSoftmax {
-                    var f = (0 ..< n).map { Float(row[$0]) }
-                    f.withUnsafeMutableBufferPointer { Softmax.normalize($0.baseAddress!, n) }
-                    for j in 0 ..< n { row[j] = Double(f[j]) }
-                } else {
-                    Softmax.normalize(row, n)
+                for i in i0 ..< i1 {
+                    let row = optr.value + (h * R + i) * T
+                    let n = width(i)
+                    for j in 0 ..< n { row[j] = scale * row[j] }
+                    if floatSoftmax {
+                        var f = (0 ..< n).map { Float(row[$0]) }
+                        f.withUnsafeMutableBufferPointer { Softmax.normalize($0.baseAddress!, n) }
+                        for j in 0 ..< n { row[j] = Double(f[j]) }
+                    } else {
+                        Softmax.normalize(row, n)
+                    }
                 }
             }
         }

@@ -1,3 +1,4 @@
+import CDeflate
 import CZlib
 import Foundation
 
@@ -134,47 +135,55 @@ struct ZipDirectory {
     }
 }
 
-/// zlib's CRC-32 (the zip polynomial) over `count` bytes.
+/// The CRC-32 of the zip format (ISO 3309 polynomial, as zlib's `crc32`) over `count` bytes,
+/// continuing from `seed` (0 to start). libdeflate's implementation: PCLMULQDQ folding where the
+/// CPU has it, several times zlib 1.2's table-driven loop; the values are the same.
 func zipCRC32(_ p: UnsafeRawPointer, count: Int, seed: UInt32 = 0) -> UInt32 {
-    var crc = UInt(seed)
-    var at = 0
-    while at < count {
-        let n = min(count - at, 1 << 30)
-        crc = CZlib.crc32(crc, p.assumingMemoryBound(to: UInt8.self) + at, uInt(n))
-        at += n
-    }
+    count == 0 ? seed : libdeflate_crc32(seed, p, count)
+}
+
+/// The CRC-32 of bytes that were cut into consecutive parts, from each part's CRC and length
+/// (zlib's `crc32_combine`): the same value as one pass over the whole.
+func zipCRC32Combine(_ parts: [(crc: UInt32, count: Int)]) -> UInt32 {
+    guard var crc = parts.first.map({ UInt($0.crc) }) else { return 0 }
+    for part in parts.dropFirst() { crc = CZlib.crc32_combine(crc, UInt(part.crc), off_t(part.count)) }
     return UInt32(truncatingIfNeeded: crc)
 }
 
-/// The CRC-32 of a byte range of a file, read with `pread` in 1 MiB chunks (so checking a
-/// memory-mapped member does not pull the whole member into the process's resident memory).
-/// A range of 16 MiB or more is cut into one part per core, checked in parallel and put
-/// together with zlib's `crc32_combine` (the same value as one pass).
-func fileCRC32(path: String, offset: Int, count: Int) throws -> UInt32 {
+/// The CRC-32 of `count` bytes at `p`: a range of 16 MiB or more is cut into one part per core,
+/// checked in parallel and put together with `zipCRC32Combine`.
+///
+/// When `p` lies in a read-only file mapping (`dropPages`), each part is read in 4 MiB steps and
+/// the pages of a step are unmapped from the process again (`madvise(MADV_DONTNEED)`: they stay
+/// in the page cache), so checking a large member costs no copy (unlike `pread`) and does not
+/// leave the whole member in the process's resident memory.
+func zipCRC32(parallel p: UnsafeRawPointer, count: Int, dropPages: Bool) -> UInt32 {
     let parts = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, count / (8 << 20)))
-    if parts == 1 { return try fileCRC32Part(path: path, offset: offset, count: count) }
     let size = (count + parts - 1) / parts
-    let crcs = try parallelMap(parts) { i in
-        try fileCRC32Part(path: path, offset: offset + i * size, count: Swift.min(size, count - i * size))
+    var crcs = [(crc: UInt32, count: Int)](repeating: (0, 0), count: parts)
+    crcs.withUnsafeMutableBufferPointer { out in
+        let box = UnsafeSendableBox((p, out.baseAddress!))
+        parallelFor(parts) { i in
+            let start = i * size, n = Swift.min(size, count - start)
+            box.value.1[i] = (crcOfMappedPart(box.value.0 + start, count: n, dropPages: dropPages), n)
+        }
     }
-    var crc = UInt(crcs[0])
-    for i in 1 ..< parts { crc = CZlib.crc32_combine(crc, UInt(crcs[i]), off_t(Swift.min(size, count - i * size))) }
-    return UInt32(truncatingIfNeeded: crc)
+    return zipCRC32Combine(crcs)
 }
 
-private func fileCRC32Part(path: String, offset: Int, count: Int) throws -> UInt32 {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw TraceError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    let chunk = 1 << 20
-    let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-    defer { buf.deallocate() }
+private func crcOfMappedPart(_ p: UnsafeRawPointer, count: Int, dropPages: Bool) -> UInt32 {
+    guard dropPages else { return zipCRC32(p, count: count) }
+    let step = 4 << 20
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     var crc: UInt32 = 0
     var done = 0
     while done < count {
-        let n = pread(fd, buf, min(chunk, count - done), off_t(offset + done))
-        guard n > 0 else { throw TraceError(file: path, "cannot read: \(n < 0 ? String(cString: strerror(errno)) : "file shrank")") }
-        crc = zipCRC32(buf, count: n, seed: crc)
+        let n = Swift.min(step, count - done)
+        crc = zipCRC32(p + done, count: n, seed: crc)
+        // Whole pages of this step only: a page shared with a neighbouring part stays mapped.
+        let lo = (Int(bitPattern: p + done) + page - 1) / page * page
+        let hi = (Int(bitPattern: p + done + n)) / page * page
+        if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, Int32(MADV_DONTNEED)) }
         done += n
     }
     return crc

@@ -202,17 +202,18 @@ struct SimulateCommand: ExampledCommand {
         let C = c.heads.map(\.kept.count).max() ?? 0
         let E = c.heads.map(\.mergeTarget.count).max() ?? 0
         var kept = [Int](repeating: -1, count: G * C), target = [Int](repeating: -2, count: G * E)
-        var k = [Double](repeating: 0, count: G * C * D), v = k
+        // Written as float32: each head's Double keys and values rounded once, straight into place.
+        var k = [Float](repeating: 0, count: G * C * D), v = k
         for (g, h) in c.heads.enumerated() {
             for (s, p) in h.kept.enumerated() { kept[g * C + s] = p }
             for (e, t) in h.mergeTarget.enumerated() { target[g * E + e] = t }
-            k.replaceSubrange(g * C * D ..< g * C * D + h.keys.count, with: h.keys)
-            v.replaceSubrange(g * C * D ..< g * C * D + h.values.count, with: h.values)
+            for (i, x) in h.keys.enumerated() { k[g * C * D + i] = Float(x) }
+            for (i, x) in h.values.enumerated() { v[g * C * D + i] = Float(x) }
         }
         let tensors = [
             TensorData(name: "kept", ints: kept, shape: [G, C]),
-            TensorData(name: "k", doubles: k, shape: [G, C, D], as: .f32),
-            TensorData(name: "v", doubles: v, shape: [G, C, D], as: .f32),
+            TensorData(name: "k", floats: k, shape: [G, C, D], as: .f32),
+            TensorData(name: "v", floats: v, shape: [G, C, D], as: .f32),
             TensorData(name: "merge_target", ints: target, shape: [G, E]),
         ]
         try SafeTensorsWriter.write(
