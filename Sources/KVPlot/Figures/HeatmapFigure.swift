@@ -47,7 +47,7 @@ public struct HeatmapFigure: Sendable {
         self.data = HeatmapData(values: matrix, rows: rows, cols: cols, rowStart: rowStart)
         self.causal = causal; self.bands = bands; self.normalization = normalization; self.colorMap = colorMap
         self.title = title; self.subtitle = subtitle; self.xLabel = xLabel; self.yLabel = yLabel
-        self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
+        self.colorBarLabel = colorBarLabel ?? HeatmapData.colorBarLabel(normalization)
         self.pooling = pooling; self.poolLimit = poolLimit; self.scale = scale; self.size = size
     }
 
@@ -98,12 +98,12 @@ public struct HeatmapFigure: Sendable {
         var d = data
         if k > 1 {
             d = data.pooled(k, mode: pooling, causal: causal)
-            sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)")
+            sub.append(pooling.note(k))
         }
         if stretched {
             sub.append(
                 map.stretch > 1
-                    ? "rows drawn \(String(format: "%.1f", map.stretch))× taller than wide (few recorded rows)"
+                    ? HeatmapData.stretchNote(map.stretch)
                     : "columns drawn \(String(format: "%.1f", 1 / map.stretch))× wider than tall")
         }
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)

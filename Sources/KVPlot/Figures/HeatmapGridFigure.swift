@@ -48,7 +48,7 @@ public struct HeatmapGridFigure: Sendable {
         self.gridColumns = max(1, gridColumns ?? Self.gridShape(count: panels.count, panelAspect: footprint).cols); self.rows = rows;
         self.cols = cols; self.causal = causal
         self.bands = bands; self.normalization = normalization; self.colorMap = colorMap; self.title = title
-        self.subtitle = subtitle; self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
+        self.subtitle = subtitle; self.colorBarLabel = colorBarLabel ?? HeatmapData.colorBarLabel(normalization)
         self.panelSize = panelSize; self.pooling = pooling; self.scale = scale
     }
 
@@ -91,8 +91,8 @@ public struct HeatmapGridFigure: Sendable {
         let panelW = shape.width, panelH = shape.height
         let k = HeatmapData.poolFactor(rows: rows, cols: cols, limit: max(1, Int(max(panelW, panelH) * scale)))
         var sub = subtitle
-        if k > 1 { sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)") }
-        if shape.stretch > 1.05 { sub.append("rows drawn \(String(format: "%.1f", shape.stretch))× taller than wide (few recorded rows)") }
+        if k > 1 { sub.append(pooling.note(k)) }
+        if shape.stretch > 1.05 { sub.append(HeatmapData.stretchNote(shape.stretch)) }
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
         let bandPad = bands.isEmpty ? 0.0 : 7
         let left = 52.0 + bandPad, top = 12.0 + bandPad, bottom = 30.0, gap = 14.0 + bandPad, cbW = 62.0
