@@ -60,12 +60,6 @@ public struct HeatmapData: Sendable, Hashable {
         public func note(_ k: Int) -> String { self == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)" }
     }
 
-    /// The default colour-bar label of an attention map: "attention weight", plus ", log" on a
-    /// logarithmic scale.
-    public static func colorBarLabel(_ normalization: Normalization) -> String {
-        "attention weight" + (normalization.isLog ? ", log" : "")
-    }
-
     /// The subtitle line of a map whose cells are drawn `stretch` times taller than wide.
     public static func stretchNote(_ stretch: Double) -> String {
         "rows drawn \(String(format: "%.1f", stretch))× taller than wide (few recorded rows)"
