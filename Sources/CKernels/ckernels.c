@@ -580,35 +580,28 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
             __m256d a2l = _mm256_loadu_pd(acc + (i0 + 2) * d + e), a2h = _mm256_loadu_pd(acc + (i0 + 2) * d + e + 4);
             __m256d a3l = _mm256_loadu_pd(acc + (i0 + 3) * d + e), a3h = _mm256_loadu_pd(acc + (i0 + 3) * d + e + 4);
             const double *w0 = w + (i0 + 0) * ldw, *w1 = w + (i0 + 1) * ldw, *w2 = w + (i0 + 2) * ldw, *w3 = w + (i0 + 3) * ldw;
-            if (subtract) {
-                for (long k = 0; k < n; k++) {
-                    const long p = pos[k];
-                    __m256d xl, xh;
-                    load8(v, vtype, p * d + e, &xl, &xh);
-                    __m256d b = _mm256_set1_pd(w0[p]);
-                    a0l = _mm256_sub_pd(a0l, _mm256_mul_pd(b, xl)); a0h = _mm256_sub_pd(a0h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w1[p]);
-                    a1l = _mm256_sub_pd(a1l, _mm256_mul_pd(b, xl)); a1h = _mm256_sub_pd(a1h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w2[p]);
-                    a2l = _mm256_sub_pd(a2l, _mm256_mul_pd(b, xl)); a2h = _mm256_sub_pd(a2h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w3[p]);
-                    a3l = _mm256_sub_pd(a3l, _mm256_mul_pd(b, xl)); a3h = _mm256_sub_pd(a3h, _mm256_mul_pd(b, xh));
-                }
-            } else {
-                for (long k = 0; k < n; k++) {
-                    const long p = pos[k];
-                    __m256d xl, xh;
-                    load8(v, vtype, p * d + e, &xl, &xh);
-                    __m256d b = _mm256_set1_pd(w0[p]);
-                    a0l = _mm256_add_pd(a0l, _mm256_mul_pd(b, xl)); a0h = _mm256_add_pd(a0h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w1[p]);
-                    a1l = _mm256_add_pd(a1l, _mm256_mul_pd(b, xl)); a1h = _mm256_add_pd(a1h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w2[p]);
-                    a2l = _mm256_add_pd(a2l, _mm256_mul_pd(b, xl)); a2h = _mm256_add_pd(a2h, _mm256_mul_pd(b, xh));
-                    b = _mm256_set1_pd(w3[p]);
-                    a3l = _mm256_add_pd(a3l, _mm256_mul_pd(b, xl)); a3h = _mm256_add_pd(a3h, _mm256_mul_pd(b, xh));
-                }
+            // One pass of the four rows over the listed positions, acc ±= w[row][p]·v[p], written once:
+            // OP is _mm256_sub_pd or _mm256_add_pd, chosen outside the loop.
+#define CK_ACCUM4(OP)                                                                      \
+            for (long k = 0; k < n; k++) {                                                 \
+                const long p = pos[k];                                                     \
+                __m256d xl, xh;                                                            \
+                load8(v, vtype, p * d + e, &xl, &xh);                                      \
+                __m256d b = _mm256_set1_pd(w0[p]);                                         \
+                a0l = OP(a0l, _mm256_mul_pd(b, xl)); a0h = OP(a0h, _mm256_mul_pd(b, xh));  \
+                b = _mm256_set1_pd(w1[p]);                                                 \
+                a1l = OP(a1l, _mm256_mul_pd(b, xl)); a1h = OP(a1h, _mm256_mul_pd(b, xh));  \
+                b = _mm256_set1_pd(w2[p]);                                                 \
+                a2l = OP(a2l, _mm256_mul_pd(b, xl)); a2h = OP(a2h, _mm256_mul_pd(b, xh));  \
+                b = _mm256_set1_pd(w3[p]);                                                 \
+                a3l = OP(a3l, _mm256_mul_pd(b, xl)); a3h = OP(a3h, _mm256_mul_pd(b, xh));  \
             }
+            if (subtract) {
+                CK_ACCUM4(_mm256_sub_pd)
+            } else {
+                CK_ACCUM4(_mm256_add_pd)
+            }
+#undef CK_ACCUM4
             _mm256_storeu_pd(acc + (i0 + 0) * d + e, a0l); _mm256_storeu_pd(acc + (i0 + 0) * d + e + 4, a0h);
             _mm256_storeu_pd(acc + (i0 + 1) * d + e, a1l); _mm256_storeu_pd(acc + (i0 + 1) * d + e + 4, a1h);
             _mm256_storeu_pd(acc + (i0 + 2) * d + e, a2l); _mm256_storeu_pd(acc + (i0 + 2) * d + e + 4, a2h);

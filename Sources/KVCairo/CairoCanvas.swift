@@ -47,26 +47,14 @@ public final class CairoCanvas: Canvas {
 
     /// An SVG surface writing into `sink` (every byte Cairo emits is appended; nothing touches disk).
     public convenience init(svgInto sink: ByteSink, size: Size) throws {
-        guard
-            let s = cairo_svg_surface_create_for_stream(
-                ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
-                size.width, size.height)
-        else {
-            throw CairoError(operation: "create SVG surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
-        }
+        let s = try sink.surface({ cairo_svg_surface_create_for_stream($0, $1, $2, $3) }, size: size, what: "SVG surface")
         try self.init(surface: s, size: size, kind: .svg, what: "SVG surface")
         cairo_svg_surface_restrict_to_version(surface, CAIRO_SVG_VERSION_1_1)
     }
 
     /// A one-page PDF surface writing into `sink`, with pinned creation and modification dates.
     public convenience init(pdfInto sink: ByteSink, size: Size) throws {
-        guard
-            let s = cairo_pdf_surface_create_for_stream(
-                ByteSink.callback, Unmanaged.passUnretained(sink).toOpaque(),
-                size.width, size.height)
-        else {
-            throw CairoError(operation: "create PDF surface", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
-        }
+        let s = try sink.surface({ cairo_pdf_surface_create_for_stream($0, $1, $2, $3) }, size: size, what: "PDF surface")
         try self.init(surface: s, size: size, kind: .pdf, what: "PDF surface")
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, Self.pinnedPDFDate)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_MOD_DATE, Self.pinnedPDFDate)
@@ -297,5 +285,17 @@ public final class ByteSink {
         guard let closure, let bytes else { return CAIRO_STATUS_WRITE_ERROR }
         Unmanaged<ByteSink>.fromOpaque(closure).takeUnretainedValue().data.append(bytes, count: Int(length))
         return CAIRO_STATUS_SUCCESS
+    }
+
+    /// A vector surface of `size` points whose bytes go into this sink: `create` is
+    /// `cairo_svg_surface_create_for_stream` or `cairo_pdf_surface_create_for_stream`. A NULL
+    /// surface is the `CairoError` "create `what`".
+    func surface(
+        _ create: (cairo_write_func_t, UnsafeMutableRawPointer?, Double, Double) -> OpaquePointer?, size: Size, what: String
+    ) throws -> OpaquePointer {
+        guard let s = create(Self.callback, Unmanaged.passUnretained(self).toOpaque(), size.width, size.height) else {
+            throw CairoError(operation: "create \(what)", status: UInt32(CAIRO_STATUS_NO_MEMORY.rawValue), message: "NULL surface")
+        }
+        return s
     }
 }

@@ -131,6 +131,35 @@ import Testing
         }
     }
 
+    /// The decoding table has one column per flow series (`merge_flow[text→image 0]`, …), each with
+    /// its own value at every step; a series keyed by metric and image alone showed one
+    /// `merge_flow` column of "—".
+    @Test func stepTableShowsEveryFlowSeries() throws {
+        let trace = TestTrace(
+            .init(layers: 2, heads: 4, kvHeads: 2, dim: 16, prefill: 48, future: 8, spans: [8 ..< 20, 28 ..< 40], seed: 5))
+        let r = try Self.run(
+            "lookm", DecodingReplay(), budget: .fraction(0.2), trace: trace, metrics: [MergeFlow(), KeptTokens()])
+        let flows = r.rows.filter { $0.metric == MergeFlow.id && $0.layer == nil && $0.head == nil && $0.step == r.steps.last }
+        let shown = flows.filter { f in
+            r.rows.contains {
+                $0.metric == MergeFlow.id && $0.layer == nil && $0.head == nil && $0.source == f.source && $0.target == f.target
+                    && ($0.value ?? 0) != 0
+            }
+        }
+        #expect(shown.count >= 2, "the trace should give several non-zero flows")
+        let lines = SummaryTable.renderSteps(r).split(separator: "\n").map(String.init)
+        for f in shown { #expect(lines[0].contains("merge_flow[\(f.source!)→\(f.target!)]"), "header: \(lines[0])") }
+        #expect(!lines[0].contains("merge_flow "), "no merge_flow column without its groups")
+        // The last step's line: the step, then each shown flow's value, then kept_tokens (and the
+        // other series of KeptTokens).
+        let last = try #require(lines.first { $0.split(separator: " ").first == Substring(String(r.steps.last!)) })
+        let cells = last.split(separator: " ").map(String.init)
+        #expect(!cells.contains("—"))
+        func count(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+        let kept = try #require(r.value("kept_tokens", step: r.steps.last))
+        #expect(Array(cells.dropFirst().prefix(shown.count + 1)) == shown.map { count($0.value!) } + [count(kept)])
+    }
+
     @Test func withoutGeneratedRowsIsAnError() throws {
         let prefillOnly = TestTrace(.init(layers: 1, prefill: 48, future: 0))
         #expect(throws: SimulatorError.self) { try Self.run("h2o", DecodingReplay(), trace: prefillOnly) }

@@ -55,6 +55,14 @@ public struct HeatmapData: Sendable, Hashable {
         case max
         /// Averages only the causal (and non-NaN) entries of each block.
         case mean
+
+        /// The subtitle line of a map pooled `k × k`: "max-pooled 4×4" or "mean-pooled 4×4 (causal entries)".
+        public func note(_ k: Int) -> String { self == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)" }
+    }
+
+    /// The subtitle line of a map whose cells are drawn `stretch` times taller than wide.
+    public static func stretchNote(_ stretch: Double) -> String {
+        "rows drawn \(String(format: "%.1f", stretch))× taller than wide (few recorded rows)"
     }
 
     /// The pool factor `k = ⌈max(rows, cols) / limit⌉`.

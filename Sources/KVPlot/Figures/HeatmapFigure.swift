@@ -8,16 +8,12 @@ import Foundation
 /// pooled `k × k` (`k = ⌈T / limit⌉`) and the subtitle says so.
 public struct HeatmapFigure: Sendable {
     public var data: HeatmapData
-    public var causal: Bool
-    public var bands: [ModalityBand]
-    public var normalization: Normalization
-    public var colorMap: ColorMap
+    /// The mask, bands, colours and pooling (as the grid heatmap's).
+    public var look: HeatmapLook
     public var title: String
     public var subtitle: [String]
     public var xLabel: String
     public var yLabel: String
-    public var colorBarLabel: String
-    public var pooling: HeatmapData.Pooling
     /// Largest number of cells per side before pooling; nil = the map side in device pixels at
     /// `scale` (2 by default).
     public var poolLimit: Int?
@@ -45,10 +41,11 @@ public struct HeatmapFigure: Sendable {
         scale: Double = 2, size: Size? = nil
     ) {
         self.data = HeatmapData(values: matrix, rows: rows, cols: cols, rowStart: rowStart)
-        self.causal = causal; self.bands = bands; self.normalization = normalization; self.colorMap = colorMap
+        self.look = HeatmapLook(
+            causal: causal, bands: bands, normalization: normalization, colorMap: colorMap, colorBarLabel: colorBarLabel,
+            pooling: pooling)
         self.title = title; self.subtitle = subtitle; self.xLabel = xLabel; self.yLabel = yLabel
-        self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
-        self.pooling = pooling; self.poolLimit = poolLimit; self.scale = scale; self.size = size
+        self.poolLimit = poolLimit; self.scale = scale; self.size = size
     }
 
     /// The same from a `Double` matrix.
@@ -90,20 +87,17 @@ public struct HeatmapFigure: Sendable {
     /// The figure.
     public func build() -> Figure {
         var sub = subtitle
-        let probe = HeatmapChart(data: data, bands: bands)
+        let probe = HeatmapChart(data: data, bands: look.bands)
         let map = Self.mapSize(rows: data.rows, cols: data.cols)
         let stretched = abs(map.stretch - 1) > 0.05
         let limit = poolLimit ?? max(1, Int(max(map.width, map.height) * scale))
         let k = HeatmapData.poolFactor(rows: data.rows, cols: data.cols, limit: limit)
-        var d = data
-        if k > 1 {
-            d = data.pooled(k, mode: pooling, causal: causal)
-            sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)")
-        }
+        let d = look.pooled(data, by: k)
+        if let note = look.poolNote(k) { sub.append(note) }
         if stretched {
             sub.append(
                 map.stretch > 1
-                    ? "rows drawn \(String(format: "%.1f", map.stretch))× taller than wide (few recorded rows)"
+                    ? HeatmapData.stretchNote(map.stretch)
                     : "columns drawn \(String(format: "%.1f", 1 / map.stretch))× wider than tall")
         }
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
@@ -120,13 +114,51 @@ public struct HeatmapFigure: Sendable {
             ? Rect(x: 6 + dx, y: header, width: insets.left + map.width + insets.right, height: insets.top + map.height + insets.bottom)
             : Rect(x: 6, y: header, width: page.width - 6 - Self.colorBarWidth - 10, height: page.height - header - 4)
         let chart = HeatmapChart(
-            data: d, normalization: normalization, colorMap: colorMap, mask: causal ? .causal : .none,
-            bands: bands, xLabel: xLabel, yLabel: yLabel, squareCells: !stretched || size != nil)
+            data: d, normalization: look.normalization, colorMap: look.colorMap, mask: look.mask,
+            bands: look.bands, xLabel: xLabel, yLabel: yLabel, squareCells: !stretched || size != nil)
         let plot = chart.plotRect(in: chartFrame)
         var fig = Figure(size: page, title: title, subtitle: sub)
         fig.add(chart, in: chartFrame)
-        let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
-        fig.add(bar, in: Rect(x: plot.maxX + 12, y: plot.minY, width: Self.colorBarWidth, height: plot.height))
+        fig.add(look.colorBar, in: Rect(x: plot.maxX + 12, y: plot.minY, width: Self.colorBarWidth, height: plot.height))
         return fig
     }
+}
+
+/// How a heatmap draws its values, shared by ``HeatmapFigure`` and ``HeatmapGridFigure``: the
+/// causal mask, the modality bands, the normalisation and colour map with the colour bar's label,
+/// and the pooling used when a cell would be smaller than a device pixel.
+public struct HeatmapLook: Sendable {
+    /// Mask the upper triangle (key position > query position).
+    public var causal: Bool
+    /// Modality spans in absolute positions.
+    public var bands: [ModalityBand]
+    public var normalization: Normalization
+    public var colorMap: ColorMap
+    public var colorBarLabel: String
+    public var pooling: HeatmapData.Pooling
+
+    /// `colorBarLabel` nil: "attention weight", plus ", log" on a logarithmic scale.
+    public init(
+        causal: Bool = true, bands: [ModalityBand] = [], normalization: Normalization = .log(1e-4 ... 1),
+        colorMap: ColorMap = .viridis, colorBarLabel: String? = nil, pooling: HeatmapData.Pooling = .max
+    ) {
+        self.causal = causal
+        self.bands = bands
+        self.normalization = normalization
+        self.colorMap = colorMap
+        self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
+        self.pooling = pooling
+    }
+
+    /// The causal mask, or none.
+    public var mask: HeatmapMask { causal ? .causal : .none }
+
+    /// `data` pooled `k × k` (only the causal entries under the causal mask); `data` for `k ≤ 1`.
+    public func pooled(_ data: HeatmapData, by k: Int) -> HeatmapData { data.pooled(k, mode: pooling, causal: causal) }
+
+    /// The subtitle line of a map pooled `k × k`, nil for `k ≤ 1`.
+    public func poolNote(_ k: Int) -> String? { k > 1 ? pooling.note(k) : nil }
+
+    /// The colour bar of the map.
+    public var colorBar: ColorBar { ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel) }
 }

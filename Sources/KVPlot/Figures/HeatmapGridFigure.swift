@@ -16,15 +16,11 @@ public struct HeatmapGridFigure: Sendable {
     public var gridColumns: Int
     public var rows: Int
     public var cols: Int
-    public var causal: Bool
-    public var bands: [ModalityBand]
-    public var normalization: Normalization
-    public var colorMap: ColorMap
+    /// The mask, bands, colours and pooling of every panel (as the single heatmap's).
+    public var look: HeatmapLook
     public var title: String
     public var subtitle: [String]
-    public var colorBarLabel: String
     public var panelSize: Double
-    public var pooling: HeatmapData.Pooling
     public var scale: Double
     /// Absolute position of the first row / column (window traces, crops).
     public var rowStart: Int = 0
@@ -46,10 +42,11 @@ public struct HeatmapGridFigure: Sendable {
         let shape = Self.panelShape(rows: rows, cols: cols, panelSize: panelSize)
         let footprint = (shape.height + 31) / (shape.width + 21)
         self.gridColumns = max(1, gridColumns ?? Self.gridShape(count: panels.count, panelAspect: footprint).cols); self.rows = rows;
-        self.cols = cols; self.causal = causal
-        self.bands = bands; self.normalization = normalization; self.colorMap = colorMap; self.title = title
-        self.subtitle = subtitle; self.colorBarLabel = colorBarLabel ?? ("attention weight" + (normalization.isLog ? ", log" : ""))
-        self.panelSize = panelSize; self.pooling = pooling; self.scale = scale
+        self.cols = cols
+        self.look = HeatmapLook(
+            causal: causal, bands: bands, normalization: normalization, colorMap: colorMap, colorBarLabel: colorBarLabel,
+            pooling: pooling)
+        self.title = title; self.subtitle = subtitle; self.panelSize = panelSize; self.scale = scale
     }
 
     /// Shortest a panel's map may be, in points: below this, rows are stretched (cells drawn
@@ -91,10 +88,10 @@ public struct HeatmapGridFigure: Sendable {
         let panelW = shape.width, panelH = shape.height
         let k = HeatmapData.poolFactor(rows: rows, cols: cols, limit: max(1, Int(max(panelW, panelH) * scale)))
         var sub = subtitle
-        if k > 1 { sub.append(pooling == .max ? "max-pooled \(k)×\(k)" : "mean-pooled \(k)×\(k) (causal entries)") }
-        if shape.stretch > 1.05 { sub.append("rows drawn \(String(format: "%.1f", shape.stretch))× taller than wide (few recorded rows)") }
+        if let note = look.poolNote(k) { sub.append(note) }
+        if shape.stretch > 1.05 { sub.append(HeatmapData.stretchNote(shape.stretch)) }
         let header = Figure.headerHeight(subtitleLines: sub.count, hasTitle: !title.isEmpty)
-        let bandPad = bands.isEmpty ? 0.0 : 7
+        let bandPad = look.bands.isEmpty ? 0.0 : 7
         let left = 52.0 + bandPad, top = 12.0 + bandPad, bottom = 30.0, gap = 14.0 + bandPad, cbW = 62.0
         let cell = panelW + gap, cellH = panelH + gap
         let gridW = left + Double(gridColumns) * cell + cbW + 10
@@ -108,18 +105,16 @@ public struct HeatmapGridFigure: Sendable {
         var fig = Figure(size: size, title: title, subtitle: sub)
         for (i, p) in panels.enumerated() {
             let r = i / gridColumns, c = i % gridColumns
-            var data = HeatmapData(values: p.matrix, rows: rows, cols: cols, rowStart: rowStart, colStart: colStart)
-            if k > 1 { data = data.pooled(k, mode: pooling, causal: causal) }
+            let data = look.pooled(HeatmapData(values: p.matrix, rows: rows, cols: cols, rowStart: rowStart, colStart: colStart), by: k)
             let isLeft = c == 0, isBottom = r == gridRows - 1 || i + gridColumns >= panels.count
             let x = dx + left + Double(c) * cell, y = header + top + Double(r) * (cellH + 10)
             let chart = HeatmapChart(
-                data: data, normalization: normalization, colorMap: colorMap, mask: causal ? .causal : .none, bands: bands,
+                data: data, normalization: look.normalization, colorMap: look.colorMap, mask: look.mask, bands: look.bands,
                 separators: true, xLabel: isBottom ? "key position" : nil, yLabel: isLeft ? "query" : nil, insets: EdgeInsets(),
                 squareCells: shape.stretch <= 1.05, showXTickLabels: isBottom, showYTickLabels: isLeft, bandWidth: 5, panelTitle: p.title)
             fig.add(chart, in: Rect(x: x, y: y, width: panelW, height: panelH))
         }
-        let bar = ColorBar(normalization: normalization, colorMap: colorMap, label: colorBarLabel)
-        fig.add(bar, in: Rect(x: dx + left + Double(gridColumns) * cell + 4, y: header + top, width: cbW, height: barH))
+        fig.add(look.colorBar, in: Rect(x: dx + left + Double(gridColumns) * cell + 4, y: header + top, width: cbW, height: barH))
         return fig
     }
 }

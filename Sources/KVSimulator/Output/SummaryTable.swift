@@ -12,19 +12,11 @@ public enum SummaryTable {
         var table: [[String]] = [["metric", "all layers", "layer \(layers.first ?? 0)", "layer \(layers.last ?? 0)"]]
         var notes: [String] = []
         for r in all where r.source == nil || r.value != 0 {
-            var name = r.image.map { "\(r.metric)[\($0)]" } ?? r.metric
-            if let s = r.source, let t = r.target { name += "[\(s)→\(t)]" }
-            func fmt(_ v: Double?) -> String {
-                guard let v else { return "—" }
-                if r.metric == "kept_tokens" || r.metric == "cache_bytes" || r.metric == MergeFlow.id {
-                    return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
-                }
-                return String(format: "%.4f", v)
-            }
+            let series = Series(r)
             let first = result.value(r.metric, layer: layers.first, image: r.image, source: r.source, target: r.target)
             let last = result.value(r.metric, layer: layers.last, image: r.image, source: r.source, target: r.target)
-            table.append([name, fmt(r.value), fmt(first), fmt(last)])
-            if r.value == nil, let n = r.note { notes.append("\(name) omitted: \(n)") }
+            table.append([series.name, series.format(r.value), series.format(first), series.format(last)])
+            if r.value == nil, let n = r.note { notes.append("\(series.name) omitted: \(n)") }
         }
         var out = TextTable.lines(table, rightAligned: { $0 > 0 }).joined(separator: "\n") + "\n"
         let first = result.rows.first
@@ -36,27 +28,23 @@ public enum SummaryTable {
     }
 
     /// The table of a decoding replay: one line per step, one column per metric series (the value
-    /// over all layers at that step), then the notes of omitted series.
+    /// over all layers at that step; a flow metric one column per source → target pair that is not 0
+    /// at some step), then the notes of omitted series.
     public static func renderSteps(_ result: ReplayResult) -> String {
         let all = result.rows.filter { $0.layer == nil && $0.head == nil && $0.step != nil }
-        var series: [(metric: String, image: Int?)] = []
-        for r in all where !series.contains(where: { $0.metric == r.metric && $0.image == r.image }) { series.append((r.metric, r.image)) }
-        let names = series.map { s in s.image.map { "\(s.metric)[\($0)]" } ?? s.metric }
-        var table: [[String]] = [["step"] + names]
+        var series: [Series] = []
+        for r in all where !series.contains(Series(r)) { series.append(Series(r)) }
+        // Flow series are listed where some step's value is not 0, as in `render`.
+        series.removeAll { s in s.source != nil && !all.contains { Series($0) == s && $0.value != 0 } }
+        var table: [[String]] = [["step"] + series.map(\.name)]
         var notes: [String] = []
         for t in result.steps {
             var line = [String(t)]
-            for (k, s) in series.enumerated() {
-                let r = result.row(s.metric, image: s.image, step: t)
-                if let v = r?.value {
-                    line.append(
-                        s.metric == "kept_tokens" || s.metric == "cache_bytes"
-                            ? (v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)) : String(format: "%.4f", v))
-                } else {
-                    line.append("—")
-                    if let n = r?.note, !notes.contains(where: { $0.hasPrefix(names[k] + " ") }) {
-                        notes.append("\(names[k]) omitted: \(n)")
-                    }
+            for s in series {
+                let r = result.row(s.metric, image: s.image, source: s.source, target: s.target, step: t)
+                line.append(s.format(r?.value))
+                if r?.value == nil, let n = r?.note, !notes.contains(where: { $0.hasPrefix(s.name + " ") }) {
+                    notes.append("\(s.name) omitted: \(n)")
                 }
             }
             table.append(line)
@@ -66,5 +54,33 @@ public enum SummaryTable {
             "step t: row metrics over the generated rows P … P + t − 1, each against the cache it saw; sizes and retention of the cache at step t\n"
         for n in notes { out += "note: \(n)\n" }
         return out
+    }
+
+    /// One series of a replay's rows: a metric, and the image of a per-image metric or the
+    /// source → target groups of a flow metric. Named `metric`, `metric[image]` or
+    /// `metric[source→target]`.
+    struct Series: Equatable {
+        var metric: String
+        var image: Int?
+        var source: String?
+        var target: String?
+
+        init(_ r: ResultRow) { (metric, image, source, target) = (r.metric, r.image, r.source, r.target) }
+
+        var name: String {
+            var name = image.map { "\(metric)[\($0)]" } ?? metric
+            if let source, let target { name += "[\(source)→\(target)]" }
+            return name
+        }
+
+        /// A count (`kept_tokens`, `cache_bytes`, `merge_flow`) as a whole number when it is one,
+        /// else one decimal; any other metric with 4 decimals; an omitted value as `—`.
+        func format(_ v: Double?) -> String {
+            guard let v else { return "—" }
+            if metric == "kept_tokens" || metric == "cache_bytes" || metric == MergeFlow.id {
+                return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+            }
+            return String(format: "%.4f", v)
+        }
     }
 }

@@ -68,9 +68,7 @@ struct CompareCommand: ExampledCommand {
                 trace: info.name, traceHash: info.contentHash, kept: kept, policy: configuration.label,
                 budgetSpec: Combination.budgetText(spec), compressionPoint: P,
                 headKind: indices.perQueryHead ? "query" : "kv", summary: summary, rows: rows)
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(doc), as: UTF8.self))
+            print(try jsonText(doc))
             return
         }
         let kind = indices.perQueryHead ? "query head" : "KV head"

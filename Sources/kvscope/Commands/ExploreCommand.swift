@@ -114,7 +114,7 @@ struct ExploreCommand: ExampledCommand {
             }
         }
         if sweep.json {
-            print(try ExploreReport(sweep: done.summary, safe: set, safeCSV: safeURL.path, figures: written).jsonText())
+            print(try jsonText(ExploreReport(sweep: done.summary, safe: set, safeCSV: safeURL.path, figures: written)))
             return
         }
         print(done.summary.text, terminator: "")
@@ -168,12 +168,5 @@ struct ExploreReport: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case sweep, conditions, perLayer = "per_layer", safeCSV = "safe_csv", figures, cheapest
-    }
-
-    func jsonText() throws -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }

@@ -49,10 +49,8 @@ struct PoliciesCommand: ExampledCommand {
         if idsOnly {
             text = chosen.map(\.id).joined(separator: "\n") + "\n"
         } else if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
             let docs = chosen.map(DeclarationJSON.init)
-            text = String(decoding: try id == nil ? e.encode(docs) : e.encode(docs[0]), as: UTF8.self) + "\n"
+            text = try (id == nil ? jsonText(docs) : jsonText(docs[0])) + "\n"
         } else if markdown {
             text = PolicyCatalogue.markdown(chosen)
         } else if id != nil {

@@ -146,7 +146,7 @@ struct SimulateCommand: ExampledCommand {
                 params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
                 budgetSpec: Combination.budgetText(spec), compressionPoint: P, hh: b.heavy, recent: b.recent,
                 nominal: b.nominal, layers: layers, rows: rows)
-            print(try report.jsonText())
+            print(try jsonText(report))
             return
         }
         print(
@@ -254,12 +254,5 @@ struct SimulateReport: Encodable {
     enum CodingKeys: String, CodingKey {
         case trace, traceHash = "trace_hash", policy, params, fidelity, budgetSpec = "budget_spec"
         case compressionPoint = "compression_point", hh, recent, nominal, layers, rows
-    }
-
-    func jsonText() throws -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }

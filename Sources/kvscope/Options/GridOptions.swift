@@ -138,11 +138,7 @@ struct GridOptions: ParsableArguments {
 
     /// The policy ids, resolved (case-insensitive, with a suggestion for an unknown one).
     func policyIDs() throws -> [String] {
-        let ids = try policies.values.map { id in
-            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError {
-                throw ValidationError("--policies: '\(id)': \(e.message)")
-            }
-        }
+        let ids = try policies.resolvedPolicyIDs()
         if let dup = ids.first(where: { id in ids.filter { $0 == id }.count > 1 }) {
             throw ValidationError("--policies: '\(dup)' is listed twice")
         }

@@ -61,6 +61,18 @@ struct PolicyArguments: ParsableArguments {
     func make() throws -> any CachePolicy { try configuration().make() }
 }
 
+extension ListArgument<String> {
+    /// The `--policies` ids resolved against the registry (case-insensitive); an unknown one is
+    /// the error "--policies: 'id': …" with the registry's suggestion.
+    func resolvedPolicyIDs() throws -> [String] {
+        try values.map { id in
+            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError {
+                throw ValidationError("--policies: '\(id)': \(e.message)")
+            }
+        }
+    }
+}
+
 extension Fidelity: ExpressibleByArgument {}
 extension GQAReduction: ExpressibleByArgument {}
 extension MergeStrategy: ExpressibleByArgument {}

@@ -9,48 +9,44 @@ import KVTrace
 struct MappingOptions: ParsableArguments {
     @Option(
         name: .customLong("attn"),
-        help: ArgumentHelp(
-            "Bare arrays: the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file; default: a member named attn or attention).",
-            valueName: "name"))
+        help: .member(
+            "the attention rows, [H,Q,T] or [L,H,Q,T] (a member name, or a .npy path beside the file; default: a member named attn or attention)."
+        ))
     var attn: String?
     @Option(
         name: .customLong("colsum"),
-        help: ArgumentHelp(
-            "Bare arrays: prefill column sums over rows 0..<P, [H,T] or [L,H,T] (default: a member attn_colsum or colsum).",
-            valueName: "name"))
+        help: .member("prefill column sums over rows 0..<P, [H,T] or [L,H,T] (default: a member attn_colsum or colsum)."))
     var colsum: String?
     @Option(
         name: .customLong("keys"),
-        help: ArgumentHelp("Bare arrays: post-RoPE keys, [KVH,T,D] or [L,KVH,T,D] (default: a member k or keys).", valueName: "name"))
+        help: .member("post-RoPE keys, [KVH,T,D] or [L,KVH,T,D] (default: a member k or keys)."))
     var keys: String?
     @Option(
         name: .customLong("values"),
-        help: ArgumentHelp("Bare arrays: values, [KVH,T,D] or [L,KVH,T,D] (default: a member v or values).", valueName: "name"))
+        help: .member("values, [KVH,T,D] or [L,KVH,T,D] (default: a member v or values)."))
     var values: String?
     @Option(
         name: .customLong("queries"),
-        help: ArgumentHelp(
-            "Bare arrays: post-RoPE queries of the recorded rows, [H,Q,D] or [L,H,Q,D] (default: a member q or queries).", valueName: "name"
-        ))
+        help: .member("post-RoPE queries of the recorded rows, [H,Q,D] or [L,H,Q,D] (default: a member q or queries)."))
     var queries: String?
     @Option(
         name: .customLong("modality"),
-        help: ArgumentHelp(
-            "Bare arrays: token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image) (default: a member token_modality or modality).",
-            valueName: "name"))
+        help: .member(
+            "token modality [T], ints 0 text, 1 image, 2 video, 3 audio, or bool (true = image) (default: a member token_modality or modality)."
+        ))
     var modality: String?
     @Option(
         name: .customLong("token-kind"),
-        help: ArgumentHelp(
-            "Bare arrays: [T] ints, 0 text and k ≥ 1 a token of the k-th image (image id k − 1; the LOOK-M fixtures' in_token_kind; default: a member token_kind).",
-            valueName: "name"))
+        help: .member(
+            "[T] ints, 0 text and k ≥ 1 a token of the k-th image (image id k − 1; the LOOK-M fixtures' in_token_kind; default: a member token_kind)."
+        ))
     var tokenKind: String?
-    @Option(name: .customLong("prefill-len"), help: "Bare arrays: the prefill length P (default: T).")
+    @Option(name: .customLong("prefill-len"), help: .bareArrays("the prefill length P (default: T)."))
     var prefillLen: Int?
-    @Option(name: .customLong("query-start"), help: "Bare arrays: absolute position of the first recorded row (default: T − Q).")
+    @Option(name: .customLong("query-start"), help: .bareArrays("absolute position of the first recorded row (default: T − Q)."))
     var queryStart: Int?
     @Option(
-        name: .customLong("layout"), help: "Bare arrays: HQT (one layer) or LHQT (leading layer axis). Default: inferred from the ranks.")
+        name: .customLong("layout"), help: .bareArrays("HQT (one layer) or LHQT (leading layer axis). Default: inferred from the ranks."))
     var layout: BareArrayMapping.Layout?
     @Option(
         name: .customLong("layer"),
@@ -58,28 +54,28 @@ struct MappingOptions: ParsableArguments {
             "Bare arrays with layout HQT: the layer index the arrays hold (default 0). In render heatmap / merges also the layer drawn, for any trace; in compare the layer a [heads, C] kept array holds."
     )
     var layer: Int?
-    @Flag(name: .customLong("tril"), help: "Bare arrays: --attn is a packed lower triangle [H, T(T+1)/2].")
+    @Flag(name: .customLong("tril"), help: .bareArrays("--attn is a packed lower triangle [H, T(T+1)/2]."))
     var tril = false
     @Option(
-        name: .customLong("image-spans"), help: ArgumentHelp("Bare arrays: half-open image spans, e.g. 40:64,94:118.", valueName: "a:b,…"))
+        name: .customLong("image-spans"), help: .bareArrays("half-open image spans, e.g. 40:64,94:118.", valueName: "a:b,…"))
     var imageSpans: ListArgument<SpanArgument>?
     @Option(
         name: .customLong("placeholders"),
-        help: ArgumentHelp("Bare arrays: LOOK-M placeholder positions p0,p1,…; image i spans [p_i+(N−1)i, +N).", valueName: "p0,p1,…"))
+        help: .bareArrays("LOOK-M placeholder positions p0,p1,…; image i spans [p_i+(N−1)i, +N).", valueName: "p0,p1,…"))
     var placeholders: ListArgument<IndexArgument>?
     @Option(name: .customLong("tokens-per-image"), help: "With --placeholders: tokens per image N (default 576).")
     var tokensPerImage: Int?
     @Option(
         name: .customLong("grid"),
-        help: ArgumentHelp("Bare arrays: the patch grid of every image span (default: square when possible, else 1×n).", valueName: "RxC"))
+        help: .bareArrays("the patch grid of every image span (default: square when possible, else 1×n).", valueName: "RxC"))
     var grid: GridSize?
     @Option(
         name: .customLong("dtype"),
-        help: ArgumentHelp("Bare arrays: read 2-byte void / <i2 arrays as this dtype (only bf16).", valueName: "bf16"))
+        help: .bareArrays("read 2-byte void / <i2 arrays as this dtype (only bf16).", valueName: "bf16"))
     var dtype: DTypeOverride?
     @Option(
         name: .customLong("kv-map"),
-        help: ArgumentHelp("Bare arrays: kv_head_of_query_head, e.g. 0,0,0,1,1,1 (default h / (H/KVH)).", valueName: "list"))
+        help: .bareArrays("kv_head_of_query_head, e.g. 0,0,0,1,1,1 (default h / (H/KVH)).", valueName: "list"))
     var kvMap: ListArgument<IndexArgument>?
 
     func validate() throws {
@@ -187,3 +183,14 @@ struct TraceOptions: ParsableArguments {
 }
 
 extension BareArrayMapping.Layout: ExpressibleByArgument {}
+
+extension ArgumentHelp {
+    /// The help of a bare-array mapping flag: "Bare arrays: " and `text` (attn-trace inputs ignore
+    /// these flags).
+    static func bareArrays(_ text: String, valueName: String? = nil) -> ArgumentHelp {
+        ArgumentHelp("Bare arrays: " + text, valueName: valueName)
+    }
+
+    /// The help of a flag naming the member (or `.npy` file) that plays a role; its value is `name`.
+    static func member(_ text: String) -> ArgumentHelp { bareArrays(text, valueName: "name") }
+}

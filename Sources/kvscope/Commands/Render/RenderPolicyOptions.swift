@@ -56,11 +56,7 @@ struct RenderPolicyOptions: ParsableArguments {
             if required { throw ValidationError("give --policies a,b,… (see `kvscope policies`)") }
             return []
         }
-        return try policies.values.map { id in
-            do { return try PolicyRegistry.resolve(id).id } catch let e as PolicyError {
-                throw ValidationError("--policies: '\(id)': \(e.message)")
-            }
-        }
+        return try policies.resolvedPolicyIDs()
     }
 
     /// The figures' budget when no budget flag is given.
