@@ -109,7 +109,7 @@ struct SimulateCommand: ExampledCommand {
         }
         var compressed: [CompressedLayer] = []
         if saveCache != nil {
-            for (ctx, d) in decided { compressed.append(DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())) }
+            for (ctx, d) in decided { compressed.append(try DecisionApplier.apply(d, context: ctx)) }
         }
         let images = info.images
         let imageOf = info.imageIdOfPosition
