@@ -17,6 +17,8 @@ extern "C" {
 
 /// 1 when the AVX2+FMA kernels are used on this machine.
 int ck_uses_avx2(void);
+/// 1 when the AVX-512F form of `ck_accum_rows` is used (off with KVSCOPE_NO_AVX512=1).
+int ck_uses_avx512(void);
 
 /// Floats needed by `ck_pack_panels` for `c` rows of dimension `d`.
 size_t ck_packed_count(long c, long d);
@@ -53,6 +55,13 @@ void ck_f32_to_f64(const void *src, long n, double *dst);
 /// `v` is little-endian of type `vtype` (CK_F64, CK_F32 or CK_F16), converted exactly.
 void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
                    const void *v, int vtype, double *acc, int subtract);
+/// The scalar loop `ck_accum_rows` must equal bit for bit (for tests of the vector forms).
+void ck_accum_rows_portable(long r, long d, const double *w, long ldw, const long *pos, long n,
+                            const void *v, int vtype, double *acc, int subtract);
+
+/// For each of the `r` rows `i` and each `k` in `0 ..< n` in order:
+/// `sums[i] = sums[i] ± w[i·ldw + pos[k]]`, exactly the scalar loop of each row.
+void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, double *sums, int subtract);
 
 #ifdef __cplusplus
 }

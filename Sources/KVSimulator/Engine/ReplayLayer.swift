@@ -51,52 +51,50 @@ public struct ReplayLayer: Sendable {
             for p in decision.heads[g].kept where p < P { m[p] = true }
             masks[g] = m
         }
-        let modIndex = c.modality.map { m in c.modalities.firstIndex(of: m)! }
+        // Per KV head: kept positions ascending, and split by modality (each list still ascending).
+        let M = c.modalities.count
+        var ascendingOf = [[Int]](repeating: [], count: G)
+        var byModalityOf = [[[Int]]](repeating: [], count: G)
+        for g in 0 ..< G {
+            let kept = decision.heads[g].kept
+            let asc = zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 } ? kept : kept.sorted()
+            ascendingOf[g] = asc
+            var lists = [[Int]](repeating: [], count: M)
+            for p in asc where p < P { lists[c.modalityIndex[p]].append(p) }
+            byModalityOf[g] = lists
+        }
+        let first = c.rows.lowerBound
         for h in 0 ..< H {
             let g = map[h]
             let head = decision.heads[g]
             let mask = masks[g]
-            let ascending = head.kept.sorted()
+            let ascending = ascendingOf[g]
             if let a = c.attention {
+                // Each sum runs over its positions in ascending order, one row at a time (the
+                // gathered-sum kernel keeps each row's order), from 0.
                 var mass = [Double](repeating: 0, count: R)
-                var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: c.modalities.count)
+                var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: M)
                 var hit = [Int](repeating: 0, count: R)
                 var tail = [Double](repeating: 0, count: R)
                 let complement = head.evicted.count < head.kept.count
-                let M = c.modalities.count
-                var modAcc = [Double](repeating: 0, count: M)
                 a.withUnsafeBufferPointer { ab in
-                    head.evicted.withUnsafeBufferPointer { ev in
-                        ascending.withUnsafeBufferPointer { asc in
-                            modIndex.withUnsafeBufferPointer { mi in
-                                modAcc.withUnsafeMutableBufferPointer { macc in
-                                    mask.withUnsafeBufferPointer { mk in
-                                        for r in 0 ..< R {
-                                            let i = c.rows.lowerBound + r
-                                            let row = ab.baseAddress! + (h * R + r) * T
-                                            if complement {
-                                                var s = 0.0
-                                                for p in ev where p <= i { s += row[p] }
-                                                mass[r] = c.prefixMass[h * R + r] - s
-                                            } else {
-                                                var s = 0.0
-                                                for p in asc where p <= i { s += row[p] }
-                                                mass[r] = s
-                                            }
-                                            for m in 0 ..< M { macc[m] = 0 }
-                                            for p in asc where p <= i { macc[mi[p]] += row[p] }
-                                            for m in 0 ..< M { mod[m][r] = macc[m] }
-                                            var n = 0
-                                            for t in c.topSets[h * R + r] where mk[t] { n += 1 }
-                                            hit[r] = n
-                                            var lost = 0.0
-                                            for p in gone[g] where p <= i { lost += row[p] }
-                                            tail[r] = c.tailMass[h * R + r] - lost
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                    let ah = ab.baseAddress! + h * R * T
+                    Kernels.gatherSum(
+                        firstRow: first, rows: R, weights: ah, ldw: T, positions: complement ? head.evicted : ascending,
+                        into: &mass, subtract: false)
+                    if complement { for r in 0 ..< R { mass[r] = c.prefixMass[h * R + r] - mass[r] } }
+                    for m in 0 ..< M {
+                        Kernels.gatherSum(
+                            firstRow: first, rows: R, weights: ah, ldw: T, positions: byModalityOf[g][m], into: &mod[m], subtract: false)
+                    }
+                    Kernels.gatherSum(firstRow: first, rows: R, weights: ah, ldw: T, positions: gone[g], into: &tail, subtract: false)
+                    for r in 0 ..< R { tail[r] = c.tailMass[h * R + r] - tail[r] }
+                }
+                mask.withUnsafeBufferPointer { mk in
+                    for r in 0 ..< R {
+                        var n = 0
+                        for t in c.topSets[h * R + r] where mk[t] { n += 1 }
+                        hit[r] = n
                     }
                 }
                 km[h] = mass; kmm[h] = mod; hits[h] = hit; tails[h] = tail
@@ -202,23 +200,24 @@ public struct ReplayLayer: Sendable {
                     let wh = w0 + h * R * T
                     if complement {
                         c.prefixNum.withUnsafeBufferPointer { o0.update(from: $0.baseAddress! + h * R * D, count: R * D) }
-                        for r in 0 ..< R {
-                            let i = first + r
-                            var zz = c.prefixZ[h * R + r]
-                            for p in head.evicted where p <= i { zz -= wh[r * T + p] }
-                            z[r] = zz
-                        }
+                        for r in 0 ..< R { z[r] = c.prefixZ[h * R + r] }
+                        Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: &z, subtract: true)
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
                     } else {
                         // Kept slots in ascending position order (the full cache then sums exactly as the reference).
                         // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
-                        let order = head.kept.indices.sorted { head.kept[$0] < head.kept[$1] }
+                        let kept = head.kept
+                        let order =
+                            zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 }
+                            ? Array(kept.indices) : kept.indices.sorted { kept[$0] < kept[$1] }
                         var run: [Int] = []
                         run.reserveCapacity(order.count)
+                        // A run's weights join `z` before the next merged slot's, as one loop over slots would add them.
                         func flush() {
                             V.accumulateCausal(
                                 head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
+                            Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: &z, subtract: false)
                             run.removeAll(keepingCapacity: true)
                         }
                         for s in order {
@@ -239,7 +238,6 @@ public struct ReplayLayer: Sendable {
                                     }
                                 }
                             } else {
-                                for r in 0 ..< R where p <= first + r { z[r] += wh[r * T + p] }
                                 run.append(p)
                             }
                         }
@@ -248,7 +246,7 @@ public struct ReplayLayer: Sendable {
                     if !gone.isEmpty {
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: o0, subtract: true)
-                        for r in 0 ..< R { for p in gone where p <= first + r { z[r] -= wh[r * T + p] } }
+                        Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: &z, subtract: true)
                     }
                     for r in 0 ..< R {
                         let zt = z[r] + c.tailZ[h * R + r]
