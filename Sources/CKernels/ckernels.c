@@ -588,3 +588,63 @@ void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, d
         sums[i0] = s;
     }
 }
+
+// MARK: Dot products in the order of KVScope's `dot` (no FMA)
+
+// Eight lanes: lane l sums a[8t + l]·b[8t + l] over t (product rounded, then the sum), the lanes
+// are then added in order 0 … 7, then the d mod 8 remaining terms one by one.
+static inline double dot_portable(const double *a, const double *b, long d) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] = acc[l] + a[i + l] * b[i + l];
+    double s = acc[0];
+    for (int l = 1; l < 8; l++) s = s + acc[l];
+    for (; i < d; i++) s = s + a[i] * b[i];
+    return s;
+}
+
+#if CK_X86
+__attribute__((target("avx512f")))
+static void dot_rows_avx512(long r, long c, long d, const double *a, long lda, const double *b, long ldb,
+                            double *out, long ldo) {
+    const long d8 = d - d % 8;
+    for (long i = 0; i < r; i++) {
+        const double *ai = a + i * lda;
+        long j = 0;
+        for (; j + 4 <= c; j += 4) {
+            const double *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+            for (long t = 0; t < d8; t += 8) {
+                const __m512d x = _mm512_loadu_pd(ai + t);
+                s0 = _mm512_add_pd(s0, _mm512_mul_pd(x, _mm512_loadu_pd(b0 + t)));
+                s1 = _mm512_add_pd(s1, _mm512_mul_pd(x, _mm512_loadu_pd(b1 + t)));
+                s2 = _mm512_add_pd(s2, _mm512_mul_pd(x, _mm512_loadu_pd(b2 + t)));
+                s3 = _mm512_add_pd(s3, _mm512_mul_pd(x, _mm512_loadu_pd(b3 + t)));
+            }
+            double l0[8], l1[8], l2[8], l3[8];
+            _mm512_storeu_pd(l0, s0); _mm512_storeu_pd(l1, s1); _mm512_storeu_pd(l2, s2); _mm512_storeu_pd(l3, s3);
+            double t0 = l0[0], t1 = l1[0], t2 = l2[0], t3 = l3[0];
+            for (int l = 1; l < 8; l++) { t0 = t0 + l0[l]; t1 = t1 + l1[l]; t2 = t2 + l2[l]; t3 = t3 + l3[l]; }
+            for (long t = d8; t < d; t++) {
+                t0 = t0 + ai[t] * b0[t]; t1 = t1 + ai[t] * b1[t]; t2 = t2 + ai[t] * b2[t]; t3 = t3 + ai[t] * b3[t];
+            }
+            out[i * ldo + j] = t0; out[i * ldo + j + 1] = t1; out[i * ldo + j + 2] = t2; out[i * ldo + j + 3] = t3;
+        }
+        for (; j < c; j++) out[i * ldo + j] = dot_portable(ai, b + j * ldb, d);
+    }
+}
+#endif
+
+void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
+#if CK_X86
+    if (ck_uses_avx512()) { dot_rows_avx512(r, c, d, a, lda, b, ldb, out, ldo); return; }
+#endif
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
+}
+
+void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
+}

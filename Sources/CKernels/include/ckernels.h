@@ -63,6 +63,14 @@ void ck_accum_rows_portable(long r, long d, const double *w, long ldw, const lon
 /// `sums[i] = sums[i] ± w[i·ldw + pos[k]]`, exactly the scalar loop of each row.
 void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, double *sums, int subtract);
 
+/// `out[i·ldo + j] = a_i · b_j` for the `r` rows `a_i` (`lda` apart) and `c` rows `b_j` (`ldb`
+/// apart) of dimension `d`, each exactly as KVScope's Swift `dot` sums it: eight lanes over
+/// `d` in steps of eight (product rounded, then the sum), the lanes added in order 0 … 7, then the
+/// remaining `d mod 8` terms one by one. No fused multiply-add.
+void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
+/// The scalar form `ck_dot_rows` must equal bit for bit (for tests of the vector form).
+void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
+
 #ifdef __cplusplus
 }
 #endif

@@ -276,8 +276,10 @@ public struct EvaluationContext: Sendable {
                                         let row = wb.baseAddress! + (h * R + r) * T
                                         let qp = qb.baseAddress! + (h * R + r) * D
                                         var m = -Double.infinity
+                                        // q·k_j in the order of `dot`, by the kernel.
+                                        ck_dot_rows(1, n, D, qp, D, kb, D, row, n)
                                         for j in 0 ..< n {
-                                            let l = sc * dot(qp, kb + j * D, D)
+                                            let l = sc * row[j]
                                             row[j] = l
                                             m = Swift.max(m, l)
                                         }

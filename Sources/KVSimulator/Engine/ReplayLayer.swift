@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import KVPolicies
 import KVTrace
@@ -193,6 +194,11 @@ public struct ReplayLayer: Sendable {
         }
         let complement = count.isEmpty && head.evicted.count < head.kept.count
         let first = c.rows.lowerBound
+        // Kept slots in ascending position order (the full cache then sums exactly as the reference).
+        let kept = head.kept
+        let order =
+            complement
+            ? [] : zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 } ? Array(kept.indices) : kept.indices.sorted { kept[$0] < kept[$1] }
         c.weights.withUnsafeBufferPointer { wb in
             Q.withUnsafeBufferPointer { qb in
                 o.withUnsafeMutableBufferPointer { ob in
@@ -204,13 +210,16 @@ public struct ReplayLayer: Sendable {
                         Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: &z, subtract: true)
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
+                    } else if !count.isEmpty, let last = head.kept.max(), last <= first {
+                        // Merged slots, every slot visible to every row: one weight row per evaluation row over
+                        // the slots in ascending position order (w[i, p] for a plain slot, exp(s·q·k' − m) for
+                        // a merged one) and the slots' values (V or V') as Double rows, summed by one kernel
+                        // call each for o and z: the same products and sums, in the same order, as slot by slot.
+                        mergedSlots(
+                            head, g: g, order: order, slotRow: row, mergedK: mergedK, mergedV: mergedV, V: V, c: c,
+                            q: qb.baseAddress! + h * R * D, rowMax: h * R, weights: wh, into: o0, z: &z)
                     } else {
-                        // Kept slots in ascending position order (the full cache then sums exactly as the reference).
                         // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
-                        let kept = head.kept
-                        let order =
-                            zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 }
-                            ? Array(kept.indices) : kept.indices.sorted { kept[$0] < kept[$1] }
                         var run: [Int] = []
                         run.reserveCapacity(order.count)
                         // A run's weights join `z` before the next merged slot's, as one loop over slots would add them.
@@ -256,5 +265,56 @@ public struct ReplayLayer: Sendable {
             }
         }
         return o
+    }
+    /// `o'` and `z` of one query head over every kept slot when all are visible to every row (see
+    /// `output`): the logits of the merged slots `s·q·k'` by `ck_dot_rows` (the order of `dot`), their
+    /// weights `exp(l − m)`, the plain slots' `w[i, p]`, then one accumulation over the slots' values.
+    static func mergedSlots(
+        _ head: HeadDecision, g: Int, order: [Int], slotRow row: [Int], mergedK: [Double], mergedV: [Double], V: KVRows,
+        c: EvaluationContext, q: UnsafePointer<Double>, rowMax mx: Int, weights wh: UnsafePointer<Double>,
+        into o: UnsafeMutablePointer<Double>, z: inout [Double]
+    ) {
+        let R = c.rowCount, D = c.headDim, T = c.seqLen, n = order.count
+        let merged = order.filter { row[$0] >= 0 }
+        let nm = merged.count
+        var keys = [Double](repeating: 0, count: nm * D)
+        var logits = [Double](repeating: 0, count: R * nm)
+        var weights = [Double](repeating: 0, count: R * n)
+        var values = [Double](repeating: 0, count: n * D)
+        mergedK.withUnsafeBufferPointer { mk in
+            keys.withUnsafeMutableBufferPointer { kb in
+                for (m, s) in merged.enumerated() { (kb.baseAddress! + m * D).update(from: mk.baseAddress! + row[s] * D, count: D) }
+            }
+        }
+        keys.withUnsafeBufferPointer { kb in
+            logits.withUnsafeMutableBufferPointer { lb in ck_dot_rows(R, nm, D, q, D, kb.baseAddress!, D, lb.baseAddress!, nm) }
+        }
+        mergedV.withUnsafeBufferPointer { mv in
+            values.withUnsafeMutableBufferPointer { xb in
+                weights.withUnsafeMutableBufferPointer { wb in
+                    var m = 0
+                    for (j, s) in order.enumerated() {
+                        let p = head.kept[s]
+                        if row[s] >= 0 {
+                            (xb.baseAddress! + j * D).update(from: mv.baseAddress! + row[s] * D, count: D)
+                            for r in 0 ..< R { wb[r * n + j] = Foundation.exp(c.scale * logits[r * nm + m] - c.rowMax[mx + r]) }
+                            m += 1
+                        } else {
+                            V.load(g, p, into: xb.baseAddress! + j * D)
+                            for r in 0 ..< R { wb[r * n + j] = wh[r * T + p] }
+                        }
+                    }
+                }
+            }
+        }
+        let slots = Array(0 ..< n)
+        slots.withUnsafeBufferPointer { sb in
+            weights.withUnsafeBufferPointer { wb in
+                values.withUnsafeBufferPointer { xb in
+                    ck_accum_rows(R, D, wb.baseAddress!, n, sb.baseAddress!, n, xb.baseAddress!, Int32(CK_F64), o, 0)
+                }
+                z.withUnsafeMutableBufferPointer { zb in ck_gather_sum(R, wb.baseAddress!, n, sb.baseAddress!, n, zb.baseAddress!, 0) }
+            }
+        }
     }
 }
