@@ -157,38 +157,55 @@ public struct ReplayLayer: Sendable {
         var row = [Int](repeating: -1, count: head.kept.count)
         var mergedK: [Double] = [], mergedV: [Double] = [], count: [Int] = []
         if !head.merges.isEmpty {
-            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 4 * D)
-            defer { buf.deallocate() }
-            let ks = buf, kp = buf + D, vs = buf + 2 * D, vp = buf + 3 * D
-            for m in head.merges {
-                var r = row[m.slot]
-                if r < 0 {
-                    r = count.count
-                    row[m.slot] = r
-                    count.append(0)
-                    mergedK.append(contentsOf: repeatElement(0, count: D))
-                    mergedV.append(contentsOf: repeatElement(0, count: D))
-                }
-                let pv = head.kept[m.slot]
-                K.load(g, m.source, into: ks); K.load(g, pv, into: kp); V.load(g, m.source, into: vs); V.load(g, pv, into: vp)
-                let a = m.sourceWeight, b = m.pivotWeight
-                mergedK.withUnsafeMutableBufferPointer { mk in
-                    mergedV.withUnsafeMutableBufferPointer { mv in
-                        let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
-                        for d in 0 ..< D {
-                            ak[d] += a * ks[d] + b * kp[d]
-                            av[d] += a * vs[d] + b * vp[d]
-                        }
+            // Rows in order of each slot's first contribution; the pivots' K and V loaded once per slot.
+            var pivots: [Int] = []
+            for m in head.merges where row[m.slot] < 0 {
+                row[m.slot] = pivots.count
+                pivots.append(head.kept[m.slot])
+            }
+            let nr = pivots.count
+            count = [Int](repeating: 0, count: nr)
+            mergedK = [Double](repeating: 0, count: nr * D)
+            mergedV = mergedK
+            var pivotK = mergedK, pivotV = mergedK
+            pivotK.withUnsafeMutableBufferPointer { pk in
+                pivotV.withUnsafeMutableBufferPointer { pvb in
+                    for (r, p) in pivots.enumerated() {
+                        K.load(g, p, into: pk.baseAddress! + r * D)
+                        V.load(g, p, into: pvb.baseAddress! + r * D)
                     }
                 }
-                count[r] += 1
             }
-            for s in row.indices where row[s] >= 0 {
-                let r = row[s], div = Double(1 + count[r])
-                K.load(g, head.kept[s], into: kp); V.load(g, head.kept[s], into: vp)
-                for d in 0 ..< D {
-                    mergedK[r * D + d] = (kp[d] + mergedK[r * D + d]) / div
-                    mergedV[r * D + d] = (vp[d] + mergedV[r * D + d]) / div
+            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 2 * D)
+            defer { buf.deallocate() }
+            let ks = buf, vs = buf + D
+            mergedK.withUnsafeMutableBufferPointer { mk in
+                mergedV.withUnsafeMutableBufferPointer { mv in
+                    pivotK.withUnsafeBufferPointer { pk in
+                        pivotV.withUnsafeBufferPointer { pvb in
+                            for m in head.merges {
+                                let r = row[m.slot]
+                                K.load(g, m.source, into: ks); V.load(g, m.source, into: vs)
+                                let a = m.sourceWeight, b = m.pivotWeight
+                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
+                                for d in 0 ..< D {
+                                    ak[d] += a * ks[d] + b * kp[d]
+                                    av[d] += a * vs[d] + b * vp[d]
+                                }
+                                count[r] += 1
+                            }
+                            for r in 0 ..< nr {
+                                let div = Double(1 + count[r])
+                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
+                                for d in 0 ..< D {
+                                    ak[d] = (kp[d] + ak[d]) / div
+                                    av[d] = (vp[d] + av[d]) / div
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -275,30 +292,22 @@ public struct ReplayLayer: Sendable {
         into o: UnsafeMutablePointer<Double>, z: inout [Double]
     ) {
         let R = c.rowCount, D = c.headDim, T = c.seqLen, n = order.count
-        let merged = order.filter { row[$0] >= 0 }
-        let nm = merged.count
-        var keys = [Double](repeating: 0, count: nm * D)
+        let nm = mergedK.count / D
         var logits = [Double](repeating: 0, count: R * nm)
         var weights = [Double](repeating: 0, count: R * n)
         var values = [Double](repeating: 0, count: n * D)
-        mergedK.withUnsafeBufferPointer { mk in
-            keys.withUnsafeMutableBufferPointer { kb in
-                for (m, s) in merged.enumerated() { (kb.baseAddress! + m * D).update(from: mk.baseAddress! + row[s] * D, count: D) }
-            }
-        }
-        keys.withUnsafeBufferPointer { kb in
+        // Logits of every merged row (rows in `mergedK` order; `row[s]` picks slot `s`'s).
+        mergedK.withUnsafeBufferPointer { kb in
             logits.withUnsafeMutableBufferPointer { lb in ck_dot_rows(R, nm, D, q, D, kb.baseAddress!, D, lb.baseAddress!, nm) }
         }
         mergedV.withUnsafeBufferPointer { mv in
             values.withUnsafeMutableBufferPointer { xb in
                 weights.withUnsafeMutableBufferPointer { wb in
-                    var m = 0
                     for (j, s) in order.enumerated() {
                         let p = head.kept[s]
                         if row[s] >= 0 {
                             (xb.baseAddress! + j * D).update(from: mv.baseAddress! + row[s] * D, count: D)
-                            for r in 0 ..< R { wb[r * n + j] = Foundation.exp(c.scale * logits[r * nm + m] - c.rowMax[mx + r]) }
-                            m += 1
+                            for r in 0 ..< R { wb[r * n + j] = Foundation.exp(c.scale * logits[r * nm + row[s]] - c.rowMax[mx + r]) }
                         } else {
                             V.load(g, p, into: xb.baseAddress! + j * D)
                             for r in 0 ..< R { wb[r * n + j] = wh[r * T + p] }
