@@ -379,6 +379,38 @@ enum Kernels {
         }
     }
 
+    /// `y[i] += a·x[i] + b·u[i]` (each product rounded, then their sum, then the addition), eight at a time.
+    @inline(__always)
+    static func addWeightedPair(
+        _ a: Double, _ x: UnsafePointer<Double>, _ b: Double, _ u: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>, _ n: Int
+    ) {
+        var i = 0
+        let av = SIMD8<Double>(repeating: a), bv = SIMD8<Double>(repeating: b)
+        while i + 8 <= n {
+            let r = UnsafeMutableRawPointer(y + i)
+            let xs = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self)
+            let us = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD8<Double>.self)
+            r.storeBytes(of: r.loadUnaligned(as: SIMD8<Double>.self) + (av * xs + bv * us), as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < n { y[i] += a * x[i] + b * u[i]; i += 1 }
+    }
+
+    /// `y[i] = (x[i] + y[i]) / d`, eight at a time.
+    @inline(__always)
+    static func addAndDivide(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ d: Double, _ n: Int) {
+        var i = 0
+        let dv = SIMD8<Double>(repeating: d)
+        while i + 8 <= n {
+            let r = UnsafeMutableRawPointer(y + i)
+            r.storeBytes(
+                of: (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self) + r.loadUnaligned(as: SIMD8<Double>.self)) / dv,
+                as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < n { y[i] = (x[i] + y[i]) / d; i += 1 }
+    }
+
     /// `y += a·x`.
     @inline(__always)
     static func axpy(_ a: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int) {

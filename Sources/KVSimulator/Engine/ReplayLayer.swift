@@ -189,20 +189,16 @@ public struct ReplayLayer: Sendable {
                                 let a = m.sourceWeight, b = m.pivotWeight
                                 let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
                                 let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
-                                for d in 0 ..< D {
-                                    ak[d] += a * ks[d] + b * kp[d]
-                                    av[d] += a * vs[d] + b * vp[d]
-                                }
+                                Kernels.addWeightedPair(a, ks, b, kp, into: ak, D)
+                                Kernels.addWeightedPair(a, vs, b, vp, into: av, D)
                                 count[r] += 1
                             }
                             for r in 0 ..< nr {
                                 let div = Double(1 + count[r])
                                 let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
                                 let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
-                                for d in 0 ..< D {
-                                    ak[d] = (kp[d] + ak[d]) / div
-                                    av[d] = (vp[d] + av[d]) / div
-                                }
+                                Kernels.addAndDivide(kp, ak, div, D)
+                                Kernels.addAndDivide(vp, av, div, D)
                             }
                         }
                     }
