@@ -32,7 +32,34 @@ static int detect_avx2(void) {
 #endif
 }
 
+// AVX-512F with the OS saving the opmask and ZMM state (on top of AVX2); KVSCOPE_NO_AVX512=1
+// (or KVSCOPE_NO_AVX2=1) turns it off.
+static int detect_avx512(void) {
+#if CK_X86
+    if (!ck_uses_avx2()) return 0;
+    const char *off = getenv("KVSCOPE_NO_AVX512");
+    if (off && *off && *off != '0') return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((b >> 16) & 1)) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    return (xlo & 0xE6) == 0xE6;
+#else
+    return 0;
+#endif
+}
+
 static int cached = -1; // a benign race: every thread computes the same value
+static int cached512 = -1;
+
+int ck_uses_avx512(void) {
+    int v = __atomic_load_n(&cached512, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = detect_avx512();
+        __atomic_store_n(&cached512, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
 
 int ck_uses_avx2(void) {
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -626,10 +653,193 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
 }
 #endif
 
+#if CK_X86
+// Sixteen elements of row `p` from column `e`, as two vectors of eight doubles (exact).
+__attribute__((target("avx512f")))
+static inline void load16(const void *v, int vtype, long at, __m512d *lo, __m512d *hi) {
+    if (vtype == CK_F16) {
+        const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const char *)v + 2 * at)));
+        *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(f));
+        *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+    } else if (vtype == CK_F32) {
+        const float *f = (const float *)v + at;
+        *lo = _mm512_cvtps_pd(_mm256_loadu_ps(f));
+        *hi = _mm512_cvtps_pd(_mm256_loadu_ps(f + 8));
+    } else {
+        const double *x = (const double *)v + at;
+        *lo = _mm512_loadu_pd(x);
+        *hi = _mm512_loadu_pd(x + 8);
+    }
+}
+
+// The AVX-512 form of `accum_avx2_t`: blocks of 8 rows × 16 columns (16 accumulators), each
+// element still the separate product and then sum (or difference) of the scalar loop, in the
+// order of `pos`. `sub` is a constant at each call, so each loop is specialised.
+#define CK_ROWS512 8
+__attribute__((target("avx512f"), always_inline))
+static inline __m512d step512(__m512d y, __m512d b, __m512d x, const int sub) {
+    const __m512d t = _mm512_mul_pd(b, x);
+    return sub ? _mm512_sub_pd(y, t) : _mm512_add_pd(y, t);
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void accum_avx512_t(long r, long d, const double *w, long ldw, const long *pos, long n,
+                                  const void *v, int vtype, double *acc, const int sub) {
+    long i0 = 0;
+    for (; i0 + CK_ROWS512 <= r; i0 += CK_ROWS512) {
+        for (long e = 0; e < d; e += 16) {
+            __m512d lo[CK_ROWS512], hi[CK_ROWS512];
+            for (int t = 0; t < CK_ROWS512; t++) {
+                lo[t] = _mm512_loadu_pd(acc + (i0 + t) * d + e);
+                hi[t] = _mm512_loadu_pd(acc + (i0 + t) * d + e + 8);
+            }
+            const double *wr = w + i0 * ldw;
+            for (long k = 0; k < n; k++) {
+                const long p = pos[k];
+                __m512d xl, xh;
+                load16(v, vtype, p * d + e, &xl, &xh);
+                for (int t = 0; t < CK_ROWS512; t++) {
+                    const __m512d b = _mm512_set1_pd(wr[t * ldw + p]);
+                    lo[t] = step512(lo[t], b, xl, sub);
+                    hi[t] = step512(hi[t], b, xh, sub);
+                }
+            }
+            for (int t = 0; t < CK_ROWS512; t++) {
+                _mm512_storeu_pd(acc + (i0 + t) * d + e, lo[t]);
+                _mm512_storeu_pd(acc + (i0 + t) * d + e + 8, hi[t]);
+            }
+        }
+    }
+    for (; i0 < r; i0++) {
+        const double *wi = w + i0 * ldw;
+        for (long e = 0; e < d; e += 16) {
+            __m512d al = _mm512_loadu_pd(acc + i0 * d + e), ah = _mm512_loadu_pd(acc + i0 * d + e + 8);
+            for (long k = 0; k < n; k++) {
+                const long p = pos[k];
+                __m512d xl, xh;
+                load16(v, vtype, p * d + e, &xl, &xh);
+                const __m512d b = _mm512_set1_pd(wi[p]);
+                al = step512(al, b, xl, sub);
+                ah = step512(ah, b, xh, sub);
+            }
+            _mm512_storeu_pd(acc + i0 * d + e, al);
+            _mm512_storeu_pd(acc + i0 * d + e + 8, ah);
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void accum_avx512(long r, long d, const double *w, long ldw, const long *pos, long n,
+                         const void *v, int vtype, double *acc, int subtract) {
+    if (subtract) accum_avx512_t(r, d, w, ldw, pos, n, v, vtype, acc, 1);
+    else accum_avx512_t(r, d, w, ldw, pos, n, v, vtype, acc, 0);
+}
+#endif
+
 void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
                    const void *v, int vtype, double *acc, int subtract) {
 #if CK_X86
+    if (d % 16 == 0 && ck_uses_avx512()) { accum_avx512(r, d, w, ldw, pos, n, v, vtype, acc, subtract); return; }
     if (d % 8 == 0 && ck_uses_avx2()) { accum_avx2_t(r, d, w, ldw, pos, n, v, vtype, acc, subtract); return; }
 #endif
     accum_portable(r, d, w, ldw, pos, n, v, vtype, acc, subtract);
+}
+
+void ck_accum_rows_portable(long r, long d, const double *w, long ldw, const long *pos, long n,
+                            const void *v, int vtype, double *acc, int subtract) {
+    accum_portable(r, d, w, ldw, pos, n, v, vtype, acc, subtract);
+}
+
+// MARK: Gathered row sums (no FMA, each row's sum in the order of `pos`)
+
+void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, double *sums, int subtract) {
+    long i0 = 0;
+    // Eight rows at a time: eight independent chains, each the scalar loop of its row.
+    for (; i0 + 8 <= r; i0 += 8) {
+        const double *w0 = w + i0 * ldw;
+        double s0 = sums[i0], s1 = sums[i0 + 1], s2 = sums[i0 + 2], s3 = sums[i0 + 3];
+        double s4 = sums[i0 + 4], s5 = sums[i0 + 5], s6 = sums[i0 + 6], s7 = sums[i0 + 7];
+        if (subtract) {
+            for (long k = 0; k < n; k++) {
+                const double *c = w0 + pos[k];
+                s0 -= c[0]; s1 -= c[ldw]; s2 -= c[2 * ldw]; s3 -= c[3 * ldw];
+                s4 -= c[4 * ldw]; s5 -= c[5 * ldw]; s6 -= c[6 * ldw]; s7 -= c[7 * ldw];
+            }
+        } else {
+            for (long k = 0; k < n; k++) {
+                const double *c = w0 + pos[k];
+                s0 += c[0]; s1 += c[ldw]; s2 += c[2 * ldw]; s3 += c[3 * ldw];
+                s4 += c[4 * ldw]; s5 += c[5 * ldw]; s6 += c[6 * ldw]; s7 += c[7 * ldw];
+            }
+        }
+        sums[i0] = s0; sums[i0 + 1] = s1; sums[i0 + 2] = s2; sums[i0 + 3] = s3;
+        sums[i0 + 4] = s4; sums[i0 + 5] = s5; sums[i0 + 6] = s6; sums[i0 + 7] = s7;
+    }
+    for (; i0 < r; i0++) {
+        const double *wi = w + i0 * ldw;
+        double s = sums[i0];
+        if (subtract) { for (long k = 0; k < n; k++) s -= wi[pos[k]]; }
+        else { for (long k = 0; k < n; k++) s += wi[pos[k]]; }
+        sums[i0] = s;
+    }
+}
+
+// MARK: Dot products in the order of KVScope's `dot` (no FMA)
+
+// Eight lanes: lane l sums a[8t + l]·b[8t + l] over t (product rounded, then the sum), the lanes
+// are then added in order 0 … 7, then the d mod 8 remaining terms one by one.
+static inline double dot_portable(const double *a, const double *b, long d) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] = acc[l] + a[i + l] * b[i + l];
+    double s = acc[0];
+    for (int l = 1; l < 8; l++) s = s + acc[l];
+    for (; i < d; i++) s = s + a[i] * b[i];
+    return s;
+}
+
+#if CK_X86
+__attribute__((target("avx512f")))
+static void dot_rows_avx512(long r, long c, long d, const double *a, long lda, const double *b, long ldb,
+                            double *out, long ldo) {
+    const long d8 = d - d % 8;
+    for (long i = 0; i < r; i++) {
+        const double *ai = a + i * lda;
+        long j = 0;
+        for (; j + 4 <= c; j += 4) {
+            const double *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+            for (long t = 0; t < d8; t += 8) {
+                const __m512d x = _mm512_loadu_pd(ai + t);
+                s0 = _mm512_add_pd(s0, _mm512_mul_pd(x, _mm512_loadu_pd(b0 + t)));
+                s1 = _mm512_add_pd(s1, _mm512_mul_pd(x, _mm512_loadu_pd(b1 + t)));
+                s2 = _mm512_add_pd(s2, _mm512_mul_pd(x, _mm512_loadu_pd(b2 + t)));
+                s3 = _mm512_add_pd(s3, _mm512_mul_pd(x, _mm512_loadu_pd(b3 + t)));
+            }
+            double l0[8], l1[8], l2[8], l3[8];
+            _mm512_storeu_pd(l0, s0); _mm512_storeu_pd(l1, s1); _mm512_storeu_pd(l2, s2); _mm512_storeu_pd(l3, s3);
+            double t0 = l0[0], t1 = l1[0], t2 = l2[0], t3 = l3[0];
+            for (int l = 1; l < 8; l++) { t0 = t0 + l0[l]; t1 = t1 + l1[l]; t2 = t2 + l2[l]; t3 = t3 + l3[l]; }
+            for (long t = d8; t < d; t++) {
+                t0 = t0 + ai[t] * b0[t]; t1 = t1 + ai[t] * b1[t]; t2 = t2 + ai[t] * b2[t]; t3 = t3 + ai[t] * b3[t];
+            }
+            out[i * ldo + j] = t0; out[i * ldo + j + 1] = t1; out[i * ldo + j + 2] = t2; out[i * ldo + j + 3] = t3;
+        }
+        for (; j < c; j++) out[i * ldo + j] = dot_portable(ai, b + j * ldb, d);
+    }
+}
+#endif
+
+void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
+#if CK_X86
+    if (ck_uses_avx512()) { dot_rows_avx512(r, c, d, a, lda, b, ldb, out, ldo); return; }
+#endif
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
+}
+
+void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
 }

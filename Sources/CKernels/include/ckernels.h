@@ -17,6 +17,8 @@ extern "C" {
 
 /// 1 when the AVX2+FMA kernels are used on this machine.
 int ck_uses_avx2(void);
+/// 1 when the AVX-512F form of `ck_accum_rows` is used (off with KVSCOPE_NO_AVX512=1).
+int ck_uses_avx512(void);
 
 /// Floats needed by `ck_pack_panels` for `c` rows of dimension `d`.
 size_t ck_packed_count(long c, long d);
@@ -76,6 +78,21 @@ void ck_dots_f64(const double *a, const double *b, long c, long d, double *out);
 /// `v` is little-endian of type `vtype` (CK_F64, CK_F32 or CK_F16), converted exactly.
 void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
                    const void *v, int vtype, double *acc, int subtract);
+/// The scalar loop `ck_accum_rows` must equal bit for bit (for tests of the vector forms).
+void ck_accum_rows_portable(long r, long d, const double *w, long ldw, const long *pos, long n,
+                            const void *v, int vtype, double *acc, int subtract);
+
+/// For each of the `r` rows `i` and each `k` in `0 ..< n` in order:
+/// `sums[i] = sums[i] ± w[i·ldw + pos[k]]`, exactly the scalar loop of each row.
+void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, double *sums, int subtract);
+
+/// `out[i·ldo + j] = a_i · b_j` for the `r` rows `a_i` (`lda` apart) and `c` rows `b_j` (`ldb`
+/// apart) of dimension `d`, each exactly as KVScope's Swift `dot` sums it: eight lanes over
+/// `d` in steps of eight (product rounded, then the sum), the lanes added in order 0 … 7, then the
+/// remaining `d mod 8` terms one by one. No fused multiply-add.
+void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
+/// The scalar form `ck_dot_rows` must equal bit for bit (for tests of the vector form).
+void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
 
 #ifdef __cplusplus
 }

@@ -123,9 +123,14 @@ extension ScoringPolicy {
         let P = ctx.compressionPoint
         let prot = protected(ctx)
         let s = try sharedScores(ctx)
+        // One ranking per layer and score matrix serves every budget (the same positions as a fresh top-k).
+        let ranking = prot.lowerBound <= s.count ? ctx.sharedRanking(s) : nil
         let heads = try parallelMap(ctx.kvHeads) { g -> HeadDecision in
             let row = s.rows == 1 ? 0 : g
-            let chosen = Selection.topK(Array(0 ..< prot.lowerBound), k: max(0, keepCount(ctx, head: g)), score: { s[row, $0] })
+            let k = max(0, keepCount(ctx, head: g))
+            let chosen =
+                ranking?.top(row, k: k, below: prot.lowerBound)
+                ?? Selection.topK(Array(0 ..< prot.lowerBound), k: k, score: { s[row, $0] })
             var kept = chosen + Array(prot)
             let extra = alsoKept(ctx, scores: s, head: row)
             if !extra.isEmpty { kept = Array(Set(kept).union(extra)) }

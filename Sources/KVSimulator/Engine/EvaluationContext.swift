@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import KVPolicies
 import KVTrace
@@ -50,6 +51,8 @@ public struct EvaluationContext: Sendable {
     public let modality: [Modality]
     /// Modalities present before `P`, in code order.
     public let modalities: [Modality]
+    /// Index into `modalities` of each position `< P`.
+    public let modalityIndex: [Int]
     /// Image id of each position `< P`, or nil.
     public let imageOf: [Int?]
     /// Bytes per K/V element (the trace's `k` dtype, else 2).
@@ -114,7 +117,9 @@ public struct EvaluationContext: Sendable {
         scale = info.attnScale
         let mods = (0 ..< P).map { $0 < info.modality.count ? info.modality[$0] : .text }
         modality = mods
-        modalities = Modality.allCases.filter { m in mods.contains(m) }
+        let present = Modality.allCases.filter { m in mods.contains(m) }
+        modalities = present
+        modalityIndex = mods.map { m in present.firstIndex(of: m)! }
         let ids = info.imageIdOfPosition
         imageOf = (0 ..< P).map { $0 < ids.count ? ids[$0] : nil }
         elementBytes = ctx.tensors.keys?.dtype.width ?? 2
@@ -271,8 +276,10 @@ public struct EvaluationContext: Sendable {
                                         let row = wb.baseAddress! + (h * R + r) * T
                                         let qp = qb.baseAddress! + (h * R + r) * D
                                         var m = -Double.infinity
+                                        // q·k_j in the order of `dot`, by the kernel.
+                                        ck_dot_rows(1, n, D, qp, D, kb, D, row, n)
                                         for j in 0 ..< n {
-                                            let l = sc * dot(qp, kb + j * D, D)
+                                            let l = sc * row[j]
                                             row[j] = l
                                             m = Swift.max(m, l)
                                         }
@@ -348,6 +355,62 @@ extension KVRows {
 
 /// Small numeric kernels on contiguous `Double` vectors.
 enum Kernels {
+    /// `sums[r] ±= w[r·ldw + p]` for each `p` of `pos` in order with `p ≤ firstRow + r` (the causal
+    /// limit), for `r < rows`: each row's sum is exactly the scalar loop over `pos`. One blocked
+    /// call when every position is visible to every row, else one call per row.
+    static func gatherSum(
+        firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
+        into sums: UnsafeMutablePointer<Double>, subtract: Bool
+    ) {
+        guard !pos.isEmpty, rows > 0 else { return }
+        let maxP = pos.max()!
+        pos.withUnsafeBufferPointer { pb in
+            if maxP <= firstRow {
+                ck_gather_sum(rows, w, ldw, pb.baseAddress!, pos.count, sums, subtract ? 1 : 0)
+                return
+            }
+            for r in 0 ..< rows {
+                let i = firstRow + r
+                let mine = maxP <= i ? pos : pos.filter { $0 <= i }
+                mine.withUnsafeBufferPointer { mb in
+                    if let base = mb.baseAddress { ck_gather_sum(1, w + r * ldw, ldw, base, mine.count, sums + r, subtract ? 1 : 0) }
+                }
+            }
+        }
+    }
+
+    /// `y[i] += a·x[i] + b·u[i]` (each product rounded, then their sum, then the addition), eight at a time.
+    @inline(__always)
+    static func addWeightedPair(
+        _ a: Double, _ x: UnsafePointer<Double>, _ b: Double, _ u: UnsafePointer<Double>, into y: UnsafeMutablePointer<Double>, _ n: Int
+    ) {
+        var i = 0
+        let av = SIMD8<Double>(repeating: a), bv = SIMD8<Double>(repeating: b)
+        while i + 8 <= n {
+            let r = UnsafeMutableRawPointer(y + i)
+            let xs = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self)
+            let us = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD8<Double>.self)
+            r.storeBytes(of: r.loadUnaligned(as: SIMD8<Double>.self) + (av * xs + bv * us), as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < n { y[i] += a * x[i] + b * u[i]; i += 1 }
+    }
+
+    /// `y[i] = (x[i] + y[i]) / d`, eight at a time.
+    @inline(__always)
+    static func addAndDivide(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ d: Double, _ n: Int) {
+        var i = 0
+        let dv = SIMD8<Double>(repeating: d)
+        while i + 8 <= n {
+            let r = UnsafeMutableRawPointer(y + i)
+            r.storeBytes(
+                of: (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Double>.self) + r.loadUnaligned(as: SIMD8<Double>.self)) / dv,
+                as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < n { y[i] = (x[i] + y[i]) / d; i += 1 }
+    }
+
     /// `y += a·x`.
     @inline(__always)
     static func axpy(_ a: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int) {

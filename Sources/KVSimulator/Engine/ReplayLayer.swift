@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import KVPolicies
 import KVTrace
@@ -51,52 +52,50 @@ public struct ReplayLayer: Sendable {
             for p in decision.heads[g].kept where p < P { m[p] = true }
             masks[g] = m
         }
-        let modIndex = c.modality.map { m in c.modalities.firstIndex(of: m)! }
+        // Per KV head: kept positions ascending, and split by modality (each list still ascending).
+        let M = c.modalities.count
+        var ascendingOf = [[Int]](repeating: [], count: G)
+        var byModalityOf = [[[Int]]](repeating: [], count: G)
+        for g in 0 ..< G {
+            let kept = decision.heads[g].kept
+            let asc = zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 } ? kept : kept.sorted()
+            ascendingOf[g] = asc
+            var lists = [[Int]](repeating: [], count: M)
+            for p in asc where p < P { lists[c.modalityIndex[p]].append(p) }
+            byModalityOf[g] = lists
+        }
+        let first = c.rows.lowerBound
         for h in 0 ..< H {
             let g = map[h]
             let head = decision.heads[g]
             let mask = masks[g]
-            let ascending = head.kept.sorted()
+            let ascending = ascendingOf[g]
             if let a = c.attention {
+                // Each sum runs over its positions in ascending order, one row at a time (the
+                // gathered-sum kernel keeps each row's order), from 0.
                 var mass = [Double](repeating: 0, count: R)
-                var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: c.modalities.count)
+                var mod = [[Double]](repeating: [Double](repeating: 0, count: R), count: M)
                 var hit = [Int](repeating: 0, count: R)
                 var tail = [Double](repeating: 0, count: R)
                 let complement = head.evicted.count < head.kept.count
-                let M = c.modalities.count
-                var modAcc = [Double](repeating: 0, count: M)
                 a.withUnsafeBufferPointer { ab in
-                    head.evicted.withUnsafeBufferPointer { ev in
-                        ascending.withUnsafeBufferPointer { asc in
-                            modIndex.withUnsafeBufferPointer { mi in
-                                modAcc.withUnsafeMutableBufferPointer { macc in
-                                    mask.withUnsafeBufferPointer { mk in
-                                        for r in 0 ..< R {
-                                            let i = c.rows.lowerBound + r
-                                            let row = ab.baseAddress! + (h * R + r) * T
-                                            if complement {
-                                                var s = 0.0
-                                                for p in ev where p <= i { s += row[p] }
-                                                mass[r] = c.prefixMass[h * R + r] - s
-                                            } else {
-                                                var s = 0.0
-                                                for p in asc where p <= i { s += row[p] }
-                                                mass[r] = s
-                                            }
-                                            for m in 0 ..< M { macc[m] = 0 }
-                                            for p in asc where p <= i { macc[mi[p]] += row[p] }
-                                            for m in 0 ..< M { mod[m][r] = macc[m] }
-                                            var n = 0
-                                            for t in c.topSets[h * R + r] where mk[t] { n += 1 }
-                                            hit[r] = n
-                                            var lost = 0.0
-                                            for p in gone[g] where p <= i { lost += row[p] }
-                                            tail[r] = c.tailMass[h * R + r] - lost
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                    let ah = ab.baseAddress! + h * R * T
+                    Kernels.gatherSum(
+                        firstRow: first, rows: R, weights: ah, ldw: T, positions: complement ? head.evicted : ascending,
+                        into: &mass, subtract: false)
+                    if complement { for r in 0 ..< R { mass[r] = c.prefixMass[h * R + r] - mass[r] } }
+                    for m in 0 ..< M {
+                        Kernels.gatherSum(
+                            firstRow: first, rows: R, weights: ah, ldw: T, positions: byModalityOf[g][m], into: &mod[m], subtract: false)
+                    }
+                    Kernels.gatherSum(firstRow: first, rows: R, weights: ah, ldw: T, positions: gone[g], into: &tail, subtract: false)
+                    for r in 0 ..< R { tail[r] = c.tailMass[h * R + r] - tail[r] }
+                }
+                mask.withUnsafeBufferPointer { mk in
+                    for r in 0 ..< R {
+                        var n = 0
+                        for t in c.topSets[h * R + r] where mk[t] { n += 1 }
+                        hit[r] = n
                     }
                 }
                 km[h] = mass; kmm[h] = mod; hits[h] = hit; tails[h] = tail
@@ -158,43 +157,61 @@ public struct ReplayLayer: Sendable {
         var row = [Int](repeating: -1, count: head.kept.count)
         var mergedK: [Double] = [], mergedV: [Double] = [], count: [Int] = []
         if !head.merges.isEmpty {
-            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 4 * D)
-            defer { buf.deallocate() }
-            let ks = buf, kp = buf + D, vs = buf + 2 * D, vp = buf + 3 * D
-            for m in head.merges {
-                var r = row[m.slot]
-                if r < 0 {
-                    r = count.count
-                    row[m.slot] = r
-                    count.append(0)
-                    mergedK.append(contentsOf: repeatElement(0, count: D))
-                    mergedV.append(contentsOf: repeatElement(0, count: D))
-                }
-                let pv = head.kept[m.slot]
-                K.load(g, m.source, into: ks); K.load(g, pv, into: kp); V.load(g, m.source, into: vs); V.load(g, pv, into: vp)
-                let a = m.sourceWeight, b = m.pivotWeight
-                mergedK.withUnsafeMutableBufferPointer { mk in
-                    mergedV.withUnsafeMutableBufferPointer { mv in
-                        let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
-                        for d in 0 ..< D {
-                            ak[d] += a * ks[d] + b * kp[d]
-                            av[d] += a * vs[d] + b * vp[d]
-                        }
+            // Rows in order of each slot's first contribution; the pivots' K and V loaded once per slot.
+            var pivots: [Int] = []
+            for m in head.merges where row[m.slot] < 0 {
+                row[m.slot] = pivots.count
+                pivots.append(head.kept[m.slot])
+            }
+            let nr = pivots.count
+            count = [Int](repeating: 0, count: nr)
+            mergedK = [Double](repeating: 0, count: nr * D)
+            mergedV = mergedK
+            var pivotK = mergedK, pivotV = mergedK
+            pivotK.withUnsafeMutableBufferPointer { pk in
+                pivotV.withUnsafeMutableBufferPointer { pvb in
+                    for (r, p) in pivots.enumerated() {
+                        K.load(g, p, into: pk.baseAddress! + r * D)
+                        V.load(g, p, into: pvb.baseAddress! + r * D)
                     }
                 }
-                count[r] += 1
             }
-            for s in row.indices where row[s] >= 0 {
-                let r = row[s], div = Double(1 + count[r])
-                K.load(g, head.kept[s], into: kp); V.load(g, head.kept[s], into: vp)
-                for d in 0 ..< D {
-                    mergedK[r * D + d] = (kp[d] + mergedK[r * D + d]) / div
-                    mergedV[r * D + d] = (vp[d] + mergedV[r * D + d]) / div
+            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 2 * D)
+            defer { buf.deallocate() }
+            let ks = buf, vs = buf + D
+            mergedK.withUnsafeMutableBufferPointer { mk in
+                mergedV.withUnsafeMutableBufferPointer { mv in
+                    pivotK.withUnsafeBufferPointer { pk in
+                        pivotV.withUnsafeBufferPointer { pvb in
+                            for m in head.merges {
+                                let r = row[m.slot]
+                                K.load(g, m.source, into: ks); V.load(g, m.source, into: vs)
+                                let a = m.sourceWeight, b = m.pivotWeight
+                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
+                                Kernels.addWeightedPair(a, ks, b, kp, into: ak, D)
+                                Kernels.addWeightedPair(a, vs, b, vp, into: av, D)
+                                count[r] += 1
+                            }
+                            for r in 0 ..< nr {
+                                let div = Double(1 + count[r])
+                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
+                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
+                                Kernels.addAndDivide(kp, ak, div, D)
+                                Kernels.addAndDivide(vp, av, div, D)
+                            }
+                        }
+                    }
                 }
             }
         }
         let complement = count.isEmpty && head.evicted.count < head.kept.count
         let first = c.rows.lowerBound
+        // Kept slots in ascending position order (the full cache then sums exactly as the reference).
+        let kept = head.kept
+        let order =
+            complement
+            ? [] : zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 } ? Array(kept.indices) : kept.indices.sorted { kept[$0] < kept[$1] }
         c.weights.withUnsafeBufferPointer { wb in
             Q.withUnsafeBufferPointer { qb in
                 o.withUnsafeMutableBufferPointer { ob in
@@ -202,23 +219,27 @@ public struct ReplayLayer: Sendable {
                     let wh = w0 + h * R * T
                     if complement {
                         c.prefixNum.withUnsafeBufferPointer { o0.update(from: $0.baseAddress! + h * R * D, count: R * D) }
-                        for r in 0 ..< R {
-                            let i = first + r
-                            var zz = c.prefixZ[h * R + r]
-                            for p in head.evicted where p <= i { zz -= wh[r * T + p] }
-                            z[r] = zz
-                        }
+                        for r in 0 ..< R { z[r] = c.prefixZ[h * R + r] }
+                        Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: &z, subtract: true)
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
+                    } else if !count.isEmpty, let last = head.kept.max(), last <= first {
+                        // Merged slots, every slot visible to every row: one weight row per evaluation row over
+                        // the slots in ascending position order (w[i, p] for a plain slot, exp(s·q·k' − m) for
+                        // a merged one) and the slots' values (V or V') as Double rows, summed by one kernel
+                        // call each for o and z: the same products and sums, in the same order, as slot by slot.
+                        mergedSlots(
+                            head, g: g, order: order, slotRow: row, mergedK: mergedK, mergedV: mergedV, V: V, c: c,
+                            q: qb.baseAddress! + h * R * D, rowMax: h * R, weights: wh, into: o0, z: &z)
                     } else {
-                        // Kept slots in ascending position order (the full cache then sums exactly as the reference).
                         // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
-                        let order = head.kept.indices.sorted { head.kept[$0] < head.kept[$1] }
                         var run: [Int] = []
                         run.reserveCapacity(order.count)
+                        // A run's weights join `z` before the next merged slot's, as one loop over slots would add them.
                         func flush() {
                             V.accumulateCausal(
                                 head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
+                            Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: &z, subtract: false)
                             run.removeAll(keepingCapacity: true)
                         }
                         for s in order {
@@ -239,7 +260,6 @@ public struct ReplayLayer: Sendable {
                                     }
                                 }
                             } else {
-                                for r in 0 ..< R where p <= first + r { z[r] += wh[r * T + p] }
                                 run.append(p)
                             }
                         }
@@ -248,7 +268,7 @@ public struct ReplayLayer: Sendable {
                     if !gone.isEmpty {
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: o0, subtract: true)
-                        for r in 0 ..< R { for p in gone where p <= first + r { z[r] -= wh[r * T + p] } }
+                        Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: gone, into: &z, subtract: true)
                     }
                     for r in 0 ..< R {
                         let zt = z[r] + c.tailZ[h * R + r]
@@ -258,5 +278,48 @@ public struct ReplayLayer: Sendable {
             }
         }
         return o
+    }
+    /// `o'` and `z` of one query head over every kept slot when all are visible to every row (see
+    /// `output`): the logits of the merged slots `s·q·k'` by `ck_dot_rows` (the order of `dot`), their
+    /// weights `exp(l − m)`, the plain slots' `w[i, p]`, then one accumulation over the slots' values.
+    static func mergedSlots(
+        _ head: HeadDecision, g: Int, order: [Int], slotRow row: [Int], mergedK: [Double], mergedV: [Double], V: KVRows,
+        c: EvaluationContext, q: UnsafePointer<Double>, rowMax mx: Int, weights wh: UnsafePointer<Double>,
+        into o: UnsafeMutablePointer<Double>, z: inout [Double]
+    ) {
+        let R = c.rowCount, D = c.headDim, T = c.seqLen, n = order.count
+        let nm = mergedK.count / D
+        var logits = [Double](repeating: 0, count: R * nm)
+        var weights = [Double](repeating: 0, count: R * n)
+        var values = [Double](repeating: 0, count: n * D)
+        // Logits of every merged row (rows in `mergedK` order; `row[s]` picks slot `s`'s).
+        mergedK.withUnsafeBufferPointer { kb in
+            logits.withUnsafeMutableBufferPointer { lb in ck_dot_rows(R, nm, D, q, D, kb.baseAddress!, D, lb.baseAddress!, nm) }
+        }
+        mergedV.withUnsafeBufferPointer { mv in
+            values.withUnsafeMutableBufferPointer { xb in
+                weights.withUnsafeMutableBufferPointer { wb in
+                    for (j, s) in order.enumerated() {
+                        let p = head.kept[s]
+                        if row[s] >= 0 {
+                            (xb.baseAddress! + j * D).update(from: mv.baseAddress! + row[s] * D, count: D)
+                            for r in 0 ..< R { wb[r * n + j] = Foundation.exp(c.scale * logits[r * nm + row[s]] - c.rowMax[mx + r]) }
+                        } else {
+                            V.load(g, p, into: xb.baseAddress! + j * D)
+                            for r in 0 ..< R { wb[r * n + j] = wh[r * T + p] }
+                        }
+                    }
+                }
+            }
+        }
+        let slots = Array(0 ..< n)
+        slots.withUnsafeBufferPointer { sb in
+            weights.withUnsafeBufferPointer { wb in
+                values.withUnsafeBufferPointer { xb in
+                    ck_accum_rows(R, D, wb.baseAddress!, n, sb.baseAddress!, n, xb.baseAddress!, Int32(CK_F64), o, 0)
+                }
+                z.withUnsafeMutableBufferPointer { zb in ck_gather_sum(R, wb.baseAddress!, n, sb.baseAddress!, n, zb.baseAddress!, 0) }
+            }
+        }
     }
 }
