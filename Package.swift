@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "KVCairoTests", dependencies: ["KVCairo", "KVPlot"]),
         .testTarget(name: "KVSimulatorTests", dependencies: ["KVSimulator", "KVPolicies", "KVTrace", "KVTestSupport"]),
         .testTarget(name: "KVReportTests", dependencies: ["KVReport", "KVSimulator", "KVPolicies", "KVPlot"]),
-        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport", "KVCairo"], exclude: ["Fixtures"]),
+        .testTarget(name: "kvscopeTests", dependencies: ["KVTrace", "KVTestSupport", "KVCairo", "KVPolicies"], exclude: ["Fixtures"]),
         .testTarget(name: "ExamplesTests", dependencies: ["KVTrace", "KVTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import KVPlot
+import KVPolicies
 import KVSimulator
 
 extension TraceStudy {
@@ -16,17 +17,21 @@ extension TraceStudy {
         let actual = !drawn.isEmpty && drawn.allSatisfy { $0.value(keptRatio) != nil }
         var order: [String] = []
         var points: [String: [(x: Double, y: Double)]] = [:]
-        var policyOf: [String: String] = [:]
+        var policyOf: [String: String] = [:], styleOf: [String: PolicyStyle] = [:]
         for c in drawn {
             guard let y = c.value(s), let x = actual ? c.value(keptRatio) : c.budget else { continue }
             let label = String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
-            if points[label] == nil { order.append(label); policyOf[label] = c.policy }
+            if points[label] == nil {
+                order.append(label)
+                policyOf[label] = c.policy
+                styleOf[label] = .of(base: c.base, merge: c.merge)
+            }
             points[label, default: []].append((x, y))
         }
         guard !order.isEmpty else { return nil }
         let curves = order.map { label -> Curve in
             let p = points[label]!.sorted { $0.x < $1.x }
-            return Curve(policy: policyOf[label]!, label: label, x: p.map(\.x), y: p.map(\.y))
+            return Curve(policy: policyOf[label]!, style: styleOf[label], label: label, x: p.map(\.x), y: p.map(\.y))
         }
         var sub = ["\(s.label) over all layers (mean, uniform weights) for each policy and budget"]
         if s.fullCacheValue != nil { sub.append("dashed black line: the full cache (\(Format.number(s.fullCacheValue!)) by definition)") }

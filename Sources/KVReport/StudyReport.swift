@@ -249,7 +249,7 @@ public struct StudyReport: Sendable {
                     var seen = Set<String>()
                     for c in study.traces.flatMap(\.cells) where seen.insert(c.policy + "|" + c.params + "|" + c.fidelity).inserted {
                         t.element("tr") { r in
-                            r.element("td", [("class", "pol")]) { Self.policyName(c.policy, &$0) }
+                            r.element("td", [("class", "pol")]) { Self.policyName(c.policy, base: c.base, merge: c.merge, &$0) }
                             r.element("td") {
                                 $0.element("code", text: c.params.isEmpty ? "—" : c.params.replacingOccurrences(of: ";", with: ", "))
                             }
@@ -364,7 +364,7 @@ public struct StudyReport: Sendable {
                                 r.element("th", [("scope", "rowgroup"), ("rowspan", "\(ordered.count)")], text: c.settingLabel)
                             }
                             r.element("td", [("class", "pol")]) { d in
-                                Self.policyName(c.policy, &d)
+                                Self.policyName(c.policy, base: c.base, merge: c.merge, &d)
                                 let extra =
                                     t.label(c).dropFirst(c.policy.count).split(separator: "@").first.map {
                                         $0.trimmingCharacters(in: .whitespaces)
@@ -526,9 +526,10 @@ public struct StudyReport: Sendable {
         m.line()
     }
 
-    /// The policy id with its line colour as a swatch.
-    static func policyName(_ id: String, _ m: inout Markup) {
-        m.element("span", [("class", "swatch"), ("style", "background:\(PolicyStyle.of(id).color)")]) { _ in }
+    /// The policy id with its line colour (its declaration's, as in the figures) as a swatch.
+    static func policyName(_ id: String, base: String? = nil, merge: String = "none", _ m: inout Markup) {
+        let color = PolicyStyle.of(base: base ?? id, merge: merge).color
+        m.element("span", [("class", "swatch"), ("style", "background:\(color)")]) { _ in }
         m.element("code", text: id)
     }
 

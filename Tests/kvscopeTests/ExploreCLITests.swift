@@ -20,7 +20,7 @@ import Testing
         var head: Int?
         var image: Int?
         var value: Double?
-        var actualTokens: Double
+        var actualTokens: Double?
         var budgetSpec: String
         var note: String?
         enum CodingKeys: String, CodingKey {

@@ -1,5 +1,6 @@
 import Foundation
 import KVCairo
+import KVPolicies
 import Testing
 
 /// `kvscope report` end to end: a small sweep of the small trace, its page checked as text and,
@@ -61,6 +62,12 @@ struct ReportCLITests {
         for p in Self.policies { #expect(table.contains("<code>\(p)</code>"), "\(p)") }
         for b in Self.budgets { #expect(table.contains(">\(b)</th>"), "\(b)") }
         #expect(table.contains("★"))
+        // Each policy's swatch is its declaration's colour (the figures' colour), not a hash of its name.
+        for p in Self.policies where p != "lookm" {
+            let hex = try #require(PolicyRegistry.declaration(p)).color
+            let css = "background:#" + String(format: "%06x", hex)
+            #expect(table.contains("\(css)\"></span><code>\(p)</code>"), "\(p): \(css)")
+        }
         // Provenance and definitions.
         #expect(html.contains("content hash") && html.contains("command line") && html.contains("kvscope 0.1.0"))
         #expect(html.contains("id=\"metrics\"") && html.contains("attention_recall"))
