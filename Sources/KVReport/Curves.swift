@@ -29,13 +29,26 @@ extension TraceStudy {
             points[label, default: []].append((x, y))
         }
         guard !order.isEmpty else { return nil }
+        // Cells of a drawn policy without a value: marked on the x axis (at their kept ratio, else their budget).
+        var missing: [String: [Double]] = [:]
+        for c in cells where !c.isFullCache && c.value(s) == nil {
+            let label = String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
+            guard points[label] != nil, let x = (actual ? c.value(keptRatio) : nil) ?? c.budget else { continue }
+            missing[label, default: []].append(x)
+        }
         let curves = order.map { label -> Curve in
             let p = points[label]!.sorted { $0.x < $1.x }
-            return Curve(policy: policyOf[label]!, style: styleOf[label], label: label, x: p.map(\.x), y: p.map(\.y))
+            return Curve(
+                policy: policyOf[label]!, style: styleOf[label], label: label, x: p.map(\.x), y: p.map(\.y),
+                missing: Array(Set(missing[label] ?? [])).sorted())
         }
+        let gaps = curves.reduce(0) { $0 + $1.missing.count }
         var sub = ["\(s.label) over all layers (mean, uniform weights) for each policy and budget"]
         if s.fullCacheValue != nil { sub.append("dashed black line: the full cache (\(Format.number(s.fullCacheValue!)) by definition)") }
         if !actual { sub.append("x: the requested budget (some cells have no kept_ratio)") }
+        if gaps > 0 {
+            sub.append("× on the x axis, in a policy's colour: a setting without a value (\(gaps); see Missing and degenerate cells)")
+        }
         sub += notes
         let fraction = s.metric.hasSuffix("recall") || s.metric.hasPrefix("recall_")
         let n = curves.count

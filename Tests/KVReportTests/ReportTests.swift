@@ -157,6 +157,22 @@ struct ReportTests {
         #expect(html.contains("needs the window rows") && html.contains("asked for by the run but has no rows"))
     }
 
+    @Test("budget curves mark a drawn policy's settings without a value on the x axis, in the policy's declared style")
+    func curvesMarkMissingSettings() throws {
+        let r = rows(policies: ["h2o", "snapkv"], budgets: [0.1, 0.3, 0.5], metrics: ["kept_ratio", "attention_recall"]) { p, b, m, _ in
+            if p == "snapkv" && b > 0.2 { return nil }
+            return m == "kept_ratio" ? b : 0.5 + b
+        }
+        let t = try #require(Study(rows: r).traces.first)
+        let fig = try #require(t.curvesFigure(SeriesID("attention_recall")))
+        let chart = try #require(fig.panels[0].chart as? LineChart)
+        let snap = try #require(chart.series.first { $0.label == "snapkv" })
+        let h2o = try #require(chart.series.first { $0.label == "h2o" })
+        #expect(snap.points.count == 1 && snap.missing == [0.3, 0.5])
+        #expect(h2o.points.count == 3 && h2o.missing.isEmpty)
+        #expect(snap.color == RGB(hex: try #require(PolicyRegistry.declaration("snapkv")).color))
+    }
+
     @Test func pageIsSelfContainedDeterministicAndItsFigureIdsAreUnique() throws {
         let r = rows(
             policies: ["full", "h2o", "lookm"], budgets: [0.1, 0.2, 0.3], metrics: ["kept_ratio", "attention_recall", "output_error"]
