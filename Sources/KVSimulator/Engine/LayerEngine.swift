@@ -56,6 +56,7 @@ public enum LayerEngine {
         var rows: [ResultRow] = []
         var evalContext: EvaluationContext?
         let cache = WorkCache()
+        var lastReplay: ReplayLayer?
         // Every merge search of the layer's runs, planned so that each KV head's serves them all.
         MergePlan.register(
             runs.filter(\.merges).map {
@@ -76,7 +77,17 @@ public enum LayerEngine {
                 continue
             }
 
-            let replay = ReplayLayer(decision, merges: run.merges, context: ec)
+            // Consecutive runs that decide alike (the full cache at every budget, a policy whose
+            // budgets all keep the whole prefill) share one replay.
+            let replay: ReplayLayer
+            if let last = lastReplay, last.decision.heads == decision.heads,
+                last.merges == (run.merges || decision.mergeCount > 0)
+            {
+                replay = last.reused(for: decision)
+            } else {
+                replay = ReplayLayer(decision, merges: run.merges, context: ec)
+            }
+            lastReplay = replay
             let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
             for m in metrics {
                 let series = m.series(info, compressionPoint: P, merges: run.merges)

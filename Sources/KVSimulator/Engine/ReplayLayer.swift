@@ -8,7 +8,7 @@ import KVTrace
 /// unchanged, less the generated positions a decoding replay evicted (`evictedGenerated`).
 /// Holds the per-query-head sums the metrics finish.
 public struct ReplayLayer: Sendable {
-    public let decision: LayerDecision
+    public private(set) var decision: LayerDecision
     /// Per KV head: generated positions (`≥ P`, ascending) that are no longer in the cache (empty
     /// outside a decoding replay with `--recompress-every` or `--evict-per-step`).
     public let evictedGenerated: [[Int]]
@@ -27,6 +27,16 @@ public struct ReplayLayer: Sendable {
     public let outputs: [[Double]]
     /// Per query head: the eviction-only estimate `[R·D]` (empty without rows and v, or when merging).
     public let evictOutputs: [[Double]]
+
+    /// This replay for `other`, a decision with the same heads (kept, evicted, merges and
+    /// assignments per KV head) on the same context, e.g. `full` at every budget: every sum it holds
+    /// depends only on the heads, so nothing is recomputed; `decision` becomes `other`.
+    public func reused(for other: LayerDecision) -> ReplayLayer {
+        precondition(other.heads == decision.heads, "a replay is reused only for a decision with the same heads")
+        var r = self
+        r.decision = other
+        return r
+    }
 
     /// Replays `decision` against `context`; `evictedGenerated[g]` lists the generated positions KV
     /// head `g` no longer holds (default: none, every position `P ..< T` is visible).
