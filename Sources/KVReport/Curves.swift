@@ -15,12 +15,16 @@ extension TraceStudy {
         let keptRatio = SeriesID("kept_ratio")
         let drawn = cells.filter { !($0.isFullCache && s.fullCacheValue != nil) && $0.value(s) != nil }
         let actual = !drawn.isEmpty && drawn.allSatisfy { $0.value(keptRatio) != nil }
+        /// A cell's line: its label without the setting.
+        func line(_ c: StudyCell) -> String {
+            String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
+        }
         var order: [String] = []
         var points: [String: [(x: Double, y: Double)]] = [:]
         var policyOf: [String: String] = [:], styleOf: [String: PolicyStyle] = [:]
         for c in drawn {
             guard let y = c.value(s), let x = actual ? c.value(keptRatio) : c.budget else { continue }
-            let label = String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
+            let label = line(c)
             if points[label] == nil {
                 order.append(label)
                 policyOf[label] = c.policy
@@ -32,7 +36,7 @@ extension TraceStudy {
         // Cells of a drawn policy without a value: marked on the x axis (at their kept ratio, else their budget).
         var missing: [String: [Double]] = [:]
         for c in cells where !c.isFullCache && c.value(s) == nil {
-            let label = String(self.label(c).split(separator: "@").first ?? "").trimmingCharacters(in: .whitespaces)
+            let label = line(c)
             guard points[label] != nil, let x = (actual ? c.value(keptRatio) : nil) ?? c.budget else { continue }
             missing[label, default: []].append(x)
         }

@@ -73,6 +73,8 @@ struct PropertyTests {
                     }
                     // The applied cache has exactly the reported number of rows.
                     let out = DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())
+                    // Head by head from the tensors (what simulate --save-cache uses): the same cache.
+                    #expect(try DecisionApplier.apply(d, context: ctx) == out, "\(label)")
                     #expect(out.heads.map { $0.keys.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map { $0.values.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map(\.kept) == d.heads.map(\.kept))

@@ -85,7 +85,7 @@ final class CandidateRanking: @unchecked Sendable {
                 second[i] = Swift.max(second[i], b)
             }
         }
-        /// `ck_top2` of the `rows` float keys at `a` over the kept slots `cols`; results in m.b2.base/s2/a2.
+        /// `ck_top2` of the `rows` float keys at `a` over the kept slots `cols`; results in m.b2/s2/a2.
         func search(_ a: UnsafePointer<Float>, rows: Int, cols: [Int32]) {
             for (j, k) in cols.enumerated() { (m.gather.base + j * D).update(from: kf + Int(k) * D, count: D) }
             ck_pack_panels(m.gather.base, cols.count, D, m.packed.base)

@@ -70,19 +70,19 @@ struct MergeBatchKey: Hashable {
 enum MergeBatch {
     typealias Assignment = (target: [Int], cosine: [Double])
 
+    /// The rows and columns of the batched search, ascending: the positions some set evicts and
+    /// the positions some set keeps.
+    static func unions(_ sets: [[Int]], positions P: Int) -> (rows: [Int], columns: [Int]) {
+        var keptBy = [Int](repeating: 0, count: P)
+        for s in sets { for p in s { keptBy[p] += 1 } }
+        return ((0 ..< P).filter { keptBy[$0] < sets.count }, (0 ..< P).filter { keptBy[$0] > 0 })
+    }
+
     /// When one pass over `|rows| × |columns|` costs less than the sets' own searches `Σ E·C`.
     static func worthwhile(_ sets: [[Int]], positions P: Int) -> Bool {
         guard sets.count > 1 else { return false }
-        var kept = [Bool](repeating: false, count: P), evicted = [Bool](repeating: false, count: P)
-        var own = 0
-        for s in sets {
-            own += s.count * (P - s.count)
-            var mine = [Bool](repeating: false, count: P)
-            for p in s { mine[p] = true; kept[p] = true }
-            for p in 0 ..< P where !mine[p] { evicted[p] = true }
-        }
-        let rows = evicted.lazy.filter { $0 }.count, columns = kept.lazy.filter { $0 }.count
-        return rows * columns < own
+        let (rows, columns) = unions(sets, positions: P)
+        return rows.count * columns.count < sets.reduce(0) { $0 + $1.count * (P - $1.count) }
     }
 
     /// The assignments of every set in `sets` (kept positions of `0 ..< P` in slot order; the
@@ -100,13 +100,7 @@ enum MergeBatch {
         for (s, kept) in sets.enumerated() {
             for (k, p) in kept.enumerated() { slot[s * P + p] = Int32(k) }
         }
-        var columns: [Int] = [], rows: [Int] = []
-        for p in 0 ..< P {
-            var any = false, all = true
-            for s in 0 ..< S { if slot[s * P + p] >= 0 { any = true } else { all = false } }
-            if any { columns.append(p) }
-            if !all { rows.append(p) }
-        }
+        let (rows, columns) = unions(sets, positions: P)
         let U = columns.count, W = 64, groups = (U + W - 1) / W
         let ld = (U + Int(CK_PANEL) - 1) / Int(CK_PANEL) * Int(CK_PANEL)
         for (u, p) in columns.enumerated() {

@@ -168,8 +168,10 @@ final class AssignScratch {
     /// Room for `c` kept and `e` evicted keys of dimension `d`.
     func reserve(C c: Int, E e: Int, D d: Int) {
         src.reserve(d)
-        for b in [kn, en] { b.reserve(Swift.max(c, e) * d) }
-        for b in [knf, enf, gather, rowKeys] { b.reserve(Swift.max(c, e) * d) }
+        kn.reserve(c * d)
+        en.reserve(e * d)
+        for b in [knf, gather] { b.reserve(c * d) }
+        for b in [enf, rowKeys] { b.reserve(e * d) }
         packed.reserve(ck_packed_count(c, d))
         row.reserve(c)
         for b in [best, second, b2, s2] { b.reserve(e) }

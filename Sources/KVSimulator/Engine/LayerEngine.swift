@@ -57,13 +57,12 @@ public enum LayerEngine {
         var evalContext: EvaluationContext?
         let cache = WorkCache()
         var lastReplay: ReplayLayer?
+        let contexts = runs.map {
+            context($0, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings)
+        }
         // Every merge search of the layer's runs, planned so that each KV head's serves them all.
-        MergePlan.register(
-            runs.filter(\.merges).map {
-                ($0.policy, context($0, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings))
-            })
-        for run in runs {
-            let ctx = context(run, info: info, tensors: tensors, compressionPoint: P, trace: trace, cache: cache, settings: settings)
+        MergePlan.register(zip(runs, contexts).filter { $0.0.merges }.map { ($0.0.policy, $0.1) })
+        for (run, ctx) in zip(runs, contexts) {
             if evalContext == nil { evalContext = EvaluationContext(ctx, settings: settings) }
             let ec = evalContext!
             let template = Template(info: info, combination: run.combination, P: P, nominal: ctx.budget.nominal, context: ec)
@@ -79,14 +78,8 @@ public enum LayerEngine {
 
             // Consecutive runs that decide alike (the full cache at every budget, a policy whose
             // budgets all keep the whole prefill) share one replay.
-            let replay: ReplayLayer
-            if let last = lastReplay, last.decision.heads == decision.heads,
-                last.merges == (run.merges || decision.mergeCount > 0)
-            {
-                replay = last.reused(for: decision)
-            } else {
-                replay = ReplayLayer(decision, merges: run.merges, context: ec)
-            }
+            let replay =
+                lastReplay?.reused(for: decision, merges: run.merges) ?? ReplayLayer(decision, merges: run.merges, context: ec)
             lastReplay = replay
             let actual = Double(decision.actual.reduce(0, +)) / Double(max(decision.heads.count, 1))
             for m in metrics {

@@ -28,15 +28,18 @@ public struct ReplayLayer: Sendable {
     /// Per query head: the eviction-only estimate `[R·D]` (empty without rows and v, or when merging).
     public let evictOutputs: [[Double]]
 
-    /// This replay for `other`, a decision with the same heads (kept, evicted, merges and
-    /// assignments per KV head) on the same context, e.g. `full` at every budget: every sum it holds
-    /// depends only on the heads, so nothing is recomputed; `decision` becomes `other`.
-    public func reused(for other: LayerDecision) -> ReplayLayer {
-        precondition(other.heads == decision.heads, "a replay is reused only for a decision with the same heads")
+    /// This replay for `other`, or nil unless `other` has the same heads (kept, evicted, merges and
+    /// assignments per KV head) and merges alike, e.g. `full` at every budget: every sum it holds
+    /// depends only on those, so nothing is recomputed; `decision` becomes `other`.
+    public func reused(for other: LayerDecision, merges declared: Bool) -> ReplayLayer? {
+        guard other.heads == decision.heads, Self.merges(other, declared: declared) == merges else { return nil }
         var r = self
         r.decision = other
         return r
     }
+
+    /// True when a replay of `decision` treats it as merging: declared so, or some head merges.
+    static func merges(_ decision: LayerDecision, declared: Bool) -> Bool { declared || decision.mergeCount > 0 }
 
     /// Replays `decision` against `context`; `evictedGenerated[g]` lists the generated positions KV
     /// head `g` no longer holds (default: none, every position `P ..< T` is visible).
@@ -44,7 +47,7 @@ public struct ReplayLayer: Sendable {
         self.decision = decision
         let gone = evictedGenerated.isEmpty ? [[Int]](repeating: [], count: decision.heads.count) : evictedGenerated
         self.evictedGenerated = gone
-        let merging = declared || decision.mergeCount > 0
+        let merging = Self.merges(decision, declared: declared)
         merges = merging
         let H = c.queryHeads, R = c.rowCount, D = c.headDim, T = c.seqLen, P = c.compressionPoint
         let map = c.kvHeadOfQueryHead
