@@ -479,77 +479,6 @@ void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc) {
 
 #pragma STDC FP_CONTRACT OFF
 
-// MARK: Double dot products in the order of Swift's `dot`
-
-static double dot8_portable(const double *a, const double *b, long d) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long i = 0;
-    for (; i + 8 <= d; i += 8)
-        for (int l = 0; l < 8; l++) {
-            const double t = a[i + l] * b[i + l];
-            acc[l] = acc[l] + t;
-        }
-    double s = -0.0;
-    for (int l = 0; l < 8; l++) s = s + acc[l];
-    for (; i < d; i++) {
-        const double t = a[i] * b[i];
-        s = s + t;
-    }
-    return s;
-}
-
-#if CK_X86
-__attribute__((target("avx2")))
-static inline double lanes_sum(__m256d lo, __m256d hi) {
-    double l[8];
-    _mm256_storeu_pd(l, lo);
-    _mm256_storeu_pd(l + 4, hi);
-    double s = -0.0;
-    for (int k = 0; k < 8; k++) s = s + l[k];
-    return s;
-}
-
-// Four rows of `b` per pass over `a` (each lane multiply and add rounded separately: no FMA in
-// the target, so the compiler cannot fuse them).
-__attribute__((target("avx2")))
-static void dots_f64_x86(const double *a, const double *b, long c, long d, double *out) {
-    const long d8 = d / 8 * 8;
-    long j = 0;
-    for (; j + 4 <= c; j += 4) {
-        const double *b0 = b + j * d, *b1 = b0 + d, *b2 = b1 + d, *b3 = b2 + d;
-        __m256d l0 = _mm256_setzero_pd(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
-        for (long i = 0; i < d8; i += 8) {
-            const __m256d al = _mm256_loadu_pd(a + i), ah = _mm256_loadu_pd(a + i + 4);
-            l0 = _mm256_add_pd(l0, _mm256_mul_pd(al, _mm256_loadu_pd(b0 + i)));
-            h0 = _mm256_add_pd(h0, _mm256_mul_pd(ah, _mm256_loadu_pd(b0 + i + 4)));
-            l1 = _mm256_add_pd(l1, _mm256_mul_pd(al, _mm256_loadu_pd(b1 + i)));
-            h1 = _mm256_add_pd(h1, _mm256_mul_pd(ah, _mm256_loadu_pd(b1 + i + 4)));
-            l2 = _mm256_add_pd(l2, _mm256_mul_pd(al, _mm256_loadu_pd(b2 + i)));
-            h2 = _mm256_add_pd(h2, _mm256_mul_pd(ah, _mm256_loadu_pd(b2 + i + 4)));
-            l3 = _mm256_add_pd(l3, _mm256_mul_pd(al, _mm256_loadu_pd(b3 + i)));
-            h3 = _mm256_add_pd(h3, _mm256_mul_pd(ah, _mm256_loadu_pd(b3 + i + 4)));
-        }
-        double s[4] = {lanes_sum(l0, h0), lanes_sum(l1, h1), lanes_sum(l2, h2), lanes_sum(l3, h3)};
-        const double *rows[4] = {b0, b1, b2, b3};
-        for (int r = 0; r < 4; r++) {
-            for (long i = d8; i < d; i++) {
-                const double t = a[i] * rows[r][i];
-                s[r] = s[r] + t;
-            }
-            out[j + r] = s[r];
-        }
-    }
-    for (; j < c; j++) out[j] = dot8_portable(a, b + j * d, d);
-}
-#endif
-
-void ck_dots_f64(const double *a, const double *b, long c, long d, double *out) {
-#if CK_X86
-    if (ck_uses_avx2()) { dots_f64_x86(a, b, c, d, out); return; }
-#endif
-    for (long j = 0; j < c; j++) out[j] = dot8_portable(a, b + j * d, d);
-}
-
 // MARK: Weighted row sums (no FMA: results must match Swift's separate multiply and add)
 
 
@@ -831,9 +760,46 @@ static void dot_rows_avx512(long r, long c, long d, const double *a, long lda, c
 }
 #endif
 
+#if CK_X86
+// Four rows of `b` per pass over a row of `a`: each lane's product and sum rounded separately (no
+// FMA), lanes 0 … 3 and 4 … 7 of the eight lanes in two registers.
+__attribute__((target("avx2")))
+static void dot_rows_avx2(long r, long c, long d, const double *a, long lda, const double *b, long ldb,
+                          double *out, long ldo) {
+    const long d8 = d - d % 8;
+    for (long i = 0; i < r; i++) {
+        const double *ai = a + i * lda;
+        long j = 0;
+        for (; j + 4 <= c; j += 4) {
+            const double *bj[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb};
+            __m256d lo[4], hi[4];
+            for (int q = 0; q < 4; q++) { lo[q] = _mm256_setzero_pd(); hi[q] = lo[q]; }
+            for (long t = 0; t < d8; t += 8) {
+                const __m256d xl = _mm256_loadu_pd(ai + t), xh = _mm256_loadu_pd(ai + t + 4);
+                for (int q = 0; q < 4; q++) {
+                    lo[q] = _mm256_add_pd(lo[q], _mm256_mul_pd(xl, _mm256_loadu_pd(bj[q] + t)));
+                    hi[q] = _mm256_add_pd(hi[q], _mm256_mul_pd(xh, _mm256_loadu_pd(bj[q] + t + 4)));
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                double l[8];
+                _mm256_storeu_pd(l, lo[q]);
+                _mm256_storeu_pd(l + 4, hi[q]);
+                double s = l[0];
+                for (int k = 1; k < 8; k++) s = s + l[k];
+                for (long t = d8; t < d; t++) s = s + ai[t] * bj[q][t];
+                out[i * ldo + j + q] = s;
+            }
+        }
+        for (; j < c; j++) out[i * ldo + j] = dot_portable(ai, b + j * ldb, d);
+    }
+}
+#endif
+
 void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
 #if CK_X86
     if (ck_uses_avx512()) { dot_rows_avx512(r, c, d, a, lda, b, ldb, out, ldo); return; }
+    if (ck_uses_avx2()) { dot_rows_avx2(r, c, d, a, lda, b, ldb, out, ldo); return; }
 #endif
     for (long i = 0; i < r; i++)
         for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);

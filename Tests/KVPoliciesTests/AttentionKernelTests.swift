@@ -7,7 +7,7 @@ import Testing
 
 /// The C kernels behind the attention a policy reads give the very bits of the Swift loops they
 /// replace: column sums of float32 rows (`ck_colsum_f32`) and the logits of recomputed rows
-/// (`ck_dots_f64`, in the order of `dot`).
+/// (`ck_dot_rows`, in the order of `dot`).
 struct AttentionKernelTests {
     @Test(
         "f32 column sums equal the row-by-row Double sums exactly (odd P and row counts, unaligned data)",
@@ -41,7 +41,7 @@ struct AttentionKernelTests {
         #expect(backwards != expected)
     }
 
-    @Test("ck_dots_f64 equals Swift's dot bit for bit, for every dimension and row count")
+    @Test("ck_dot_rows (one row of a) equals Swift's dot bit for bit, for every dimension and row count")
     func doubleDotsMatchSwiftDot() {
         var rng = SplitMix64(seed: 5)
         for d in [1, 3, 7, 8, 9, 16, 64, 127, 128, 131] {
@@ -49,7 +49,7 @@ struct AttentionKernelTests {
                 let a = (0 ..< d).map { _ in Double(Int64(bitPattern: rng.next()) >> 11) / 1e12 }
                 let b = (0 ..< c * d).map { _ in Double(Int64(bitPattern: rng.next()) >> 11) * 1e-9 }
                 var out = [Double](repeating: .nan, count: c)
-                ck_dots_f64(a, b, c, d, &out)
+                ck_dot_rows(1, c, d, a, d, b, d, &out, c)
                 let expected = a.withUnsafeBufferPointer { ap in
                     b.withUnsafeBufferPointer { bp in (0 ..< c).map { dot(ap.baseAddress!, bp.baseAddress! + $0 * d, d) } }
                 }

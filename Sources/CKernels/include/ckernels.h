@@ -60,12 +60,6 @@ void ck_f32_to_f64(const void *src, long n, double *dst);
 /// need not be aligned; `ld ≥ n` floats between row starts.
 void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc);
 
-/// `out[j] = a · b_j` in double for the `c` rows of the row-major `c`×`d` matrix `b`, computed
-/// exactly as KVScope's Swift `dot` (Sources/KVTrace/Support/Numerics.swift): eight lane sums
-/// `acc[l] += a[i+l]·b[i+l]` (product and sum each rounded, no fused multiply-add) over whole
-/// blocks of eight, then `-0 + acc[0] + … + acc[7]` in lane order, then the tail in order.
-void ck_dots_f64(const double *a, const double *b, long c, long d, double *out);
-
 /// Element types of `ck_accum_rows`'s `v`.
 #define CK_F64 0
 #define CK_F32 1
@@ -89,7 +83,7 @@ void ck_gather_sum(long r, const double *w, long ldw, const long *pos, long n, d
 /// `out[i·ldo + j] = a_i · b_j` for the `r` rows `a_i` (`lda` apart) and `c` rows `b_j` (`ldb`
 /// apart) of dimension `d`, each exactly as KVScope's Swift `dot` sums it: eight lanes over
 /// `d` in steps of eight (product rounded, then the sum), the lanes added in order 0 … 7, then the
-/// remaining `d mod 8` terms one by one. No fused multiply-add.
+/// remaining `d mod 8` terms one by one. No fused multiply-add (AVX-512, AVX2 or scalar by CPU).
 void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
 /// The scalar form `ck_dot_rows` must equal bit for bit (for tests of the vector form).
 void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);

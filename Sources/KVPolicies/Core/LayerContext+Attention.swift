@@ -149,7 +149,7 @@ extension LayerContext {
                             for i in i0 ..< i1 where width(i) > j0 {
                                 let row = optr.value + (h * R + i) * T
                                 let m = min(keysPerChunk, width(i) - j0)
-                                ck_dots_f64(qb.baseAddress! + (i - i0) * D, kb.baseAddress! + j0 * D, m, D, row + j0)
+                                ck_dot_rows(1, m, D, qb.baseAddress! + (i - i0) * D, D, kb.baseAddress! + j0 * D, D, row + j0, m)
                             }
                         }
                     }
