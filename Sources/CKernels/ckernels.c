@@ -524,12 +524,12 @@ static inline void load8(const void *v, int vtype, long at, __m256d *lo, __m256d
     }
 }
 
-#define CK_ROWS 4
+#define CK_ROWS4 4
 __attribute__((target("avx2,f16c")))
 static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *pos, long n,
                          const void *v, int vtype, double *acc, int subtract) {
     long i0 = 0;
-    for (; i0 + CK_ROWS <= r; i0 += CK_ROWS) {
+    for (; i0 + CK_ROWS4 <= r; i0 += CK_ROWS4) {
         for (long e = 0; e < d; e += 8) {
             __m256d a0l = _mm256_loadu_pd(acc + (i0 + 0) * d + e), a0h = _mm256_loadu_pd(acc + (i0 + 0) * d + e + 4);
             __m256d a1l = _mm256_loadu_pd(acc + (i0 + 1) * d + e), a1h = _mm256_loadu_pd(acc + (i0 + 1) * d + e + 4);
@@ -728,65 +728,23 @@ static inline double dot_portable(const double *a, const double *b, long d) {
     return s;
 }
 
-#if CK_X86
-__attribute__((target("avx512f")))
-static void dot_rows_avx512(long r, long c, long d, const double *a, long lda, const double *b, long ldb,
-                            double *out, long ldo) {
-    const long d8 = d - d % 8;
-    for (long i = 0; i < r; i++) {
-        const double *ai = a + i * lda;
-        long j = 0;
-        for (; j + 4 <= c; j += 4) {
-            const double *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-            __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-            for (long t = 0; t < d8; t += 8) {
-                const __m512d x = _mm512_loadu_pd(ai + t);
-                s0 = _mm512_add_pd(s0, _mm512_mul_pd(x, _mm512_loadu_pd(b0 + t)));
-                s1 = _mm512_add_pd(s1, _mm512_mul_pd(x, _mm512_loadu_pd(b1 + t)));
-                s2 = _mm512_add_pd(s2, _mm512_mul_pd(x, _mm512_loadu_pd(b2 + t)));
-                s3 = _mm512_add_pd(s3, _mm512_mul_pd(x, _mm512_loadu_pd(b3 + t)));
-            }
-            double l0[8], l1[8], l2[8], l3[8];
-            _mm512_storeu_pd(l0, s0); _mm512_storeu_pd(l1, s1); _mm512_storeu_pd(l2, s2); _mm512_storeu_pd(l3, s3);
-            double t0 = l0[0], t1 = l1[0], t2 = l2[0], t3 = l3[0];
-            for (int l = 1; l < 8; l++) { t0 = t0 + l0[l]; t1 = t1 + l1[l]; t2 = t2 + l2[l]; t3 = t3 + l3[l]; }
-            for (long t = d8; t < d; t++) {
-                t0 = t0 + ai[t] * b0[t]; t1 = t1 + ai[t] * b1[t]; t2 = t2 + ai[t] * b2[t]; t3 = t3 + ai[t] * b3[t];
-            }
-            out[i * ldo + j] = t0; out[i * ldo + j + 1] = t1; out[i * ldo + j + 2] = t2; out[i * ldo + j + 3] = t3;
-        }
-        for (; j < c; j++) out[i * ldo + j] = dot_portable(ai, b + j * ldb, d);
-    }
-}
-#endif
+// Four dots at a time: `lanes4` leaves the eight lane sums of a_i · b_j for four rows j, and the
+// driver ends each dot in `dot`'s order (lanes 0 … 7, then the d mod 8 remaining terms).
+typedef void (*ck_lanes4)(const double *ai, const double *const bj[4], long d8, double lanes[4][8]);
 
-#if CK_X86
-// Four rows of `b` per pass over a row of `a`: each lane's product and sum rounded separately (no
-// FMA), lanes 0 … 3 and 4 … 7 of the eight lanes in two registers.
-__attribute__((target("avx2")))
-static void dot_rows_avx2(long r, long c, long d, const double *a, long lda, const double *b, long ldb,
-                          double *out, long ldo) {
+static void dot_rows_by(ck_lanes4 lanes4, long r, long c, long d, const double *a, long lda, const double *b, long ldb,
+                        double *out, long ldo) {
     const long d8 = d - d % 8;
     for (long i = 0; i < r; i++) {
         const double *ai = a + i * lda;
         long j = 0;
         for (; j + 4 <= c; j += 4) {
-            const double *bj[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb};
-            __m256d lo[4], hi[4];
-            for (int q = 0; q < 4; q++) { lo[q] = _mm256_setzero_pd(); hi[q] = lo[q]; }
-            for (long t = 0; t < d8; t += 8) {
-                const __m256d xl = _mm256_loadu_pd(ai + t), xh = _mm256_loadu_pd(ai + t + 4);
-                for (int q = 0; q < 4; q++) {
-                    lo[q] = _mm256_add_pd(lo[q], _mm256_mul_pd(xl, _mm256_loadu_pd(bj[q] + t)));
-                    hi[q] = _mm256_add_pd(hi[q], _mm256_mul_pd(xh, _mm256_loadu_pd(bj[q] + t + 4)));
-                }
-            }
+            const double *const bj[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb};
+            double lanes[4][8];
+            lanes4(ai, bj, d8, lanes);
             for (int q = 0; q < 4; q++) {
-                double l[8];
-                _mm256_storeu_pd(l, lo[q]);
-                _mm256_storeu_pd(l + 4, hi[q]);
-                double s = l[0];
-                for (int k = 1; k < 8; k++) s = s + l[k];
+                double s = lanes[q][0];
+                for (int k = 1; k < 8; k++) s = s + lanes[q][k];
                 for (long t = d8; t < d; t++) s = s + ai[t] * bj[q][t];
                 out[i * ldo + j + q] = s;
             }
@@ -794,12 +752,38 @@ static void dot_rows_avx2(long r, long c, long d, const double *a, long lda, con
         for (; j < c; j++) out[i * ldo + j] = dot_portable(ai, b + j * ldb, d);
     }
 }
+
+#if CK_X86
+__attribute__((target("avx512f")))
+static void lanes4_avx512(const double *ai, const double *const bj[4], long d8, double lanes[4][8]) {
+    __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    for (long t = 0; t < d8; t += 8) {
+        const __m512d x = _mm512_loadu_pd(ai + t);
+        for (int q = 0; q < 4; q++) s[q] = _mm512_add_pd(s[q], _mm512_mul_pd(x, _mm512_loadu_pd(bj[q] + t)));
+    }
+    for (int q = 0; q < 4; q++) _mm512_storeu_pd(lanes[q], s[q]);
+}
+
+// Lanes 0 … 3 and 4 … 7 in two registers; each product and sum rounded separately (no FMA).
+__attribute__((target("avx2")))
+static void lanes4_avx2(const double *ai, const double *const bj[4], long d8, double lanes[4][8]) {
+    __m256d lo[4], hi[4];
+    for (int q = 0; q < 4; q++) { lo[q] = _mm256_setzero_pd(); hi[q] = lo[q]; }
+    for (long t = 0; t < d8; t += 8) {
+        const __m256d xl = _mm256_loadu_pd(ai + t), xh = _mm256_loadu_pd(ai + t + 4);
+        for (int q = 0; q < 4; q++) {
+            lo[q] = _mm256_add_pd(lo[q], _mm256_mul_pd(xl, _mm256_loadu_pd(bj[q] + t)));
+            hi[q] = _mm256_add_pd(hi[q], _mm256_mul_pd(xh, _mm256_loadu_pd(bj[q] + t + 4)));
+        }
+    }
+    for (int q = 0; q < 4; q++) { _mm256_storeu_pd(lanes[q], lo[q]); _mm256_storeu_pd(lanes[q] + 4, hi[q]); }
+}
 #endif
 
 void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo) {
 #if CK_X86
-    if (ck_uses_avx512()) { dot_rows_avx512(r, c, d, a, lda, b, ldb, out, ldo); return; }
-    if (ck_uses_avx2()) { dot_rows_avx2(r, c, d, a, lda, b, ldb, out, ldo); return; }
+    if (ck_uses_avx512()) { dot_rows_by(lanes4_avx512, r, c, d, a, lda, b, ldb, out, ldo); return; }
+    if (ck_uses_avx2()) { dot_rows_by(lanes4_avx2, r, c, d, a, lda, b, ldb, out, ldo); return; }
 #endif
     for (long i = 0; i < r; i++)
         for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
