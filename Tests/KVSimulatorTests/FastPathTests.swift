@@ -88,17 +88,48 @@ import Testing
         }
     }
 
+    /// `Kernels.causal` hands each row exactly its visible columns, in list order, once each, for
+    /// ascending lists (blocked head, per-row tail), partitioned unsorted ones and interleaved ones.
+    @Test func causalSplitGivesEachRowItsColumnsInOrder() {
+        let T = 50, rows = 9, first = 30
+        let lists: [[Int]] = [
+            Array(0 ..< 45), [3, 1, 2, 40, 33, 31, 38], [31, 2, 35, 7, 30], Array(0 ... 30), [44, 31], [], [5, 39, 5],
+        ]
+        for pos in lists {
+            var seen = [[Int]](repeating: [], count: rows)
+            let columns = pos.map { $0 + 100 }
+            Kernels.causal(columns: columns, positions: pos, firstRow: first, rows: rows) { r, n, cols in
+                #expect(!cols.isEmpty)
+                for x in r ..< r + n { seen[x] += Array(cols) }
+            }
+            for r in 0 ..< rows {
+                #expect(seen[r] == pos.filter { $0 <= first + r }.map { $0 + 100 }, "\(pos) row \(r)")
+            }
+            // The blocked kernels give each row the bits of its own scalar loop.
+            let w = (0 ..< rows * T).map { Double(($0 * 7919) % 1000) / 997 - 0.5 }
+            var sums = [Double](repeating: 0.25, count: rows), direct = sums
+            w.withUnsafeBufferPointer { wb in
+                Kernels.gatherSum(firstRow: first, rows: rows, weights: wb.baseAddress!, ldw: T, positions: pos, into: &sums, subtract: false)
+            }
+            for r in 0 ..< rows { for p in pos where p <= first + r { direct[r] += w[r * T + p] } }
+            #expect(sums.map(\.bitPattern) == direct.map(\.bitPattern), "\(pos)")
+        }
+    }
+
     /// `o'` of a merging policy (one weight matrix over every slot, one accumulation) against the
     /// slot-by-slot formula: merged keys and values by the DecisionApplier formula, `exp(s·q·k' − m)`
     /// per merged slot, `w[i, p]` per plain one, in ascending position order.
     @Test func mergedReplayMatchesSlotBySlot() throws {
-        for (dim, kvHeads, seed) in [(32, 2, 7 as UInt64), (12, 4, 3)] {
-            let t = TestTrace(.init(layers: 1, heads: 4, kvHeads: kvHeads, dim: dim, prefill: 40, future: 6, spans: [6 ..< 18, 22 ..< 30], seed: seed))
+        // Future rows see every slot; proxy rows (no future) see the slots up to their own position.
+        for (dim, kvHeads, seed, future) in [(32, 2, 7 as UInt64, 6), (12, 4, 3, 6), (16, 2, 5, 0), (8, 4, 9, 0)] {
+            let t = TestTrace(
+                .init(layers: 1, heads: 4, kvHeads: kvHeads, dim: dim, prefill: 40, future: future, spans: [6 ..< 18, 22 ..< 30], seed: seed))
             for (id, b) in [("lookm", 0.2), ("lookm-avg", 0.3), ("lookm-weighted", 0.5), ("lookm", 0.4)] {
                 let ctx = LayerContext(info: t.info, tensors: try t.layer(0), budget: .fraction(b))
                 let ec = EvaluationContext(ctx, settings: .init())
                 let d = try PolicyRegistry.make(id).decide(ctx)
                 #expect(d.mergeCount > 0, "\(id) merges")
+                if future == 0 { #expect(d.heads.allSatisfy { $0.kept.contains { $0 > ec.rows.lowerBound } }, "slots past the first row") }
                 let replay = ReplayLayer(d, merges: true, context: ec)
                 let K = try #require(ec.keyRows), V = try #require(ec.valueRows), Q = try #require(ec.queries)
                 let R = ec.rowCount, D = ec.headDim
@@ -123,6 +154,7 @@ import Testing
                         var o = [Double](repeating: 0, count: D), z = 0.0
                         for s in head.kept.indices.sorted(by: { head.kept[$0] < head.kept[$1] }) {
                             let p = head.kept[s]
+                            guard p <= ec.rows.lowerBound + r else { continue }
                             let wt: Double, x: [Double]
                             if let ak = sumK[s], let av = sumV[s] {
                                 let div = Double(1 + n[s]!), kp = vec(K, p), vp = vec(V, p)

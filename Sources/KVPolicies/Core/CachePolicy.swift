@@ -95,6 +95,11 @@ public protocol ScoringPolicy: CachePolicy {
     func shortcut(_ context: LayerContext) throws -> LayerDecision?
     /// Notes on the decision. Default: the GQA extension note when `KVH ≠ H`.
     func notes(_ context: LayerContext, _ decision: LayerDecision) -> [DecisionNote]
+    /// When non-nil, decisions go through the layer's work cache under this key with the type, the
+    /// resolved budget and the run options, so that runs deciding alike (a LOOK-M merge variant and
+    /// its text prior at one budget) select once. It must name everything the hooks read besides
+    /// those, the layer and `P`. Default nil: every call selects afresh.
+    var decisionKey: AnyHashable? { get }
 }
 
 extension ScoringPolicy {
@@ -106,6 +111,7 @@ extension ScoringPolicy {
     public func alsoKept(_ context: LayerContext, scores: ScoreMatrix, head g: Int) -> [Int] { [] }
     public func shortcut(_ context: LayerContext) throws -> LayerDecision? { context.wholeIfWithinBudget() }
     public func notes(_ context: LayerContext, _ decision: LayerDecision) -> [DecisionNote] { gqaNotes(context) }
+    public var decisionKey: AnyHashable? { nil }
 
     /// The scores through the layer's work cache.
     public func sharedScores(_ context: LayerContext) throws -> ScoreMatrix {
@@ -119,6 +125,14 @@ extension ScoringPolicy {
 
     public func decide(_ context: LayerContext) throws -> LayerDecision {
         let ctx = context.named(context.policyID.isEmpty ? id : context.policyID)
+        guard let key = decisionKey else { return try select(ctx) }
+        return try ctx.shared(["decision", String(describing: Self.self), key, ctx.budget, ctx.options] as [AnyHashable]) {
+            try select(ctx)
+        }
+    }
+
+    /// The decision made afresh: early exit, scores, each head's top candidates, protected and extra positions.
+    func select(_ ctx: LayerContext) throws -> LayerDecision {
         if let d = try shortcut(ctx) { return d }
         let P = ctx.compressionPoint
         let prot = protected(ctx)
@@ -131,10 +145,10 @@ extension ScoringPolicy {
             let chosen =
                 ranking?.top(row, k: k, below: prot.lowerBound)
                 ?? Selection.topK(Array(0 ..< prot.lowerBound), k: k, score: { s[row, $0] })
-            var kept = chosen + Array(prot)
-            let extra = alsoKept(ctx, scores: s, head: row)
-            if !extra.isEmpty { kept = Array(Set(kept).union(extra)) }
-            return HeadDecision(kept: kept.sorted(), prefill: P)
+            // Ascending, each position once (the extra positions may repeat chosen ones).
+            var kept = (chosen + Array(prot) + alsoKept(ctx, scores: s, head: row)).sorted()
+            kept.removeAdjacentDuplicates()
+            return HeadDecision(kept: kept, prefill: P)
         }
         var d = LayerDecision(layer: ctx.layer, heads: heads, nominal: ctx.budget.nominal, prefill: P)
         d.notes = notes(ctx, d)
@@ -183,4 +197,17 @@ public struct AnyCachePolicy: CachePolicy {
     public var requirements: Requirements { base.requirements }
     public func decide(_ context: LayerContext) throws -> LayerDecision { try base.decide(context) }
     public func plannedMerge(_ context: LayerContext) -> [[Int]]? { base.plannedMerge(context) }
+}
+
+extension Array where Element: Equatable {
+    /// Removes each element equal to the one before it (on a sorted array: every repeat).
+    mutating func removeAdjacentDuplicates() {
+        guard count > 1 else { return }
+        var n = 1
+        for i in 1 ..< count where self[i] != self[n - 1] {
+            self[n] = self[i]
+            n += 1
+        }
+        removeLast(count - n)
+    }
 }

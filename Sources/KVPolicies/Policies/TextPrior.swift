@@ -38,6 +38,8 @@ public struct TextPrior: ScoringPolicy, DeclaredPolicy, MergeSettable {
         """
 
     public var scoreKey: AnyHashable { [offset] }
+    /// The hooks read only the offset, the budget and the options: merge variants at one budget share the decision.
+    public var decisionKey: AnyHashable? { scoreKey }
 
     /// `code`: the official `m` (text and window get 0 or more, the rest is pushed below 0).
     /// `intended`: text ranked above every non-text token, then by score.

@@ -362,19 +362,43 @@ enum Kernels {
         firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
         into sums: UnsafeMutablePointer<Double>, subtract: Bool
     ) {
-        guard !pos.isEmpty, rows > 0 else { return }
-        let maxP = pos.max()!
-        pos.withUnsafeBufferPointer { pb in
-            if maxP <= firstRow {
-                ck_gather_sum(rows, w, ldw, pb.baseAddress!, pos.count, sums, subtract ? 1 : 0)
-                return
-            }
+        causal(columns: pos, positions: pos, firstRow: firstRow, rows: rows) { r, n, cols in
+            ck_gather_sum(n, w + r * ldw, ldw, cols.baseAddress!, cols.count, sums + r, subtract ? 1 : 0)
+        }
+    }
+
+    /// Visits the columns that evaluation rows `firstRow ..< firstRow + rows` see under the causal
+    /// limit: column `columns[k]` is visible to row `i` when `positions[k] ≤ i`. Calls
+    /// `body(r, n, cols)` for rows `r ..< r + n`, each of which sums exactly `cols` next, in the
+    /// order of `columns`; every row is handed its visible columns in that order, none twice.
+    /// - Every position `≤ firstRow`: one call for all rows.
+    /// - The positions `≤ firstRow` all before the others (an ascending list, say): one call for all
+    ///   rows with those, then one call per row with the later ones it sees. Each row's sum runs over
+    ///   its columns in the same order as a filter of the whole list, so blocked kernels give results
+    ///   bit-identical to row-by-row ones.
+    /// - Otherwise one call per row with its visible columns.
+    /// Empty lists are never handed to `body`. (Not inlined: per call, not per element; inlined into
+    /// `ReplayLayer.init`, it crashed the Swift 6.3.1 optimiser, SILCombine.)
+    @inline(never)
+    static func causal(
+        columns: [Int], positions: [Int], firstRow: Int, rows: Int,
+        _ body: (_ row: Int, _ rows: Int, _ columns: UnsafeBufferPointer<Int>) -> Void
+    ) {
+        precondition(columns.count == positions.count)
+        guard let maxP = positions.max(), rows > 0 else { return }
+        columns.withUnsafeBufferPointer { cb in
+            if maxP <= firstRow { body(0, rows, cb); return }
+            let k = positions.firstIndex { $0 > firstRow }!
+            let partitioned = positions[k...].allSatisfy { $0 > firstRow }
+            let start = partitioned ? k : 0
+            if partitioned && k > 0 { body(0, rows, UnsafeBufferPointer(rebasing: cb[..<k])) }
+            var mine: [Int] = []
+            mine.reserveCapacity(columns.count - start)
             for r in 0 ..< rows {
                 let i = firstRow + r
-                let mine = maxP <= i ? pos : pos.filter { $0 <= i }
-                mine.withUnsafeBufferPointer { mb in
-                    if let base = mb.baseAddress { ck_gather_sum(1, w + r * ldw, ldw, base, mine.count, sums + r, subtract ? 1 : 0) }
-                }
+                mine.removeAll(keepingCapacity: true)
+                for x in start ..< columns.count where positions[x] <= i { mine.append(cb[x]) }
+                if !mine.isEmpty { mine.withUnsafeBufferPointer { body(r, 1, $0) } }
             }
         }
     }

@@ -61,23 +61,17 @@ struct KVRows: @unchecked Sendable {
         }
     }
 
-    /// The same for evaluation rows `first ..< first + rows` (absolute positions), honouring the
-    /// causal limit `p ≤ i` per row: one blocked call when every position is visible to every
-    /// row, else one call per row with its visible positions (same order).
+    /// The same for evaluation rows `firstRow ..< firstRow + rows` (absolute positions), honouring
+    /// the causal limit `p ≤ i` per row, each row's sum in the order of `pos` (see `Kernels.causal`:
+    /// blocked calls where rows see the same positions, one call per row for the rest).
     func accumulateCausal(
         head g: Int, firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int,
         positions pos: [Int], into acc: UnsafeMutablePointer<Double>, subtract: Bool
     ) {
-        guard !pos.isEmpty, rows > 0 else { return }
-        let maxP = pos.max()!
-        if maxP <= firstRow {
-            accumulate(head: g, rows: rows, weights: w, ldw: ldw, positions: pos, into: acc, subtract: subtract)
-            return
-        }
-        for r in 0 ..< rows {
-            let i = firstRow + r
-            let mine = maxP <= i ? pos : pos.filter { $0 <= i }
-            accumulate(head: g, rows: 1, weights: w + r * ldw, ldw: ldw, positions: mine, into: acc + r * headDim, subtract: subtract)
+        withHead(g) { v in
+            Kernels.causal(columns: pos, positions: pos, firstRow: firstRow, rows: rows) { r, n, cols in
+                ck_accum_rows(n, headDim, w + r * ldw, ldw, cols.baseAddress!, cols.count, v, vtype, acc + r * headDim, subtract ? 1 : 0)
+            }
         }
     }
 }

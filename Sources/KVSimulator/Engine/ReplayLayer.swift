@@ -236,47 +236,19 @@ public struct ReplayLayer: Sendable {
                         Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: &z, subtract: true)
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
-                    } else if !count.isEmpty, let last = head.kept.max(), last <= first {
-                        // Merged slots, every slot visible to every row: one weight row per evaluation row over
-                        // the slots in ascending position order (w[i, p] for a plain slot, exp(s·q·k' − m) for
-                        // a merged one) and the slots' values (V or V') as Double rows, summed by one kernel
-                        // call each for o and z: the same products and sums, in the same order, as slot by slot.
+                    } else if !count.isEmpty {
+                        // Merged slots: one weight row per evaluation row over the slots in ascending
+                        // position order (w[i, p] for a plain slot, exp(s·q·k' − m) for a merged one) and
+                        // the slots' values (V or V') as Double rows, summed by the accumulation kernel for
+                        // o and z: the same products and sums, in the same order, as slot by slot.
                         mergedSlots(
                             head, g: g, order: order, slotRow: row, mergedK: mergedK, mergedV: mergedV, V: V, c: c,
                             q: qb.baseAddress! + h * R * D, rowMax: h * R, weights: wh, into: o0, z: &z)
                     } else {
-                        // Runs of plain slots go to the accumulation kernel; each row's sums keep this order.
-                        var run: [Int] = []
-                        run.reserveCapacity(order.count)
-                        // A run's weights join `z` before the next merged slot's, as one loop over slots would add them.
-                        func flush() {
-                            V.accumulateCausal(
-                                head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: o0, subtract: false)
-                            Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: run, into: &z, subtract: false)
-                            run.removeAll(keepingCapacity: true)
-                        }
-                        for s in order {
-                            let p = head.kept[s]
-                            if row[s] >= 0 {
-                                flush()
-                                mergedV.withUnsafeBufferPointer { mv in
-                                    mergedK.withUnsafeBufferPointer { mk in
-                                        let kpb = mk.baseAddress! + row[s] * D, vpb = mv.baseAddress! + row[s] * D
-                                        for r in 0 ..< R {
-                                            let i = first + r
-                                            guard p <= i else { continue }
-                                            let l = c.scale * dot(qb.baseAddress! + (h * R + r) * D, kpb, D)
-                                            let wt = Foundation.exp(l - c.rowMax[h * R + r])
-                                            z[r] += wt
-                                            Kernels.axpy(wt, vpb, o0 + r * D, D)
-                                        }
-                                    }
-                                }
-                            } else {
-                                run.append(p)
-                            }
-                        }
-                        flush()
+                        let ascending = order.map { head.kept[$0] }
+                        V.accumulateCausal(
+                            head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: ascending, into: o0, subtract: false)
+                        Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: ascending, into: &z, subtract: false)
                     }
                     if !gone.isEmpty {
                         V.accumulateCausal(
@@ -292,9 +264,9 @@ public struct ReplayLayer: Sendable {
         }
         return o
     }
-    /// `o'` and `z` of one query head over every kept slot when all are visible to every row (see
-    /// `output`): the logits of the merged slots `s·q·k'` by `ck_dot_rows` (the order of `dot`), their
-    /// weights `exp(l − m)`, the plain slots' `w[i, p]`, then one accumulation over the slots' values.
+    /// `o'` and `z` of one query head over the kept slots each evaluation row sees (see `output`):
+    /// the logits of the merged slots `s·q·k'` by `ck_dot_rows` (the order of `dot`), their weights
+    /// `exp(l − m)`, the plain slots' `w[i, p]`, then one accumulation over the slots' values.
     static func mergedSlots(
         _ head: HeadDecision, g: Int, order: [Int], slotRow row: [Int], mergedK: [Double], mergedV: [Double], V: KVRows,
         c: EvaluationContext, q: UnsafePointer<Double>, rowMax mx: Int, weights wh: UnsafePointer<Double>,
@@ -325,13 +297,17 @@ public struct ReplayLayer: Sendable {
                 }
             }
         }
-        let slots = Array(0 ..< n)
-        slots.withUnsafeBufferPointer { sb in
-            weights.withUnsafeBufferPointer { wb in
-                values.withUnsafeBufferPointer { xb in
-                    ck_accum_rows(R, D, wb.baseAddress!, n, sb.baseAddress!, n, xb.baseAddress!, Int32(CK_F64), o, 0)
+        // Row i sums the slots at positions ≤ i (a prefix of the ascending order): all rows at once
+        // where they see the same slots, row by row past the first evaluation row.
+        weights.withUnsafeBufferPointer { wb in
+            values.withUnsafeBufferPointer { xb in
+                z.withUnsafeMutableBufferPointer { zb in
+                    Kernels.causal(columns: Array(0 ..< n), positions: order.map { head.kept[$0] }, firstRow: c.rows.lowerBound, rows: R) {
+                        r, m, cols in
+                        ck_accum_rows(m, D, wb.baseAddress! + r * n, n, cols.baseAddress!, cols.count, xb.baseAddress!, Int32(CK_F64), o + r * D, 0)
+                        ck_gather_sum(m, wb.baseAddress! + r * n, n, cols.baseAddress!, cols.count, zb.baseAddress! + r, 0)
+                    }
                 }
-                z.withUnsafeMutableBufferPointer { zb in ck_gather_sum(R, wb.baseAddress!, n, sb.baseAddress!, n, zb.baseAddress!, 0) }
             }
         }
     }
