@@ -68,14 +68,6 @@ struct PoliciesCommand: ExampledCommand {
 
 /// A declaration as JSON (`kvscope policies --json`).
 struct DeclarationJSON: Encodable {
-    struct Parameter: Encodable {
-        var name: String
-        var domain: String
-        var defaultValue: ParameterValue?
-        var help: String
-        var column: String
-        enum CodingKeys: String, CodingKey { case name, domain, defaultValue = "default", help, column }
-    }
     var id: String
     var summary: String
     var paper: String
@@ -84,7 +76,7 @@ struct DeclarationJSON: Encodable {
     var merge: String?
     var requirements: String
     var traits: [String]
-    var parameters: [Parameter]
+    var parameters: [ParameterSpec]
     var rule: String
     enum CodingKeys: String, CodingKey {
         case id, summary, paper, officialMode = "official_mode", base, merge, requirements, traits, parameters, rule
@@ -99,9 +91,7 @@ struct DeclarationJSON: Encodable {
         merge = d.composition?.merge.rawValue
         requirements = d.requirements.description
         traits = PolicyCatalogue.traitNames(d.traits)
-        parameters = d.parameters.map {
-            Parameter(name: $0.name, domain: $0.domain, defaultValue: $0.defaultValue, help: $0.help, column: $0.column)
-        }
+        parameters = d.parameters
         rule = d.rule
     }
 }
