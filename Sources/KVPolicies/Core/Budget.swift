@@ -14,17 +14,15 @@ public enum BudgetSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case let .fraction(b, s):
             let c = Int(Double(P) * b)
             let r = Int(Double(c) * s)
-            return Budget(
-                heavy: c - r, recent: r, spec: self, prefill: P,
-                recentFormula: "int(int(\(P) × \(b)) × \(s)) = \(r)")
+            return Budget(heavy: c - r, recent: r, spec: self, prefill: P)
         case let .tokens(n, s):
             let c = min(n, P)
             let r = Int(Double(c) * s)
-            return Budget(heavy: c - r, recent: r, spec: self, prefill: P, recentFormula: "int(\(c) × \(s)) = \(r)")
+            return Budget(heavy: c - r, recent: r, spec: self, prefill: P)
         case let .ratios(x, y):
             let hh = Int(Double(P) * x)
             let r = Int(Double(P) * y)
-            return Budget(heavy: hh, recent: r, spec: self, prefill: P, recentFormula: "int(\(P) × \(y)) = \(r)")
+            return Budget(heavy: hh, recent: r, spec: self, prefill: P)
         }
     }
 
@@ -66,15 +64,22 @@ public struct Budget: Sendable, Hashable {
     public var spec: BudgetSpec
     /// The compression point `P` it was resolved at.
     public var prefill: Int
-    /// How `r` was computed, for messages ("int(64 × 0.01) = 0").
-    public var recentFormula: String
 
-    public init(heavy: Int, recent: Int, spec: BudgetSpec, prefill: Int, recentFormula: String = "") {
+    public init(heavy: Int, recent: Int, spec: BudgetSpec, prefill: Int) {
         self.heavy = heavy
         self.recent = recent
         self.spec = spec
         self.prefill = prefill
-        self.recentFormula = recentFormula
+    }
+
+    /// How `r` was computed, for messages ("int(64 × 0.01) = 0"): the recent window's formula of
+    /// `spec` (``BudgetSpec/resolve(_:)``) at `P = prefill`, with `recent` as its result.
+    public var recentFormula: String {
+        switch spec {
+        case let .fraction(b, s): "int(int(\(prefill) × \(b)) × \(s)) = \(recent)"
+        case let .tokens(n, s): "int(\(min(n, prefill)) × \(s)) = \(recent)"
+        case let .ratios(_, y): "int(\(prefill) × \(y)) = \(recent)"
+        }
     }
 
     /// Nominal capacity `C = hh + r`.

@@ -138,6 +138,21 @@ public struct ParameterSpec: Sendable, Hashable {
     }
 }
 
+/// A parameter as `kvscope policies --json` lists it: `name`, `domain`, `default` (left out when
+/// the default is derived from the run), `help` and `column`.
+extension ParameterSpec: Encodable {
+    private enum CodingKeys: String, CodingKey { case name, domain, defaultValue = "default", help, column }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(domain, forKey: .domain)
+        try c.encodeIfPresent(defaultValue, forKey: .defaultValue)
+        try c.encode(help, forKey: .help)
+        try c.encode(column, forKey: .column)
+    }
+}
+
 /// A policy's parameter values after resolution: every declared parameter with a default or a
 /// user value, typed and range-checked. Read with the typed accessors.
 public struct ParameterValues: Sendable, Hashable, Codable {

@@ -64,10 +64,9 @@ struct CompareCommand: ExampledCommand {
             try writeOutput(Data(KeptComparison.csv(rows, perQueryHead: indices.perQueryHead).utf8), to: o, flag: "--output")
         }
         if json {
-            let doc = CompareReport(
-                trace: info.name, traceHash: info.contentHash, kept: kept, policy: configuration.label,
-                budgetSpec: Combination.budgetText(spec), compressionPoint: P,
-                headKind: indices.perQueryHead ? "query" : "kv", summary: summary, rows: rows)
+            let doc = RunReport(
+                run: RunJSON(info, policy: configuration.label, budget: spec, compressionPoint: P),
+                report: CompareReport(kept: kept, headKind: indices.perQueryHead ? "query" : "kv", summary: summary, rows: rows))
             print(try jsonText(doc))
             return
         }
@@ -136,20 +135,12 @@ struct CompareSummary: Encodable {
     }
 }
 
-/// What `compare --json` prints.
+/// What `compare --json` prints after the keys of the run (``RunJSON``).
 struct CompareReport: Encodable {
-    var trace: String
-    var traceHash: String
     var kept: String
-    var policy: String
-    var budgetSpec: String
-    var compressionPoint: Int
     var headKind: String
     var summary: CompareSummary
     var rows: [KeptOverlap]
 
-    enum CodingKeys: String, CodingKey {
-        case trace, traceHash = "trace_hash", kept, policy, budgetSpec = "budget_spec", compressionPoint = "compression_point"
-        case headKind = "head_kind", summary, rows
-    }
+    enum CodingKeys: String, CodingKey { case kept, headKind = "head_kind", summary, rows }
 }

@@ -48,9 +48,7 @@ struct MetricsCommand: ExampledCommand {
                 aggregation: m.aggregation == .sum ? "sum over layers" : "mean over layers")
         }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(id == nil ? AnyEncodable(entries) : AnyEncodable(entries[0])), as: UTF8.self))
+            print(try jsonText(id == nil ? AnyEncodable(entries) : AnyEncodable(entries[0])))
             return
         }
         for (i, e) in entries.enumerated() {

@@ -66,43 +66,29 @@ struct PoliciesCommand: ExampledCommand {
     }
 }
 
-/// A declaration as JSON (`kvscope policies --json`).
+/// A declaration as JSON (`kvscope policies --json`), encoded straight from the declaration.
 struct DeclarationJSON: Encodable {
-    struct Parameter: Encodable {
-        var name: String
-        var domain: String
-        var defaultValue: ParameterValue?
-        var help: String
-        var column: String
-        enum CodingKeys: String, CodingKey { case name, domain, defaultValue = "default", help, column }
-    }
-    var id: String
-    var summary: String
-    var paper: String
-    var officialMode: String?
-    var base: String
-    var merge: String?
-    var requirements: String
-    var traits: [String]
-    var parameters: [Parameter]
-    var rule: String
+    var declaration: PolicyDeclaration
+
+    init(_ d: PolicyDeclaration) { declaration = d }
+
     enum CodingKeys: String, CodingKey {
         case id, summary, paper, officialMode = "official_mode", base, merge, requirements, traits, parameters, rule
     }
 
-    init(_ d: PolicyDeclaration) {
-        id = d.id
-        summary = d.summary
-        paper = d.paper
-        officialMode = d.officialMode
-        base = d.baseID
-        merge = d.composition?.merge.rawValue
-        requirements = d.requirements.description
-        traits = PolicyCatalogue.traitNames(d.traits)
-        parameters = d.parameters.map {
-            Parameter(name: $0.name, domain: $0.domain, defaultValue: $0.defaultValue, help: $0.help, column: $0.column)
-        }
-        rule = d.rule
+    func encode(to encoder: any Encoder) throws {
+        let d = declaration
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(d.id, forKey: .id)
+        try c.encode(d.summary, forKey: .summary)
+        try c.encode(d.paper, forKey: .paper)
+        try c.encodeIfPresent(d.officialMode, forKey: .officialMode)
+        try c.encode(d.baseID, forKey: .base)
+        try c.encodeIfPresent(d.composition?.merge.rawValue, forKey: .merge)
+        try c.encode(d.requirements.description, forKey: .requirements)
+        try c.encode(PolicyCatalogue.traitNames(d.traits), forKey: .traits)
+        try c.encode(d.parameters, forKey: .parameters)
+        try c.encode(d.rule, forKey: .rule)
     }
 }
 

@@ -141,11 +141,12 @@ struct SimulateCommand: ExampledCommand {
                 SimulateReport.Layer(
                     layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.meanMerges, notes: d.notes.map(\.code))
             }
-            let report = SimulateReport(
-                trace: info.name, traceHash: info.contentHash, policy: PolicyConfiguration(describing: p).label,
-                params: PolicyConfiguration(describing: p).parameters.text, fidelity: options.fidelity.rawValue,
-                budgetSpec: Combination.budgetText(spec), compressionPoint: P, hh: b.heavy, recent: b.recent,
-                nominal: b.nominal, layers: layers, rows: rows)
+            let configuration = PolicyConfiguration(describing: p)
+            let report = RunReport(
+                run: RunJSON(
+                    info, policy: configuration.label, params: configuration.parameters.text, fidelity: options.fidelity,
+                    budget: spec, compressionPoint: P),
+                report: SimulateReport(hh: b.heavy, recent: b.recent, nominal: b.nominal, layers: layers, rows: rows))
             print(try jsonText(report))
             return
         }
@@ -225,8 +226,9 @@ struct SimulateCommand: ExampledCommand {
     }
 }
 
-/// What `simulate --json` prints: the setting, per layer the decision summary, and with
-/// `--metrics` every result row (the same rows, keys and order as a sweep's `results.json`).
+/// What `simulate --json` prints after the keys of the run (``RunJSON``): the resolved budget, per
+/// layer the decision summary, and with `--metrics` every result row (the same rows, keys and order
+/// as a sweep's `results.json`).
 struct SimulateReport: Encodable {
     struct Layer: Encodable {
         var layer: Int
@@ -238,21 +240,9 @@ struct SimulateReport: Encodable {
         var merges: Double
         var notes: [String]
     }
-    var trace: String
-    var traceHash: String
-    var policy: String
-    var params: String
-    var fidelity: String
-    var budgetSpec: String
-    var compressionPoint: Int
     var hh: Int
     var recent: Int
     var nominal: Int
     var layers: [Layer]
     var rows: [ResultRow]?
-
-    enum CodingKeys: String, CodingKey {
-        case trace, traceHash = "trace_hash", policy, params, fidelity, budgetSpec = "budget_spec"
-        case compressionPoint = "compression_point", hh, recent, nominal, layers, rows
-    }
 }
