@@ -793,3 +793,67 @@ void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, con
     for (long i = 0; i < r; i++)
         for (long j = 0; j < c; j++) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, d);
 }
+
+// MARK: Merged rows (the merge formula of DecisionApplier, read in place)
+
+static void merge_rows_portable(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                                const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
+    for (long i = 0; i < nr * d; i++) out[i] = 0;
+    for (long k = 0; k < n; k++) {
+        double *y = out + row[k] * d;
+        const long s = src[k] * d, p = pivot[row[k]] * d;
+        for (long e = 0; e < d; e++) {
+            const double t = a[k] * elem_at(x, vtype, s + e), u = b[k] * elem_at(x, vtype, p + e);
+            y[e] = y[e] + (t + u);
+        }
+    }
+    for (long r = 0; r < nr; r++) {
+        const double div = (double)(1 + count[r]);
+        for (long e = 0; e < d; e++) out[r * d + e] = (elem_at(x, vtype, pivot[r] * d + e) + out[r * d + e]) / div;
+    }
+}
+
+#if CK_X86
+__attribute__((target("avx2,f16c")))
+static void merge_rows_avx2(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                            const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
+    memset(out, 0, sizeof(double) * (size_t)(nr * d));
+    for (long k = 0; k < n; k++) {
+        double *y = out + row[k] * d;
+        const long s = src[k] * d, p = pivot[row[k]] * d;
+        const __m256d av = _mm256_set1_pd(a[k]), bv = _mm256_set1_pd(b[k]);
+        for (long e = 0; e < d; e += 8) {
+            __m256d xl, xh, pl, ph;
+            load8(x, vtype, s + e, &xl, &xh);
+            load8(x, vtype, p + e, &pl, &ph);
+            const __m256d tl = _mm256_add_pd(_mm256_mul_pd(av, xl), _mm256_mul_pd(bv, pl));
+            const __m256d th = _mm256_add_pd(_mm256_mul_pd(av, xh), _mm256_mul_pd(bv, ph));
+            _mm256_storeu_pd(y + e, _mm256_add_pd(_mm256_loadu_pd(y + e), tl));
+            _mm256_storeu_pd(y + e + 4, _mm256_add_pd(_mm256_loadu_pd(y + e + 4), th));
+        }
+    }
+    for (long r = 0; r < nr; r++) {
+        const __m256d div = _mm256_set1_pd((double)(1 + count[r]));
+        double *y = out + r * d;
+        for (long e = 0; e < d; e += 8) {
+            __m256d pl, ph;
+            load8(x, vtype, pivot[r] * d + e, &pl, &ph);
+            _mm256_storeu_pd(y + e, _mm256_div_pd(_mm256_add_pd(pl, _mm256_loadu_pd(y + e)), div));
+            _mm256_storeu_pd(y + e + 4, _mm256_div_pd(_mm256_add_pd(ph, _mm256_loadu_pd(y + e + 4)), div));
+        }
+    }
+}
+#endif
+
+void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                   const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
+#if CK_X86
+    if (d % 8 == 0 && ck_uses_avx2()) { merge_rows_avx2(d, n, src, row, a, b, x, vtype, nr, pivot, count, out); return; }
+#endif
+    merge_rows_portable(d, n, src, row, a, b, x, vtype, nr, pivot, count, out);
+}
+
+void ck_merge_rows_portable(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                            const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
+    merge_rows_portable(d, n, src, row, a, b, x, vtype, nr, pivot, count, out);
+}

@@ -45,6 +45,35 @@ import Testing
         }
     }
 
+    /// `ck_merge_rows` (the merge formula) against the scalar loop in Swift and in C, for every
+    /// element type, repeated slots, a slot merged once and dimensions off the vector width.
+    @Test func mergeKernelMatchesTheFormula() {
+        var draw = Draw(state: 11)
+        for (d, T) in [(128, 40), (16, 9), (12, 30), (8, 5)] {
+            let x64 = (0 ..< T * d).map { _ in draw.next() * 4 }
+            let x32 = x64.map { Float($0) }, x16 = x64.map { Float16($0) }
+            // Contributions into three slots (rows 0, 1, 2): row 1 receives one, the others several.
+            let src = [1, 3, 4, 0, T - 1, 2, T / 2], row = [0, 2, 0, 1, 2, 2, 0]
+            let pivot = [T - 2, 1, 0], count = [3, 1, 3]
+            let a = src.map { _ in draw.next() }, b = src.map { _ in draw.next() }
+            for (vt, raw) in [(CK_F64, x64.withUnsafeBytes { Data($0) }), (CK_F32, x32.withUnsafeBytes { Data($0) }), (CK_F16, x16.withUnsafeBytes { Data($0) })] {
+                let x = vt == CK_F64 ? x64 : vt == CK_F32 ? x32.map(Double.init) : x16.map(Double.init)
+                var want = [Double](repeating: 0, count: 3 * d)
+                for k in src.indices {
+                    for e in 0 ..< d { want[row[k] * d + e] += a[k] * x[src[k] * d + e] + b[k] * x[pivot[row[k]] * d + e] }
+                }
+                for r in 0 ..< 3 { for e in 0 ..< d { want[r * d + e] = (x[pivot[r] * d + e] + want[r * d + e]) / Double(1 + count[r]) } }
+                var fast = [Double](repeating: .nan, count: 3 * d), slow = fast
+                raw.withUnsafeBytes { rb in
+                    ck_merge_rows(d, src.count, src, row, a, b, rb.baseAddress!, Int32(vt), 3, pivot, count, &fast)
+                    ck_merge_rows_portable(d, src.count, src, row, a, b, rb.baseAddress!, Int32(vt), 3, pivot, count, &slow)
+                }
+                #expect(fast.map(\.bitPattern) == want.map(\.bitPattern), "d \(d) type \(vt)")
+                #expect(slow.map(\.bitPattern) == want.map(\.bitPattern), "d \(d) type \(vt)")
+            }
+        }
+    }
+
     @Test func dotKernelMatchesDot() {
         var draw = Draw(state: 11)
         for d in [128, 16, 13, 8, 5] {

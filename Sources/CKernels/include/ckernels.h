@@ -88,6 +88,19 @@ void ck_dot_rows(long r, long c, long d, const double *a, long lda, const double
 /// The scalar form `ck_dot_rows` must equal bit for bit (for tests of the vector form).
 void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, const double *b, long ldb, double *out, long ldo);
 
+/// Merged rows of one KV head, the merge formula of `DecisionApplier`: rows `x` of element type
+/// `vtype` (`d` apart, read in place and converted exactly), `nr` merged slots with pivot rows
+/// `pivot[r]` and `count[r]` contributions, and `n` contributions `k` (in order) of row `src[k]`
+/// into slot `row[k]` with weights `a[k]` (source) and `b[k]` (pivot):
+/// `acc[r] = Σ_k (a[k]·x[src[k]] + b[k]·x[pivot[r]])` from 0, each product rounded, then their sum,
+/// then the addition; then `out[r] = (x[pivot[r]] + acc[r]) / (1 + count[r])`. No fused
+/// multiply-add: bit-identical to that scalar loop (AVX2 when `d` is a multiple of 8).
+void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                   const void *x, int vtype, long nr, const long *pivot, const long *count, double *out);
+/// The scalar loop `ck_merge_rows` must equal bit for bit (for tests of the vector form).
+void ck_merge_rows_portable(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                            const void *x, int vtype, long nr, const long *pivot, const long *count, double *out);
+
 #ifdef __cplusplus
 }
 #endif

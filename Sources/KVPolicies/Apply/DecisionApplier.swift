@@ -1,3 +1,4 @@
+import CKernels
 import KVTrace
 /// One KV head of a compressed cache.
 public struct CompressedHead: Sendable, Equatable {
@@ -58,32 +59,56 @@ public enum DecisionApplier {
 }
 
 extension KVBlock {
-    /// One head's merged rows, from its `[P][D]` rows at `x0`.
+    /// One head's merged rows, from its `[P][D]` rows at `x0`: the kept rows gathered, then the
+    /// merged slots' rows of `HeadDecision.mergedRows` in their slots.
     static func merged(_ h: HeadDecision, _ x0: UnsafePointer<Double>, _ D: Int) -> [Double] {
         let C = h.kept.count
+        let (slotRow, rows) = h.mergedRows(UnsafeRawPointer(x0), elementType: Int32(CK_F64), dim: D)
         return [Double](unsafeUninitializedCapacity: C * D) { ob, n in
             let o0 = ob.baseAddress!
-            for (s, p) in h.kept.enumerated() { (o0 + s * D).update(from: x0 + p * D, count: D) }
+            rows.withUnsafeBufferPointer { rb in
+                for (s, p) in h.kept.enumerated() {
+                    (o0 + s * D).update(from: slotRow[s] < 0 ? x0 + p * D : rb.baseAddress! + slotRow[s] * D, count: D)
+                }
+            }
             n = C * D
-            if h.merges.isEmpty { return }
-            var count = [Int](repeating: 0, count: C)
-            let a0 = UnsafeMutablePointer<Double>.allocate(capacity: C * D)
-            defer { a0.deallocate() }
-            a0.initialize(repeating: 0, count: C * D)
-            for m in h.merges {
-                let src = x0 + m.source * D
-                let piv = x0 + h.kept[m.slot] * D
-                let a = a0 + m.slot * D
-                let ws = m.sourceWeight, wp = m.pivotWeight
-                for d in 0 ..< D { a[d] += ws * src[d] + wp * piv[d] }
-                count[m.slot] += 1
-            }
-            for s in 0 ..< C where count[s] > 0 {
-                let n = Double(1 + count[s])
-                let o = o0 + s * D, a = a0 + s * D
-                for d in 0 ..< D { o[d] = (o[d] + a[d]) / n }
-            }
         }
+    }
+}
+
+extension HeadDecision {
+    /// The merged keys (or values) of this head's slots that receive contributions — the one place
+    /// the merge formula is computed (`ck_merge_rows`): per slot `k` with contributions `S_k`,
+    /// `x'[κ_k] = (x[κ_k] + Σ_{m∈S_k} (a_m·x[source_m] + b_m·x[κ_k])) / (1 + |S_k|)`, all from the
+    /// pre-merge rows, in `Double`, each product rounded, then their sum, then the addition.
+    ///
+    /// `x` holds the head's rows `[T][D]` (position `p` at `p·D`) of element type `elementType`
+    /// (`CK_F64`, `CK_F32` or `CK_F16`, read in place). Returns `slotRow[s]`, the row of slot `s` in
+    /// `rows` (−1 for a slot without contributions), rows in order of each slot's first contribution.
+    public func mergedRows(_ x: UnsafeRawPointer, elementType: Int32, dim D: Int) -> (slotRow: [Int], rows: [Double]) {
+        var slotRow = [Int](repeating: -1, count: kept.count)
+        guard !merges.isEmpty else { return (slotRow, []) }
+        var pivots: [Int] = []
+        var count: [Int] = []
+        let n = merges.count
+        var src = [Int](repeating: 0, count: n), row = src
+        var a = [Double](repeating: 0, count: n), b = a
+        for (k, m) in merges.enumerated() {
+            if slotRow[m.slot] < 0 {
+                slotRow[m.slot] = pivots.count
+                pivots.append(kept[m.slot])
+                count.append(0)
+            }
+            let r = slotRow[m.slot]
+            count[r] += 1
+            src[k] = m.source; row[k] = r; a[k] = m.sourceWeight; b[k] = m.pivotWeight
+        }
+        let nr = pivots.count
+        let rows = [Double](unsafeUninitializedCapacity: nr * D) { out, filled in
+            ck_merge_rows(D, n, src, row, a, b, x, elementType, nr, pivots, count, out.baseAddress!)
+            filled = nr * D
+        }
+        return (slotRow, rows)
     }
 }
 

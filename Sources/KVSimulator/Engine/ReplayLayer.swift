@@ -165,60 +165,15 @@ public struct ReplayLayer: Sendable {
         var z = [Double](repeating: 0, count: R)
         // Merged slot vectors, by the DecisionApplier formula:
         // K'[κ] = (K[κ] + Σ (a·K[src] + b·K[κ])) / (1 + n), from the pre-merge keys; V' the same.
-        // Flat per-slot buffers (no dictionaries or per-vector arrays in this loop): `row[s]` is slot
-        // `s`'s row in `mergedK`/`mergedV`, −1 for a slot without contributions.
+        // `row[s]` is slot `s`'s row in `mergedK`/`mergedV`, −1 for a slot without contributions.
         var row = [Int](repeating: -1, count: head.kept.count)
-        var mergedK: [Double] = [], mergedV: [Double] = [], count: [Int] = []
+        var mergedK: [Double] = [], mergedV: [Double] = []
         if !head.merges.isEmpty {
-            // Rows in order of each slot's first contribution; the pivots' K and V loaded once per slot.
-            var pivots: [Int] = []
-            for m in head.merges where row[m.slot] < 0 {
-                row[m.slot] = pivots.count
-                pivots.append(head.kept[m.slot])
-            }
-            let nr = pivots.count
-            count = [Int](repeating: 0, count: nr)
-            mergedK = [Double](repeating: 0, count: nr * D)
-            mergedV = mergedK
-            var pivotK = mergedK, pivotV = mergedK
-            pivotK.withUnsafeMutableBufferPointer { pk in
-                pivotV.withUnsafeMutableBufferPointer { pvb in
-                    for (r, p) in pivots.enumerated() {
-                        K.load(g, p, into: pk.baseAddress! + r * D)
-                        V.load(g, p, into: pvb.baseAddress! + r * D)
-                    }
-                }
-            }
-            let buf = UnsafeMutablePointer<Double>.allocate(capacity: 2 * D)
-            defer { buf.deallocate() }
-            let ks = buf, vs = buf + D
-            mergedK.withUnsafeMutableBufferPointer { mk in
-                mergedV.withUnsafeMutableBufferPointer { mv in
-                    pivotK.withUnsafeBufferPointer { pk in
-                        pivotV.withUnsafeBufferPointer { pvb in
-                            for m in head.merges {
-                                let r = row[m.slot]
-                                K.load(g, m.source, into: ks); V.load(g, m.source, into: vs)
-                                let a = m.sourceWeight, b = m.pivotWeight
-                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
-                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
-                                Kernels.addWeightedPair(a, ks, b, kp, into: ak, D)
-                                Kernels.addWeightedPair(a, vs, b, vp, into: av, D)
-                                count[r] += 1
-                            }
-                            for r in 0 ..< nr {
-                                let div = Double(1 + count[r])
-                                let ak = mk.baseAddress! + r * D, av = mv.baseAddress! + r * D
-                                let kp = pk.baseAddress! + r * D, vp = pvb.baseAddress! + r * D
-                                Kernels.addAndDivide(kp, ak, div, D)
-                                Kernels.addAndDivide(vp, av, div, D)
-                            }
-                        }
-                    }
-                }
-            }
+            (row, mergedK) = K.withHead(g) { head.mergedRows($0, elementType: K.vtype, dim: D) }
+            mergedV = V.withHead(g) { head.mergedRows($0, elementType: V.vtype, dim: D) }.rows
         }
-        let complement = count.isEmpty && head.evicted.count < head.kept.count
+        let merged = !head.merges.isEmpty
+        let complement = !merged && head.evicted.count < head.kept.count
         let first = c.rows.lowerBound
         // Kept slots in ascending position order (the full cache then sums exactly as the reference).
         let kept = head.kept
@@ -236,7 +191,7 @@ public struct ReplayLayer: Sendable {
                         Kernels.gatherSum(firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: &z, subtract: true)
                         V.accumulateCausal(
                             head: g, firstRow: first, rows: R, weights: wh, ldw: T, positions: head.evicted, into: o0, subtract: true)
-                    } else if !count.isEmpty {
+                    } else if merged {
                         // Merged slots: one weight row per evaluation row over the slots in ascending
                         // position order (w[i, p] for a plain slot, exp(s·q·k' − m) for a merged one) and
                         // the slots' values (V or V') as Double rows, summed by the accumulation kernel for
