@@ -229,9 +229,10 @@ public struct ReplayLayer: Sendable {
     ) {
         let R = c.rowCount, D = c.headDim, T = c.seqLen, n = order.count
         let nm = mergedK.count / D
-        var logits = [Double](repeating: 0, count: R * nm)
-        var weights = [Double](repeating: 0, count: R * n)
-        var values = [Double](repeating: 0, count: n * D)
+        // Every element of these is written below before it is read.
+        var logits = [Double](unsafeUninitializedCapacity: R * nm) { _, k in k = R * nm }
+        var weights = [Double](unsafeUninitializedCapacity: R * n) { _, k in k = R * n }
+        var values = [Double](unsafeUninitializedCapacity: n * D) { _, k in k = n * D }
         // Logits of every merged row (rows in `mergedK` order; `row[s]` picks slot `s`'s).
         mergedK.withUnsafeBufferPointer { kb in
             logits.withUnsafeMutableBufferPointer { lb in ck_dot_rows(R, nm, D, q, D, kb.baseAddress!, D, lb.baseAddress!, nm) }
