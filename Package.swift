@@ -20,12 +20,12 @@ let package = Package(
         // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
         // Zip members of .npz are parsed in KVTrace; inflating is zlib's, the CRC-32 libdeflate's
         // (PCLMULQDQ-folded, several times zlib 1.2's speed) with zlib's crc32_combine.
-        .target(name: "KVTrace", dependencies: ["CZlib", "CDeflate"]),
+        .target(name: "KVTrace", dependencies: ["CZlib", "CDeflate", "CKernels"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"]), .brew(["libdeflate"])]),
         // Cache policies: LOOK-M family and baselines; decisions are values.
         .target(name: "KVPolicies", dependencies: ["KVTrace", "CKernels"]),
-        // C inner loops for KVPolicies (AVX2+FMA chosen at run time, portable fallback).
+        // C inner loops for KVPolicies and the .npz reader's column sums (AVX2+FMA chosen at run time, portable fallback).
         .target(name: "CKernels"),
         // Replay engine, metrics, sweeps and result tables.
         .target(name: "KVSimulator", dependencies: ["KVTrace", "KVPolicies", "CKernels"]),

@@ -157,13 +157,18 @@ static void top2_portable(const float *a, long e, long d, const float *packed, l
 }
 
 #if CK_X86
+/// What the vector forms add to the last panel's sums: 0 on its columns `< c`, −∞ on its padding.
+static void padding_bias(long c, float bias[CK_PANEL]) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    for (int j = 0; j < CK_PANEL; j++) bias[j] = (panels - 1) * CK_PANEL + j < c ? 0.0f : -INFINITY;
+}
+
 __attribute__((target("avx2,fma")))
 static void top2_avx2(const float *a, long e, long d, const float *packed, long c,
                       float *best, float *second, int32_t *arg) {
     const long panels = (c + CK_PANEL - 1) / CK_PANEL;
-    // −∞ on the padding columns of the last panel.
     float biasv[CK_PANEL];
-    for (int j = 0; j < CK_PANEL; j++) biasv[j] = (panels - 1) * CK_PANEL + j < c ? 0.0f : -INFINITY;
+    padding_bias(c, biasv);
     const __m256 bias0 = _mm256_loadu_ps(biasv), bias1 = _mm256_loadu_ps(biasv + 8);
     __attribute__((aligned(32))) lane_top2 st[CK_ROWS];
     for (long i0 = 0; i0 < e; i0 += CK_ROWS) {
@@ -213,6 +218,84 @@ static void top2_avx2(const float *a, long e, long d, const float *packed, long 
 }
 #endif
 
+#if CK_X86
+// The AVX-512 form of `top2_avx2`: 12 rows × 2 panels (24 accumulators), one 16-lane vector per
+// panel. Each value is the same chain of fused multiply-adds over `k` in order, and each lane
+// sees its columns in the same increasing panel order with the same min/max/compare steps, so
+// best, second and arg are bit-identical to the AVX2 form.
+#define CK_ROWS512T 12
+__attribute__((target("avx512f"), always_inline))
+static inline void top2_update512(lane_top2 *t, __m512 v, int32_t p) {
+    const __m512 b1 = _mm512_load_ps(t->b1), b2 = _mm512_load_ps(t->b2);
+    const __m512i i1 = _mm512_load_si512((const void *)t->i1);
+    const __mmask16 gt = _mm512_cmp_ps_mask(v, b1, _CMP_GT_OQ);
+    _mm512_store_ps(t->b2, _mm512_max_ps(b2, _mm512_min_ps(b1, v)));
+    _mm512_store_ps(t->b1, _mm512_mask_blend_ps(gt, b1, v));
+    _mm512_store_si512((void *)t->i1, _mm512_mask_blend_epi32(gt, i1, _mm512_set1_epi32(p)));
+}
+
+__attribute__((target("avx512f")))
+static void top2_avx512(const float *a, long e, long d, const float *packed, long c,
+                        float *best, float *second, int32_t *arg) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL;
+    float biasv[CK_PANEL];
+    padding_bias(c, biasv);
+    const __m512 bias = _mm512_loadu_ps(biasv);
+    __attribute__((aligned(64))) lane_top2 st[CK_ROWS512T];
+    // The tile's rows, dimension-major (`tile[k·R + u]` = row u, element k): one pointer and
+    // constant offsets for the broadcasts. Rows past `e` repeat the last row.
+    float *tile = (float *)malloc((size_t)(d > 0 ? d : 1) * CK_ROWS512T * sizeof(float));
+    if (!tile) { top2_avx2(a, e, d, packed, c, best, second, arg); return; }
+    for (long i0 = 0; i0 < e; i0 += CK_ROWS512T) {
+        const long rows = e - i0 < CK_ROWS512T ? e - i0 : CK_ROWS512T;
+        for (int u = 0; u < CK_ROWS512T; u++) {
+            const float *r = a + (i0 + (u < rows ? u : rows - 1)) * d;
+            for (long k = 0; k < d; k++) tile[k * CK_ROWS512T + u] = r[k];
+            lane_init(&st[u]);
+        }
+        long p = 0;
+        for (; p + 2 <= panels; p += 2) {
+            const float *bp = packed + p * d * CK_PANEL;
+            __m512 c0[CK_ROWS512T], c1[CK_ROWS512T];
+#pragma clang loop unroll(full)
+            for (int u = 0; u < CK_ROWS512T; u++) { c0[u] = _mm512_setzero_ps(); c1[u] = c0[u]; }
+            for (long k = 0; k < d; k++) {
+                const __m512 x0 = _mm512_loadu_ps(bp + k * CK_PANEL), x1 = _mm512_loadu_ps(bp + (d + k) * CK_PANEL);
+                const float *tk = tile + k * CK_ROWS512T;
+#pragma clang loop unroll(full)
+                for (int u = 0; u < CK_ROWS512T; u++) {
+                    const __m512 t = _mm512_set1_ps(tk[u]);
+                    c0[u] = _mm512_fmadd_ps(t, x0, c0[u]);
+                    c1[u] = _mm512_fmadd_ps(t, x1, c1[u]);
+                }
+            }
+            if (p + 1 == panels - 1) {
+#pragma clang loop unroll(full)
+                for (int u = 0; u < CK_ROWS512T; u++) c1[u] = _mm512_add_ps(c1[u], bias);
+            }
+#pragma clang loop unroll(full)
+            for (int u = 0; u < CK_ROWS512T; u++) { top2_update512(&st[u], c0[u], (int32_t)p); top2_update512(&st[u], c1[u], (int32_t)p + 1); }
+        }
+        if (p < panels) {
+            const float *bp = packed + p * d * CK_PANEL;
+            __m512 c0[CK_ROWS512T];
+#pragma clang loop unroll(full)
+            for (int u = 0; u < CK_ROWS512T; u++) c0[u] = _mm512_setzero_ps();
+            for (long k = 0; k < d; k++) {
+                const __m512 x0 = _mm512_loadu_ps(bp + k * CK_PANEL);
+                const float *tk = tile + k * CK_ROWS512T;
+#pragma clang loop unroll(full)
+                for (int u = 0; u < CK_ROWS512T; u++) c0[u] = _mm512_fmadd_ps(_mm512_set1_ps(tk[u]), x0, c0[u]);
+            }
+#pragma clang loop unroll(full)
+            for (int u = 0; u < CK_ROWS512T; u++) top2_update512(&st[u], _mm512_add_ps(c0[u], bias), (int32_t)p);
+        }
+        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+    }
+    free(tile);
+}
+#endif
+
 void ck_top2(const float *a, long e, long d, const float *packed, long c,
              float *best, float *second, int32_t *arg) {
     if (e <= 0) return;
@@ -221,6 +304,7 @@ void ck_top2(const float *a, long e, long d, const float *packed, long c,
         return;
     }
 #if CK_X86
+    if (ck_uses_avx512()) { top2_avx512(a, e, d, packed, c, best, second, arg); return; }
     if (ck_uses_avx2()) { top2_avx2(a, e, d, packed, c, best, second, arg); return; }
 #endif
     top2_portable(a, e, d, packed, c, best, second, arg);

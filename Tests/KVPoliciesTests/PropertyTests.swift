@@ -75,6 +75,20 @@ struct PropertyTests {
                     let out = DecisionApplier.apply(d, keys: try ctx.keys(), values: try ctx.values())
                     // Head by head from the tensors (what simulate --save-cache uses): the same cache.
                     #expect(try DecisionApplier.apply(d, context: ctx) == out, "\(label)")
+                    // Rounded straight into a [KVH][C][D] float32 buffer (simulate --save-cache): each
+                    // Double of `out` rounded once; the padding of heads with fewer slots untouched.
+                    let Cmax = d.actual.max() ?? 0, D = ctx.headDim
+                    for values in [false, true] {
+                        var rounded = [Float](repeating: -7, count: d.heads.count * Cmax * D)
+                        try rounded.withUnsafeMutableBufferPointer {
+                            try DecisionApplier.applyRounded(d, context: ctx, values: values, slots: Cmax, into: $0.baseAddress!)
+                        }
+                        var expected = [Float](repeating: -7, count: d.heads.count * Cmax * D)
+                        for (g, h) in out.heads.enumerated() {
+                            for (i, x) in (values ? h.values : h.keys).enumerated() { expected[g * Cmax * D + i] = Float(x) }
+                        }
+                        #expect(rounded.map(\.bitPattern) == expected.map(\.bitPattern), "\(label) values \(values)")
+                    }
                     #expect(out.heads.map { $0.keys.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map { $0.values.count / ctx.headDim } == d.actual, "\(label)")
                     #expect(out.heads.map(\.kept) == d.heads.map(\.kept))

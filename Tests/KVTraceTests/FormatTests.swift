@@ -89,6 +89,73 @@ struct NumpyTests {
         }
     }
 
+    @Test("a stored float32 attention's column sums, gathered while its CRC-32 is checked, equal the row-by-row Double sums")
+    func columnSumsDuringTheCRCCheck() throws {
+        // 3 heads of 300 × 300: 218 rows a step, so steps do not divide a head; P = 250 < Q.
+        let H = 3, T = 300, P = 250
+        var x: UInt32 = 1_234_567
+        let attn = (0 ..< H * T * T).map { _ -> Float in
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+            // Many binades, so that another order of the additions would round differently.
+            return Float(x >> 8) * Float(sign: .plus, exponent: Int(x % 40) - 60, significand: 1)
+        }
+        let npy = [UInt8](NPYWriter.encode(TensorData(name: "attn", floats: attn, shape: [H, T, T])))
+        var (zip, data) = Self.storedZip(name: "attn.npy", member: npy)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sums-\(UUID().uuidString).npz")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(zip).write(to: url)
+        var m = BareArrayMapping()
+        m.attn = "attn"
+        m.prefillLen = P
+        let sums = try #require(try BareTrace(url, mapping: m).layer(0).attentionColumnSums)
+        var expected = [Double](repeating: 0, count: H * P)
+        for h in 0 ..< H { for i in 0 ..< P { for j in 0 ..< P { expected[h * P + j] += Double(attn[(h * T + i) * T + j]) } } }
+        #expect(sums.prefill == P && sums.values.map(\.bitPattern) == expected.map(\.bitPattern))
+        var backwards = [Double](repeating: 0, count: H * P)
+        for h in 0 ..< H { for i in (0 ..< P).reversed() { for j in 0 ..< P { backwards[h * P + j] += Double(attn[(h * T + i) * T + j]) } } }
+        #expect(backwards != expected)
+        // Without --prefill-len, P = T: every row and column.
+        m.prefillLen = nil
+        let all = try #require(try BareTrace(url, mapping: m).layer(0).attentionColumnSums)
+        #expect(all.prefill == T && all.values.count == H * T)
+        #expect((0 ..< T).allSatisfy { j in all.values[j] == (0 ..< T).reduce(0.0) { $0 + Double(attn[$1 * T + j]) } })
+        // A corrupted byte in the last head is still refused, naming the member.
+        zip[data + npy.count - 4_321] ^= 0x10
+        try Data(zip).write(to: url)
+        do {
+            _ = try BareTrace(url, mapping: m)
+            Issue.record("a corrupted member was read")
+        } catch let e as TraceError {
+            #expect(e.description.contains("attn.npy") && e.description.contains("CRC-32 mismatch"), "\(e)")
+        }
+    }
+
+    @Test("the CRC-32 of a range cut at given offsets, each part visited step by step, equals zlib's one pass")
+    func crcWithCutsAndVisits() throws {
+        let n = 3 << 20 | 777
+        var bytes = [UInt8](repeating: 0, count: n)
+        var x: UInt32 = 97_531
+        for i in 0 ..< n { x ^= x << 13; x ^= x >> 17; x ^= x << 5; bytes[i] = UInt8(truncatingIfNeeded: x) }
+        let zlib = bytes.withUnsafeBytes { UInt32(CZlib.crc32(0, $0.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
+        let seen = Locked<[Int: [(Int, Int)]]>([:])
+        let crc = bytes.withUnsafeBytes { raw in
+            zipCRC32(parallel: raw.baseAddress!, count: n, cuts: [10, 10, 1 << 20, 2 << 20 | 5], dropPages: false, step: 65_537) {
+                part, offset, count in seen.withLock { $0[part, default: []].append((offset, count)) }
+            }
+        }
+        #expect(crc == zlib)
+        let bounds = [0, 10, 10, 1 << 20, 2 << 20 | 5, n]
+        seen.withLock { s in
+            for part in 0 ..< 5 {
+                // Each part's steps in order, contiguous, covering exactly its bytes, none larger than the step.
+                let steps = s[part] ?? []
+                var at = bounds[part]
+                for (o, c) in steps { #expect(o == at && c <= 65_537 && c > 0); at += c }
+                #expect(at == bounds[part + 1], "part \(part)")
+            }
+        }
+    }
+
     /// A zip of one stored member (local header, data, central directory, end record), its CRC-32
     /// computed by zlib; returns the bytes and the member's data offset.
     static func storedZip(name: String, member: [UInt8]) -> ([UInt8], Int) {

@@ -38,23 +38,55 @@ public enum DecisionApplier {
     /// time (no `[KVH][P][D]` copies of the whole layer). Equal to
     /// `apply(decision, keys: context.keys(), values: context.values())`.
     public static func apply(_ decision: LayerDecision, context ctx: LayerContext) throws -> CompressedLayer {
-        guard let kt = ctx.tensors.keys else { throw ctx.missing("k", "cached keys") }
-        guard let vt = ctx.tensors.values else { throw ctx.missing("v", "cached values") }
-        let G = ctx.kvHeads, P = ctx.compressionPoint, D = ctx.headDim
+        try checkTensors(context: ctx)
+        let kt = ctx.tensors.keys!, vt = ctx.tensors.values!
+        let G = ctx.kvHeads, D = ctx.headDim
         precondition(G == decision.heads.count, "decision and K/V head counts differ")
-        let heads = parallelMap(G, scratch: { RowBuffer(P * D) }) { buffer, g -> CompressedHead in
-            let h = decision.heads[g], rows = buffer.pointer
-            ctx.copyHeadRows(kt, head: g, into: rows)
-            let k = KVBlock.merged(h, UnsafePointer(rows), D)
-            ctx.copyHeadRows(vt, head: g, into: rows)
-            let v = KVBlock.merged(h, UnsafePointer(rows), D)
-            return CompressedHead(kept: h.kept, keys: k, values: v, mergeTarget: h.mergeTarget)
+        let heads = try parallelMap(G) { g -> CompressedHead in
+            let h = decision.heads[g], C = h.kept.count
+            func merged(_ t: Tensor) -> [Double] {
+                [Double](unsafeUninitializedCapacity: C * D) { ob, n in
+                    ctx.compressedRows(h, head: g, of: t, into: ob.baseAddress!)
+                    n = C * D
+                }
+            }
+            return CompressedHead(kept: h.kept, keys: merged(kt), values: merged(vt), mergeTarget: h.mergeTarget)
         }
         return CompressedLayer(layer: decision.layer, dim: D, heads: heads)
     }
 
+    /// Throws the error naming `k` or `v` when the context's layer lacks the keys or values a
+    /// compressed cache is built from.
+    public static func checkTensors(context ctx: LayerContext) throws {
+        guard ctx.tensors.keys != nil else { throw ctx.missing("k", "cached keys") }
+        guard ctx.tensors.values != nil else { throw ctx.missing("v", "cached values") }
+    }
+
     static func merged(_ h: HeadDecision, _ x: KVBlock, _ g: Int, _ D: Int) -> [Double] {
         x.values.withUnsafeBufferPointer { KVBlock.merged(h, $0.baseAddress! + x.offset(g, 0), D) }
+    }
+
+    /// The compressed keys (`values: false`) or values of `decision`, each `Double` of `apply`
+    /// rounded once to `Float`, written head by head into `out` as `[KVH][C][D]` with `C` slots a
+    /// head (a head with fewer kept slots leaves its last rows as they are). Reads each head's kept
+    /// and source rows straight from the context's tensor; heads run in parallel. The same numbers
+    /// as `apply(decision, context:)` rounded to `Float`, without its per-head `Double` arrays.
+    public static func applyRounded(
+        _ decision: LayerDecision, context ctx: LayerContext, values: Bool, slots C: Int, into out: UnsafeMutablePointer<Float>
+    ) throws {
+        try checkTensors(context: ctx)
+        let t = values ? ctx.tensors.values! : ctx.tensors.keys!
+        let G = ctx.kvHeads, D = ctx.headDim
+        precondition(G == decision.heads.count, "decision and K/V head counts differ")
+        precondition(decision.heads.allSatisfy { $0.kept.count <= C }, "a head keeps more than \(C) slots")
+        let dst = UnsafeSendableBox(out)
+        _ = parallelMap(G, scratch: { RowBuffer(C * D) }) { buffer, g -> Bool in
+            let h = decision.heads[g]
+            ctx.compressedRows(h, head: g, of: t, into: buffer.pointer)
+            let o = dst.value + g * C * D, b = buffer.pointer
+            for i in 0 ..< h.kept.count * D { o[i] = Float(b[i]) }
+            return true
+        }
     }
 }
 
@@ -62,21 +94,58 @@ extension KVBlock {
     /// One head's merged rows, from its `[P][D]` rows at `x0`: the kept rows gathered, then the
     /// merged slots' rows of `HeadDecision.mergedRows` in their slots.
     static func merged(_ h: HeadDecision, _ x0: UnsafePointer<Double>, _ D: Int) -> [Double] {
-        let C = h.kept.count
-        let (slotRow, rows) = h.mergedRows(UnsafeRawPointer(x0), elementType: Int32(CK_F64), dim: D)
-        return [Double](unsafeUninitializedCapacity: C * D) { ob, n in
-            let o0 = ob.baseAddress!
-            rows.withUnsafeBufferPointer { rb in
-                for (s, p) in h.kept.enumerated() {
-                    (o0 + s * D).update(from: slotRow[s] < 0 ? x0 + p * D : rb.baseAddress! + slotRow[s] * D, count: D)
-                }
+        [Double](unsafeUninitializedCapacity: h.kept.count * D) { ob, n in
+            h.compressedRows(UnsafeRawPointer(x0), elementType: Int32(CK_F64), dim: D, into: ob.baseAddress!) { p, o in
+                o.update(from: x0 + p * D, count: D)
             }
-            n = C * D
+            n = h.kept.count * D
+        }
+    }
+}
+
+extension LayerContext {
+    /// Head `g`'s compressed rows (`C·D`, slot order) of `t` (`[KVH][T][D]`) into `o`: read in place
+    /// when `t` is little-endian f16, f32 or f64, else from a `Double` copy of the head's rows.
+    func compressedRows(_ h: HeadDecision, head g: Int, of t: Tensor, into o: UnsafeMutablePointer<Double>) {
+        let T = info.shape.seqLen, D = headDim
+        precondition(t.count >= (g + 1) * T * D, "tensor smaller than [KVH][T][D]")
+        let load = { (p: Int, out: UnsafeMutablePointer<Double>) in Self.copyDoubles(t, from: (g * T + p) * D, count: D, into: out) }
+        let type: Int32? =
+            switch (t.dtype, t.byteSwapped) {
+            case (.f16, false): Int32(CK_F16)
+            case (.f32, false): Int32(CK_F32)
+            case (.f64, false): Int32(CK_F64)
+            default: nil
+            }
+        if let type {
+            h.compressedRows(t.storage.base + t.offset + g * T * D * t.dtype.width, elementType: type, dim: D, into: o, load: load)
+            return
+        }
+        let rows = [Double](unsafeUninitializedCapacity: T * D) { b, n in
+            Self.copyDoubles(t, from: g * T * D, count: T * D, into: b.baseAddress!)
+            n = T * D
+        }
+        rows.withUnsafeBufferPointer { rb in
+            h.compressedRows(UnsafeRawPointer(rb.baseAddress!), elementType: Int32(CK_F64), dim: D, into: o, load: load)
         }
     }
 }
 
 extension HeadDecision {
+    /// This head's compressed rows (`C·D`, slot order) into `o`: each kept row as `load(p, out)`
+    /// writes it, or the slot's merged row from `mergedRows(x, elementType:dim:)`.
+    public func compressedRows(
+        _ x: UnsafeRawPointer, elementType: Int32, dim D: Int, into o: UnsafeMutablePointer<Double>,
+        load: (Int, UnsafeMutablePointer<Double>) -> Void
+    ) {
+        let (slotRow, rows) = mergedRows(x, elementType: elementType, dim: D)
+        rows.withUnsafeBufferPointer { rb in
+            for (s, p) in kept.enumerated() {
+                if slotRow[s] < 0 { load(p, o + s * D) } else { (o + s * D).update(from: rb.baseAddress! + slotRow[s] * D, count: D) }
+            }
+        }
+    }
+
     /// The merged keys (or values) of this head's slots that receive contributions — the one place
     /// the merge formula is computed (`ck_merge_rows`): per slot `k` with contributions `S_k`,
     /// `x'[κ_k] = (x[κ_k] + Σ_{m∈S_k} (a_m·x[source_m] + b_m·x[κ_k])) / (1 + |S_k|)`, all from the

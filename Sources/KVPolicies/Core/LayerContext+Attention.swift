@@ -14,7 +14,8 @@ extension LayerContext {
 
     /// `s[h, j] = Σ_{i<P} A[h, i, j]` for `j < P`, per query head: `[H][P]`.
     /// Read from `attn_colsum` when `P` is the prefill length, else summed from the `attn` rows
-    /// `0 ..< P`, else recomputed from `q` and `k`.
+    /// `0 ..< P` (or taken from the sums the `.npz` reader gathered from them while it checked the
+    /// member's CRC: the same bits), else recomputed from `q` and `k`.
     public func colsum() throws -> ScoreMatrix {
         let H = queryHeads, P = compressionPoint, T = info.shape.seqLen
         if let c = tensors.colsum, P == info.shape.prefillLen {
@@ -28,6 +29,12 @@ extension LayerContext {
         if tensors.attention != nil && qr.lowerBound <= 0 && qr.upperBound >= P
             || tensors.queries != nil && tensors.keys != nil && qr.lowerBound <= 0 && qr.upperBound >= P
         {
+            // Gathered by the reader while it checked the archive's CRC (a stored float32 member).
+            if let s = tensors.attentionColumnSums, tensors.attention != nil, s.prefill == P, qr.lowerBound == 0,
+                s.values.count == H * P
+            {
+                return ScoreMatrix(rows: H, count: P, values: s.values)
+            }
             var out = ScoreMatrix(rows: H, count: P)
             // Float32 attention (the common case): summed straight from the mapped rows into Double,
             // one head per task, rows in ascending order: the same additions as below, no widened copy.

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// How the arrays of a bare `.npy`, `.npz` or `.safetensors` file map onto a trace
@@ -47,6 +48,8 @@ public struct BareTrace: TraceSource {
     let arrays: [String: Tensor]  // role → tensor, with a layer axis when layout is LHQT
     let tril: Bool
     let file: String
+    /// The attention's column sums, gathered while its `.npz` member's CRC was checked.
+    let attentionColumnSums: AttentionColumnSums?
 
     static let roles = ["attn", "attn_colsum", "q", "k", "v"]
 
@@ -98,11 +101,19 @@ public struct BareTrace: TraceSource {
         // The container's own arrays.
         var lookup: (String) throws -> Tensor?
         var available: [String] = []
+        // Set while the attention is looked up in a `.npz`: its column sums are gathered during the CRC check.
+        var sumsWhileChecking: ColumnSumGatherer?
         switch ext {
         case "npz":
             let z = try NPZArchive(url, options: npyOptions)
             available = z.keys
-            lookup = { name in z.keys.contains(name) ? try z.array(name) : nil }
+            lookup = { name in
+                guard z.keys.contains(name) else { return nil }
+                guard let gatherer = sumsWhileChecking else { return try z.array(name) }
+                let (t, visited) = try z.array(name) { gatherer.plan(for: $0) }
+                if visited { gatherer.finish() } else { sumsWhileChecking = nil }
+                return t
+            }
         case "safetensors":
             let st = try SafeTensorsFile(url)
             warnings += st.warnings
@@ -163,8 +174,14 @@ public struct BareTrace: TraceSource {
             arrays["attn"] = try lookup(url.lastPathComponent)
             members.append(Member(role: "attn", name: url.lastPathComponent, origin: .wholeFile, flag: "--attn"))
         } else {
+            if ext == "npz", !m.tril {
+                sumsWhileChecking = ColumnSumGatherer(
+                    prefill: m.prefillLen ?? sidecar?.prefillLen, queryStart: m.queryStart ?? sidecar?.queryRows?.start)
+            }
             arrays["attn"] = try resolve(m.attn, role: "attn", flagName: "--attn")
         }
+        let gathered = sumsWhileChecking?.sums
+        sumsWhileChecking = nil
         if ext == "npy", m.colsum != nil, m.attn == nil {
             arrays["attn_colsum"] = try lookup(url.lastPathComponent)
             members.append(Member(role: "attn_colsum", name: url.lastPathComponent, origin: .wholeFile, flag: "--colsum"))
@@ -361,6 +378,12 @@ public struct BareTrace: TraceSource {
         self.members = members
         self.layout = lay
         self.tril = m.tril
+        // Only for one layer of [H, Q, T] attention, with the prefill and query rows resolved alike.
+        if lay != .lhqt, let g = gathered, g.prefill == prefill, qStart == 0, g.prefill <= Q {
+            self.attentionColumnSums = g
+        } else {
+            self.attentionColumnSums = nil
+        }
         self.files = files
         self.warnings = warnings
         if !m.tril { _ = try layer(info.recordedLayers[0]) }
@@ -472,9 +495,10 @@ public struct BareTrace: TraceSource {
         }
         var attn = pick("attn")
         if tril, let packed = attn { attn = try Self.unpackTril(packed, seqLen: info.shape.seqLen, file: file) }
-        let t = LayerTensors(
+        var t = LayerTensors(
             layer: index, file: file, attention: attn, colsum: pick("attn_colsum"), queries: pick("q"),
             keys: pick("k"), values: pick("v"))
+        t.attentionColumnSums = attentionColumnSums
         try LayerValidation.check(t, info: info)
         return t
     }
@@ -496,6 +520,56 @@ public struct BareTrace: TraceSource {
         return Tensor(
             dtype: packed.dtype, shape: [H, T, T], storage: .owning(out, count: bytes, name: packed.storage.name),
             offset: 0, byteSwapped: packed.byteSwapped)
+    }
+}
+
+/// Gathers the column sums of a stored float32 `[H, Q, T]` attention member while the archive
+/// checks its CRC-32 (`NPZArchive.array(_:visiting:)`): one part per head, read `rowsPerStep`
+/// rows at a time, and each step's rows below the prefill length `P` added to the head's sums by
+/// `ck_colsum_f32` while they are in cache. The rows of a head are added in ascending order by
+/// one thread, so the sums are bit for bit those of `LayerContext.colsum`. `P` is the given
+/// prefill length or `T`; the query rows must start at 0 (the given start, or `T − Q`).
+final class ColumnSumGatherer: @unchecked Sendable {
+    // @unchecked: each head's sums are written only by the thread that visits that head's part.
+    let prefill: Int?
+    let queryStart: Int?
+    private(set) var sums: AttentionColumnSums?
+    private var buffer: UnsafeMutablePointer<Double>?
+    private var planned = (heads: 0, prefill: 0)
+
+    init(prefill: Int?, queryStart: Int?) {
+        self.prefill = prefill
+        self.queryStart = queryStart
+    }
+
+    deinit { buffer?.deallocate() }
+
+    /// About 256 KiB of rows a step: in L2 while they are summed.
+    static let stepBytes = 256 << 10
+
+    func plan(for t: Tensor) -> NPZArchive.MemberVisit? {
+        guard t.dtype == .f32, !t.byteSwapped, t.rank == 3, buffer == nil else { return nil }
+        let H = t.shape[0], Q = t.shape[1], T = t.shape[2]
+        let P = prefill ?? T
+        guard H > 0, T > 0, P > 0, P <= T, P <= Q, (queryStart ?? (T - Q)) == 0 else { return nil }
+        let rowBytes = T * 4, headBytes = Q * rowBytes
+        let rowsPerStep = Swift.max(1, Self.stepBytes / rowBytes)
+        let out = UnsafeMutablePointer<Double>.allocate(capacity: H * P)
+        out.initialize(repeating: 0, count: H * P)
+        buffer = out
+        planned = (H, P)
+        let box = UnsafeSendableBox((out, t.storage.base + t.offset))
+        return NPZArchive.MemberVisit(cuts: (1 ..< H).map { $0 * headBytes }, step: rowsPerStep * rowBytes) { h, offset, count in
+            let row0 = (offset - h * headBytes) / rowBytes, rows = count / rowBytes
+            let n = Swift.min(rows, P - row0)
+            if n > 0 { ck_colsum_f32(box.value.1 + offset, n, T, P, box.value.0 + h * P) }
+        }
+    }
+
+    /// Keeps the sums: called once the member was visited and its CRC matched.
+    func finish() {
+        guard let b = buffer else { return }
+        sums = AttentionColumnSums(prefill: planned.prefill, values: Array(UnsafeBufferPointer(start: b, count: planned.heads * planned.prefill)))
     }
 }
 

@@ -11,7 +11,9 @@ import Foundation
 /// the data, into a buffer of that size; the decoder never reads past the compressed size nor
 /// writes past the buffer, and a stream that would go on is refused. The CRC-32 of every member
 /// is compared with the central directory's before its tensor is returned (libdeflate's CRC-32,
-/// in one part per core for a large member, read straight from the mapping: no copy).
+/// in one part per core for a large member, read straight from the mapping: no copy). A caller
+/// may have a stored member's data visited step by step during that check, while it is in cache
+/// (`array(_:visiting:)`: the bare-array reader gathers the attention's column sums so).
 /// Members are cached.
 public final class NPZArchive: Sendable {
     public let url: URL
@@ -52,15 +54,60 @@ public final class NPZArchive: Sendable {
     /// The array stored under `key` (with or without the `.npy` suffix).
     public func array(_ key: String) throws -> Tensor {
         let key = key.hasSuffix(".npy") ? String(key.dropLast(4)) : key
-        return try cache.withLock { cache throws -> Tensor in
-            if let t = cache[key] { return t }
-            guard let entry = entries[key] else {
-                throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
-            }
+        return try cache.withLock { cache throws -> Tensor in try arrayLocked(key, &cache) }
+    }
+
+    /// `array(_:)` under the cache's lock.
+    private func arrayLocked(_ key: String, _ cache: inout [String: Tensor]) throws -> Tensor {
+        if let t = cache[key] { return t }
+        guard let entry = entries[key] else {
+            throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
+        }
+        let member = "\(url.path):\(entry.name)".escapedForMessage
+        let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
+        cache[key] = tensor
+        return tensor
+    }
+
+    /// How to visit a stored member's data during its CRC check: the data (from its first byte
+    /// after the npy header) cut at the ascending byte offsets `cuts` into parts checked in
+    /// parallel, each read in steps of at most `step` bytes; `visit(part, offset, count)` sees each
+    /// step (offsets from the first data byte) right after its CRC, while it is in cache.
+    public struct MemberVisit: Sendable {
+        public var cuts: [Int]
+        public var step: Int
+        public var visit: @Sendable (_ part: Int, _ offset: Int, _ count: Int) -> Void
+        public init(cuts: [Int], step: Int, visit: @escaping @Sendable (_ part: Int, _ offset: Int, _ count: Int) -> Void) {
+            self.cuts = cuts
+            self.step = step
+            self.visit = visit
+        }
+    }
+
+    /// The array under `key`, as `array(_:)` returns it (its CRC-32 checked before it is returned).
+    /// When the member is stored in a mapped archive and not read yet, `plan(tensor)` may ask for
+    /// a visit of its data during that check (`visited` is then true and every step was visited
+    /// once, before the check's verdict: the caller must drop what it gathered when this throws).
+    public func array(_ key: String, visiting plan: (Tensor) -> MemberVisit?) throws -> (tensor: Tensor, visited: Bool) {
+        let key = key.hasSuffix(".npy") ? String(key.dropLast(4)) : key
+        let mapped = storage.isMapped(url.path)
+        return try cache.withLock { cache throws -> (tensor: Tensor, visited: Bool) in
+            if let t = cache[key] { return (t, false) }
+            guard let entry = entries[key], entry.method == 0, mapped else { return (try self.arrayLocked(key, &cache), false) }
             let member = "\(url.path):\(entry.name)".escapedForMessage
-            let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
+            let tensor = try NPY.parse(
+                storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize, name: member, options: options)
+            guard let visit = plan(tensor) else { return (try self.arrayLocked(key, &cache), false) }
+            let header = tensor.offset - entry.dataOffset
+            let crc = zipCRC32(
+                parallel: storage.base + entry.dataOffset, count: entry.uncompressedSize,
+                cuts: [header] + visit.cuts.map { header + $0 }, dropPages: true, step: visit.step
+            ) { part, offset, count in
+                if part > 0 { visit.visit(part - 1, offset - header, count) }
+            }
+            try checkCRC(crc, entry, member: member)
             cache[key] = tensor
-            return tensor
+            return (tensor, true)
         }
     }
 

@@ -160,31 +160,57 @@ func zipCRC32Combine(_ parts: [(crc: UInt32, count: Int)]) -> UInt32 {
 func zipCRC32(parallel p: UnsafeRawPointer, count: Int, dropPages: Bool) -> UInt32 {
     let parts = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, count / (8 << 20)))
     let size = (count + parts - 1) / parts
+    return zipCRC32(parallel: p, count: count, cuts: (1 ..< parts).map { $0 * size }, dropPages: dropPages, step: 4 << 20, visit: nil)
+}
+
+/// Visits the bytes of one part of a CRC pass, a step at a time: `(part, offset from the start of
+/// the range, bytes)`, called right after the step's CRC, while its bytes are in cache.
+typealias CRCVisitor = @Sendable (_ part: Int, _ offset: Int, _ count: Int) -> Void
+
+/// The CRC-32 of `count` bytes at `p`, cut at the ascending offsets `cuts` into parts that are
+/// checked in parallel (then combined with `zipCRC32Combine`); each part is read in steps of at
+/// most `step` bytes, and `visit`, when given, sees each step right after its CRC. With
+/// `dropPages` (`p` in a read-only file mapping) the whole pages read are unmapped again every
+/// 4 MiB or so (see `zipCRC32(parallel:count:dropPages:)`).
+func zipCRC32(
+    parallel p: UnsafeRawPointer, count: Int, cuts: [Int], dropPages: Bool, step: Int, visit: CRCVisitor?
+) -> UInt32 {
+    let bounds = [0] + cuts + [count]
+    precondition(zip(bounds, bounds.dropFirst()).allSatisfy { $0 <= $1 }, "CRC cuts out of order")
+    let parts = bounds.count - 1
     var crcs = [(crc: UInt32, count: Int)](repeating: (0, 0), count: parts)
     crcs.withUnsafeMutableBufferPointer { out in
         let box = UnsafeSendableBox((p, out.baseAddress!))
         parallelFor(parts) { i in
-            let start = i * size, n = Swift.min(size, count - start)
-            box.value.1[i] = (crcOfMappedPart(box.value.0 + start, count: n, dropPages: dropPages), n)
+            let start = bounds[i], n = bounds[i + 1] - start
+            let crc = crcOfMappedPart(box.value.0 + start, count: n, dropPages: dropPages, step: step) { offset, m in
+                visit?(i, start + offset, m)
+            }
+            box.value.1[i] = (crc, n)
         }
     }
     return zipCRC32Combine(crcs)
 }
 
-private func crcOfMappedPart(_ p: UnsafeRawPointer, count: Int, dropPages: Bool) -> UInt32 {
-    guard dropPages else { return zipCRC32(p, count: count) }
-    let step = 4 << 20
+private func crcOfMappedPart(
+    _ p: UnsafeRawPointer, count: Int, dropPages: Bool, step: Int, visit: (_ offset: Int, _ count: Int) -> Void
+) -> UInt32 {
+    let dropEvery = 4 << 20
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     var crc: UInt32 = 0
-    var done = 0
+    var done = 0, kept = 0
     while done < count {
-        let n = Swift.min(step, count - done)
+        let n = Swift.min(Swift.max(step, 1), count - done)
         crc = zipCRC32(p + done, count: n, seed: crc)
-        // Whole pages of this step only: a page shared with a neighbouring part stays mapped.
-        let lo = (Int(bitPattern: p + done) + page - 1) / page * page
-        let hi = (Int(bitPattern: p + done + n)) / page * page
-        if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, Int32(MADV_DONTNEED)) }
+        visit(done, n)
         done += n
+        // Whole pages read since the last drop only: a page shared with a neighbouring part stays mapped.
+        if dropPages, done - kept >= dropEvery || done == count {
+            let lo = (Int(bitPattern: p + kept) + page - 1) / page * page
+            let hi = (Int(bitPattern: p + done)) / page * page
+            if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, Int32(MADV_DONTNEED)) }
+            kept = done
+        }
     }
     return crc
 }

@@ -178,6 +178,18 @@ public struct TraceInfo: Sendable, Codable {
 }
 
 /// The tensors of one layer, as read-only views; any may be absent.
+/// `s[h, j] = Σ_{i<P} A[h, i, j]` for `j < P`, per head `[H][P]` in `Double`, each sum over the
+/// rows `0 ..< P` in ascending order (the same additions as `LayerContext.colsum` makes from
+/// `attention`, so the same bits), for the prefill length `P` the reader resolved.
+public struct AttentionColumnSums: Sendable {
+    public let prefill: Int
+    public let values: [Double]
+    public init(prefill: Int, values: [Double]) {
+        self.prefill = prefill
+        self.values = values
+    }
+}
+
 public struct LayerTensors: Sendable {
     public var layer: Int
     /// Post-softmax attention `[H, Q, T]`.
@@ -196,6 +208,9 @@ public struct LayerTensors: Sendable {
     public var valueNorms: Tensor?
     /// The file the layer came from, for messages.
     public var file: String
+    /// Column sums of `attention` gathered by the reader while it checked the member's CRC-32
+    /// (stored float32 `.npz` members), or nil.
+    public var attentionColumnSums: AttentionColumnSums?
 
     public init(
         layer: Int, file: String, attention: Tensor? = nil, colsum: Tensor? = nil, queries: Tensor? = nil,

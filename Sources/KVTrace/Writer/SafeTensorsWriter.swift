@@ -76,21 +76,49 @@ public struct TensorData: Sendable {
 /// Writes `.safetensors` files as the reference writer does: header padded with spaces so data
 /// starts at a multiple of 8, tensors in the given order, contiguous, ending at the end of the file.
 public enum SafeTensorsWriter {
+    /// One tensor of a file whose data `encode(_:metadata:fill:)` lets the caller write in place.
+    public struct Slot: Sendable {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        public init(name: String, dtype: DType, shape: [Int]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+        }
+        public var byteCount: Int { shape.reduce(1, *) * dtype.width }
+    }
+
     public static func encode(_ tensors: [TensorData], metadata: [String: String] = [:]) throws -> Data {
+        try encode(tensors.map { Slot(name: $0.name, dtype: $0.dtype, shape: $0.shape) }, metadata: metadata) { i, raw in
+            tensors[i].data.withUnsafeBytes { raw.copyMemory(from: $0) }
+        }
+    }
+
+    /// The file's bytes with each tensor's data written by `fill(i, bytes)` straight into its place
+    /// (`bytes` holds `slots[i].byteCount` zero bytes, little-endian data goes there), in order.
+    public static func encode(
+        _ slots: [Slot], metadata: [String: String] = [:], fill: (Int, UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
-        for t in tensors {
-            header[t.name] =
-                ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
-            offset += t.data.count
+        for t in slots {
+            header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]] as [String: Any]
+            offset += t.byteCount
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
-        var out = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(json)
-        for t in tensors { out.append(t.data) }
+        var out = Data(count: 8 + json.count + offset)
+        try out.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self)
+            json.withUnsafeBytes { (raw.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
+            var at = 8 + json.count
+            for (i, t) in slots.enumerated() {
+                try fill(i, UnsafeMutableRawBufferPointer(rebasing: raw[at ..< at + t.byteCount]))
+                at += t.byteCount
+            }
+        }
         return out
     }
 

@@ -107,9 +107,8 @@ struct SimulateCommand: ExampledCommand {
             let ctx = try LayerContext(trace: source, layer: l, budget: spec, options: options)
             decided.append((ctx, try p.decide(ctx)))
         }
-        var compressed: [CompressedLayer] = []
         if saveCache != nil {
-            for (ctx, d) in decided { compressed.append(try DecisionApplier.apply(d, context: ctx)) }
+            for (ctx, _) in decided { try DecisionApplier.checkTensors(context: ctx) }
         }
         let images = info.images
         let imageOf = info.imageIdOfPosition
@@ -161,8 +160,8 @@ struct SimulateCommand: ExampledCommand {
             let url = URL(fileURLWithPath: dir)
             try AtomicFile.refuseFolder(at: url.appendingPathComponent("cache.json"))
             try AtomicFile.makeFolder(url)
-            for (c, (_, d)) in zip(compressed, decided) {
-                try Self.save(c, decision: d, policy: p.id, to: url.appendingPathComponent(AttnTraceWriter.fileName(layer: c.layer)))
+            for (ctx, d) in decided {
+                try Self.save(d, context: ctx, policy: p.id, to: url.appendingPathComponent(AttnTraceWriter.fileName(layer: ctx.layer)))
             }
             writerFolder = url
         }
@@ -197,32 +196,47 @@ struct SimulateCommand: ExampledCommand {
 
     func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(format: "%.1f", x) }
 
-    /// One layer of the compressed cache as safetensors.
-    static func save(_ c: CompressedLayer, decision d: LayerDecision, policy: String, to url: URL) throws {
-        let G = c.heads.count, D = c.dim
-        let C = c.heads.map(\.kept.count).max() ?? 0
-        let E = c.heads.map(\.mergeTarget.count).max() ?? 0
-        var kept = [Int](repeating: -1, count: G * C), target = [Int](repeating: -2, count: G * E)
-        // Written as float32: each head's Double keys and values rounded once, straight into place.
-        var k = [Float](repeating: 0, count: G * C * D), v = k
-        for (g, h) in c.heads.enumerated() {
-            for (s, p) in h.kept.enumerated() { kept[g * C + s] = p }
-            for (e, t) in h.mergeTarget.enumerated() { target[g * E + e] = t }
-            for (i, x) in h.keys.enumerated() { k[g * C * D + i] = Float(x) }
-            for (i, x) in h.values.enumerated() { v[g * C * D + i] = Float(x) }
-        }
-        let tensors = [
-            TensorData(name: "kept", ints: kept, shape: [G, C]),
-            TensorData(name: "k", floats: k, shape: [G, C, D], as: .f32),
-            TensorData(name: "v", floats: v, shape: [G, C, D], as: .f32),
-            TensorData(name: "merge_target", ints: target, shape: [G, E]),
+    /// One layer of the compressed cache as safetensors: `kept` and `merge_target` (padded with −1
+    /// and −2), `k` and `v` as float32, each head's merged `Double` rows rounded once, written
+    /// straight into the file's bytes (`DecisionApplier.applyRounded`, heads in parallel).
+    static func save(_ d: LayerDecision, context ctx: LayerContext, policy: String, to url: URL) throws {
+        let G = d.heads.count, D = ctx.headDim
+        let C = d.heads.map(\.kept.count).max() ?? 0
+        let E = d.heads.map(\.mergeTarget.count).max() ?? 0
+        let slots = [
+            SafeTensorsWriter.Slot(name: "kept", dtype: .i64, shape: [G, C]),
+            SafeTensorsWriter.Slot(name: "k", dtype: .f32, shape: [G, C, D]),
+            SafeTensorsWriter.Slot(name: "v", dtype: .f32, shape: [G, C, D]),
+            SafeTensorsWriter.Slot(name: "merge_target", dtype: .i64, shape: [G, E]),
         ]
-        try SafeTensorsWriter.write(
-            tensors,
+        /// Row `g` of an int64 `[G, width]` tensor: `values`, then `pad`.
+        func ints(_ raw: UnsafeMutableRawBufferPointer, width: Int, pad: Int64, _ values: (Int) -> [Int]) {
+            for g in 0 ..< G {
+                let v = values(g)
+                for i in 0 ..< width {
+                    raw.storeBytes(of: (i < v.count ? Int64(v[i]) : pad).littleEndian, toByteOffset: 8 * (g * width + i), as: Int64.self)
+                }
+            }
+        }
+        let data = try SafeTensorsWriter.encode(
+            slots,
             metadata: [
-                "kvscope-cache": "1", "policy": policy, "layer": String(c.layer),
+                "kvscope-cache": "1", "policy": policy, "layer": String(d.layer),
                 "nominal": String(d.nominal), "prefill_len": String(d.prefill),
-            ], to: url)
+            ]
+        ) { i, raw in
+            switch i {
+            case 0: ints(raw, width: C, pad: -1) { d.heads[$0].kept }
+            case 3: ints(raw, width: E, pad: -2) { d.heads[$0].mergeTarget }
+            default:
+                let f = raw.bindMemory(to: Float.self)
+                if !f.isEmpty { try DecisionApplier.applyRounded(d, context: ctx, values: i == 2, slots: C, into: f.baseAddress!) }
+                #if _endian(big)
+                for j in f.indices { f[j] = Float(bitPattern: f[j].bitPattern.littleEndian) }
+                #endif
+            }
+        }
+        try AtomicFile.write(data, to: url)
     }
 }
 
