@@ -53,7 +53,7 @@ struct ExploreCommand: ExampledCommand {
 
     @OptionGroup var sweep: SweepCommand
     @Option(
-        name: .customLong("safe"), parsing: .singleValue,
+        name: .customLong("safe"),
         help: ArgumentHelp(
             "A condition every safe setting meets, METRIC>=X / <=X / >X / <X (repeatable), e.g. --safe 'attention_recall>=0.95'.",
             valueName: "condition"),

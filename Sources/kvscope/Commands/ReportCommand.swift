@@ -50,7 +50,7 @@ struct ReportCommand: ExampledCommand {
             valueName: "b"))
     var budget: Double?
     @Option(
-        name: .customLong("trace"), parsing: .singleValue,
+        name: .customLong("trace"),
         help: ArgumentHelp(
             "A trace of the run, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
     var traces: [String] = []

@@ -26,7 +26,7 @@ struct PolicyArguments: ParsableArguments {
     @Flag(help: "Keep text-only prompts whole under the text prior, as the official pipeline does.")
     var imageGate = false
     @Option(
-        name: .customLong("param"), parsing: .singleValue,
+        name: .customLong("param"),
         help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
     var params: [ParamArgument] = []
 
