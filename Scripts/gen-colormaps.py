@@ -15,7 +15,8 @@ Sources (docs/figures.md#rendering-notes):
   Nunez, Anderton and Renslow, "Optimizing colormaps with consideration for color vision
   deficiency to enable accurate interpretation of scientific data", PLOS ONE 13(7): e0199239, 2018.
 
-Each entry is packed as 0xRRGGBB with channel bytes Int(round(c * 255)).
+Each entry is packed as 0xRRGGBB with channel bytes Int(round(c * 255)) and written as data: rows of
+16 RRGGBB hex triples per map, decoded once into [UInt32] by ColorMapData.table.
 """
 import argparse
 import math
@@ -60,11 +61,20 @@ def render(tables, version):
         values = tables[name]
         assert len(values) == 256, name
         lines.append("    /// `%s`, 256 entries, index 0 = low." % name)
-        lines.append("    static let %s: [UInt32] = [" % name)
-        for i in range(0, 256, 8):
-            chunk = ", ".join("0x%06X" % v for v in values[i:i + 8])
-            lines.append("        " + chunk + ",")
-        lines.append("    ]")
+        lines.append("    static let %s = table([" % name)
+        for i in range(0, 256, 16):
+            lines.append('        "%s",' % " ".join("%06X" % v for v in values[i:i + 16]))
+        lines.append("    ])")
+        lines.append("")
+    lines += [
+        "    /// A table as written above: rows of space-separated RRGGBB hex triples, 256 in all,",
+        "    /// decoded once (each `static let` is initialised on first use).",
+        "    private static func table(_ rows: [String]) -> [UInt32] {",
+        "        let values = rows.flatMap { $0.split(separator: \" \") }.map { UInt32($0, radix: 16)! }",
+        "        precondition(values.count == 256, \"a colour map has 256 entries\")",
+        "        return values",
+        "    }",
+    ]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

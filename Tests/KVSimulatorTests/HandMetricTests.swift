@@ -1,5 +1,5 @@
 import Foundation
-import KVPolicies
+@testable import KVPolicies
 import KVTrace
 import Testing
 @testable import KVSimulator

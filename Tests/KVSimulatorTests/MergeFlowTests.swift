@@ -1,5 +1,5 @@
 import Foundation
-import KVPolicies
+@testable import KVPolicies
 import KVTestSupport
 import KVTrace
 import Testing

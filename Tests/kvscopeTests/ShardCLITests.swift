@@ -207,13 +207,31 @@ struct ShardCLITests {
         #expect(!array.contains("--tasks") && !array.contains("--submit"))
         #expect(collect.contains(" collect \(out.path)") && collect.contains("#SBATCH --partition=cpu"))
         #expect(r.stdout.contains("--dependency=afterok:"))
-        // Bad Slurm options: one line, nothing written.
+        // Bad Slurm options: one line naming the flag, nothing written.
         let bad = CLI.tempDir().appendingPathComponent("bad")
-        for args in [["--tasks", "0"], ["--tasks", "2", "--time", "1;rm"], ["--tasks", "2", "--shard", "1/2"]] {
+        for args in [
+            ["--tasks", "0"], ["--tasks", "2", "--time", "1;rm"], ["--tasks", "2", "--time", "1h"], ["--tasks", "2", "--time", "1:2:3:4"],
+            ["--tasks", "2", "--mem", "4GB"], ["--tasks", "2", "--mem", ""], ["--tasks", "2", "--partition", "a/b"],
+            ["--tasks", "2", "--partition", "cpu,"], ["--tasks", "2", "--shard", "1/2"],
+        ] {
             let b = try CLI.run(["slurm", "sweep", Self.shipped, "--policies", "h2o", "-o", bad.path] + args)
             #expect(b.status == 2 && b.stderr.split(separator: "\n").count == 1, "\(args): \(b.stderr)")
+            #expect(b.stderr.contains(args[args.count - 2]), "\(args): \(b.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: bad.path))
+    }
+
+    /// Every time and memory form sbatch takes is written into the script as given.
+    @Test(arguments: [
+        ("--time", "30"), ("--time", "30:00"), ("--time", "2-12"), ("--time", "2-12:00"), ("--time", "2-12:00:00"), ("--time", "infinite"),
+        ("--mem", "0"), ("--mem", "4096"), ("--mem", "500M"), ("--partition", "cpu,gpu"),
+    ])
+    func slurmTakesEverySbatchForm(flag: String, value: String) throws {
+        let out = CLI.tempDir().appendingPathComponent("forms")
+        let r = try CLI.run(["slurm", "sweep", Self.shipped, "--policies", "h2o", "-o", out.path, "--tasks", "2", flag, value])
+        #expect(r.status == 0, "\(r.stderr)")
+        let array = try String(contentsOf: out.appendingPathComponent("slurm/sweep-array.sh"), encoding: .utf8)
+        #expect(array.contains("#SBATCH \(flag)=\(value)\n"), "\(array)")
     }
 
     /// `slurm explore`: the array script, run as Slurm runs each task (bash with the array

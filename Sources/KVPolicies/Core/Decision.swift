@@ -3,6 +3,9 @@
 ///
 /// Pivotal: `a = b = ½`. Averaged: `a = 1, b = 0` (the source may be rank-mismatched in `code`
 /// mode). Weighted: `a = μ, b = 0`.
+///
+/// Built only by the merge step (`Merging.swift`) through the memberwise init; tests build one
+/// with `@testable import KVPolicies`.
 public struct MergeContribution: Sendable, Equatable, Codable {
     /// Original position of the evicted token whose key and value are added.
     public var source: Int
@@ -12,14 +15,6 @@ public struct MergeContribution: Sendable, Equatable, Codable {
     public var pivotWeight: Double
     /// Cosine between the source key and the target's key, as used for the assignment.
     public var cosine: Double
-
-    public init(source: Int, slot: Int, sourceWeight: Double, pivotWeight: Double, cosine: Double) {
-        self.source = source
-        self.slot = slot
-        self.sourceWeight = sourceWeight
-        self.pivotWeight = pivotWeight
-        self.cosine = cosine
-    }
 }
 
 /// The nearest-kept-key assignment of every evicted token of one head (docs/policies.md#the-merge-wrapper steps 1–2).

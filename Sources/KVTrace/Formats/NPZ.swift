@@ -64,7 +64,11 @@ public final class NPZArchive: Sendable {
             throw TraceError(file: url.path, "no array named '\(key)' (the archive has \(keys.joined(separator: ", ")))")
         }
         let member = "\(url.path):\(entry.name)".escapedForMessage
-        let tensor = entry.method == 0 ? try stored(entry, member: member) : try deflated(entry, member: member)
+        let tensor: Tensor
+        switch entry.method {
+        case .stored: tensor = try stored(entry, member: member)
+        case let .deflated(compressedSize): tensor = try deflated(entry, compressedSize: compressedSize, member: member)
+        }
         cache[key] = tensor
         return tensor
     }
@@ -93,7 +97,7 @@ public final class NPZArchive: Sendable {
         let mapped = storage.isMapped(url.path)
         return try cache.withLock { cache throws -> (tensor: Tensor, visited: Bool) in
             if let t = cache[key] { return (t, false) }
-            guard let entry = entries[key], entry.method == 0, mapped else { return (try self.arrayLocked(key, &cache), false) }
+            guard let entry = entries[key], case .stored = entry.method, mapped else { return (try self.arrayLocked(key, &cache), false) }
             let member = "\(url.path):\(entry.name)".escapedForMessage
             let tensor = try NPY.parse(
                 storage, at: entry.dataOffset, end: entry.dataOffset + entry.uncompressedSize, name: member, options: options)
@@ -135,8 +139,8 @@ public final class NPZArchive: Sendable {
     }
 
     /// A deflated member: header first, then exactly the declared data, under the memory cap.
-    private func deflated(_ entry: ZipDirectory.Entry, member: String) throws -> Tensor {
-        let inflater = CappedInflater(input: storage.base + entry.dataOffset, count: entry.compressedSize, name: member)
+    private func deflated(_ entry: ZipDirectory.Entry, compressedSize: Int, member: String) throws -> Tensor {
+        let inflater = CappedInflater(input: storage.base + entry.dataOffset, count: compressedSize, name: member)
         let size = entry.uncompressedSize
         guard size >= 10 else { throw TraceError(file: member, "truncated: shorter than an npy header (\(size) bytes)") }
         // 1. The fixed preamble (magic, version, HEADER_LEN), then the header text.

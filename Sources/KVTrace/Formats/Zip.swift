@@ -17,12 +17,20 @@ import Glibc
 struct ZipDirectory {
     struct Entry {
         var name: String
-        var method: UInt16
+        var method: Method
         var crc32: UInt32
-        var compressedSize: Int
         var uncompressedSize: Int
         /// First byte of the member's data (after its local header), checked to lie in the file.
         var dataOffset: Int
+
+        /// How the member's bytes are stored (APPNOTE.TXT 4.4.5). Any other method is refused when
+        /// the directory is read, naming the archive and the member.
+        enum Method: Equatable {
+            /// Method 0: the bytes as they are (compressed size = uncompressed size, checked).
+            case stored
+            /// Method 8: raw deflate, `compressedSize` bytes from `dataOffset`.
+            case deflated(compressedSize: Int)
+        }
     }
 
     let entries: [Entry]
@@ -74,7 +82,7 @@ struct ZipDirectory {
         for n in 0 ..< count {
             guard cdEnd - q >= 46, u32(q) == 0x0201_4B50 else { throw fail("central entry \(n) is missing or cut") }
             let flags = u16(q + 8)
-            let method = UInt16(u16(q + 10))
+            let method = u16(q + 10)
             let crc = u32(q + 16)
             var csize = Int(u32(q + 20))
             var usize = Int(u32(q + 24))
@@ -106,11 +114,15 @@ struct ZipDirectory {
                 e += 4 + len
             }
             guard flags & 1 == 0 else { throw TraceError(file: member, "member is encrypted") }
-            guard method == 0 || method == 8 else {
-                throw TraceError(file: member, "compression method \(method) is not supported (stored or deflate)")
-            }
-            if method == 0, csize != usize {
-                throw TraceError(file: member, "stored member has compressed size \(csize) ≠ uncompressed size \(usize)")
+            let typed: Entry.Method
+            switch method {
+            case 0:
+                guard csize == usize else {
+                    throw TraceError(file: member, "stored member has compressed size \(csize) ≠ uncompressed size \(usize)")
+                }
+                typed = .stored
+            case 8: typed = .deflated(compressedSize: csize)
+            default: throw TraceError(file: member, "compression method \(method) is not supported (stored or deflate)")
             }
             // Local header: inside the file, before the central directory, naming the same member.
             guard lho <= cdOffset - 30, u32(lho) == 0x0403_4B50 else {
@@ -127,8 +139,7 @@ struct ZipDirectory {
             guard names.insert(name).inserted else { throw TraceError(file: member, "member appears twice in the archive") }
             entries.append(
                 Entry(
-                    name: name, method: method, crc32: crc, compressedSize: csize,
-                    uncompressedSize: usize, dataOffset: data))
+                    name: name, method: typed, crc32: crc, uncompressedSize: usize, dataOffset: data))
             q += recLen
         }
         self.entries = entries

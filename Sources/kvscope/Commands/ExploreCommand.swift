@@ -53,7 +53,7 @@ struct ExploreCommand: ExampledCommand {
 
     @OptionGroup var sweep: SweepCommand
     @Option(
-        name: .customLong("safe"), parsing: .singleValue,
+        name: .customLong("safe"),
         help: ArgumentHelp(
             "A condition every safe setting meets, METRIC>=X / <=X / >X / <X (repeatable), e.g. --safe 'attention_recall>=0.95'.",
             valueName: "condition"),
@@ -125,19 +125,33 @@ struct ExploreCommand: ExampledCommand {
 
 /// `explore --json`: the sweep summary, and per trace and policy the cheapest safe setting.
 struct ExploreReport: Encodable {
+    /// One trace and policy: how many of its settings are safe and, when one is, the cheapest
+    /// (its keys beside the group's in one object; none of them when no setting is safe).
     struct Cheapest: Encodable {
-        var trace: String
-        var policy: String
-        var safeSettings: Int
-        var settings: Int
-        var budgetSpec: String?
-        var params: String?
-        var fidelity: String?
-        var keptRatio: Double?
-        var values: [String: Double]?
-        enum CodingKeys: String, CodingKey {
-            case trace, policy, safeSettings = "safe_settings", settings, budgetSpec = "budget_spec", params, fidelity
-            case keptRatio = "kept_ratio", values
+        var group: Group
+        var setting: Setting?
+
+        struct Group: Encodable {
+            var trace: String
+            var policy: String
+            var safeSettings: Int
+            var settings: Int
+            enum CodingKeys: String, CodingKey { case trace, policy, safeSettings = "safe_settings", settings }
+        }
+
+        /// The cheapest safe setting: its setting keys, kept ratio, and each condition's value.
+        struct Setting: Encodable {
+            var budgetSpec: String
+            var params: String
+            var fidelity: String
+            var keptRatio: Double
+            var values: [String: Double]
+            enum CodingKeys: String, CodingKey { case budgetSpec = "budget_spec", params, fidelity, keptRatio = "kept_ratio", values }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try group.encode(to: encoder)
+            try setting?.encode(to: encoder)
         }
     }
     var sweep: SweepSummary
@@ -154,15 +168,17 @@ struct ExploreReport: Encodable {
         self.safeCSV = safeCSV
         self.figures = figures
         cheapest = safe.cheapest.map { g, s in
-            var values: [String: Double]?
-            if let s {
-                values = [:]
-                for (c, v) in zip(safe.conditions, s.values) { if let v { values![c.metricLabel] = v } }
-            }
+            let group = Cheapest.Group(
+                trace: g.trace, policy: g.policy, safeSettings: g.settings.filter(\.safe).count, settings: g.settings.count)
             return Cheapest(
-                trace: g.trace, policy: g.policy, safeSettings: g.settings.filter(\.safe).count, settings: g.settings.count,
-                budgetSpec: s?.row.budgetSpec, params: s?.row.params, fidelity: s?.row.fidelity,
-                keptRatio: s?.keptRatio, values: values)
+                group: group,
+                setting: s.map { s in
+                    var values: [String: Double] = [:]
+                    for (c, v) in zip(safe.conditions, s.values) { if let v { values[c.metricLabel] = v } }
+                    return Cheapest.Setting(
+                        budgetSpec: s.row.budgetSpec, params: s.row.params, fidelity: s.row.fidelity, keptRatio: s.keptRatio,
+                        values: values)
+                })
         }
     }
 

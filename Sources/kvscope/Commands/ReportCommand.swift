@@ -45,19 +45,18 @@ struct ReportCommand: ExampledCommand {
         help: ArgumentHelp("The HTML file to write (default: DIR/report.html).", valueName: "file"))
     var output: String?
     @Option(
-        name: .customLong("budget"),
-        help:
-            "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget; the lower of the middle two for an even count)."
-    )
+        help: ArgumentHelp(
+            "Budget fraction of the retention maps and patch grids, 0 < b ≤ 1 (default: the run's median budget; the lower of the middle two for an even count).",
+            valueName: "b"))
     var budget: Double?
     @Option(
-        name: .customLong("trace"), parsing: .singleValue,
+        name: .customLong("trace"),
         help: ArgumentHelp(
             "A trace of the run, found by its content hash, when it has moved since the run (repeatable).", valueName: "path"))
     var traces: [String] = []
-    @Option(name: .customLong("title"), help: "The page title (default: KVScope study: <folder name>).")
+    @Option(help: ArgumentHelp("The page title (default: KVScope study: <folder name>).", valueName: "text"))
     var title: String?
-    @Flag(name: .customLong("no-maps"), help: "Leave out the retention maps and patch grids (no trace is read).")
+    @Flag(help: "Leave out the retention maps and patch grids (no trace is read).")
     var noMaps = false
 
     func validate() throws {

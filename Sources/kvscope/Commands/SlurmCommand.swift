@@ -14,17 +14,21 @@ struct SlurmCommand: ParsableCommand {
 
 /// The Slurm options of `kvscope slurm sweep`.
 struct SlurmOptions: ParsableArguments {
-    @Option(name: .customLong("tasks"), help: "Array tasks N: the sweep is split into N shards, one per task.")
+    @Option(help: ArgumentHelp("Array tasks: the sweep is split into n shards, one per task.", valueName: "n"))
     var tasks: Int
-    @Option(name: .customLong("partition"), help: "Slurm partition (sbatch --partition).")
-    var partition: String?
-    @Option(name: .customLong("time"), help: "Time limit of each task (sbatch --time, e.g. 01:00:00).")
-    var time: String?
-    @Option(name: .customLong("cpus-per-task"), help: "CPUs of each task (sbatch --cpus-per-task); the sweep's --jobs defaults to it.")
+    @Option(help: ArgumentHelp("Slurm partition, or a comma-separated list (sbatch --partition).", valueName: "name"))
+    var partition: SlurmPartition?
+    @Option(
+        help: ArgumentHelp(
+            "Time limit of each task (sbatch --time): minutes, [d-]hh:mm[:ss], e.g. 01:00:00 or 2-00:00:00.", valueName: "time"))
+    var time: SlurmTime?
+    @Option(help: ArgumentHelp("CPUs of each task (sbatch --cpus-per-task); the sweep's --jobs defaults to it.", valueName: "n"))
     var cpusPerTask: Int?
-    @Option(name: .customLong("mem"), help: "Memory of each task (sbatch --mem, e.g. 4G).")
-    var mem: String?
-    @Flag(name: .customLong("submit"), help: "Submit the array and the collect job with sbatch and print their job ids.")
+    @Option(
+        help: ArgumentHelp("Memory of each task (sbatch --mem): an integer with an optional K, M, G or T unit, e.g. 4G.", valueName: "size")
+    )
+    var mem: SlurmMemory?
+    @Flag(help: "Submit the array and the collect job with sbatch and print their job ids.")
     var submit = false
 
     /// The flags above, as they may appear on the command line (`--tasks 4` or `--tasks=4`).
@@ -34,11 +38,6 @@ struct SlurmOptions: ParsableArguments {
     func validate() throws {
         guard tasks >= 1 && tasks <= ShardSpec.maxCount else { throw ValidationError("--tasks must be in 1…\(ShardSpec.maxCount)") }
         if let c = cpusPerTask, c < 1 || c > 256 { throw ValidationError("--cpus-per-task must be in 1…256") }
-        for (flag, v) in [("--partition", partition), ("--time", time), ("--mem", mem)] {
-            if let v, v.isEmpty || !v.allSatisfy({ $0.isLetter || $0.isNumber || "-_:.,".contains($0) }) {
-                throw ValidationError("\(flag) '\(v)': use letters, digits and - _ : . , only")
-            }
-        }
     }
 
     /// `argv` without these options: the arguments of the command the tasks run.
@@ -52,6 +51,51 @@ struct SlurmOptions: ParsableArguments {
             out.append(a)
         }
         return out
+    }
+}
+
+// The typed values of the Slurm flags, written into the `#SBATCH` lines as given. Each is checked
+// when the flag is parsed (so nothing reaches the script that sbatch or the shell would misread);
+// a bad one is ArgumentParser's one line naming the flag (`The value '1h' is invalid for
+// '--time <time>'`), exit status 2.
+
+/// `--partition`: one partition name or a comma-separated list of them (letters, digits, `-_.`).
+struct SlurmPartition: ExpressibleByArgument, CustomStringConvertible {
+    var description: String
+    init?(argument: String) {
+        let names = argument.split(separator: ",", omittingEmptySubsequences: false)
+        guard names.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) } })
+        else { return nil }
+        description = argument
+    }
+}
+
+/// `--time`: a time limit in one of sbatch's forms, `m`, `m:s`, `h:m:s`, `d-h`, `d-h:m`, `d-h:m:s`
+/// (each field digits), or `infinite`/`unlimited`.
+struct SlurmTime: ExpressibleByArgument, CustomStringConvertible {
+    var description: String
+    init?(argument: String) {
+        if ["infinite", "unlimited"].contains(argument.lowercased()) {
+            description = argument
+            return
+        }
+        let dayClock = argument.split(separator: "-", omittingEmptySubsequences: false)
+        guard dayClock.count <= 2, let clock = dayClock.last?.split(separator: ":", omittingEmptySubsequences: false) else { return nil }
+        let fields = dayClock.dropLast() + clock
+        guard clock.count <= 3, fields.allSatisfy({ (1 ... 6).contains($0.count) && $0.allSatisfy { $0.isASCII && $0.isNumber } })
+        else { return nil }
+        description = argument
+    }
+}
+
+/// `--mem`: an integer with an optional unit K, M, G or T (megabytes without one; `0` asks sbatch
+/// for all of a node's memory).
+struct SlurmMemory: ExpressibleByArgument, CustomStringConvertible {
+    var description: String
+    init?(argument: String) {
+        let digits = "KMGTkmgt".contains(argument.last ?? " ") ? argument.dropLast() : Substring(argument)
+        guard (1 ... 12).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        description = argument
     }
 }
 

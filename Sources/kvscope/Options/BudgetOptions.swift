@@ -5,15 +5,15 @@ import KVPolicies
 /// `--hh-ratio`/`--recent-ratio`. `simulate` and every `render` subcommand that replays a policy
 /// take this one group, so a figure can be drawn at exactly the setting just simulated.
 struct BudgetOptions: ParsableArguments {
-    @Option(name: .customLong("budget"), help: "Fraction of the prefill kept, 0 < b ≤ 1: C = int(P·b), r = int(C·s), hh = C − r.")
+    @Option(help: ArgumentHelp("Fraction of the prefill kept, 0 < b ≤ 1: C = int(P·b), r = int(C·s), hh = C − r.", valueName: "b"))
     var budget: Double?
-    @Option(name: .customLong("recent-share"), help: "Share s of C spent on the recent window, with --budget or --tokens (default 0.5).")
+    @Option(help: ArgumentHelp("Share s of C spent on the recent window, with --budget or --tokens (default 0.5).", valueName: "s"))
     var recentShare: Double?
-    @Option(name: .customLong("tokens"), help: "Absolute budget: C = min(N, P), r = int(C·s).")
+    @Option(help: ArgumentHelp("Absolute budget: C = min(N, P), r = int(C·s).", valueName: "N"))
     var tokens: Int?
-    @Option(name: .customLong("hh-ratio"), help: "The official pair: hh = int(P·x). Use with --recent-ratio to reproduce the LOOK-M runs.")
+    @Option(help: ArgumentHelp("The official pair: hh = int(P·x). Use with --recent-ratio to reproduce the LOOK-M runs.", valueName: "x"))
     var hhRatio: Double?
-    @Option(name: .customLong("recent-ratio"), help: "The official pair: r = int(P·y).")
+    @Option(help: ArgumentHelp("The official pair: r = int(P·y).", valueName: "y"))
     var recentRatio: Double?
 
     func validate() throws {

@@ -5,17 +5,14 @@ import KVSimulator
 /// (docs/metrics.md#replay-through-decoding). Either what-if implies `--decoding`.
 struct DecodingOptions: ParsableArguments {
     @Flag(
-        name: .customLong("decoding"),
         help: "Measure every metric at each generated step t on the rows up to t (a step column); needs generated rows.")
     var decoding = false
     @Option(
-        name: .customLong("recompress-every"),
         help: ArgumentHelp(
             "Run the policy again on the cache every N generated steps, with the attention seen so far (implies --decoding).",
             valueName: "N"))
     var recompressEvery: Int?
     @Flag(
-        name: .customLong("evict-per-step"),
         help: "H2O's decode rule: evict one token per generated token by accumulated attention, keeping C fixed (implies --decoding).")
     var evictPerStep = false
 

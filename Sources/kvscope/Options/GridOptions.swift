@@ -71,7 +71,7 @@ struct GridOptions: ParsableArguments {
             valueName: "all,modality,…"))
     var mergeScope: ListArgument<MergeScope>?
     @Option(
-        name: .customLong("param"), parsing: .singleValue,
+        name: .customLong("param"),
         help: ArgumentHelp(
             "A parameter axis, [id.]name=v1,v2,… (repeatable): every listed policy that declares name runs each value, e.g. --param window=16,32.",
             valueName: "[id.]name=v,…"))

@@ -4,32 +4,29 @@ import KVPolicies
 /// `--policy` and the run options every policy may read (`--fidelity`, `--gqa`, `--merge`, …).
 /// Named `PolicyArguments` so that it does not shadow `KVPolicies.PolicyOptions`.
 struct PolicyArguments: ParsableArguments {
-    @Option(name: .customLong("policy"), help: ArgumentHelp("The policy id (see `kvscope policies`).", valueName: "id"))
+    @Option(help: ArgumentHelp("The policy id (see `kvscope policies`).", valueName: "id"))
     var policy: String
     @Option(
-        name: .customLong("fidelity"),
         help: "code: the official LOOK-M classes bit for bit, quirks included; intended: nominal budget, paired merge sources.")
     var fidelity: Fidelity = .code
-    @Option(name: .customLong("gqa"), help: "How the scores of a KV head's query heads are combined.")
+    @Option(help: "How the scores of a KV head's query heads are combined.")
     var gqa: GQAReduction = .mean
-    @Option(name: .customLong("merge"), help: "Merge the evicted tokens of any non-merging policy into its kept ones.")
+    @Option(help: "Merge the evicted tokens of any non-merging policy into its kept ones.")
     var merge: MergeStrategy?
     @Option(
-        name: .customLong("merge-filter"),
         help: "Override the averaged/weighted merge filter (default: rank-shared in code, per-head in intended).")
     var mergeFilter: MergeFilter?
     @Option(
-        name: .customLong("merge-scope"),
         help:
             "Where evicted tokens may merge: all (any kept token, the official code), modality (kept tokens of their own modality) or image (of their own image); a token with no such kept token is dropped. Merging policies only."
     )
     var mergeScope: MergeScope?
-    @Option(name: .customLong("seed"), help: "Seed of the random policy.")
+    @Option(help: ArgumentHelp("Seed of the random policy.", valueName: "n"))
     var seed: UInt64 = 0
-    @Flag(name: .customLong("image-gate"), help: "Keep text-only prompts whole under the text prior, as the official pipeline does.")
+    @Flag(help: "Keep text-only prompts whole under the text prior, as the official pipeline does.")
     var imageGate = false
     @Option(
-        name: .customLong("param"), parsing: .singleValue,
+        name: .customLong("param"),
         help: ArgumentHelp("A policy hyper-parameter, key=value (repeatable), e.g. --param window=64.", valueName: "key=value"))
     var params: [ParamArgument] = []
 

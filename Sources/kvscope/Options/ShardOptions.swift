@@ -69,7 +69,6 @@ enum ShardArgument: Hashable, ExpressibleByArgument, CustomStringConvertible {
 /// `OUT/shards/i-of-n/`; `kvscope collect OUT` merges the slices.
 struct ShardOptions: ParsableArguments {
     @Option(
-        name: .customLong("shard"),
         help: ArgumentHelp(
             "Run only shard i of n of the cells (trace × setting × layer, balanced by cost) into OUT/shards/i-of-n/; `kvscope collect OUT` merges them. `slurm`: i and n from the Slurm array task.",
             valueName: "i/n|slurm"))

@@ -60,7 +60,7 @@ struct CurvesCommand: ExampledCommand {
         ))
     var match = false
     @Option(
-        name: .customLong("trace"), parsing: .singleValue,
+        name: .customLong("trace"),
         help: ArgumentHelp(
             "With --match: a trace of the sweep, found by its content hash, when it has moved since the run (repeatable).",
             valueName: "path"))

@@ -34,7 +34,7 @@ struct RatiosCommand: ExampledCommand {
     @Option(name: .customLong("metric"), help: "Metric id, e.g. attention_recall, output_error, image_recall[1].")
     var metric: String = "attention_recall"
     @Option(
-        name: .customLong("safe"), parsing: .singleValue,
+        name: .customLong("safe"),
         help: ArgumentHelp("A safety condition (repeatable), e.g. 'attention_recall>=0.95'.", valueName: "condition"),
         transform: { text in
             do { return try SafeCondition.parse(text) } catch { throw ValidationError("\(error)") }

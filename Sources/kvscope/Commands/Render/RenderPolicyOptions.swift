@@ -8,19 +8,18 @@ import KVTrace
 /// `--hh-ratio`/`--recent-ratio`, `--recent-share`; default `--budget 0.2`), `--fidelity`, `--param`:
 /// the policies a retention-type figure replays.
 struct RenderPolicyOptions: ParsableArguments {
-    @Option(name: .customLong("policies"), help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,…"))
+    @Option(help: ArgumentHelp("Comma-separated policy ids (see `kvscope policies`).", valueName: "a,b,…"))
     var policies: ListArgument<String>?
     @OptionGroup var budgetForms: BudgetOptions
-    @Option(name: .customLong("fidelity"), help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
+    @Option(help: "code: the official LOOK-M classes bit for bit; intended: nominal budget.")
     var fidelity: Fidelity = .code
     @Option(
-        name: .customLong("param"), parsing: .singleValue,
+        name: .customLong("param"),
         help: ArgumentHelp(
             "A policy hyper-parameter, [id.]key=value (repeatable); without id it applies to every listed policy that has the parameter, e.g. --param window=8.",
             valueName: "[id.]key=value"))
     var params: [ParamArgument] = []
     @Option(
-        name: .customLong("merge-scope"),
         help: ArgumentHelp(
             "Merge scopes of the merging policies, each drawn as its own policy: all (the official code), modality, image.",
             valueName: "all,modality,…"))
