@@ -22,6 +22,21 @@ struct PoliciesCLITests {
         #expect(params.map { $0["name"] as? String }.contains("safeguard"))
     }
 
+    @Test("two bad parameters: every run names the same one (the first by name)")
+    func badParametersAreReportedInOneOrder() throws {
+        var messages: Set<String> = []
+        for _ in 0 ..< 4 {
+            let r = try CLI.run([
+                "simulate", "Examples/traces/smollm2-pseudoimg2x64-gen16-w24", "--policy", "streaming", "--param", "window=8",
+                "--param", "sink=2", "--budget", "0.2",
+            ])
+            #expect(r.status == 2)
+            messages.insert(r.stderr)
+        }
+        #expect(messages.count == 1, "\(messages)")
+        #expect(messages.first?.contains("'sink'") == true)
+    }
+
     @Test(
         "unknown ids and parameters: one line with a suggestion, exit 2",
         arguments: [

@@ -106,7 +106,8 @@ public struct PolicyConfiguration: Sendable, Hashable, Codable, CustomStringConv
     ) throws -> PolicyConfiguration {
         let d = try PolicyRegistry.resolve(id)
         var typed: [String: ParameterValue] = [:]
-        for (name, text) in texts {
+        // By name, so that the error for several bad parameters names the same one every run.
+        for (name, text) in texts.sorted(by: { $0.key < $1.key }) {
             guard let spec = d.parameter(name) else { throw unknownParameter(name, d) }
             typed[name] = try spec.parse(text, policy: d.id)
         }
