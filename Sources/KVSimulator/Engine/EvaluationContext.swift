@@ -356,8 +356,8 @@ extension KVRows {
 /// Small numeric kernels on contiguous `Double` vectors.
 enum Kernels {
     /// `sums[r] ±= w[r·ldw + p]` for each `p` of `pos` in order with `p ≤ firstRow + r` (the causal
-    /// limit), for `r < rows`: each row's sum is exactly the scalar loop over `pos`. One blocked
-    /// call when every position is visible to every row, else one call per row.
+    /// limit), for `r < rows`: each row's sum is exactly the scalar loop over `pos`. Blocked calls
+    /// where rows see the same positions, one call per row for the rest (`causal`).
     static func gatherSum(
         firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
         into sums: UnsafeMutablePointer<Double>, subtract: Bool
