@@ -20,11 +20,17 @@ SOURCES=$(find Sources/KVTrace -name '*.swift' | sort)
 build() {
   local bin="$OUT/kvscope-fuzz"
   local newest
-  newest=$(ls -t $SOURCES Fuzz/*.swift | head -1)
+  newest=$(ls -t $SOURCES Fuzz/*.swift Sources/CKernels/ckernels.c Sources/CKernels/include/ckernels.h | head -1)
   if [ ! -x "$bin" ] || [ "$newest" -nt "$bin" ]; then
     echo "fuzz: building $bin"
+    # The C kernels KVTrace calls (CRC-gathered column sums), built with the same sanitizers and a
+    # module map of their header, as SwiftPM would generate it.
+    mkdir -p "$OUT/CKernels"
+    printf 'module CKernels {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CKernels/include/ckernels.h" > "$OUT/CKernels/module.modulemap"
+    clang -c -O2 -g -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include Sources/CKernels/ckernels.c \
+      -o "$OUT/ckernels.o" > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" >&2; exit 2; }
     swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name KVTraceFuzz \
-      -I Sources/CZlib -I Sources/CDeflate $SOURCES Fuzz/*.swift -o "$bin" > "$OUT/build.log" 2>&1 \
+      -I Sources/CZlib -I Sources/CDeflate -I "$OUT/CKernels" $SOURCES Fuzz/*.swift "$OUT/ckernels.o" -o "$bin" >> "$OUT/build.log" 2>&1 \
       || { grep -E "error" -A3 "$OUT/build.log" >&2; exit 2; }
   fi
 }
