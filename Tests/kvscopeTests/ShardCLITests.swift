@@ -53,7 +53,8 @@ struct ShardCLITests {
         while Date() < deadline, p.isRunning,
             ((try? FileManager.default.contentsOfDirectory(atPath: parts.path)) ?? []).filter({ $0.hasSuffix(".json") }).isEmpty
         {
-            usleep(20_000)
+            // Poll often: on a fast machine the shard's remaining layers take only milliseconds.
+            usleep(1_000)
         }
         let killed = p.isRunning
         kill(p.processIdentifier, SIGKILL)
@@ -110,7 +111,7 @@ struct ShardCLITests {
     @Test func shardsOfASyntheticLlavaTraceReproduceTheSingleProcessSweep() throws {
         let dir = CLI.tempDir().appendingPathComponent("llava")
         let s = try CLI.run([
-            "synth", dir.path, "--preset", "llava-1.5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
+            "synth", dir.path, "--preset", "llava-1.5", "--layers", "4", "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
             "--grid", "8x8", "--text-len", "120", "--generate", "8",
         ])
         #expect(s.status == 0, "\(s.stderr)")
