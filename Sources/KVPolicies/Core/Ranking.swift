@@ -12,16 +12,54 @@ public struct ScoreRanking: Sendable {
         count = s.count
         var out = [Int]()
         out.reserveCapacity(s.rows * s.count)
+        let n = s.count
+        var keys = [UInt64](repeating: 0, count: n), keys2 = keys
+        var pos = [Int](repeating: 0, count: n), pos2 = pos
         s.values.withUnsafeBufferPointer { v in
             for r in 0 ..< s.rows {
-                let base = r * s.count
-                var items = (0 ..< s.count).map { ($0, v[base + $0]) }
-                // A strict total order (positions are distinct), so any sort gives this one result.
-                items.sort { Selection.better($0.1, $0.0, $1.1, $1.0) }
-                out.append(contentsOf: items.map(\.0))
+                for j in 0 ..< n {
+                    keys[j] = Self.key(v[r * n + j])
+                    pos[j] = j
+                }
+                Self.radixSort(&keys, &pos, &keys2, &pos2)
+                out.append(contentsOf: pos)
             }
         }
         order = out
+    }
+
+    /// A sort key that orders scores as `Selection.better` does: ascending keys are descending
+    /// scores (`−0` equal to `+0`), every NaN last and equal to the others.
+    @inline(__always)
+    static func key(_ x: Double) -> UInt64 {
+        if x.isNaN { return .max }
+        let bits = (x == 0 ? 0.0 : x).bitPattern
+        let ascending = bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+        return ~ascending
+    }
+
+    /// Sorts `pos` by `keys` ascending, stably (equal keys keep their order: positions ascending),
+    /// by least-significant-digit radix passes of 11 bits; `k2` and `p2` are scratch of the same size.
+    static func radixSort(_ keys: inout [UInt64], _ pos: inout [Int], _ k2: inout [UInt64], _ p2: inout [Int]) {
+        let n = keys.count
+        guard n > 1 else { return }
+        var count = [Int](repeating: 0, count: 2049)
+        var shift: UInt64 = 0
+        while shift < 64 {
+            for i in 0 ..< 2049 { count[i] = 0 }
+            for i in 0 ..< n { count[Int((keys[i] >> shift) & 0x7FF) + 1] += 1 }
+            if count[1 ... 2048].contains(n) { shift += 11; continue }  // one bucket: nothing moves
+            for i in 1 ... 2048 { count[i] += count[i - 1] }
+            for i in 0 ..< n {
+                let d = Int((keys[i] >> shift) & 0x7FF)
+                k2[count[d]] = keys[i]
+                p2[count[d]] = pos[i]
+                count[d] += 1
+            }
+            swap(&keys, &k2)
+            swap(&pos, &p2)
+            shift += 11
+        }
     }
 
     /// The best `k` positions `< limit` of row `r`, in rank order (all of them when fewer);
