@@ -92,10 +92,10 @@ public enum DecisionApplier {
 
 extension KVBlock {
     /// One head's merged rows, from its `[P][D]` rows at `x0`: the kept rows gathered, then the
-    /// merged slots' rows of `HeadDecision.mergedRows` in their slots.
+    /// merged slots' rows of `MergeRows` in their slots.
     static func merged(_ h: HeadDecision, _ x0: UnsafePointer<Double>, _ D: Int) -> [Double] {
         [Double](unsafeUninitializedCapacity: h.kept.count * D) { ob, n in
-            h.compressedRows(UnsafeRawPointer(x0), elementType: Int32(CK_F64), dim: D, into: ob.baseAddress!) { p, o in
+            MergeRows(h).compressed(UnsafeRawPointer(x0), elementType: Int32(CK_F64), dim: D, into: ob.baseAddress!) { p, o in
                 o.update(from: x0 + p * D, count: D)
             }
             n = h.kept.count * D
@@ -103,22 +103,30 @@ extension KVBlock {
     }
 }
 
+extension Tensor {
+    /// The element type the C kernels read in place (`CK_F16`, `CK_F32`, `CK_F64`: little-endian
+    /// f16, f32, f64), or nil for a dtype or byte order they do not read.
+    public var kernelElementType: Int32? {
+        switch (dtype, byteSwapped) {
+        case (.f16, false): Int32(CK_F16)
+        case (.f32, false): Int32(CK_F32)
+        case (.f64, false): Int32(CK_F64)
+        default: nil
+        }
+    }
+}
+
 extension LayerContext {
     /// Head `g`'s compressed rows (`C·D`, slot order) of `t` (`[KVH][T][D]`) into `o`: read in place
-    /// when `t` is little-endian f16, f32 or f64, else from a `Double` copy of the head's rows.
+    /// when the kernels read `t`'s element type, else from a `Double` copy of the head's rows.
     func compressedRows(_ h: HeadDecision, head g: Int, of t: Tensor, into o: UnsafeMutablePointer<Double>) {
         let T = info.shape.seqLen, D = headDim
         precondition(t.count >= (g + 1) * T * D, "tensor smaller than [KVH][T][D]")
-        let load = { (p: Int, out: UnsafeMutablePointer<Double>) in Self.copyDoubles(t, from: (g * T + p) * D, count: D, into: out) }
-        let type: Int32? =
-            switch (t.dtype, t.byteSwapped) {
-            case (.f16, false): Int32(CK_F16)
-            case (.f32, false): Int32(CK_F32)
-            case (.f64, false): Int32(CK_F64)
-            default: nil
+        let layout = MergeRows(h)
+        if let type = t.kernelElementType {
+            layout.compressed(t.storage.base + t.offset + g * T * D * t.dtype.width, elementType: type, dim: D, into: o) { p, out in
+                Self.copyDoubles(t, from: (g * T + p) * D, count: D, into: out)
             }
-        if let type {
-            h.compressedRows(t.storage.base + t.offset + g * T * D * t.dtype.width, elementType: type, dim: D, into: o, load: load)
             return
         }
         let rows = [Double](unsafeUninitializedCapacity: T * D) { b, n in
@@ -126,58 +134,77 @@ extension LayerContext {
             n = T * D
         }
         rows.withUnsafeBufferPointer { rb in
-            h.compressedRows(UnsafeRawPointer(rb.baseAddress!), elementType: Int32(CK_F64), dim: D, into: o, load: load)
+            layout.compressed(UnsafeRawPointer(rb.baseAddress!), elementType: Int32(CK_F64), dim: D, into: o) { p, out in
+                out.update(from: rb.baseAddress! + p * D, count: D)
+            }
         }
     }
 }
 
-extension HeadDecision {
-    /// This head's compressed rows (`C·D`, slot order) into `o`: each kept row as `load(p, out)`
-    /// writes it, or the slot's merged row from `mergedRows(x, elementType:dim:)`.
-    public func compressedRows(
-        _ x: UnsafeRawPointer, elementType: Int32, dim D: Int, into o: UnsafeMutablePointer<Double>,
-        load: (Int, UnsafeMutablePointer<Double>) -> Void
-    ) {
-        let (slotRow, rows) = mergedRows(x, elementType: elementType, dim: D)
-        rows.withUnsafeBufferPointer { rb in
-            for (s, p) in kept.enumerated() {
-                if slotRow[s] < 0 { load(p, o + s * D) } else { (o + s * D).update(from: rb.baseAddress! + slotRow[s] * D, count: D) }
+/// One head's merge contributions laid out for `ck_merge_rows` — the one place the merge formula
+/// is computed: per slot `k` with contributions `S_k`,
+/// `x'[κ_k] = (x[κ_k] + Σ_{m∈S_k} (a_m·x[source_m] + b_m·x[κ_k])) / (1 + |S_k|)`, all from the
+/// pre-merge rows, in `Double`, each product rounded, then their sum, then the addition. Built once
+/// per head, then applied to its keys and its values.
+public struct MergeRows: Sendable {
+    /// `slotRow[s]`: the row of slot `s` in `rows(_:elementType:dim:)`, −1 for a slot without
+    /// contributions; rows are in order of each slot's first contribution.
+    public let slotRow: [Int]
+    /// The head's kept positions, by slot.
+    let kept: [Int]
+    /// Per row: the pivot's position and how many contributions it receives.
+    let pivots: [Int], counts: [Int]
+    /// Per contribution, in `merges` order: source position, row, source and pivot weights.
+    let sources: [Int], rowOf: [Int], sourceWeights: [Double], pivotWeights: [Double]
+
+    public init(_ h: HeadDecision) {
+        var slotRow = [Int](repeating: -1, count: h.kept.count)
+        var pivots: [Int] = [], counts: [Int] = [], rowOf: [Int] = []
+        rowOf.reserveCapacity(h.merges.count)
+        for m in h.merges {
+            if slotRow[m.slot] < 0 {
+                slotRow[m.slot] = pivots.count
+                pivots.append(h.kept[m.slot])
+                counts.append(0)
             }
+            counts[slotRow[m.slot]] += 1
+            rowOf.append(slotRow[m.slot])
+        }
+        self.slotRow = slotRow
+        kept = h.kept
+        self.pivots = pivots
+        self.counts = counts
+        self.rowOf = rowOf
+        sources = h.merges.map(\.source)
+        sourceWeights = h.merges.map(\.sourceWeight)
+        pivotWeights = h.merges.map(\.pivotWeight)
+    }
+
+    /// The merged rows (`pivots.count · D`) from the head's rows `x` `[T][D]` (position `p` at
+    /// `p·D`) of element type `elementType` (`CK_F64`, `CK_F32` or `CK_F16`, read in place).
+    public func rows(_ x: UnsafeRawPointer, elementType: Int32, dim D: Int) -> [Double] {
+        let nr = pivots.count
+        return [Double](unsafeUninitializedCapacity: nr * D) { out, filled in
+            if nr > 0 {
+                ck_merge_rows(
+                    D, sources.count, sources, rowOf, sourceWeights, pivotWeights, x, elementType, nr, pivots, counts, out.baseAddress!)
+            }
+            filled = nr * D
         }
     }
 
-    /// The merged keys (or values) of this head's slots that receive contributions — the one place
-    /// the merge formula is computed (`ck_merge_rows`): per slot `k` with contributions `S_k`,
-    /// `x'[κ_k] = (x[κ_k] + Σ_{m∈S_k} (a_m·x[source_m] + b_m·x[κ_k])) / (1 + |S_k|)`, all from the
-    /// pre-merge rows, in `Double`, each product rounded, then their sum, then the addition.
-    ///
-    /// `x` holds the head's rows `[T][D]` (position `p` at `p·D`) of element type `elementType`
-    /// (`CK_F64`, `CK_F32` or `CK_F16`, read in place). Returns `slotRow[s]`, the row of slot `s` in
-    /// `rows` (−1 for a slot without contributions), rows in order of each slot's first contribution.
-    public func mergedRows(_ x: UnsafeRawPointer, elementType: Int32, dim D: Int) -> (slotRow: [Int], rows: [Double]) {
-        var slotRow = [Int](repeating: -1, count: kept.count)
-        guard !merges.isEmpty else { return (slotRow, []) }
-        var pivots: [Int] = []
-        var count: [Int] = []
-        let n = merges.count
-        var src = [Int](repeating: 0, count: n), row = src
-        var a = [Double](repeating: 0, count: n), b = a
-        for (k, m) in merges.enumerated() {
-            if slotRow[m.slot] < 0 {
-                slotRow[m.slot] = pivots.count
-                pivots.append(kept[m.slot])
-                count.append(0)
+    /// The head's compressed rows (`C·D`, slot order) into `o`: each plain slot's row as
+    /// `load(p, out)` writes it, each merged slot's from `rows(x, elementType:dim:)`.
+    public func compressed(
+        _ x: UnsafeRawPointer, elementType: Int32, dim D: Int, into o: UnsafeMutablePointer<Double>,
+        load: (Int, UnsafeMutablePointer<Double>) -> Void
+    ) {
+        let merged = rows(x, elementType: elementType, dim: D)
+        merged.withUnsafeBufferPointer { mb in
+            for (s, r) in slotRow.enumerated() {
+                if r < 0 { load(kept[s], o + s * D) } else { (o + s * D).update(from: mb.baseAddress! + r * D, count: D) }
             }
-            let r = slotRow[m.slot]
-            count[r] += 1
-            src[k] = m.source; row[k] = r; a[k] = m.sourceWeight; b[k] = m.pivotWeight
         }
-        let nr = pivots.count
-        let rows = [Double](unsafeUninitializedCapacity: nr * D) { out, filled in
-            ck_merge_rows(D, n, src, row, a, b, x, elementType, nr, pivots, count, out.baseAddress!)
-            filled = nr * D
-        }
-        return (slotRow, rows)
     }
 }
 

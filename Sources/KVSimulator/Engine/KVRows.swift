@@ -18,11 +18,12 @@ struct KVRows: @unchecked Sendable {
         tensor = t
         self.seqLen = seqLen
         self.headDim = headDim
-        switch (t.dtype, t.byteSwapped) {
-        case (.f16, false): vtype = Int32(CK_F16); converted = nil
-        case (.f32, false): vtype = Int32(CK_F32); converted = nil
-        case (.f64, false): vtype = Int32(CK_F64); converted = nil
-        default: vtype = Int32(CK_F64); converted = t.doubles()
+        if let type = t.kernelElementType {
+            vtype = type
+            converted = nil
+        } else {
+            vtype = Int32(CK_F64)
+            converted = t.doubles()
         }
     }
 
@@ -47,23 +48,10 @@ struct KVRows: @unchecked Sendable {
         LayerContext.copyDoubles(tensor, from: g * n, count: n, into: out)
     }
 
-    /// `acc[r] ±= Σ_k w[r][pos[k]] · v_g[pos[k]]` for `r < rows`, in the order of `pos`
-    /// (`w` rows `ldw` apart, `acc` rows `D` apart).
-    func accumulate(
-        head g: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int, positions pos: [Int],
-        into acc: UnsafeMutablePointer<Double>, subtract: Bool
-    ) {
-        guard !pos.isEmpty, rows > 0 else { return }
-        withHead(g) { v in
-            pos.withUnsafeBufferPointer { pb in
-                ck_accum_rows(rows, headDim, w, ldw, pb.baseAddress!, pos.count, v, vtype, acc, subtract ? 1 : 0)
-            }
-        }
-    }
-
-    /// The same for evaluation rows `firstRow ..< firstRow + rows` (absolute positions), honouring
-    /// the causal limit `p ≤ i` per row, each row's sum in the order of `pos` (see `Kernels.causal`:
-    /// blocked calls where rows see the same positions, one call per row for the rest).
+    /// `acc[r] ±= Σ_k w[r][pos[k]] · v_g[pos[k]]` for evaluation rows `firstRow ..< firstRow + rows`
+    /// (absolute positions; `w` rows `ldw` apart, `acc` rows `D` apart), honouring the causal limit
+    /// `p ≤ i` per row, each row's sum in the order of `pos` (see `Kernels.causal`: blocked calls
+    /// where rows see the same positions, one call per row for the rest).
     func accumulateCausal(
         head g: Int, firstRow: Int, rows: Int, weights w: UnsafePointer<Double>, ldw: Int,
         positions pos: [Int], into acc: UnsafeMutablePointer<Double>, subtract: Bool

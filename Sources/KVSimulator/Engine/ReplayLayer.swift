@@ -163,14 +163,15 @@ public struct ReplayLayer: Sendable {
         let R = c.rowCount, D = c.headDim, T = c.seqLen
         var o = [Double](repeating: 0, count: R * D)
         var z = [Double](repeating: 0, count: R)
-        // Merged slot vectors, by the DecisionApplier formula:
-        // K'[κ] = (K[κ] + Σ (a·K[src] + b·K[κ])) / (1 + n), from the pre-merge keys; V' the same.
+        // Merged slot vectors K', V' by the one merge formula (`MergeRows`, shared with DecisionApplier).
         // `row[s]` is slot `s`'s row in `mergedK`/`mergedV`, −1 for a slot without contributions.
         var row = [Int](repeating: -1, count: head.kept.count)
         var mergedK: [Double] = [], mergedV: [Double] = []
         if !head.merges.isEmpty {
-            (row, mergedK) = K.withHead(g) { head.mergedRows($0, elementType: K.vtype, dim: D) }
-            mergedV = V.withHead(g) { head.mergedRows($0, elementType: V.vtype, dim: D) }.rows
+            let layout = MergeRows(head)
+            row = layout.slotRow
+            mergedK = K.withHead(g) { layout.rows($0, elementType: K.vtype, dim: D) }
+            mergedV = V.withHead(g) { layout.rows($0, elementType: V.vtype, dim: D) }
         }
         let merged = !head.merges.isEmpty
         let complement = !merged && head.evicted.count < head.kept.count
