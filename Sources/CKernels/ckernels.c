@@ -11,6 +11,10 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 // MARK: CPU detection
 
@@ -296,6 +300,225 @@ static void top2_avx512(const float *a, long e, long d, const float *packed, lon
 }
 #endif
 
+// MARK: AMX top-2 (tiles of bf16 products accumulated in f32)
+//
+// Each f32 value x is split into two bf16 values, hi = bf16(x) and lo = bf16(x − hi) (round to
+// nearest even), so that |x − hi − lo| ≤ 2⁻¹⁸·|x|. A row a and a column b become the bf16
+// vectors a' = [a_hi, a_lo, a_hi] and b' = [b_hi, b_hi, b_lo] (zero padded to a multiple of 32),
+// and a'·b' = a_hi·b_hi + a_lo·b_hi + a_hi·b_lo is one bf16 matrix product with f32
+// accumulation: the tile instructions' job (TDPBF16PS: 16×16 outputs, 32 products each, per
+// instruction). The dropped terms and the f32 roundings bound the error for rows of norm ≤ 1 by
+// `ck_top2_error(d)`; the callers widen their settle margin by twice that, and re-score every
+// unsettled row with the f32 and Double kernels as before, so no decision changes.
+
+#define CK_ARCH_REQ_XCOMP_PERM 0x1023
+#define CK_XFEATURE_XTILEDATA 18
+
+// AMX-TILE and AMX-BF16 (CPUID.7.0:EDX bits 24 and 22), the OS saving tile state (XCR0 bits 17
+// and 18), the process allowed to use it (arch_prctl ARCH_REQ_XCOMP_PERM) and AVX-512F for the
+// top-2 updates; KVSCOPE_NO_AMX=1 (or KVSCOPE_NO_AVX512=1) turns it off.
+static int detect_amx(void) {
+#if CK_X86 && defined(__linux__)
+    if (!ck_uses_avx512()) return 0;
+    const char *off = getenv("KVSCOPE_NO_AMX");
+    if (off && *off && *off != '0') return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 22) & 1)) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 0x60000) != 0x60000) return 0;
+    return syscall(SYS_arch_prctl, CK_ARCH_REQ_XCOMP_PERM, CK_XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
+static int cachedAMX = -1;
+
+int ck_uses_amx(void) {
+    int v = __atomic_load_n(&cachedAMX, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = detect_amx();
+        __atomic_store_n(&cachedAMX, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/// bf16 values in a' or b' (3·d, rounded up to a multiple of 32).
+static long amx_width(long d) { return (3 * d + 31) / 32 * 32; }
+
+int ck_top2_uses_amx(long e, long c) { return e >= 16 && c >= 32 && ck_uses_amx(); }
+
+double ck_top2_error(long d) {
+    if (d <= 0 || !ck_uses_amx()) return 0;
+    // 3.02·2⁻¹⁸ for the split, K'·2⁻²⁴ for the f32 sum of K' products whose magnitudes add up to
+    // at most 1.01 (unit rows); both with room to spare.
+    return 3.1 * 0x1p-18 + 1.02 * (double)amx_width(d) * 0x1p-24;
+}
+
+#if CK_X86
+static inline uint16_t ck_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float ck_from_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/// The bf16 halves of 16 floats (round to nearest even), as 32-bit lanes holding the bf16 bits
+/// in their low half: `hi = bf16(x)`, `lo = bf16(x − hi)`.
+__attribute__((target("avx512f"), always_inline))
+static inline void bf16_split16(__m512 x, __m512i *hi, __m512i *lo) {
+    const __m512i one = _mm512_set1_epi32(1), round = _mm512_set1_epi32(0x7FFF);
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
+    const __m512 r = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    const __m512i v = _mm512_castps_si512(r);
+    *hi = h;
+    *lo = _mm512_srli_epi32(_mm512_add_epi32(v, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(v, 16), one))), 16);
+}
+
+/// Row `r` (d floats) as a' = [hi, lo, hi, 0…] (`w` bf16 values).
+__attribute__((target("avx512f")))
+static void amx_row(const float *r, long d, long w, uint16_t *out) {
+    long k = 0;
+    for (; k + 16 <= d; k += 16) {
+        __m512i hi, lo;
+        bf16_split16(_mm512_loadu_ps(r + k), &hi, &lo);
+        _mm256_storeu_si256((__m256i *)(out + k), _mm512_cvtepi32_epi16(hi));
+        _mm256_storeu_si256((__m256i *)(out + d + k), _mm512_cvtepi32_epi16(lo));
+        _mm256_storeu_si256((__m256i *)(out + 2 * d + k), _mm512_cvtepi32_epi16(hi));
+    }
+    for (; k < d; k++) {
+        const uint16_t hi = ck_bf16(r[k]);
+        out[k] = hi;
+        out[d + k] = ck_bf16(r[k] - ck_from_bf16(hi));
+        out[2 * d + k] = hi;
+    }
+    for (k = 3 * d; k < w; k++) out[k] = 0;
+}
+
+/// Panel `p`'s 16 columns as b' = [hi, hi, lo, 0…] in the tile layout TDPBF16PS reads: per step
+/// `s` of 32 values a 16×64-byte tile whose row `r` holds, per column `j`, values `32s + 2r` and
+/// `32s + 2r + 1` (`out[(s·16 + r)·32 + 2j + t]`). `col` is `packed`'s panel (`d`×16 floats,
+/// dimension-major), or NULL for a padding panel of zeros.
+__attribute__((target("avx512f")))
+static void amx_panel(const float *col, long d, long w, uint16_t *out) {
+    if (!col) { memset(out, 0, (size_t)w * 16 * 2); return; }
+    // Value q of b' for the 16 columns, as 32-bit lanes holding the bf16 bits.
+    __m512i hi, lo, zero = _mm512_setzero_si512();
+    for (long q = 0; q < w; q += 2) {
+        __m512i pair[2];
+        for (int t = 0; t < 2; t++) {
+            const long v = q + t;
+            if (v >= 3 * d) { pair[t] = zero; continue; }
+            const long k = v < d ? v : v < 2 * d ? v - d : v - 2 * d;
+            bf16_split16(_mm512_loadu_ps(col + k * CK_PANEL), &hi, &lo);
+            pair[t] = v < 2 * d ? hi : lo;
+        }
+        _mm512_storeu_si512((void *)(out + q * CK_PANEL), _mm512_or_si512(pair[0], _mm512_slli_epi32(pair[1], 16)));
+    }
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} ck_tilecfg;
+
+/// Folds one 32-row × 2-panel block of sums (`sums`: four 16×16 tiles, 2×2) into the rows' top-2.
+__attribute__((target("avx512f")))
+static void amx_fold(lane_top2 *st, long rows, const float *sums, long q, long c) {
+    const int biased = (2 * q + 2) * CK_PANEL > c;
+    __m512 bias[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    if (biased) {
+        // −∞ on the columns past c (the last real panel's padding and a padding panel).
+        for (int h = 0; h < 2; h++) {
+            float bv[CK_PANEL];
+            for (int j = 0; j < CK_PANEL; j++) bv[j] = (2 * q + h) * CK_PANEL + j < c ? 0.0f : -INFINITY;
+            bias[h] = _mm512_loadu_ps(bv);
+        }
+    }
+    for (long u = 0; u < rows; u++) {
+        const float *r0 = sums + (u < 16 ? 0 : 512) + (u % 16) * 16;
+        __m512 v0 = _mm512_load_ps(r0), v1 = _mm512_load_ps(r0 + 256);
+        if (biased) { v0 = _mm512_add_ps(v0, bias[0]); v1 = _mm512_add_ps(v1, bias[1]); }
+        top2_update512(&st[u], v0, (int32_t)(2 * q));
+        top2_update512(&st[u], v1, (int32_t)(2 * q + 1));
+    }
+}
+
+/// Tiles 0–3: the 2×2 block of 16×16 f32 sums; 4–5: two 16-row blocks of a'; 6–7: two 16-column
+/// panels of b'. Panels are taken two at a time (b' is padded to an even count, its padding
+/// columns biased to −∞), rows 32 at a time (past `e` the buffer holds zeros, and those rows are
+/// not reported). The sums of one panel pair are folded into the top-2 while the tiles compute
+/// the next pair's (two sum buffers), so the vector and the tile units work at the same time.
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+static void top2_amx(const float *a, long e, long d, const float *packed, long c,
+                     float *best, float *second, int32_t *arg) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL, pairs = (panels + 1) / 2;
+    const long w = amx_width(d), steps = w / 32;
+    // b': per panel and step, 16 rows (value pairs) × 16 columns × 2 bf16 = 1 KiB.
+    uint16_t *bp = (uint16_t *)aligned_alloc(64, (size_t)(2 * pairs * steps) * 1024);
+    uint16_t *ap = (uint16_t *)aligned_alloc(64, (size_t)(32 * w) * 2);
+    float *sums = (float *)aligned_alloc(64, 2 * 1024 * sizeof(float));
+    if (!bp || !ap || !sums) {
+        free(bp); free(ap); free(sums);
+        top2_avx512(a, e, d, packed, c, best, second, arg);
+        return;
+    }
+    for (long p = 0; p < 2 * pairs; p++) amx_panel(p < panels ? packed + p * d * CK_PANEL : NULL, d, w, bp + p * steps * 512);
+    ck_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    __attribute__((aligned(64))) lane_top2 st[32];
+    const long lda = w * 2;
+    for (long i0 = 0; i0 < e; i0 += 32) {
+        const long rows = e - i0 < 32 ? e - i0 : 32;
+        for (long u = 0; u < 32; u++) {
+            if (u < rows) amx_row(a + (i0 + u) * d, d, w, ap + u * w);
+            else memset(ap + u * w, 0, (size_t)w * 2);
+            lane_init(&st[u]);
+        }
+        for (long q = 0; q < pairs; q++) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            const uint16_t *b0 = bp + (2 * q) * steps * 512, *b1 = bp + (2 * q + 1) * steps * 512;
+            for (long s = 0; s < steps; s++) {
+                _tile_loadd(4, ap + s * 32, lda);
+                _tile_loadd(5, ap + 16 * w + s * 32, lda);
+                _tile_loadd(6, b0 + s * 512, 64);
+                _tile_loadd(7, b1 + s * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            if (q > 0) amx_fold(st, rows, sums + ((q - 1) & 1) * 1024, q - 1, c);
+            float *out = sums + (q & 1) * 1024;
+            _tile_stored(0, out, 64);
+            _tile_stored(1, out + 256, 64);
+            _tile_stored(2, out + 512, 64);
+            _tile_stored(3, out + 768, 64);
+        }
+        amx_fold(st, rows, sums + ((pairs - 1) & 1) * 1024, pairs - 1, c);
+        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+    }
+    _tile_release();
+    free(bp); free(ap); free(sums);
+}
+#endif
+
 void ck_top2(const float *a, long e, long d, const float *packed, long c,
              float *best, float *second, int32_t *arg) {
     if (e <= 0) return;
@@ -304,6 +527,7 @@ void ck_top2(const float *a, long e, long d, const float *packed, long c,
         return;
     }
 #if CK_X86
+    if (ck_top2_uses_amx(e, c)) { top2_amx(a, e, d, packed, c, best, second, arg); return; }
     if (ck_uses_avx512()) { top2_avx512(a, e, d, packed, c, best, second, arg); return; }
     if (ck_uses_avx2()) { top2_avx2(a, e, d, packed, c, best, second, arg); return; }
 #endif

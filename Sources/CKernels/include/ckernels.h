@@ -20,6 +20,18 @@ int ck_uses_avx2(void);
 /// 1 when the AVX-512F form of `ck_accum_rows` is used (off with KVSCOPE_NO_AVX512=1).
 int ck_uses_avx512(void);
 
+/// 1 when `ck_top2` uses the AMX tile instructions (bf16 products, f32 sums; Linux on CPUs with
+/// AMX-BF16; off with KVSCOPE_NO_AMX=1 or KVSCOPE_NO_AVX512=1).
+int ck_uses_amx(void);
+/// The largest difference between a `best` or `second` of `ck_top2` and the exact dot product
+/// it stands for, for rows of norm at most 1: 0 for the f32 forms, and with AMX
+/// `3.1·2⁻¹⁸ + 1.02·K'·2⁻²⁴` with `K' = 3·d` rounded up to a multiple of 32 (the split of each
+/// f32 into two bf16 and the f32 accumulation of `K'` products).
+double ck_top2_error(long d);
+/// 1 when `ck_top2` of `e` rows and `c` columns runs on the AMX tiles (`ck_uses_amx`, at least
+/// 16 rows and 32 columns); other calls use the f32 forms.
+int ck_top2_uses_amx(long e, long c);
+
 /// Floats needed by `ck_pack_panels` for `c` rows of dimension `d`.
 size_t ck_packed_count(long c, long d);
 
@@ -30,7 +42,9 @@ void ck_pack_panels(const float *b, long c, long d, float *out);
 /// For each of the `e` rows `a_i` of the row-major `e`×`d` matrix `a`, the largest and the
 /// second-largest of `a_i · b_k` over the `c` rows of `b` (given packed by `ck_pack_panels`),
 /// and an index attaining the largest. When the two largest are equal, `second == best` and the
-/// index is unspecified among them. Inputs must be finite.
+/// index is unspecified among them. Inputs must be finite. With AMX (`ck_uses_amx`) the sums come
+/// from bf16 tile products and may differ from the exact `a_i · b_k` by up to `ck_top2_error(d)`
+/// for rows of norm ≤ 1; the f32 forms (AVX-512, AVX2, portable) agree bit for bit.
 void ck_top2(const float *a, long e, long d, const float *packed, long c,
              float *best, float *second, int32_t *arg);
 

@@ -35,6 +35,12 @@ public enum MergeAssigner {
     /// `Double` one: `max(10⁻⁴, D·2.4·10⁻⁷)`, well above the `Float` error `D·2⁻²⁴`.
     static func margin(_ D: Int) -> Float { Swift.max(Float(1e-4), Float(D) * 2.4e-7) }
 
+    /// How far `ck_top2`'s best must beat its second for a row to be settled from it:
+    /// `margin(D) + 2·ck_top2_error(D)`. With the f32 kernels that is `margin(D)`; with AMX
+    /// (bf16 tile products, each sum within `ck_top2_error(D)` of the exact one) a gap above it
+    /// still leaves the exact gap above `margin(D)`, so the settled target is the `Double` one.
+    static func settleMargin(_ D: Int) -> Float { margin(D) + 2 * Float(ck_top2_error(D)) }
+
     /// Writes the unit keys of `positions` (each loaded by `load` into `src`) row by row into
     /// `out` (`Double`) and `outf` (the same rounded to `Float`); a zero key stays zero. False
     /// when some norm is not finite.
@@ -62,10 +68,11 @@ public enum MergeAssigner {
     ///
     /// Keys are normalised in `Double`. A `Float` pass (CKernels' fused top-2 kernel: the best and
     /// second-best cosine of each evicted key, without materialising the E×C matrix) settles every
-    /// row whose best beats its second by more than `margin`; the few others are re-scored: every
-    /// slot within `margin` of the row's `Float` maximum is scored in `Double`. The target (lowest
-    /// slot on ties) and μ are therefore the `Double` ones. `Float` error on unit vectors is at
-    /// most about `D·2⁻²⁴` per cosine, far below `margin`. `scratch` may be reused across calls
+    /// row whose best beats its second by more than `settleMargin` (`margin`, widened when the
+    /// kernel runs on AMX tiles); the few others are re-scored: every slot within `margin` of the
+    /// row's `Float` maximum (the f32 `ck_dots`) is scored in `Double`. The target (lowest slot on
+    /// ties) and μ are therefore the `Double` ones. `Float` error on unit vectors is at most about
+    /// `D·2⁻²⁴` per cosine, far below `margin`. `scratch` may be reused across calls
     /// on one thread. With a `ranking` (the head's, from the layer's work cache) the `Float` pass
     /// reads what earlier settings of the layer already searched; the result is the same.
     static func assign(
@@ -79,7 +86,7 @@ public enum MergeAssigner {
         let kn = m.kn.base, en = m.en.base, kf = m.knf.base, ef = m.enf.base, src = m.src.base
         let keptFinite = normalize(kept, dim: D, into: kn, kf, scratch: src, load: load)
         let finite = normalize(evicted, dim: D, into: en, ef, scratch: src, load: load) && keptFinite
-        let margin = Self.margin(D)
+        let margin = Self.margin(D), settle = Self.settleMargin(D)
         let row = m.row.base
         var target = [Int](repeating: 0, count: E)
         var cosine = [Double](repeating: 0, count: E)
@@ -113,7 +120,7 @@ public enum MergeAssigner {
                     ck_top2(ef, E, D, m.packed.base, C, m.best.base, m.second.base, m.arg.base)
                 }
                 for e in 0 ..< E {
-                    if m.best.base[e] - m.second.base[e] > margin {
+                    if m.best.base[e] - m.second.base[e] > settle {
                         let k = Int(m.arg.base[e])
                         t0[e] = k
                         c0[e] = dot(en + e * D, kn + k * D, D)
