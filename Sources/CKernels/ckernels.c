@@ -238,6 +238,19 @@ static inline void top2_update512(lane_top2 *t, __m512 v, int32_t p) {
     _mm512_store_si512((void *)t->i1, _mm512_mask_blend_epi32(gt, i1, _mm512_set1_epi32(p)));
 }
 
+/// `lane_finish` on 16-lane vectors: the same best, first lane attaining it, and second.
+__attribute__((target("avx512f")))
+static void lane_finish512(const lane_top2 *t, float *best, float *second, int32_t *arg) {
+    const __m512 b1 = _mm512_load_ps(t->b1), b2 = _mm512_load_ps(t->b2);
+    const float b = _mm512_reduce_max_ps(b1);
+    const __mmask16 at = _mm512_cmp_ps_mask(b1, _mm512_set1_ps(b), _CMP_EQ_OQ);
+    const int lane = at ? __builtin_ctz(at) : 0;
+    const __m512 others = _mm512_mask_blend_ps((__mmask16)(1u << lane), b1, _mm512_set1_ps(-INFINITY));
+    *best = b;
+    *second = _mm512_reduce_max_ps(_mm512_max_ps(b2, others));
+    *arg = t->i1[lane] * CK_PANEL + lane;
+}
+
 __attribute__((target("avx512f")))
 static void top2_avx512(const float *a, long e, long d, const float *packed, long c,
                         float *best, float *second, int32_t *arg) {
@@ -294,7 +307,7 @@ static void top2_avx512(const float *a, long e, long d, const float *packed, lon
 #pragma clang loop unroll(full)
             for (int u = 0; u < CK_ROWS512T; u++) top2_update512(&st[u], _mm512_add_ps(c0[u], bias), (int32_t)p);
         }
-        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+        for (long u = 0; u < rows; u++) lane_finish512(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
     }
     free(tile);
 }
@@ -512,7 +525,7 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
             _tile_stored(3, out + 768, 64);
         }
         amx_fold(st, rows, sums + ((pairs - 1) & 1) * 1024, pairs - 1, c);
-        for (long u = 0; u < rows; u++) lane_finish(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
+        for (long u = 0; u < rows; u++) lane_finish512(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
     }
     _tile_release();
     free(bp); free(ap); free(sums);
