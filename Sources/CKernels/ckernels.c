@@ -819,8 +819,8 @@ static void accum_portable(long r, long d, const double *w, long ldw, const long
             const long p = pos[k];
             const double a = w[i * ldw + p];
             for (long e = 0; e < d; e++) {
-                const double t = a * elem_at(v, vtype, p * d + e);
-                y[e] = subtract ? y[e] - t : y[e] + t;
+                const double x = elem_at(v, vtype, p * d + e);
+                y[e] = subtract ? fma(-a, x, y[e]) : fma(a, x, y[e]);
             }
         }
     }
@@ -846,7 +846,7 @@ static inline void load8(const void *v, int vtype, long at, __m256d *lo, __m256d
 }
 
 #define CK_ROWS4 4
-__attribute__((target("avx2,f16c")))
+__attribute__((target("avx2,fma,f16c")))
 static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *pos, long n,
                          const void *v, int vtype, double *acc, int subtract) {
     long i0 = 0;
@@ -857,26 +857,26 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
             __m256d a2l = _mm256_loadu_pd(acc + (i0 + 2) * d + e), a2h = _mm256_loadu_pd(acc + (i0 + 2) * d + e + 4);
             __m256d a3l = _mm256_loadu_pd(acc + (i0 + 3) * d + e), a3h = _mm256_loadu_pd(acc + (i0 + 3) * d + e + 4);
             const double *w0 = w + (i0 + 0) * ldw, *w1 = w + (i0 + 1) * ldw, *w2 = w + (i0 + 2) * ldw, *w3 = w + (i0 + 3) * ldw;
-            // One pass of the four rows over the listed positions, acc ±= w[row][p]·v[p], written once:
-            // OP is _mm256_sub_pd or _mm256_add_pd, chosen outside the loop.
+            // One pass of the four rows over the listed positions, acc ±= w[row][p]·v[p] (one fused
+            // multiply-add), written once: OP is CK_FNMADD4 or _mm256_fmadd_pd, chosen outside the loop.
 #define CK_ACCUM4(OP)                                                                      \
             for (long k = 0; k < n; k++) {                                                 \
                 const long p = pos[k];                                                     \
                 __m256d xl, xh;                                                            \
                 load8(v, vtype, p * d + e, &xl, &xh);                                      \
                 __m256d b = _mm256_set1_pd(w0[p]);                                         \
-                a0l = OP(a0l, _mm256_mul_pd(b, xl)); a0h = OP(a0h, _mm256_mul_pd(b, xh));  \
+                a0l = OP(b, xl, a0l); a0h = OP(b, xh, a0h);                                \
                 b = _mm256_set1_pd(w1[p]);                                                 \
-                a1l = OP(a1l, _mm256_mul_pd(b, xl)); a1h = OP(a1h, _mm256_mul_pd(b, xh));  \
+                a1l = OP(b, xl, a1l); a1h = OP(b, xh, a1h);                                \
                 b = _mm256_set1_pd(w2[p]);                                                 \
-                a2l = OP(a2l, _mm256_mul_pd(b, xl)); a2h = OP(a2h, _mm256_mul_pd(b, xh));  \
+                a2l = OP(b, xl, a2l); a2h = OP(b, xh, a2h);                                \
                 b = _mm256_set1_pd(w3[p]);                                                 \
-                a3l = OP(a3l, _mm256_mul_pd(b, xl)); a3h = OP(a3h, _mm256_mul_pd(b, xh));  \
+                a3l = OP(b, xl, a3l); a3h = OP(b, xh, a3h);                                \
             }
             if (subtract) {
-                CK_ACCUM4(_mm256_sub_pd)
+                CK_ACCUM4(_mm256_fnmadd_pd)
             } else {
-                CK_ACCUM4(_mm256_add_pd)
+                CK_ACCUM4(_mm256_fmadd_pd)
             }
 #undef CK_ACCUM4
             _mm256_storeu_pd(acc + (i0 + 0) * d + e, a0l); _mm256_storeu_pd(acc + (i0 + 0) * d + e + 4, a0h);
@@ -894,8 +894,8 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
                 __m256d xl, xh;
                 load8(v, vtype, p * d + e, &xl, &xh);
                 const __m256d b = _mm256_set1_pd(wi[p]);
-                if (subtract) { al = _mm256_sub_pd(al, _mm256_mul_pd(b, xl)); ah = _mm256_sub_pd(ah, _mm256_mul_pd(b, xh)); }
-                else { al = _mm256_add_pd(al, _mm256_mul_pd(b, xl)); ah = _mm256_add_pd(ah, _mm256_mul_pd(b, xh)); }
+                if (subtract) { al = _mm256_fnmadd_pd(b, xl, al); ah = _mm256_fnmadd_pd(b, xh, ah); }
+                else { al = _mm256_fmadd_pd(b, xl, al); ah = _mm256_fmadd_pd(b, xh, ah); }
             }
             _mm256_storeu_pd(acc + i0 * d + e, al); _mm256_storeu_pd(acc + i0 * d + e + 4, ah);
         }
@@ -923,13 +923,12 @@ static inline void load16(const void *v, int vtype, long at, __m512d *lo, __m512
 }
 
 // The AVX-512 form of `accum_avx2_t`: blocks of 8 rows × 16 columns (16 accumulators), each
-// element still the separate product and then sum (or difference) of the scalar loop, in the
-// order of `pos`. `sub` is a constant at each call, so each loop is specialised.
+// element the fused multiply-add (or its negated form) of the scalar loop, in the order of `pos`.
+// `sub` is a constant at each call, so each loop is specialised.
 #define CK_ROWS512 8
 __attribute__((target("avx512f"), always_inline))
 static inline __m512d step512(__m512d y, __m512d b, __m512d x, const int sub) {
-    const __m512d t = _mm512_mul_pd(b, x);
-    return sub ? _mm512_sub_pd(y, t) : _mm512_add_pd(y, t);
+    return sub ? _mm512_fnmadd_pd(b, x, y) : _mm512_fmadd_pd(b, x, y);
 }
 
 __attribute__((target("avx512f"), always_inline))

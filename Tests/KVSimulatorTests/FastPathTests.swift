@@ -196,7 +196,7 @@ import Testing
                                 x = vec(V, p)
                             }
                             z += wt
-                            for e in 0 ..< D { o[e] += wt * x[e] }
+                            for e in 0 ..< D { o[e] = o[e].addingProduct(wt, x[e]) }  // ck_accum_rows: one fused multiply-add a step
                         }
                         let zt = z + ec.tailZ[h * R + r]
                         let want = (0 ..< D).map { (o[$0] + ec.tailNum[(h * R + r) * D + $0]) / zt }

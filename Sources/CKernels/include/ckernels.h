@@ -80,9 +80,9 @@ void ck_colsum_f32(const void *src, long rows, long ld, long n, double *acc);
 #define CK_F16 2
 
 /// For each of the `r` rows `i` and each `k` in `0 ..< n` in order, with `p = pos[k]`:
-/// `acc[i·d + e] = acc[i·d + e] ± w[i·ldw + p] · v[p·d + e]` for `e < d`, rounding the product
-/// and then the sum (no fused multiply-add), exactly as a scalar loop would, so results are
-/// bit-identical to `y += a·x` (or `y -= a·x` when `subtract`) done vector by vector in `Double`.
+/// `acc[i·d + e] = fma(±w[i·ldw + p], v[p·d + e], acc[i·d + e])` for `e < d`: one fused
+/// multiply-add (a single rounding) per step, so every form (AVX-512, AVX2, the portable loop
+/// with C's `fma`) gives the same bits, at twice the rate of a separate product and sum.
 /// `v` is little-endian of type `vtype` (CK_F64, CK_F32 or CK_F16), converted exactly.
 void ck_accum_rows(long r, long d, const double *w, long ldw, const long *pos, long n,
                    const void *v, int vtype, double *acc, int subtract);
