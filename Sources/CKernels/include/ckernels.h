@@ -51,7 +51,8 @@ void ck_top2(const float *a, long e, long d, const float *packed, long c,
 /// `out[i·ldo + j] = a_i · b_j` for the `e` rows of the row-major `e`×`d` matrix `a` and the `c`
 /// rows of `b` (packed by `ck_pack_panels`); `ldo` must be at least `c` rounded up to CK_PANEL
 /// (the padding columns receive 0). Each dot is accumulated over `k` in order, one fused
-/// multiply-add a step on AVX2 (so values can differ from `ck_dots`' in the last bits).
+/// multiply-add a step on AVX-512 and AVX2 (the two agree bit for bit; values can differ from
+/// `ck_dots`' and the portable loop's in the last bits).
 void ck_dot_block(const float *a, long e, long d, const float *packed, long c, float *out, long ldo);
 
 /// `out[b]` = the largest of `row[b·w ..< min(n, (b+1)·w)]` for each group `b` of `w` values
