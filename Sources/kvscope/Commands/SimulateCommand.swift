@@ -202,7 +202,7 @@ struct SimulateCommand: ExampledCommand {
     static func save(_ d: LayerDecision, context ctx: LayerContext, policy: String, to url: URL) throws {
         let G = d.heads.count, D = ctx.headDim
         let C = d.heads.map(\.kept.count).max() ?? 0
-        let E = d.heads.map(\.mergeTarget.count).max() ?? 0
+        let E = d.heads.map(\.evicted.count).max() ?? 0
         let slots = [
             SafeTensorsWriter.Slot(name: "kept", dtype: .i64, shape: [G, C]),
             SafeTensorsWriter.Slot(name: "k", dtype: .f32, shape: [G, C, D]),
