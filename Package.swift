@@ -18,11 +18,11 @@ let package = Package(
     ],
     targets: [
         // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
-        // Zip members of .npz are parsed in KVTrace; inflating is zlib's, the CRC-32 libdeflate's
-        // (PCLMULQDQ-folded, several times zlib 1.2's speed) with zlib's crc32_combine.
-        .target(name: "KVTrace", dependencies: ["CZlib", "CDeflate", "CKernels"]),
+        // Zip members of .npz are parsed in KVTrace; inflating is zlib's, the CRC-32 Intel ISA-L's
+        // (`crc32_gzip_refl`: PCLMULQDQ, VPCLMULQDQ with AVX-512, chosen at run time) with zlib's crc32_combine.
+        .target(name: "KVTrace", dependencies: ["CZlib", "CIsal", "CKernels"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
-        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"]), .brew(["libdeflate"])]),
+        .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"]), .brew(["isa-l"])]),
         // Cache policies: LOOK-M family and baselines; decisions are values.
         .target(name: "KVPolicies", dependencies: ["KVTrace", "CKernels"]),
         // C inner loops for KVPolicies and the .npz reader's column sums (AVX2+FMA chosen at run time, portable fallback).

@@ -27,7 +27,7 @@ struct NumpyTests {
         #expect(bf.dtype == .bf16 && bf.doubles() == (0 ..< 6).map(fixtureFloat))
     }
 
-    @Test("libdeflate's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
+    @Test("ISA-L's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
     func crcMatchesZlib() {
         var x: UInt32 = 88_172_645
         let bytes = (0 ..< 70_000).map { _ -> UInt8 in
