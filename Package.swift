@@ -20,7 +20,9 @@ let package = Package(
         // Trace model, readers (npy, npz, safetensors, attn-trace v1), validation, writer.
         // Zip members of .npz are parsed in KVTrace; inflating is zlib's, the CRC-32 Intel ISA-L's
         // (`crc32_gzip_refl`: PCLMULQDQ, VPCLMULQDQ with AVX-512, chosen at run time) with zlib's crc32_combine.
-        .target(name: "KVTrace", dependencies: ["CZlib", "CIsal", "CKernels"]),
+        .target(name: "KVTrace", dependencies: ["CZlib", "CIsal", "CKernels", "CFileIO"]),
+        // sync_file_range(2), which Swift's Glibc module does not declare (AtomicFile's early writeback).
+        .systemLibrary(name: "CFileIO"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"]), .brew(["isa-l"])]),
         // Cache policies: LOOK-M family and baselines; decisions are values.

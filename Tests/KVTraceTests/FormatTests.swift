@@ -237,6 +237,37 @@ struct SafeTensorsTests {
         #expect((8 + Int(n)) % 8 == 0, "data starts 8-aligned like the reference writer")
     }
 
+    @Test("a streamed write has encode's bytes; each tensor's bytes start zeroed; a failing fill leaves the old file")
+    func streamedWriteMatchesEncode() throws {
+        let slots = [
+            SafeTensorsWriter.Slot(name: "a", dtype: .f32, shape: [3, 5]),
+            SafeTensorsWriter.Slot(name: "empty", dtype: .i64, shape: [0]),
+            SafeTensorsWriter.Slot(name: "b", dtype: .i64, shape: [2, 2]),
+            SafeTensorsWriter.Slot(name: "c", dtype: .u8, shape: [7]),
+        ]
+        var sawZeros: [Bool] = []
+        // Writes only part of each tensor, so the rest must be the zeros the contract promises,
+        // also where the reused buffer held an earlier tensor's bytes.
+        func fill(_ i: Int, _ raw: UnsafeMutableRawBufferPointer) throws {
+            sawZeros.append(raw.allSatisfy { $0 == 0 })
+            for j in stride(from: 0, to: raw.count, by: 2) { raw[j] = UInt8(truncatingIfNeeded: 31 &* i &+ j &+ 1) }
+        }
+        let expected = try SafeTensorsWriter.encode(slots, metadata: ["m": "1"], fill: fill)
+        let dir = Paths.tempDir()
+        let url = dir.appendingPathComponent("s.safetensors")
+        sawZeros = []
+        try SafeTensorsWriter.write(slots, metadata: ["m": "1"], to: url, fill: fill)
+        #expect(try Data(contentsOf: url) == expected)
+        #expect(sawZeros == [true, true, true, true])
+        #expect(try SafeTensorsFile(url).tensors["b"]!.ints().count == 4)
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try SafeTensorsWriter.write(slots, to: url) { i, _ in if i == 2 { throw Stop() } }
+        }
+        #expect(try Data(contentsOf: url) == expected, "the old file is untouched")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["s.safetensors"], "no temporary file left")
+    }
+
     @Test func folderTraceReadsValuesLayerByLayer() throws {
         let tiny = TestTrace.known()
         let dir = try tiny.writeFolder(Paths.tempDir())

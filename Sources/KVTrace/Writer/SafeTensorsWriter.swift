@@ -100,6 +100,46 @@ public enum SafeTensorsWriter {
     public static func encode(
         _ slots: [Slot], metadata: [String: String] = [:], fill: (Int, UnsafeMutableRawBufferPointer) throws -> Void
     ) throws -> Data {
+        let head = try header(slots, metadata: metadata)
+        var out = Data(count: head.count + slots.reduce(0) { $0 + $1.byteCount })
+        try out.withUnsafeMutableBytes { raw in
+            head.withUnsafeBytes { raw.copyMemory(from: $0) }
+            var at = head.count
+            for (i, t) in slots.enumerated() {
+                try fill(i, UnsafeMutableRawBufferPointer(rebasing: raw[at ..< at + t.byteCount]))
+                at += t.byteCount
+            }
+        }
+        return out
+    }
+
+    /// Writes the bytes `encode(_:metadata:fill:)` returns to `url` atomically, streamed: the
+    /// header, then each tensor as soon as `fill` wrote it (into one reused buffer, zeroed before
+    /// each tensor), its writeback started while the next one is computed; `fsync(2)` and the
+    /// rename at the end (`AtomicFile.write(to:streaming:)`). No buffer of the whole file.
+    public static func write(
+        _ slots: [Slot], metadata: [String: String] = [:], to url: URL, fill: (Int, UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        let head = try header(slots, metadata: metadata)
+        let room = slots.map(\.byteCount).max() ?? 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(room, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        try AtomicFile.write(to: url) { sink in
+            try sink.write(head)
+            for (i, t) in slots.enumerated() {
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< t.byteCount])
+                if !bytes.isEmpty { bytes.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count) }
+                try fill(i, bytes)
+                try sink.write(UnsafeRawBufferPointer(bytes))
+                sink.startWriteback()
+            }
+        }
+    }
+
+    /// The 8-byte little-endian header length, then the JSON header (`dtype`, `shape`,
+    /// `data_offsets` per tensor, `__metadata__`; keys sorted) padded with spaces so the data
+    /// starts at a multiple of 8.
+    static func header(_ slots: [Slot], metadata: [String: String]) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         for t in slots {
@@ -109,17 +149,9 @@ public enum SafeTensorsWriter {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
-        var out = Data(count: 8 + json.count + offset)
-        try out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self)
-            json.withUnsafeBytes { (raw.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
-            var at = 8 + json.count
-            for (i, t) in slots.enumerated() {
-                try fill(i, UnsafeMutableRawBufferPointer(rebasing: raw[at ..< at + t.byteCount]))
-                at += t.byteCount
-            }
-        }
-        return out
+        var out = Data(count: 8)
+        out.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self) }
+        return out + json
     }
 
     /// Encodes and writes atomically.

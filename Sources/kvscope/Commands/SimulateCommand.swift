@@ -198,7 +198,8 @@ struct SimulateCommand: ExampledCommand {
 
     /// One layer of the compressed cache as safetensors: `kept` and `merge_target` (padded with −1
     /// and −2), `k` and `v` as float32, each head's merged `Double` rows rounded once, written
-    /// straight into the file's bytes (`DecisionApplier.applyRounded`, heads in parallel).
+    /// straight into the file's bytes (`DecisionApplier.applyRounded`, heads in parallel); each
+    /// tensor goes to the file while the next is computed (`SafeTensorsWriter.write(_:metadata:to:fill:)`).
     static func save(_ d: LayerDecision, context ctx: LayerContext, policy: String, to url: URL) throws {
         let G = d.heads.count, D = ctx.headDim
         let C = d.heads.map(\.kept.count).max() ?? 0
@@ -218,12 +219,13 @@ struct SimulateCommand: ExampledCommand {
                 }
             }
         }
-        let data = try SafeTensorsWriter.encode(
+        try SafeTensorsWriter.write(
             slots,
             metadata: [
                 "kvscope-cache": "1", "policy": policy, "layer": String(d.layer),
                 "nominal": String(d.nominal), "prefill_len": String(d.prefill),
-            ]
+            ],
+            to: url
         ) { i, raw in
             switch i {
             case 0: ints(raw, width: C, pad: -1) { d.heads[$0].kept }
@@ -236,7 +238,6 @@ struct SimulateCommand: ExampledCommand {
                 #endif
             }
         }
-        try AtomicFile.write(data, to: url)
     }
 }
 
