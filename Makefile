@@ -2,7 +2,7 @@
 # Both install the system packages they need (Debian: apt-get) when they are missing.
 
 SWIFT        ?= swift
-APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev libdeflate-dev pkg-config
+APT_PACKAGES := libcairo2-dev fonts-dejavu-core zlib1g-dev libisal-dev pkg-config
 DEMO_TRACE_DIR ?= Examples/traces/smollm2-pseudoimg2x64-gen16-w24
 OUT          ?= Output/demo
 

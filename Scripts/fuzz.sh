@@ -30,7 +30,7 @@ build() {
     clang -c -O2 -g -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include Sources/CKernels/ckernels.c \
       -o "$OUT/ckernels.o" > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" >&2; exit 2; }
     swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name KVTraceFuzz \
-      -I Sources/CZlib -I Sources/CDeflate -I "$OUT/CKernels" $SOURCES Fuzz/*.swift "$OUT/ckernels.o" -o "$bin" >> "$OUT/build.log" 2>&1 \
+      -I Sources/CZlib -I Sources/CIsal -I Sources/CFileIO -I "$OUT/CKernels" $SOURCES Fuzz/*.swift "$OUT/ckernels.o" -o "$bin" >> "$OUT/build.log" 2>&1 \
       || { grep -E "error" -A3 "$OUT/build.log" >&2; exit 2; }
   fi
 }

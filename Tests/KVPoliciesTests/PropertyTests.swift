@@ -246,4 +246,15 @@ struct PropertyTests {
         #expect(out.heads[0].keys == [1, 0, 3.0, 6.25])
         #expect(out.heads[0].mergeTarget == [1])
     }
+
+    @Test("mergeTarget: per evicted position its slot, −1 when dropped, the last contribution of a repeated source")
+    func mergeTargetOfEvicted() {
+        func c(_ source: Int, _ slot: Int) -> MergeContribution {
+            MergeContribution(source: source, slot: slot, sourceWeight: 1, pivotWeight: 0, cosine: 0)
+        }
+        let h = HeadDecision(kept: [0, 4, 9], evicted: [1, 2, 3, 5, 6, 7, 8], merges: [c(8, 2), c(2, 0), c(5, 1), c(2, 2)])
+        #expect(h.mergeTarget == [-1, 2, -1, 1, -1, -1, 2])
+        #expect(HeadDecision(kept: [0, 1], evicted: []).mergeTarget == [])
+        #expect(HeadDecision(kept: [0], evicted: [1, 2]).mergeTarget == [-1, -1])
+    }
 }

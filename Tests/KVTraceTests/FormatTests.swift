@@ -27,7 +27,7 @@ struct NumpyTests {
         #expect(bf.dtype == .bf16 && bf.doubles() == (0 ..< 6).map(fixtureFloat))
     }
 
-    @Test("libdeflate's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
+    @Test("ISA-L's CRC-32 equals zlib's, for every length and alignment, and continues from a seed")
     func crcMatchesZlib() {
         var x: UInt32 = 88_172_645
         let bytes = (0 ..< 70_000).map { _ -> UInt8 in
@@ -235,6 +235,55 @@ struct SafeTensorsTests {
         let raw = try Data(contentsOf: url)
         let n = raw.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
         #expect((8 + Int(n)) % 8 == 0, "data starts 8-aligned like the reference writer")
+    }
+
+    @Test(
+        "a streamed write has encode's bytes, in parts of whole rows, each part zeroed; a failing fill leaves the old file",
+        arguments: [16, 40, 4 << 20])
+    func streamedWriteMatchesEncode(partBytes: Int) throws {
+        let slots = [
+            SafeTensorsWriter.Slot(name: "a", dtype: .f32, shape: [3, 5]),
+            SafeTensorsWriter.Slot(name: "empty", dtype: .i64, shape: [0]),
+            SafeTensorsWriter.Slot(name: "b", dtype: .i64, shape: [2, 2]),
+            SafeTensorsWriter.Slot(name: "none", dtype: .f32, shape: [4, 0]),
+            SafeTensorsWriter.Slot(name: "c", dtype: .u8, shape: [7]),
+            SafeTensorsWriter.Slot(name: "s", dtype: .f64, shape: []),
+        ]
+        var calls: [(slot: Int, rows: Range<Int>, zero: Bool)] = []
+        // Writes every other byte of each part (by its place in the tensor), so the rest must be the
+        // zeros the contract promises, also where the reused buffer held an earlier part's bytes.
+        func fill(_ i: Int, _ rows: Range<Int>, _ raw: UnsafeMutableRawBufferPointer) throws {
+            calls.append((i, rows, raw.allSatisfy { $0 == 0 }))
+            let rowBytes = slots[i].byteCount / Swift.max(slots[i].rows, 1)
+            #expect(raw.count == rows.count * rowBytes)
+            for j in stride(from: 0, to: raw.count, by: 2) {
+                raw[j] = UInt8(truncatingIfNeeded: 31 &* i &+ rows.lowerBound &* rowBytes &+ j &+ 1)
+            }
+        }
+        let expected = try SafeTensorsWriter.encode(slots, metadata: ["m": "1"], fill: fill)
+        #expect(calls.map(\.rows) == [0 ..< 3, 0 ..< 0, 0 ..< 2, 0 ..< 4, 0 ..< 7, 0 ..< 1])
+        let dir = Paths.tempDir()
+        let url = dir.appendingPathComponent("s.safetensors")
+        calls = []
+        try SafeTensorsWriter.write(slots, metadata: ["m": "1"], to: url, partBytes: partBytes, fill: fill)
+        #expect(try Data(contentsOf: url) == expected)
+        #expect(calls.allSatisfy { $0.zero }, "every part starts zeroed")
+        // The parts of each slot cover its rows once, in order, each at most partBytes (or one row).
+        for (i, t) in slots.enumerated() {
+            let parts = calls.filter { $0.slot == i }.map(\.rows)
+            #expect(parts.first?.lowerBound == 0 && parts.last?.upperBound == t.rows, "\(t.name): \(parts)")
+            #expect(zip(parts, parts.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(t.name): \(parts)")
+            let rowBytes = t.byteCount / Swift.max(t.rows, 1)
+            #expect(parts.allSatisfy { $0.count <= 1 || $0.count * rowBytes <= partBytes }, "\(t.name): \(parts)")
+        }
+        if partBytes == 16 { #expect(calls.filter { $0.slot == 0 }.count == 3, "one row of a (20 bytes) a part") }
+        #expect(try SafeTensorsFile(url).tensors["b"]!.ints().count == 4)
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try SafeTensorsWriter.write(slots, to: url, partBytes: partBytes) { i, _, _ in if i == 2 { throw Stop() } }
+        }
+        #expect(try Data(contentsOf: url) == expected, "the old file is untouched")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["s.safetensors"], "no temporary file left")
     }
 
     @Test func folderTraceReadsValuesLayerByLayer() throws {

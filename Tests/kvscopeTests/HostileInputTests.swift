@@ -353,6 +353,19 @@ struct HostileInputTests {
         }
     }
 
+    @Test func aFullDiskDuringAStreamedCacheIsAnErrorAndLeavesNoLayerFile() throws {
+        // simulate --save-cache streams each layer file (tensor by tensor): a write that fails
+        // part-way is one error naming the layer file, and neither it nor its temporary remains.
+        let dir = CLI.tempDir().appendingPathComponent("cache")
+        let r = try MeasuredRun.kvscope(
+            ["simulate", Self.example, "--policy", "lookm", "--budget", "0.2", "--layers", "0", "--save-cache", dir.path],
+            shellPrefix: "trap '' XFSZ; ulimit -f 1")
+        let layer = dir.appendingPathComponent("layer_000.safetensors")
+        expectRefused(r, naming: layer.path, "full disk --save-cache")
+        #expect(!r.stdout.contains("wrote"), "\(r.stdout)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).isEmpty, "layer or temporary file left")
+    }
+
     @Test func replacingAFileIsOneRename() throws {
         // The old file stays complete until the new one replaces it: same inode never truncated.
         let dir = CLI.tempDir()

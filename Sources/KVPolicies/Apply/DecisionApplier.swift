@@ -67,23 +67,27 @@ public enum DecisionApplier {
     }
 
     /// The compressed keys (`values: false`) or values of `decision`, each `Double` of `apply`
-    /// rounded once to `Float`, written head by head into `out` as `[KVH][C][D]` with `C` slots a
-    /// head (a head with fewer kept slots leaves its last rows as they are). Reads each head's kept
-    /// and source rows straight from the context's tensor; heads run in parallel. The same numbers
-    /// as `apply(decision, context:)` rounded to `Float`, without its per-head `Double` arrays.
+    /// rounded once to `Float`, written head by head into `out` as `[heads.count][C][D]` with `C`
+    /// slots a head, for the KV heads `heads` (default: all; a head with fewer kept slots leaves its
+    /// last rows as they are). Reads each head's kept and source rows straight from the context's
+    /// tensor; heads run in parallel. The same numbers as `apply(decision, context:)` rounded to
+    /// `Float`, without its per-head `Double` arrays.
     public static func applyRounded(
-        _ decision: LayerDecision, context ctx: LayerContext, values: Bool, slots C: Int, into out: UnsafeMutablePointer<Float>
+        _ decision: LayerDecision, context ctx: LayerContext, values: Bool, heads: Range<Int>? = nil, slots C: Int,
+        into out: UnsafeMutablePointer<Float>
     ) throws {
         try checkTensors(context: ctx)
         let t = values ? ctx.tensors.values! : ctx.tensors.keys!
         let G = ctx.kvHeads, D = ctx.headDim
         precondition(G == decision.heads.count, "decision and K/V head counts differ")
-        precondition(decision.heads.allSatisfy { $0.kept.count <= C }, "a head keeps more than \(C) slots")
+        let heads = heads ?? 0 ..< G
+        precondition(heads.lowerBound >= 0 && heads.upperBound <= G, "heads \(heads) outside 0 ..< \(G)")
+        precondition(decision.heads[heads].allSatisfy { $0.kept.count <= C }, "a head keeps more than \(C) slots")
         let dst = UnsafeSendableBox(out)
-        _ = parallelMap(G, scratch: { RowBuffer(C * D) }) { buffer, g -> Bool in
-            let h = decision.heads[g]
+        _ = parallelMap(heads.count, scratch: { RowBuffer(C * D) }) { buffer, j -> Bool in
+            let g = heads.lowerBound + j, h = decision.heads[g]
             ctx.compressedRows(h, head: g, of: t, into: buffer.pointer)
-            let o = dst.value + g * C * D, b = buffer.pointer
+            let o = dst.value + j * C * D, b = buffer.pointer
             for i in 0 ..< h.kept.count * D { o[i] = Float(b[i]) }
             return true
         }

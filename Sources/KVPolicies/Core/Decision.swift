@@ -57,11 +57,14 @@ public struct HeadDecision: Sendable, Equatable, Codable {
         self.init(kept: kept, evicted: (0 ..< P).filter { !mark[$0] })
     }
 
-    /// For each evicted position (ascending), the slot it merged into, or −1 if it was dropped.
+    /// For each evicted position (ascending), the slot it merged into, or −1 if it was dropped; a
+    /// source that appears in several contributions maps to the slot of its last one. Built through
+    /// an array indexed by position (`0 ... max(evicted)`), not a dictionary.
     public var mergeTarget: [Int] {
-        var slotOf: [Int: Int] = [:]
-        for m in merges { slotOf[m.source] = m.slot }
-        return evicted.map { slotOf[$0] ?? -1 }
+        guard let top = evicted.max(), top >= 0 else { return evicted.map { _ in -1 } }
+        var slotOf = [Int](repeating: -1, count: top + 1)
+        for m in merges where m.source >= 0 && m.source <= top { slotOf[m.source] = m.slot }
+        return evicted.map { $0 >= 0 ? slotOf[$0] : -1 }
     }
 }
 

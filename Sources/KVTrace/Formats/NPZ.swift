@@ -10,7 +10,7 @@ import Foundation
 /// dtype account for exactly the member's declared size, and that size is under the memory cap)
 /// the data, into a buffer of that size; the decoder never reads past the compressed size nor
 /// writes past the buffer, and a stream that would go on is refused. The CRC-32 of every member
-/// is compared with the central directory's before its tensor is returned (libdeflate's CRC-32,
+/// is compared with the central directory's before its tensor is returned (ISA-L's CRC-32,
 /// in one part per core for a large member, read straight from the mapping: no copy). A caller
 /// may have a stored member's data visited step by step during that check, while it is in cache
 /// (`array(_:visiting:)`: the bare-array reader gathers the attention's column sums so).

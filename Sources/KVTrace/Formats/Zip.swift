@@ -1,4 +1,4 @@
-import CDeflate
+import CIsal
 import CZlib
 import Foundation
 
@@ -147,10 +147,12 @@ struct ZipDirectory {
 }
 
 /// The CRC-32 of the zip format (ISO 3309 polynomial, as zlib's `crc32`) over `count` bytes,
-/// continuing from `seed` (0 to start). libdeflate's implementation: PCLMULQDQ folding where the
-/// CPU has it, several times zlib 1.2's table-driven loop; the values are the same.
+/// continuing from `seed` (0 to start). Intel ISA-L's `crc32_gzip_refl` (the reflected IEEE CRC
+/// with zlib's convention: the seed and the result are the CRC values themselves, the inversions
+/// are inside): carry-less-multiply folding, 512 bits at a time with VPCLMULQDQ where the CPU has
+/// AVX-512, chosen at run time; the values are zlib's.
 func zipCRC32(_ p: UnsafeRawPointer, count: Int, seed: UInt32 = 0) -> UInt32 {
-    count == 0 ? seed : libdeflate_crc32(seed, p, count)
+    count == 0 ? seed : crc32_gzip_refl(seed, p.assumingMemoryBound(to: UInt8.self), UInt64(count))
 }
 
 /// The CRC-32 of bytes that were cut into consecutive parts, from each part's CRC and length

@@ -1,3 +1,4 @@
+import CFileIO
 import Foundation
 
 #if canImport(Glibc)
@@ -18,6 +19,63 @@ public enum AtomicFile {
         try writeAll([(data, url)])
     }
 
+    /// Writes one file atomically as `write(_:to:)` does, its bytes given piece by piece by `body`
+    /// through a `Sink` while it computes the next ones: each `Sink.write` goes to the temporary
+    /// file at once, and `Sink.startWriteback()` lets the disk start on what is there, so that the
+    /// final `fsync(2)` waits only for the rest. An error thrown by `body` or by a write leaves the
+    /// target untouched and no temporary file behind.
+    public static func write(to url: URL, streaming body: (inout Sink) throws -> Void) throws {
+        let tmp = try prepareTemporary(for: url)
+        do {
+            try writeFile(to: tmp, target: url, body)
+            try commit(tmp, to: url)
+        } catch {
+            unlink(tmp.path)
+            throw error
+        }
+    }
+
+    /// The open temporary file of a streamed write (`write(to:streaming:)`).
+    public struct Sink {
+        let fd: Int32
+        let target: URL
+        /// Bytes written so far.
+        public private(set) var count = 0
+        /// Bytes whose writeback was started.
+        private var started = 0
+
+        init(fd: Int32, target: URL) {
+            self.fd = fd
+            self.target = target
+        }
+
+        /// Appends the bytes (every `write(2)` checked, interrupted ones resumed).
+        public mutating func write(_ raw: UnsafeRawBufferPointer) throws {
+            var done = 0
+            while done < raw.count {
+                let n = posixWrite(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AtomicFile.cannotWrite(target, errno)
+                }
+                done += n
+            }
+            count += raw.count
+        }
+
+        public mutating func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }
+
+        /// Starts writing the bytes appended since the last call to disk without waiting
+        /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on Linux; nothing elsewhere). Only a head start:
+        /// the `fsync(2)` at the end still waits for every byte and reports any late write error.
+        public mutating func startWriteback() {
+            #if os(Linux)
+            if count > started { _ = sync_file_range(fd, Int64(started), Int64(count - started), KV_SYNC_FILE_RANGE_WRITE) }
+            #endif
+            started = count
+        }
+    }
+
     /// Writes several files so that they appear together: every temporary file is written first,
     /// then they are renamed in the order given (put the file readers look for first — e.g.
     /// `results.csv` — last). If any write fails, no target is touched.
@@ -25,19 +83,11 @@ public enum AtomicFile {
         var temps: [(URL, URL)] = []
         do {
             for (data, url) in files {
-                let dir = url.deletingLastPathComponent()
-                try refuseFolder(at: url)
-                try makeFolder(dir)
-                removeStaleTemporaries(in: dir)
-                let tmp = temporary(for: url)
+                let tmp = try prepareTemporary(for: url)
                 temps.append((tmp, url))
-                try writeFile(data, to: tmp, target: url)
+                try writeFile(to: tmp, target: url) { try $0.write(data) }
             }
-            for (tmp, url) in temps {
-                guard rename(tmp.path, url.path) == 0 else {
-                    throw TraceError(file: url.path, "cannot write: \(String(cString: strerror(errno)))")
-                }
-            }
+            for (tmp, url) in temps { try commit(tmp, to: url) }
         } catch {
             for (tmp, _) in temps { unlink(tmp.path) }
             throw error
@@ -87,27 +137,38 @@ public enum AtomicFile {
         }
     }
 
-    static func writeFile(_ data: Data, to tmp: URL, target: URL) throws {
+    /// Checks `url`'s folder (made when missing, a folder at `url` refused), removes stale
+    /// temporaries there, and returns the temporary path to write.
+    static func prepareTemporary(for url: URL) throws -> URL {
+        let dir = url.deletingLastPathComponent()
+        try refuseFolder(at: url)
+        try makeFolder(dir)
+        removeStaleTemporaries(in: dir)
+        return temporary(for: url)
+    }
+
+    /// The one `rename(2)` that puts a written temporary file in place.
+    static func commit(_ tmp: URL, to url: URL) throws {
+        guard rename(tmp.path, url.path) == 0 else { throw cannotWrite(url, errno) }
+    }
+
+    static func cannotWrite(_ target: URL, _ code: Int32) -> TraceError {
+        TraceError(file: target.path, "cannot write: \(String(cString: strerror(code)))")
+    }
+
+    /// Creates `tmp`, lets `body` write it, then `fsync(2)` and `close(2)`, each checked; on any
+    /// failure `tmp` is removed and the error names `target`.
+    static func writeFile(to tmp: URL, target: URL, _ body: (inout Sink) throws -> Void) throws {
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TraceError(file: target.path, "cannot write: \(String(cString: strerror(errno)))") }
-        var failure: Int32 = 0
-        data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = posixWrite(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += n
-            }
-        }
-        if failure == 0, fsync(fd) != 0, errno != EINVAL { failure = errno }
-        if close(fd) != 0, failure == 0 { failure = errno }
-        if failure != 0 {
+        guard fd >= 0 else { throw cannotWrite(target, errno) }
+        var sink = Sink(fd: fd, target: target)
+        var failure: Error?
+        do { try body(&sink) } catch { failure = error }
+        if failure == nil, fsync(fd) != 0, errno != EINVAL { failure = cannotWrite(target, errno) }
+        if close(fd) != 0, failure == nil { failure = cannotWrite(target, errno) }
+        if let failure {
             unlink(tmp.path)
-            throw TraceError(file: target.path, "cannot write: \(String(cString: strerror(failure)))")
+            throw failure
         }
     }
 

@@ -87,19 +87,72 @@ public enum SafeTensorsWriter {
             self.shape = shape
         }
         public var byteCount: Int { shape.reduce(1, *) * dtype.width }
+        /// Rows along the first dimension (1 for a scalar): the unit `fill` is asked for.
+        public var rows: Int { shape.first ?? 1 }
     }
 
     public static func encode(_ tensors: [TensorData], metadata: [String: String] = [:]) throws -> Data {
-        try encode(tensors.map { Slot(name: $0.name, dtype: $0.dtype, shape: $0.shape) }, metadata: metadata) { i, raw in
+        try encode(tensors.map { Slot(name: $0.name, dtype: $0.dtype, shape: $0.shape) }, metadata: metadata) { i, _, raw in
             tensors[i].data.withUnsafeBytes { raw.copyMemory(from: $0) }
         }
     }
 
-    /// The file's bytes with each tensor's data written by `fill(i, bytes)` straight into its place
-    /// (`bytes` holds `slots[i].byteCount` zero bytes, little-endian data goes there), in order.
+    /// The file's bytes with each tensor's data written by `fill(i, rows, bytes)` straight into its
+    /// place: `rows` is a range of the tensor's first dimension (here all of it, `0 ..< slots[i].rows`)
+    /// and `bytes` holds its zero bytes, where the little-endian data of those rows goes. In order.
     public static func encode(
-        _ slots: [Slot], metadata: [String: String] = [:], fill: (Int, UnsafeMutableRawBufferPointer) throws -> Void
+        _ slots: [Slot], metadata: [String: String] = [:], fill: (Int, Range<Int>, UnsafeMutableRawBufferPointer) throws -> Void
     ) throws -> Data {
+        let head = try header(slots, metadata: metadata)
+        var out = Data(count: head.count + slots.reduce(0) { $0 + $1.byteCount })
+        try out.withUnsafeMutableBytes { raw in
+            head.withUnsafeBytes { raw.copyMemory(from: $0) }
+            var at = head.count
+            for (i, t) in slots.enumerated() {
+                try fill(i, 0 ..< t.rows, UnsafeMutableRawBufferPointer(rebasing: raw[at ..< at + t.byteCount]))
+                at += t.byteCount
+            }
+        }
+        return out
+    }
+
+    /// Writes the bytes `encode(_:metadata:fill:)` returns to `url` atomically, streamed: the
+    /// header, then each tensor in parts of whole rows of at most `partBytes` (at least one row;
+    /// 4 MiB by default), each written as soon as `fill` wrote it into one reused, zeroed buffer,
+    /// its writeback started while the next part is computed; `fsync(2)` and the rename at the end
+    /// (`AtomicFile.write(to:streaming:)`). The same bytes, without a buffer of the whole file.
+    public static func write(
+        _ slots: [Slot], metadata: [String: String] = [:], to url: URL, partBytes: Int = 4 << 20,
+        fill: (Int, Range<Int>, UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        let head = try header(slots, metadata: metadata)
+        /// Rows per part of each slot (all rows of an empty one).
+        let rowsPerPart = slots.map { t in t.byteCount == 0 ? Swift.max(t.rows, 1) : Swift.max(1, partBytes / (t.byteCount / t.rows)) }
+        let room = zip(slots, rowsPerPart).map { t, n in t.byteCount == 0 ? 0 : Swift.min(t.rows, n) * (t.byteCount / t.rows) }.max() ?? 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(room, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        try AtomicFile.write(to: url) { sink in
+            try sink.write(head)
+            for (i, t) in slots.enumerated() {
+                let rowBytes = t.byteCount == 0 ? 0 : t.byteCount / t.rows
+                var r = 0
+                repeat {
+                    let rows = r ..< Swift.min(t.rows, r + rowsPerPart[i])
+                    let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< rows.count * rowBytes])
+                    if !bytes.isEmpty { bytes.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count) }
+                    try fill(i, rows, bytes)
+                    try sink.write(UnsafeRawBufferPointer(bytes))
+                    sink.startWriteback()
+                    r = rows.upperBound
+                } while r < t.rows
+            }
+        }
+    }
+
+    /// The 8-byte little-endian header length, then the JSON header (`dtype`, `shape`,
+    /// `data_offsets` per tensor, `__metadata__`; keys sorted) padded with spaces so the data
+    /// starts at a multiple of 8.
+    static func header(_ slots: [Slot], metadata: [String: String]) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         for t in slots {
@@ -109,17 +162,9 @@ public enum SafeTensorsWriter {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
-        var out = Data(count: 8 + json.count + offset)
-        try out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self)
-            json.withUnsafeBytes { (raw.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
-            var at = 8 + json.count
-            for (i, t) in slots.enumerated() {
-                try fill(i, UnsafeMutableRawBufferPointer(rebasing: raw[at ..< at + t.byteCount]))
-                at += t.byteCount
-            }
-        }
-        return out
+        var out = Data(count: 8)
+        out.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self) }
+        return out + json
     }
 
     /// Encodes and writes atomically.

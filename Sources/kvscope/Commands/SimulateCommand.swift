@@ -198,45 +198,49 @@ struct SimulateCommand: ExampledCommand {
 
     /// One layer of the compressed cache as safetensors: `kept` and `merge_target` (padded with −1
     /// and −2), `k` and `v` as float32, each head's merged `Double` rows rounded once, written
-    /// straight into the file's bytes (`DecisionApplier.applyRounded`, heads in parallel).
+    /// straight into the file's bytes (`DecisionApplier.applyRounded`, heads in parallel); each
+    /// part of a few heads goes to the file while the next is computed
+    /// (`SafeTensorsWriter.write(_:metadata:to:partBytes:fill:)`).
     static func save(_ d: LayerDecision, context ctx: LayerContext, policy: String, to url: URL) throws {
         let G = d.heads.count, D = ctx.headDim
         let C = d.heads.map(\.kept.count).max() ?? 0
-        let E = d.heads.map(\.mergeTarget.count).max() ?? 0
+        let E = d.heads.map(\.evicted.count).max() ?? 0
         let slots = [
             SafeTensorsWriter.Slot(name: "kept", dtype: .i64, shape: [G, C]),
             SafeTensorsWriter.Slot(name: "k", dtype: .f32, shape: [G, C, D]),
             SafeTensorsWriter.Slot(name: "v", dtype: .f32, shape: [G, C, D]),
             SafeTensorsWriter.Slot(name: "merge_target", dtype: .i64, shape: [G, E]),
         ]
-        /// Row `g` of an int64 `[G, width]` tensor: `values`, then `pad`.
-        func ints(_ raw: UnsafeMutableRawBufferPointer, width: Int, pad: Int64, _ values: (Int) -> [Int]) {
-            for g in 0 ..< G {
+        /// Rows `heads` of an int64 `[G, width]` tensor, row `g`: `values(g)`, then `pad`.
+        func ints(_ raw: UnsafeMutableRawBufferPointer, _ heads: Range<Int>, width: Int, pad: Int64, _ values: (Int) -> [Int]) {
+            for (j, g) in heads.enumerated() {
                 let v = values(g)
                 for i in 0 ..< width {
-                    raw.storeBytes(of: (i < v.count ? Int64(v[i]) : pad).littleEndian, toByteOffset: 8 * (g * width + i), as: Int64.self)
+                    raw.storeBytes(of: (i < v.count ? Int64(v[i]) : pad).littleEndian, toByteOffset: 8 * (j * width + i), as: Int64.self)
                 }
             }
         }
-        let data = try SafeTensorsWriter.encode(
+        try SafeTensorsWriter.write(
             slots,
             metadata: [
                 "kvscope-cache": "1", "policy": policy, "layer": String(d.layer),
                 "nominal": String(d.nominal), "prefill_len": String(d.prefill),
-            ]
-        ) { i, raw in
+            ],
+            to: url
+        ) { i, heads, raw in
             switch i {
-            case 0: ints(raw, width: C, pad: -1) { d.heads[$0].kept }
-            case 3: ints(raw, width: E, pad: -2) { d.heads[$0].mergeTarget }
+            case 0: ints(raw, heads, width: C, pad: -1) { d.heads[$0].kept }
+            case 3: ints(raw, heads, width: E, pad: -2) { d.heads[$0].mergeTarget }
             default:
                 let f = raw.bindMemory(to: Float.self)
-                if !f.isEmpty { try DecisionApplier.applyRounded(d, context: ctx, values: i == 2, slots: C, into: f.baseAddress!) }
+                if !f.isEmpty {
+                    try DecisionApplier.applyRounded(d, context: ctx, values: i == 2, heads: heads, slots: C, into: f.baseAddress!)
+                }
                 #if _endian(big)
                 for j in f.indices { f[j] = Float(bitPattern: f[j].bitPattern.littleEndian) }
                 #endif
             }
         }
-        try AtomicFile.write(data, to: url)
     }
 }
 

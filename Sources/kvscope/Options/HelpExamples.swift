@@ -34,32 +34,43 @@ struct HelpExample: Encodable, Sendable {
     /// The line as a user types it: words with shell metacharacters in single quotes.
     var commandLine: String {
         (["kvscope"] + arguments).map { w in
-            w.isEmpty || w.contains(where: { " <>|&;*?()[]$'\"\\".contains($0) }) ? "'\(w)'" : w
+            w.isEmpty || w.utf8.contains(where: { Self.shellSpecial.contains($0) }) ? "'\(w)'" : w
         }.joined(separator: " ")
     }
+
+    /// The bytes that make a word need quotes (all ASCII).
+    static let shellSpecial = Set(" <>|&;*?()[]$'\"\\".utf8)
 
     /// The "Examples:" section of a command's discussion: each example on its own line, long ones
     /// continued with ` \` between words within 78 columns (so that the help's own wrapping at 80
     /// leaves them alone), a note as a `#` line above its example.
+    ///
+    /// Widths are counted in characters as each word is added (built for every command's
+    /// configuration at start-up, so linear in the text, not quadratic).
     static func section(_ examples: [HelpExample]) -> String {
         guard !examples.isEmpty else { return "" }
         var lines = [examples.count == 1 ? "Example:" : "Examples:"]
         for e in examples {
             if let n = e.note {
-                var line = "  #"
+                var line = "  #", width = 3
                 for word in n.split(separator: " ") {
-                    if line.count + word.count + 1 > 78 { lines.append(line); line = "  #" }
+                    let w = word.count
+                    if width + w + 1 > 78 { lines.append(line); line = "  #"; width = 3 }
                     line += " " + word
+                    width += 1 + w
                 }
                 lines.append(line)
             }
-            var line = "  "
+            var line = "  ", width = 2, hasText = false
             for word in e.commandLine.split(separator: " ", omittingEmptySubsequences: false) {
-                if line.count + word.count > 76, line.trimmingCharacters(in: .whitespaces).count > 0 {
+                let w = word.count
+                if width + w > 76, hasText {
                     lines.append(line + "\\")
-                    line = "      "
+                    line = "      "; width = 6; hasText = false
                 }
                 line += word + " "
+                width += w + 1
+                hasText = hasText || word.unicodeScalars.contains { !CharacterSet.whitespaces.contains($0) }
             }
             lines.append(String(line.dropLast()))
         }
