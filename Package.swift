@@ -51,7 +51,8 @@ let package = Package(
             // Release on Linux: the Swift runtime and Foundation linked in (-static-stdlib), so a start
             // does not load and bind a dozen Swift shared libraries (`kvscope --version` 15 → 9 ms).
             swiftSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))],
-            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+            // lld: GNU ld would print glibc's link-time warning about the static Foundation's use of mktemp.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld"], .when(platforms: [.linux], configuration: .release))]
         ),
         // Examples: small readable programs that write into Output/; each is run by ExamplesTests.
         .executableTarget(name: "QuickStart", dependencies: ["KVTrace", "KVPolicies", "KVSimulator", "KVPlot", "KVCairo"], path: "Examples/QuickStart"),
