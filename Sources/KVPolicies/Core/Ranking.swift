@@ -1,3 +1,5 @@
+import KVTrace
+
 /// Every position of each row of a score matrix, best first by `Selection`'s order (score
 /// descending, then position ascending; NaN last). The best `k` candidates `0 ..< L` of a row are
 /// then the first `k` entries below `L`: one sort per layer and score matrix serves every budget
@@ -10,22 +12,29 @@ public struct ScoreRanking: Sendable {
     public init(_ s: ScoreMatrix) {
         rows = s.rows
         count = s.count
-        var out = [Int]()
-        out.reserveCapacity(s.rows * s.count)
-        let n = s.count
-        var keys = [UInt64](repeating: 0, count: n), keys2 = keys
-        var pos = [Int](repeating: 0, count: n), pos2 = pos
-        s.values.withUnsafeBufferPointer { v in
-            for r in 0 ..< s.rows {
-                for j in 0 ..< n {
-                    keys[j] = Self.key(v[r * n + j])
-                    pos[j] = j
+        let n = s.count, total = s.rows * s.count
+        // Rows are ranked independently, on both cores, each straight into its slice of `order`.
+        order = [Int](unsafeUninitializedCapacity: total) { out, filled in
+            if total > 0 {
+                let o = UnsafeSendableBox(out.baseAddress!)
+                s.values.withUnsafeBufferPointer { v in
+                    let vb = UnsafeSendableBox(v.baseAddress!)
+                    parallelFor(s.rows) { r in Self.rank(vb.value + r * n, n, into: o.value + r * n) }
                 }
-                Self.radixSort(&keys, &pos, &keys2, &pos2)
-                out.append(contentsOf: pos)
             }
+            filled = total
         }
-        order = out
+    }
+
+    /// The positions `0 ..< n` of one row of scores `v`, best first, into `pos`.
+    static func rank(_ v: UnsafePointer<Double>, _ n: Int, into pos: UnsafeMutablePointer<Int>) {
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * n), pos2 = UnsafeMutablePointer<Int>.allocate(capacity: n)
+        defer { keys.deallocate(); pos2.deallocate() }
+        for j in 0 ..< n {
+            keys[j] = Self.key(v[j])
+            pos[j] = j
+        }
+        radixSort(keys, pos, keys + n, pos2, count: n)
     }
 
     /// A sort key that orders scores as `Selection.better` does: ascending keys are descending
@@ -38,27 +47,36 @@ public struct ScoreRanking: Sendable {
         return ~ascending
     }
 
-    /// Sorts `pos` by `keys` ascending, stably (equal keys keep their order: positions ascending),
-    /// by least-significant-digit radix passes of 11 bits; `k2` and `p2` are scratch of the same size.
-    static func radixSort(_ keys: inout [UInt64], _ pos: inout [Int], _ k2: inout [UInt64], _ p2: inout [Int]) {
-        let n = keys.count
+    /// Sorts `pos` by `keys` ascending (`count` of each), stably (equal keys keep their order:
+    /// positions ascending), by least-significant-digit radix passes of 11 bits; `k2` and `p2` are
+    /// scratch of the same size. The result is in `keys` and `pos`.
+    static func radixSort(
+        _ keys: UnsafeMutablePointer<UInt64>, _ pos: UnsafeMutablePointer<Int>, _ k2: UnsafeMutablePointer<UInt64>,
+        _ p2: UnsafeMutablePointer<Int>, count n: Int
+    ) {
         guard n > 1 else { return }
-        var count = [Int](repeating: 0, count: 2049)
-        var shift: UInt64 = 0
-        while shift < 64 {
-            for i in 0 ..< 2049 { count[i] = 0 }
-            for i in 0 ..< n { count[Int((keys[i] >> shift) & 0x7FF) + 1] += 1 }
-            if count[1 ... 2048].contains(n) { shift += 11; continue }  // one bucket: nothing moves
-            for i in 1 ... 2048 { count[i] += count[i - 1] }
-            for i in 0 ..< n {
-                let d = Int((keys[i] >> shift) & 0x7FF)
-                k2[count[d]] = keys[i]
-                p2[count[d]] = pos[i]
-                count[d] += 1
+        var (ka, pa, kb, pb) = (keys, pos, k2, p2)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2049) { count in
+            var shift: UInt64 = 0
+            while shift < 64 {
+                count.initialize(repeating: 0)
+                for i in 0 ..< n { count[Int((ka[i] >> shift) & 0x7FF) + 1] += 1 }
+                shift += 11
+                if count[1 ... 2048].contains(n) { continue }  // one bucket: nothing moves
+                for i in 1 ... 2048 { count[i] += count[i - 1] }
+                for i in 0 ..< n {
+                    let d = Int((ka[i] >> (shift - 11)) & 0x7FF)
+                    kb[count[d]] = ka[i]
+                    pb[count[d]] = pa[i]
+                    count[d] += 1
+                }
+                swap(&ka, &kb)
+                swap(&pa, &pb)
             }
-            swap(&keys, &k2)
-            swap(&pos, &p2)
-            shift += 11
+        }
+        if pa != pos {
+            keys.update(from: ka, count: n)
+            pos.update(from: pa, count: n)
         }
     }
 
