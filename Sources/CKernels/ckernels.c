@@ -467,6 +467,22 @@ static void amx_fold(lane_top2 *st, long rows, const float *sums, long q, long c
     }
 }
 
+/// The calling thread's working area of at least `bytes` (64-byte aligned), grown on demand and
+/// kept for the thread's later calls; NULL when it cannot be allocated.
+static uint8_t *amx_area(size_t bytes) {
+    static _Thread_local uint8_t *area;
+    static _Thread_local size_t size;
+    if (bytes > size) {
+        const size_t grown = (bytes + 65535) / 65536 * 65536;
+        uint8_t *p = (uint8_t *)aligned_alloc(64, grown);
+        if (!p) return NULL;
+        free(area);
+        area = p;
+        size = grown;
+    }
+    return area;
+}
+
 /// Tiles 0–3: the 2×2 block of 16×16 f32 sums; 4–5: two 16-row blocks of a'; 6–7: two 16-column
 /// panels of b'. Panels are taken two at a time (b' is padded to an even count, its padding
 /// columns biased to −∞), rows 32 at a time (past `e` the buffer holds zeros, and those rows are
@@ -478,14 +494,16 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
     const long panels = (c + CK_PANEL - 1) / CK_PANEL, pairs = (panels + 1) / 2;
     const long w = amx_width(d), steps = w / 32;
     // b': per panel and step, 16 rows (value pairs) × 16 columns × 2 bf16 = 1 KiB.
-    uint16_t *bp = (uint16_t *)aligned_alloc(64, (size_t)(2 * pairs * steps) * 1024);
-    uint16_t *ap = (uint16_t *)aligned_alloc(64, (size_t)(32 * w) * 2);
-    float *sums = (float *)aligned_alloc(64, 2 * 1024 * sizeof(float));
-    if (!bp || !ap || !sums) {
-        free(bp); free(ap); free(sums);
+    // One working area per thread, kept between calls: a fresh half-megabyte mapping per call
+    // would cost page faults and, when it is unmapped, a TLB shootdown that stalls the other core.
+    const size_t bBytes = (size_t)(2 * pairs * steps) * 1024, aBytes = (size_t)(32 * w) * 2, sBytes = 2 * 1024 * sizeof(float);
+    uint8_t *area = amx_area(bBytes + aBytes + sBytes);
+    if (!area) {
         top2_avx512(a, e, d, packed, c, best, second, arg);
         return;
     }
+    uint16_t *bp = (uint16_t *)area, *ap = (uint16_t *)(area + bBytes);
+    float *sums = (float *)(area + bBytes + aBytes);
     for (long p = 0; p < 2 * pairs; p++) amx_panel(p < panels ? packed + p * d * CK_PANEL : NULL, d, w, bp + p * steps * 512);
     ck_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -528,7 +546,6 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
         for (long u = 0; u < rows; u++) lane_finish512(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
     }
     _tile_release();
-    free(bp); free(ap); free(sums);
 }
 #endif
 
