@@ -9,6 +9,27 @@ import Testing
 /// replace: column sums of float32 rows (`ck_colsum_f32`) and the logits of recomputed rows
 /// (`ck_dot_rows`, in the order of `dot`).
 struct AttentionKernelTests {
+    @Test("f32 column sums of causal rows with zero blocks of either sign equal the Double sums bit for bit")
+    func f32ColsumWithZeroBlocks() {
+        var rng = SplitMix64(seed: 5)
+        for (rows, n) in [(37, 41), (64, 64), (9, 130)] {
+            // Causal rows (zeros above the diagonal, some of them −0), a zero band, and −0 under the diagonal.
+            var x = [Float](repeating: 0, count: rows * n)
+            for i in 0 ..< rows {
+                for j in 0 ..< n {
+                    let v = Float(Double(rng.next() >> 11) / 9_007_199_254_740_992.0) * 1e-3
+                    x[i * n + j] = j > i ? (rng.next() % 3 == 0 ? -0.0 : 0) : (j % 7 == 3 ? -0.0 : (8 ..< 16).contains(j) ? 0 : v)
+                }
+            }
+            var acc = [Double](repeating: 0, count: n)
+            x.withUnsafeBytes { ck_colsum_f32($0.baseAddress!, rows, n, n, &acc) }
+            var want = [Double](repeating: 0, count: n)
+            for i in 0 ..< rows { for j in 0 ..< n { want[j] += Double(x[i * n + j]) } }
+            #expect(acc.map(\.bitPattern) == want.map(\.bitPattern), "\(rows) × \(n)")
+            #expect(want.contains { $0 == 0 } && want.contains { $0 > 0 })
+        }
+    }
+
     @Test(
         "f32 column sums equal the row-by-row Double sums exactly (odd P and row counts, unaligned data)",
         arguments: [0, 4, 2])
