@@ -22,7 +22,10 @@ mkdir -p "$OUT"
 median3() { # median wall seconds of a command run 3 times
   local ts=()
   for _ in 1 2 3; do
-    local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+    local t0 t1; t0=$(date +%s.%N)
+    # A failing run (say, torch missing for the official code) stops the bench instead of being timed.
+    "$@" >/dev/null || { echo "e2e_bench: failed: $*" >&2; exit 2; }
+    t1=$(date +%s.%N)
     ts+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
   done
   printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p

@@ -129,12 +129,12 @@ extension LayerContext {
         let layout = MergeRows(h)
         if let type = t.kernelElementType {
             layout.compressed(t.storage.base + t.offset + g * T * D * t.dtype.width, elementType: type, dim: D, into: o) { p, out in
-                Self.copyDoubles(t, from: (g * T + p) * D, count: D, into: out)
+                t.copyDoubles(from: (g * T + p) * D, count: D, into: out)
             }
             return
         }
         let rows = [Double](unsafeUninitializedCapacity: T * D) { b, n in
-            Self.copyDoubles(t, from: g * T * D, count: T * D, into: b.baseAddress!)
+            t.copyDoubles(from: g * T * D, count: T * D, into: b.baseAddress!)
             n = T * D
         }
         rows.withUnsafeBufferPointer { rb in

@@ -94,9 +94,8 @@ extension LayerContext {
             let v = [Double](unsafeUninitializedCapacity: H * R * T) { buf, n in
                 let out = UnsafeSendableBox(buf.baseAddress!)
                 parallelFor(H) { h in
-                    Self.copyDoubles(
-                        a, from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T,
-                        into: out.value + h * R * T)
+                    a.copyDoubles(
+                        from: (h * Q + positions.lowerBound - qr.lowerBound) * T, count: R * T, into: out.value + h * R * T)
                 }
                 n = H * R * T
             }

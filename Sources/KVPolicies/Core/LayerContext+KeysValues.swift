@@ -30,18 +30,7 @@ extension LayerContext {
     /// `out` (`P·D` elements).
     func copyHeadRows(_ t: Tensor, head g: Int, into out: UnsafeMutablePointer<Double>) {
         let T = info.shape.seqLen, D = headDim, P = compressionPoint
-        Self.copyDoubles(t, from: g * T * D, count: P * D, into: out)
-    }
-
-    /// `Tensor.copyDoubles`, with the vectorised CKernels conversions for little-endian f16 and f32.
-    public static func copyDoubles(_ t: Tensor, from start: Int, count n: Int, into out: UnsafeMutablePointer<Double>) {
-        precondition(start >= 0 && start + n <= t.count)
-        let p = t.storage.base + t.offset + start * t.dtype.width
-        switch (t.dtype, t.byteSwapped) {
-        case (.f16, false): ck_f16_to_f64(p, n, out)
-        case (.f32, false): ck_f32_to_f64(p, n, out)
-        default: t.copyDoubles(from: start, count: n, into: out)
-        }
+        t.copyDoubles(from: g * T * D, count: P * D, into: out)
     }
 
     /// L2 norms of the keys of positions `0 ..< P`, `[KVH][P]`: from `k_norm`, else from `k`.

@@ -81,7 +81,7 @@ public struct Merging<Base: CachePolicy>: CachePolicy {
         let assigned = parallelMap(d.heads.count, scratch: { AssignScratch() }) { scratch, g in
             ctx.shared(AssignmentKey(head: g, kept: d.heads[g].kept, scope: scope)) {
                 let load = { (p: Int, out: UnsafeMutablePointer<Double>) in
-                    LayerContext.copyDoubles(kt, from: (g * T + p) * D, count: D, into: out)
+                    kt.copyDoubles(from: (g * T + p) * D, count: D, into: out)
                 }
                 if let groups {
                     return MergeAssigner.assign(

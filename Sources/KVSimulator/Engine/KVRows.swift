@@ -38,14 +38,14 @@ struct KVRows: @unchecked Sendable {
     func load(_ g: Int, _ p: Int, into out: UnsafeMutablePointer<Double>) {
         let D = headDim
         if let c = converted { c.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + (g * seqLen + p) * D, count: D) }; return }
-        LayerContext.copyDoubles(tensor, from: (g * seqLen + p) * D, count: D, into: out)
+        tensor.copyDoubles(from: (g * seqLen + p) * D, count: D, into: out)
     }
 
     /// Rows of KV head `g` as `Double` into `out` (`T·D` elements).
     func copyHead(_ g: Int, into out: UnsafeMutablePointer<Double>) {
         let n = seqLen * headDim
         if let c = converted { c.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + g * n, count: n) }; return }
-        LayerContext.copyDoubles(tensor, from: g * n, count: n, into: out)
+        tensor.copyDoubles(from: g * n, count: n, into: out)
     }
 
     /// `acc[r] ±= Σ_k w[r][pos[k]] · v_g[pos[k]]` for evaluation rows `firstRow ..< firstRow + rows`

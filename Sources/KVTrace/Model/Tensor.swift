@@ -1,3 +1,4 @@
+import CKernels
 /// A read-only n-dimensional array view: a dtype, a shape and a byte range of a `ByteStorage`.
 ///
 /// Reading converts to `Float` / `Double` on the fly; nothing is copied until asked.
@@ -105,7 +106,7 @@ public struct Tensor: Sendable {
         case (.f32, false):
             UnsafeMutableRawPointer(out).copyMemory(from: p, byteCount: n * 4)
         case (.f16, false):
-            for i in 0 ..< n { out[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            ck_f16_to_f32(p, n, out)
         case (.bf16, false):
             for i in 0 ..< n {
                 out[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
@@ -123,9 +124,9 @@ public struct Tensor: Sendable {
         case (.f64, false):
             UnsafeMutableRawPointer(out).copyMemory(from: p, byteCount: n * 8)
         case (.f32, false):
-            for i in 0 ..< n { out[i] = Double(Float(bitPattern: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            ck_f32_to_f64(p, n, out)  // exact, with F16C/AVX where the CPU has them
         case (.f16, false):
-            for i in 0 ..< n { out[i] = Double(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            ck_f16_to_f64(p, n, out)
         default:
             for i in 0 ..< n { out[i] = double(at: start + i) }
         }
