@@ -549,6 +549,84 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
 }
 #endif
 
+#if CK_X86
+/// `ck_dot_block_tiles`'s work for rows `a` (at most 32) against the packed b' of `c` columns.
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+static void dot_block_amx(const float *a, long e, long d, const uint16_t *bp, long c, float *out, long ldo) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL, pairs = (panels + 1) / 2;
+    const long w = amx_width(d), steps = w / 32;
+    const size_t aBytes = (size_t)(32 * w) * 2, sBytes = 1024 * sizeof(float);
+    uint8_t *area = amx_area(aBytes + sBytes);
+    if (!area) return;
+    uint16_t *ap = (uint16_t *)area;
+    float *sums = (float *)(area + aBytes);
+    ck_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    const long lda = w * 2;
+    for (long i0 = 0; i0 < e; i0 += 32) {
+        const long rows = e - i0 < 32 ? e - i0 : 32;
+        for (long u = 0; u < 32; u++) {
+            if (u < rows) amx_row(a + (i0 + u) * d, d, w, ap + u * w);
+            else memset(ap + u * w, 0, (size_t)w * 2);
+        }
+        for (long q = 0; q < pairs; q++) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            const uint16_t *b0 = bp + (2 * q) * steps * 512, *b1 = bp + (2 * q + 1) * steps * 512;
+            for (long s = 0; s < steps; s++) {
+                _tile_loadd(4, ap + s * 32, lda);
+                _tile_loadd(5, ap + 16 * w + s * 32, lda);
+                _tile_loadd(6, b0 + s * 512, 64);
+                _tile_loadd(7, b1 + s * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, sums, 64);
+            _tile_stored(1, sums + 256, 64);
+            _tile_stored(2, sums + 512, 64);
+            _tile_stored(3, sums + 768, 64);
+            for (long u = 0; u < rows; u++) {
+                const float *r0 = sums + (u < 16 ? 0 : 512) + (u % 16) * 16;
+                memcpy(out + (i0 + u) * ldo + 2 * q * CK_PANEL, r0, CK_PANEL * sizeof(float));
+                if (2 * q + 1 < panels) memcpy(out + (i0 + u) * ldo + (2 * q + 1) * CK_PANEL, r0 + 256, CK_PANEL * sizeof(float));
+            }
+        }
+    }
+    _tile_release();
+}
+#endif
+
+size_t ck_tiles_count(long c, long d) {
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL, pairs = (panels + 1) / 2;
+    return (size_t)(2 * pairs) * (size_t)(amx_width(d) / 32) * 512;
+}
+
+void ck_pack_tiles(const float *packed, long c, long d, uint16_t *tiles) {
+#if CK_X86
+    if (!ck_uses_amx()) return;
+    const long panels = (c + CK_PANEL - 1) / CK_PANEL, pairs = (panels + 1) / 2, steps = amx_width(d) / 32;
+    for (long p = 0; p < 2 * pairs; p++) amx_panel(p < panels ? packed + p * d * CK_PANEL : NULL, d, amx_width(d), tiles + p * steps * 512);
+#else
+    (void)packed; (void)c; (void)d; (void)tiles;
+#endif
+}
+
+void ck_dot_block_tiles(const float *a, long e, long d, const float *packed, const uint16_t *tiles, long c, float *out, long ldo) {
+    if (e <= 0 || c <= 0) return;
+#if CK_X86
+    if (ck_uses_amx()) { dot_block_amx(a, e, d, tiles, c, out, ldo); return; }
+#endif
+    (void)tiles;
+    ck_dot_block(a, e, d, packed, c, out, ldo);
+}
+
 void ck_top2(const float *a, long e, long d, const float *packed, long c,
              float *best, float *second, int32_t *arg) {
     if (e <= 0) return;

@@ -55,6 +55,17 @@ void ck_top2(const float *a, long e, long d, const float *packed, long c,
 /// `ck_dots`' and the portable loop's in the last bits).
 void ck_dot_block(const float *a, long e, long d, const float *packed, long c, float *out, long ldo);
 
+/// `uint16_t`s needed by `ck_pack_tiles` for `c` columns of dimension `d`.
+size_t ck_tiles_count(long c, long d);
+/// With AMX (`ck_uses_amx`), the `c` columns given packed by `ck_pack_panels` in the bf16 tile
+/// layout of `ck_dot_block_tiles` (each value split into two bf16, as for `ck_top2`); otherwise
+/// nothing is written.
+void ck_pack_tiles(const float *packed, long c, long d, uint16_t *tiles);
+/// `ck_dot_block` from the columns packed twice (`packed` by `ck_pack_panels`, `tiles` by
+/// `ck_pack_tiles`): on AMX tiles, each value within `ck_top2_error(d)` of the exact dot product
+/// for rows of norm ≤ 1 (the last panel's padding columns receive 0); otherwise `ck_dot_block` itself.
+void ck_dot_block_tiles(const float *a, long e, long d, const float *packed, const uint16_t *tiles, long c, float *out, long ldo);
+
 /// `out[b]` = the largest of `row[b·w ..< min(n, (b+1)·w)]` for each group `b` of `w` values
 /// (−∞ for none larger; inputs finite).
 void ck_group_max(const float *row, long n, long w, float *out);

@@ -64,8 +64,10 @@ struct MergeBatchKey: Hashable {
 /// `ck_dot_block`); for each row and set the `Float` best and second over the set's kept
 /// positions are then read from that block, visiting 64-column groups in decreasing order of
 /// their maximum and stopping when no group can beat the second. As in `MergeAssigner`, a row is
-/// settled when its best beats its second by more than the margin, otherwise every slot within
-/// the margin of the best is scored in `Double`; so targets and cosines are the `Double` ones,
+/// settled when its best beats its second by more than the settle margin (on AMX tiles the block
+/// is `ck_dot_block_tiles`' bf16 products and the margin widens by twice their error bound),
+/// otherwise every slot within that margin of the best is scored in `Double`; so targets and
+/// cosines are the `Double` ones,
 /// the same as each set's own search.
 enum MergeBatch {
     typealias Assignment = (target: [Int], cosine: [Double])
@@ -93,7 +95,7 @@ enum MergeBatch {
     ) -> [[Int]: Assignment]? {
         m.reserve(P: P, D: D, sets: sets.count)
         guard MergeAssigner.normalize(0 ..< P, dim: D, into: m.kn.base, m.kf.base, scratch: m.src.base, load: load) else { return nil }
-        let S = sets.count, margin = MergeAssigner.margin(D), kn = m.kn.base, columnOf = m.columnOf.base
+        let S = sets.count, kn = m.kn.base, columnOf = m.columnOf.base
         // Columns: positions kept by some set; rows: positions evicted by some set.
         let slot = m.slot.base  // [S][P]: slot of p in set s, or −1
         slot.update(repeating: -1, count: S * P)
@@ -108,6 +110,14 @@ enum MergeBatch {
             (m.gather.base + u * D).update(from: m.kf.base + p * D, count: D)
         }
         ck_pack_panels(m.gather.base, U, D, m.packed.base)
+        // On AMX tiles the block's cosines are bf16 products within `ck_top2_error(D)` of the exact
+        // ones: the settle margin and the re-scoring window widen by twice that, as in `MergeAssigner`.
+        let tiles = ck_uses_amx() != 0
+        if tiles {
+            m.tiles.reserve(ck_tiles_count(U, D))
+            ck_pack_tiles(m.packed.base, U, D, m.tiles.base)
+        }
+        let settle = MergeAssigner.settleMargin(D)
         // Kept bits of each set per 64-column group.
         let bits = m.bits.base
         bits.update(repeating: 0, count: S * groups)
@@ -127,7 +137,7 @@ enum MergeBatch {
         while r0 < rows.count {
             let n = Swift.min(block, rows.count - r0)
             for r in 0 ..< n { (m.rowKeys.base + r * D).update(from: m.kf.base + rows[r0 + r] * D, count: D) }
-            ck_dot_block(m.rowKeys.base, n, D, m.packed.base, U, out, ld)
+            ck_dot_block_tiles(m.rowKeys.base, n, D, m.packed.base, tiles ? m.tiles.base : nil, U, out, ld)
             for r in 0 ..< n {
                 let p = rows[r0 + r], row = out + r * ld
                 ck_group_max(row, U, W, gmax)
@@ -164,7 +174,7 @@ enum MergeBatch {
                             }
                         }
                     }
-                    if best - second > margin {
+                    if best - second > settle {
                         targets[e] = Int(slot[s * P + columns[arg]])
                         cosines[e] = cosine(arg)
                     } else {
@@ -172,7 +182,7 @@ enum MergeBatch {
                         var top = -Double.infinity, at = 0
                         for (k, q) in sets[s].enumerated() {
                             let u = columnOf[q]
-                            guard row[Int(u)] >= best - margin else { continue }
+                            guard row[Int(u)] >= best - settle else { continue }
                             let c = dot(kn + p * D, kn + q * D, D)
                             if c > top { top = c; at = k }
                         }
@@ -192,10 +202,11 @@ enum MergeBatch {
 /// Working memory of `MergeBatch.assign`, grown on demand, one per worker thread.
 final class BatchScratch {
     /// Rows of the `Float` cosine block computed at a time.
-    static let rowBlock = 48
+    static let rowBlock = 64
     let kn = ScratchBuffer<Double>(), src = ScratchBuffer<Double>()
     let kf = ScratchBuffer<Float>(), gather = ScratchBuffer<Float>(), packed = ScratchBuffer<Float>()
     let rowKeys = ScratchBuffer<Float>(), out = ScratchBuffer<Float>(), groupMax = ScratchBuffer<Float>()
+    let tiles = ScratchBuffer<UInt16>()
     let slot = ScratchBuffer<Int32>(), columnOf = ScratchBuffer<Int32>(), bits = ScratchBuffer<UInt64>()
 
     init() {}
