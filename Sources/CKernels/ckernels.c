@@ -445,6 +445,35 @@ typedef struct {
     uint8_t rows[16];
 } ck_tilecfg;
 
+/// Tiles 0–3 = the 2×2 block of f32 sums of a' rows `ap` (32 rows of `w` bf16) with the two
+/// panels of b' at `b0` and `b1` (`steps` steps of 32 values each).
+__attribute__((target("amx-tile,amx-bf16"), always_inline))
+static inline void amx_pair(const uint16_t *ap, long w, const uint16_t *b0, const uint16_t *b1, long steps) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long s = 0; s < steps; s++) {
+        _tile_loadd(4, ap + s * 32, w * 2);
+        _tile_loadd(5, ap + 16 * w + s * 32, w * 2);
+        _tile_loadd(6, b0 + s * 512, 64);
+        _tile_loadd(7, b1 + s * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+}
+
+/// Tiles 0–3 to `sums` (four 16×16 f32 blocks: rows 0–15 × panel 0, × panel 1, rows 16–31 × …).
+__attribute__((target("amx-tile"), always_inline))
+static inline void amx_store(float *sums) {
+    _tile_stored(0, sums, 64);
+    _tile_stored(1, sums + 256, 64);
+    _tile_stored(2, sums + 512, 64);
+    _tile_stored(3, sums + 768, 64);
+}
+
 /// Folds one 32-row × 2-panel block of sums (`sums`: four 16×16 tiles, 2×2) into the rows' top-2.
 __attribute__((target("avx512f")))
 static void amx_fold(lane_top2 *st, long rows, const float *sums, long q, long c) {
@@ -511,7 +540,6 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
     for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
     _tile_loadconfig(&cfg);
     __attribute__((aligned(64))) lane_top2 st[32];
-    const long lda = w * 2;
     for (long i0 = 0; i0 < e; i0 += 32) {
         const long rows = e - i0 < 32 ? e - i0 : 32;
         for (long u = 0; u < 32; u++) {
@@ -520,27 +548,9 @@ static void top2_amx(const float *a, long e, long d, const float *packed, long c
             lane_init(&st[u]);
         }
         for (long q = 0; q < pairs; q++) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            const uint16_t *b0 = bp + (2 * q) * steps * 512, *b1 = bp + (2 * q + 1) * steps * 512;
-            for (long s = 0; s < steps; s++) {
-                _tile_loadd(4, ap + s * 32, lda);
-                _tile_loadd(5, ap + 16 * w + s * 32, lda);
-                _tile_loadd(6, b0 + s * 512, 64);
-                _tile_loadd(7, b1 + s * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
+            amx_pair(ap, w, bp + (2 * q) * steps * 512, bp + (2 * q + 1) * steps * 512, steps);
             if (q > 0) amx_fold(st, rows, sums + ((q - 1) & 1) * 1024, q - 1, c);
-            float *out = sums + (q & 1) * 1024;
-            _tile_stored(0, out, 64);
-            _tile_stored(1, out + 256, 64);
-            _tile_stored(2, out + 512, 64);
-            _tile_stored(3, out + 768, 64);
+            amx_store(sums + (q & 1) * 1024);
         }
         amx_fold(st, rows, sums + ((pairs - 1) & 1) * 1024, pairs - 1, c);
         for (long u = 0; u < rows; u++) lane_finish512(&st[u], best + i0 + u, second + i0 + u, arg + i0 + u);
@@ -565,7 +575,6 @@ static void dot_block_amx(const float *a, long e, long d, const uint16_t *bp, lo
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
     _tile_loadconfig(&cfg);
-    const long lda = w * 2;
     for (long i0 = 0; i0 < e; i0 += 32) {
         const long rows = e - i0 < 32 ? e - i0 : 32;
         for (long u = 0; u < 32; u++) {
@@ -573,25 +582,8 @@ static void dot_block_amx(const float *a, long e, long d, const uint16_t *bp, lo
             else memset(ap + u * w, 0, (size_t)w * 2);
         }
         for (long q = 0; q < pairs; q++) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            const uint16_t *b0 = bp + (2 * q) * steps * 512, *b1 = bp + (2 * q + 1) * steps * 512;
-            for (long s = 0; s < steps; s++) {
-                _tile_loadd(4, ap + s * 32, lda);
-                _tile_loadd(5, ap + 16 * w + s * 32, lda);
-                _tile_loadd(6, b0 + s * 512, 64);
-                _tile_loadd(7, b1 + s * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, sums, 64);
-            _tile_stored(1, sums + 256, 64);
-            _tile_stored(2, sums + 512, 64);
-            _tile_stored(3, sums + 768, 64);
+            amx_pair(ap, w, bp + (2 * q) * steps * 512, bp + (2 * q + 1) * steps * 512, steps);
+            amx_store(sums);
             for (long u = 0; u < rows; u++) {
                 const float *r0 = sums + (u < 16 ? 0 : 512) + (u % 16) * 16;
                 memcpy(out + (i0 + u) * ldo + 2 * q * CK_PANEL, r0, CK_PANEL * sizeof(float));
