@@ -1300,44 +1300,9 @@ static void merge_rows_avx2(long d, long n, const long *src, const long *row, co
 }
 #endif
 
-#if CK_X86
-// The AVX-512 form of `merge_rows_avx2`: the same products, sums and division per element, in
-// the same order (no fused multiply-add), 16 elements a step.
-__attribute__((target("avx512f")))
-static void merge_rows_avx512(long d, long n, const long *src, const long *row, const double *a, const double *b,
-                              const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
-    memset(out, 0, sizeof(double) * (size_t)(nr * d));
-    for (long k = 0; k < n; k++) {
-        double *y = out + row[k] * d;
-        const long s = src[k] * d, p = pivot[row[k]] * d;
-        const __m512d av = _mm512_set1_pd(a[k]), bv = _mm512_set1_pd(b[k]);
-        for (long e = 0; e < d; e += 16) {
-            __m512d xl, xh, pl, ph;
-            load16(x, vtype, s + e, &xl, &xh);
-            load16(x, vtype, p + e, &pl, &ph);
-            const __m512d tl = _mm512_add_pd(_mm512_mul_pd(av, xl), _mm512_mul_pd(bv, pl));
-            const __m512d th = _mm512_add_pd(_mm512_mul_pd(av, xh), _mm512_mul_pd(bv, ph));
-            _mm512_storeu_pd(y + e, _mm512_add_pd(_mm512_loadu_pd(y + e), tl));
-            _mm512_storeu_pd(y + e + 8, _mm512_add_pd(_mm512_loadu_pd(y + e + 8), th));
-        }
-    }
-    for (long r = 0; r < nr; r++) {
-        const __m512d div = _mm512_set1_pd((double)(1 + count[r]));
-        double *y = out + r * d;
-        for (long e = 0; e < d; e += 16) {
-            __m512d pl, ph;
-            load16(x, vtype, pivot[r] * d + e, &pl, &ph);
-            _mm512_storeu_pd(y + e, _mm512_div_pd(_mm512_add_pd(pl, _mm512_loadu_pd(y + e)), div));
-            _mm512_storeu_pd(y + e + 8, _mm512_div_pd(_mm512_add_pd(ph, _mm512_loadu_pd(y + e + 8)), div));
-        }
-    }
-}
-#endif
-
 void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
                    const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {
 #if CK_X86
-    if (d % 16 == 0 && ck_uses_avx512()) { merge_rows_avx512(d, n, src, row, a, b, x, vtype, nr, pivot, count, out); return; }
     if (d % 8 == 0 && ck_uses_avx2()) { merge_rows_avx2(d, n, src, row, a, b, x, vtype, nr, pivot, count, out); return; }
 #endif
     merge_rows_portable(d, n, src, row, a, b, x, vtype, nr, pivot, count, out);

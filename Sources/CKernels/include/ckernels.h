@@ -120,7 +120,7 @@ void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, con
 /// into slot `row[k]` with weights `a[k]` (source) and `b[k]` (pivot):
 /// `acc[r] = Σ_k (a[k]·x[src[k]] + b[k]·x[pivot[r]])` from 0, each product rounded, then their sum,
 /// then the addition; then `out[r] = (x[pivot[r]] + acc[r]) / (1 + count[r])`. No fused
-/// multiply-add: bit-identical to that scalar loop (AVX-512 when `d` is a multiple of 16, AVX2 of 8).
+/// multiply-add: bit-identical to that scalar loop (AVX2 when `d` is a multiple of 8).
 void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
                    const void *x, int vtype, long nr, const long *pivot, const long *count, double *out);
 /// The scalar loop `ck_merge_rows` must equal bit for bit (for tests of the vector form).
