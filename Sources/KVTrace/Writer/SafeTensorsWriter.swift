@@ -89,6 +89,8 @@ public enum SafeTensorsWriter {
         public var byteCount: Int { shape.reduce(1, *) * dtype.width }
         /// Rows along the first dimension (1 for a scalar): the unit `fill` is asked for.
         public var rows: Int { shape.first ?? 1 }
+        /// Bytes of one row (0 for a tensor without elements).
+        public var rowBytes: Int { byteCount == 0 ? 0 : byteCount / rows }
     }
 
     public static func encode(_ tensors: [TensorData], metadata: [String: String] = [:]) throws -> Data {
@@ -127,14 +129,14 @@ public enum SafeTensorsWriter {
     ) throws {
         let head = try header(slots, metadata: metadata)
         /// Rows per part of each slot (all rows of an empty one).
-        let rowsPerPart = slots.map { t in t.byteCount == 0 ? Swift.max(t.rows, 1) : Swift.max(1, partBytes / (t.byteCount / t.rows)) }
-        let room = zip(slots, rowsPerPart).map { t, n in t.byteCount == 0 ? 0 : Swift.min(t.rows, n) * (t.byteCount / t.rows) }.max() ?? 0
+        let rowsPerPart = slots.map { t in t.rowBytes == 0 ? Swift.max(t.rows, 1) : Swift.max(1, partBytes / t.rowBytes) }
+        let room = zip(slots, rowsPerPart).map { t, n in Swift.min(t.rows, n) * t.rowBytes }.max() ?? 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(room, 1), alignment: 64)
         defer { buffer.deallocate() }
         try AtomicFile.write(to: url) { sink in
             try sink.write(head)
             for (i, t) in slots.enumerated() {
-                let rowBytes = t.byteCount == 0 ? 0 : t.byteCount / t.rows
+                let rowBytes = t.rowBytes
                 var r = 0
                 repeat {
                     let rows = r ..< Swift.min(t.rows, r + rowsPerPart[i])
