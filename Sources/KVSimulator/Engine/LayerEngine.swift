@@ -179,21 +179,30 @@ public enum ResultOrder {
         _ rows: [ResultRow], policies: [String] = [], params: [String] = [], budgets: [String] = [],
         metrics: [String] = []
     ) -> [ResultRow] {
-        func idx(_ a: [String], _ x: String) -> Int { a.firstIndex(of: x) ?? a.count }
         func metricIndex(_ m: String) -> Int {
             if let i = metrics.firstIndex(of: m) { return i }
             return metrics.firstIndex(of: MetricCatalogue.family(of: m)) ?? metrics.count
         }
         func num(_ s: Int?, allFirst: Bool) -> Int { s ?? (allFirst ? -1 : Int.max) }
-        return rows.sorted { a, b in
-            let ka: [Int] = [
-                idx(policies, a.policy), idx(params, a.params), idx(budgets, a.budgetSpec), metricIndex(a.metric),
+        // Each row's positions in the given orders, computed once (not at every comparison).
+        func index(_ a: [String]) -> [String: Int] {
+            var d: [String: Int] = [:]
+            for (i, x) in a.enumerated() where d[x] == nil { d[x] = i }
+            return d
+        }
+        let pIndex = index(policies), aIndex = index(params), bIndex = index(budgets)
+        var mIndex: [String: Int] = [:]
+        let keys: [[Int]] = rows.map { a in
+            let m: Int
+            if let known = mIndex[a.metric] { m = known } else { m = metricIndex(a.metric); mIndex[a.metric] = m }
+            return [
+                pIndex[a.policy] ?? policies.count, aIndex[a.params] ?? params.count, bIndex[a.budgetSpec] ?? budgets.count, m,
                 num(a.layer, allFirst: false), num(a.head, allFirst: true), a.image ?? -1, a.step ?? -1,
             ]
-            let kb: [Int] = [
-                idx(policies, b.policy), idx(params, b.params), idx(budgets, b.budgetSpec), metricIndex(b.metric),
-                num(b.layer, allFirst: false), num(b.head, allFirst: true), b.image ?? -1, b.step ?? -1,
-            ]
+        }
+        let order = rows.indices.sorted { i, j in
+            let a = rows[i], b = rows[j]
+            let ka = keys[i], kb = keys[j]
             if a.trace != b.trace { return a.trace < b.trace }
             if a.traceHash != b.traceHash { return a.traceHash < b.traceHash }
             if ka != kb { return ka.lexicographicallyPrecedes(kb) }
@@ -206,5 +215,6 @@ public enum ResultOrder {
             if a.source != b.source { return FlowOrder.precedes(a.source, b.source) }
             return FlowOrder.precedes(a.target, b.target)
         }
+        return order.map { rows[$0] }
     }
 }

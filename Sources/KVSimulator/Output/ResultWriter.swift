@@ -23,22 +23,38 @@ public enum ResultWriter {
         }
     }
 
-    public static func csv(_ rows: [ResultRow]) -> String {
+    public static func csv(_ rows: [ResultRow]) -> String { String(decoding: csvBytes(rows), as: UTF8.self) }
+
+    /// `csv(rows)` as UTF-8 bytes, written into one buffer (a sweep writes tens of thousands of rows).
+    public static func csvBytes(_ rows: [ResultRow]) -> [UInt8] {
         let pcols = parameterColumns(rows)
-        var out = (leadingColumns + pcols.map(\.column) + trailingColumns).joined(separator: ",") + "\n"
+        var out: [UInt8] = []
+        out.reserveCapacity(256 * (rows.count + 1))
+        out += (leadingColumns + pcols.map(\.column) + trailingColumns).joined(separator: ",").utf8
+        out.append(0x0A)
+        func cell(_ s: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out += quote(s).utf8
+        }
+        func cell(_ i: Int?) {
+            out.append(UInt8(ascii: ","))
+            if let i { out += String(i).utf8 }
+        }
+        func cell(_ x: Double?) {
+            out.append(UInt8(ascii: ","))
+            out += num(x).utf8
+        }
         for r in rows {
-            var cells: [String] = [r.trace, r.traceHash, r.policy, r.base, r.merge, r.mergeScope ?? "", r.params]
-            cells += pcols.map { r.parameters[$0.name]?.description ?? "" }
-            cells += [
-                r.fidelity, num(r.budget), r.budgetSpec, num(r.hhRatio), num(r.recentRatio), num(r.recentShare),
-                r.tokens.map(String.init) ?? "",
-                String(r.compressionPoint), String(r.nominalTokens), num(r.actualTokens), num(r.keptRatio), r.metric,
-                r.allLayers ? "true" : "false", r.layer.map(String.init) ?? "", r.head.map(String.init) ?? "",
-                r.image.map(String.init) ?? "",
-                r.step.map(String.init) ?? "", r.source ?? "", r.target ?? "", num(r.value), r.evalRows.rawValue, String(r.evalRowCount),
-                r.note ?? "",
-            ]
-            out += cells.map(quote).joined(separator: ",") + "\n"
+            cell(r.trace, first: true); cell(r.traceHash); cell(r.policy); cell(r.base); cell(r.merge); cell(r.mergeScope ?? "")
+            cell(r.params)
+            for c in pcols { cell(r.parameters[c.name]?.description ?? "") }
+            cell(r.fidelity); cell(r.budget); cell(r.budgetSpec); cell(r.hhRatio); cell(r.recentRatio); cell(r.recentShare)
+            cell(r.tokens)
+            cell(r.compressionPoint); cell(r.nominalTokens); cell(r.actualTokens); cell(r.keptRatio); cell(r.metric)
+            cell(r.allLayers ? "true" : "false"); cell(r.layer); cell(r.head); cell(r.image); cell(r.step)
+            cell(r.source ?? ""); cell(r.target ?? ""); cell(r.value); cell(r.evalRows.rawValue); cell(r.evalRowCount)
+            cell(r.note ?? "")
+            out.append(0x0A)
         }
         return out
     }
@@ -50,17 +66,14 @@ public enum ResultWriter {
     }
 
     static func quote(_ s: String) -> String {
-        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+        guard s.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return s }
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     /// `{"metadata": …, "rows": […]}` with sorted keys.
+    /// (`JSONEncoder`'s bytes, pretty-printed with snake-case keys; the rows written by `RowJSON`.)
     public static func json(_ rows: [ResultRow], metadata: SweepMetadata) throws -> Data {
-        struct Doc: Encodable { var metadata: SweepMetadata; var rows: [ResultRow] }
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.keyEncodingStrategy = .convertToSnakeCase
-        return try e.encode(Doc(metadata: metadata, rows: rows))
+        try RowJSON.document(metadata: metadata, rows: rows)
     }
 }
 

@@ -94,27 +94,32 @@ public struct Sweep: Sendable {
             let store = PartStore(dir: parts, traceHash: info.contentHash.isEmpty ? info.name : info.contentHash)
             let layers = info.recordedLayers.filter { !assigned(t, $0).isEmpty }
             let mine = Dictionary(uniqueKeysWithValues: layers.map { l in (l, assigned(t, l).map { runs[$0] }) })
+            // Each layer's rows as this run saved them, kept so that they are not read back.
+            let finished = Locked([Int: [ResultRow]]())
             try parallelEach(
                 layers, workers: workers,
-                { l in
+                { l -> ([ResultRow], Data?) in
                     let existing = store.load(layer: l)
                     let have = Set(existing.map(\.combinationKey))
                     let todo = mine[l]!.filter { !have.contains($0.combination.key(traceHash: info.contentHash, compressionPoint: P)) }
-                    if todo.isEmpty { return existing }
-                    let fresh = try LayerEngine.run(trace: source, layer: l, runs: todo, metrics: metrics, settings: settings)
-                    return existing + fresh
+                    if todo.isEmpty { return (existing, nil) }
+                    let rows = try existing + LayerEngine.run(trace: source, layer: l, runs: todo, metrics: metrics, settings: settings)
+                    return (rows, PartStore.encode(rows))
                 },
-                done: { l, rows in
-                    try store.save(layer: l, rows: rows)
+                done: { l, result in
+                    let (rows, encoded) = result
+                    if let encoded { try store.save(layer: l, encoded: encoded) }
+                    finished.withLock { $0[l] = rows }
                     let n = counter.withLock {
                         $0 += 1; return $0
                     }
                     progress(n, total)
                 })
             var layerRows: [ResultRow] = []
+            let rowsOf = finished.withLock { $0 }
             for l in layers {
                 let wanted = Set(mine[l]!.map { $0.combination.key(traceHash: info.contentHash, compressionPoint: P) })
-                layerRows += store.load(layer: l).filter { wanted.contains($0.combinationKey) }
+                layerRows += (rowsOf[l] ?? store.load(layer: l)).filter { wanted.contains($0.combinationKey) }
             }
             layerRowsByTrace.append(layerRows)
         }
@@ -186,12 +191,23 @@ struct PartStore: Sendable {
         return (try? JSONDecoder().decode([ResultRow].self, from: d)) ?? []
     }
 
-    func save(layer l: Int, rows: [ResultRow]) throws {
-        try AtomicFile.write(try JSONEncoder().encode(rows), to: url(l))
-    }
+    func save(layer l: Int, rows: [ResultRow]) throws { try save(layer: l, encoded: Self.encode(rows)) }
 
-    /// Rows as stored: an undefined `actual_tokens` (NaN) as -1, since JSON has no NaN.
+    /// Saves rows already encoded by `encode(_:)`.
+    func save(layer l: Int, encoded: Data) throws { try AtomicFile.write(encoded, to: url(l)) }
+
+    /// One layer's rows as stored: compact JSON (`RowJSON`), an undefined `actual_tokens` as `null`.
+    static func encode(_ rows: [ResultRow]) -> Data { Data(RowJSON.array(rows, pretty: false)) }
+
     /// The layer rows of each trace, stored as by `save`.
-    static func encode(_ byTrace: [[ResultRow]]) throws -> Data { try JSONEncoder().encode(byTrace) }
+    static func encode(_ byTrace: [[ResultRow]]) throws -> Data {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, rows) in byTrace.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += RowJSON.array(rows, pretty: false)
+        }
+        out.append(UInt8(ascii: "]"))
+        return Data(out)
+    }
     static func decode(_ data: Data) throws -> [[ResultRow]] { try JSONDecoder().decode([[ResultRow]].self, from: data) }
 }
