@@ -116,20 +116,32 @@ public enum LayerEngine {
         return rows
     }
 
+    /// The rows of one combination on one layer: one prototype row holds the combination's columns
+    /// (label, parameter and budget texts, built once), and every row is a copy of it that shares
+    /// their storage (a sweep holds tens of thousands of rows until it writes them).
     struct Template {
-        var info: TraceInfo
-        var combination: Combination
-        var P: Int
-        var nominal: Int
-        var context: EvaluationContext
+        var prototype: ResultRow
 
-        func row(_ s: MetricSeries, layer: Int?, head: Int?, actual: Double, value: Double?, note: String?) -> ResultRow {
-            ResultRow(
+        init(info: TraceInfo, combination: Combination, P: Int, nominal: Int, context: EvaluationContext) {
+            prototype = ResultRow(
                 trace: info.name, traceHash: info.contentHash, configuration: combination.configuration,
                 fidelity: combination.options.fidelity.rawValue, budget: combination.budget, compressionPoint: P, nominalTokens: nominal,
-                actualTokens: actual, metric: s.metric, layer: layer, head: head, image: s.image, source: s.source, target: s.target,
-                value: value.flatMap { $0.isFinite ? $0 : nil }, evalRows: context.kind, evalRowCount: context.rowCount,
-                note: value == nil ? (note ?? "undefined") : nil)
+                actualTokens: .nan, metric: "", layer: nil, head: nil, image: nil, value: nil, evalRows: context.kind,
+                evalRowCount: context.rowCount, note: nil)
+        }
+
+        func row(_ s: MetricSeries, layer: Int?, head: Int?, actual: Double, value: Double?, note: String?) -> ResultRow {
+            var r = prototype
+            r.actualTokens = actual
+            r.metric = s.metric
+            r.layer = layer
+            r.head = head
+            r.image = s.image
+            r.source = s.source
+            r.target = s.target
+            r.value = value.flatMap { $0.isFinite ? $0 : nil }
+            r.note = value == nil ? (note ?? "undefined") : nil
+            return r
         }
     }
 
