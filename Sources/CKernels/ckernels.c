@@ -1040,7 +1040,7 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
 
 #if CK_X86
 // Sixteen elements of row `p` from column `e`, as two vectors of eight doubles (exact).
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f"), always_inline))
 static inline void load16(const void *v, int vtype, long at, __m512d *lo, __m512d *hi) {
     if (vtype == CK_F16) {
         const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const char *)v + 2 * at)));
@@ -1061,6 +1061,7 @@ static inline void load16(const void *v, int vtype, long at, __m512d *lo, __m512
 // element the fused multiply-add (or its negated form) of the scalar loop, in the order of `pos`.
 // `sub` is a constant at each call, so each loop is specialised.
 #define CK_ROWS512 8
+#define CK_AHEAD512 12
 __attribute__((target("avx512f"), always_inline))
 static inline __m512d step512(__m512d y, __m512d b, __m512d x, const int sub) {
     return sub ? _mm512_fnmadd_pd(b, x, y) : _mm512_fmadd_pd(b, x, y);
@@ -1078,8 +1079,11 @@ static inline void accum_avx512_t(long r, long d, const double *w, long ldw, con
                 hi[t] = _mm512_loadu_pd(acc + (i0 + t) * d + e + 8);
             }
             const double *wr = w + i0 * ldw;
+            const long width = vtype == CK_F16 ? 2 : vtype == CK_F32 ? 4 : 8;
             for (long k = 0; k < n; k++) {
                 const long p = pos[k];
+                // The listed rows are scattered: fetch the one CK_AHEAD512 positions on.
+                if (k + CK_AHEAD512 < n) _mm_prefetch((const char *)v + width * (pos[k + CK_AHEAD512] * d + e), _MM_HINT_T0);
                 __m512d xl, xh;
                 load16(v, vtype, p * d + e, &xl, &xh);
                 for (int t = 0; t < CK_ROWS512; t++) {
@@ -1299,6 +1303,70 @@ static void merge_rows_avx2(long d, long n, const long *src, const long *row, co
     }
 }
 #endif
+
+#if CK_X86
+// Grouped AVX-512 form: contributions ordered by row (`start[r] ..< start[r + 1]`, each row's in
+// their original order), so a row's sum and its pivot stay in registers, 64 columns at a time,
+// instead of a load and store of the sum and a reload of the pivot at every contribution. The
+// same products, sums and additions, in the same order, as `merge_rows_portable`.
+__attribute__((target("avx512f"), always_inline))
+static inline void merge_block512(long d, long e, const int nb, const long *src, const double *a, const double *b,
+                                  const void *x, const int vtype, long k0, long k1, long p, __m512d div, double *y) {
+    __m512d pv[8], acc[8];
+    for (int t = 0; t < nb; t++) load16(x, vtype, p + e + 16 * t, &pv[2 * t], &pv[2 * t + 1]);
+    for (int t = 0; t < 2 * nb; t++) acc[t] = _mm512_setzero_pd();
+    for (long k = k0; k < k1; k++) {
+        const __m512d av = _mm512_set1_pd(a[k]), bv = _mm512_set1_pd(b[k]);
+        const long s = src[k] * d + e;
+        for (int t = 0; t < nb; t++) {
+            __m512d xl, xh;
+            load16(x, vtype, s + 16 * t, &xl, &xh);
+            acc[2 * t] = _mm512_add_pd(acc[2 * t], _mm512_add_pd(_mm512_mul_pd(av, xl), _mm512_mul_pd(bv, pv[2 * t])));
+            acc[2 * t + 1] = _mm512_add_pd(acc[2 * t + 1], _mm512_add_pd(_mm512_mul_pd(av, xh), _mm512_mul_pd(bv, pv[2 * t + 1])));
+        }
+    }
+    for (int t = 0; t < 2 * nb; t++) _mm512_storeu_pd(y + e + 8 * t, _mm512_div_pd(_mm512_add_pd(pv[t], acc[t]), div));
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void merge_grouped512_t(long d, const long *src, const double *a, const double *b, const void *x,
+                                      const int vtype, long nr, const long *start, const long *pivot, const long *count,
+                                      double *out) {
+    const long width = vtype == CK_F16 ? 2 : vtype == CK_F32 ? 4 : 8;
+    for (long r = 0; r < nr; r++) {
+        const __m512d div = _mm512_set1_pd((double)(1 + count[r]));
+        // The next row's pivot and sources are scattered rows: fetch them while this row is summed.
+        if (r + 1 < nr) {
+            for (long k = start[r + 1] - 1; k < start[r + 2]; k++) {
+                const char *q = (const char *)x + width * d * (k < start[r + 1] ? pivot[r + 1] : src[k]);
+                for (long o = 0; o < width * d; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+            }
+        }
+        long e = 0;
+        for (; e + 64 <= d; e += 64) merge_block512(d, e, 4, src, a, b, x, vtype, start[r], start[r + 1], pivot[r] * d, div, out + r * d);
+        for (; e < d; e += 16) merge_block512(d, e, 1, src, a, b, x, vtype, start[r], start[r + 1], pivot[r] * d, div, out + r * d);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void merge_grouped512(long d, const long *src, const double *a, const double *b, const void *x, int vtype,
+                             long nr, const long *start, const long *pivot, const long *count, double *out) {
+    switch (vtype) {
+    case CK_F16: merge_grouped512_t(d, src, a, b, x, CK_F16, nr, start, pivot, count, out); break;
+    case CK_F32: merge_grouped512_t(d, src, a, b, x, CK_F32, nr, start, pivot, count, out); break;
+    default: merge_grouped512_t(d, src, a, b, x, CK_F64, nr, start, pivot, count, out); break;
+    }
+}
+#endif
+
+void ck_merge_rows_grouped(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                           const void *x, int vtype, long nr, const long *start, const long *pivot, const long *count,
+                           double *out) {
+#if CK_X86
+    if (d % 16 == 0 && ck_uses_avx512()) { merge_grouped512(d, src, a, b, x, vtype, nr, start, pivot, count, out); return; }
+#endif
+    ck_merge_rows(d, n, src, row, a, b, x, vtype, nr, pivot, count, out);
+}
 
 void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
                    const void *x, int vtype, long nr, const long *pivot, const long *count, double *out) {

@@ -63,13 +63,20 @@ import Testing
                     for e in 0 ..< d { want[row[k] * d + e] += a[k] * x[src[k] * d + e] + b[k] * x[pivot[row[k]] * d + e] }
                 }
                 for r in 0 ..< 3 { for e in 0 ..< d { want[r * d + e] = (x[pivot[r] * d + e] + want[r * d + e]) / Double(1 + count[r]) } }
-                var fast = [Double](repeating: .nan, count: 3 * d), slow = fast
+                var fast = [Double](repeating: .nan, count: 3 * d), slow = fast, grouped = fast
+                // The same contributions grouped by row, each row's in order (`ck_merge_rows_grouped`).
+                let order = src.indices.sorted { (row[$0], $0) < (row[$1], $1) }
+                let start = [0, 3, 4, 7]
                 raw.withUnsafeBytes { rb in
                     ck_merge_rows(d, src.count, src, row, a, b, rb.baseAddress!, Int32(vt), 3, pivot, count, &fast)
                     ck_merge_rows_portable(d, src.count, src, row, a, b, rb.baseAddress!, Int32(vt), 3, pivot, count, &slow)
+                    ck_merge_rows_grouped(
+                        d, src.count, order.map { src[$0] }, order.map { row[$0] }, order.map { a[$0] }, order.map { b[$0] },
+                        rb.baseAddress!, Int32(vt), 3, start, pivot, count, &grouped)
                 }
                 #expect(fast.map(\.bitPattern) == want.map(\.bitPattern), "d \(d) type \(vt)")
                 #expect(slow.map(\.bitPattern) == want.map(\.bitPattern), "d \(d) type \(vt)")
+                #expect(grouped.map(\.bitPattern) == want.map(\.bitPattern), "grouped: d \(d) type \(vt)")
             }
         }
     }

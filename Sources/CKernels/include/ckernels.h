@@ -123,6 +123,13 @@ void ck_dot_rows_portable(long r, long c, long d, const double *a, long lda, con
 /// multiply-add: bit-identical to that scalar loop (AVX2 when `d` is a multiple of 8).
 void ck_merge_rows(long d, long n, const long *src, const long *row, const double *a, const double *b,
                    const void *x, int vtype, long nr, const long *pivot, const long *count, double *out);
+/// `ck_merge_rows` with the contributions grouped by row: `row` is non-decreasing and row `r`'s
+/// contributions are `start[r] ..< start[r + 1]` (`start[nr] = n`), each row's in its order. The
+/// same bits as `ck_merge_rows` (each row's sum runs over its contributions in order either way);
+/// on AVX-512 each row's sum and pivot stay in registers.
+void ck_merge_rows_grouped(long d, long n, const long *src, const long *row, const double *a, const double *b,
+                           const void *x, int vtype, long nr, const long *start, const long *pivot, const long *count,
+                           double *out);
 /// The scalar loop `ck_merge_rows` must equal bit for bit (for tests of the vector form).
 void ck_merge_rows_portable(long d, long n, const long *src, const long *row, const double *a, const double *b,
                             const void *x, int vtype, long nr, const long *pivot, const long *count, double *out);

@@ -145,7 +145,7 @@ extension LayerContext {
     }
 }
 
-/// One head's merge contributions laid out for `ck_merge_rows` — the one place the merge formula
+/// One head's merge contributions laid out for `ck_merge_rows_grouped` — the one place the merge formula
 /// is computed: per slot `k` with contributions `S_k`,
 /// `x'[κ_k] = (x[κ_k] + Σ_{m∈S_k} (a_m·x[source_m] + b_m·x[κ_k])) / (1 + |S_k|)`, all from the
 /// pre-merge rows, in `Double`, each product rounded, then their sum, then the addition. Built once
@@ -158,8 +158,9 @@ public struct MergeRows: Sendable {
     let kept: [Int]
     /// Per row: the pivot's position and how many contributions it receives.
     let pivots: [Int], counts: [Int]
-    /// Per contribution, in `merges` order: source position, row, source and pivot weights.
-    let sources: [Int], rowOf: [Int], sourceWeights: [Double], pivotWeights: [Double]
+    /// Per contribution, grouped by row (each row's in `merges` order): source position, row, source
+    /// and pivot weights; row `r`'s are `starts[r] ..< starts[r + 1]`.
+    let sources: [Int], rowOf: [Int], sourceWeights: [Double], pivotWeights: [Double], starts: [Int]
 
     public init(_ h: HeadDecision) {
         var slotRow = [Int](repeating: -1, count: h.kept.count)
@@ -178,10 +179,20 @@ public struct MergeRows: Sendable {
         kept = h.kept
         self.pivots = pivots
         self.counts = counts
-        self.rowOf = rowOf
-        sources = h.merges.map(\.source)
-        sourceWeights = h.merges.map(\.sourceWeight)
-        pivotWeights = h.merges.map(\.pivotWeight)
+        // A stable counting sort of the contributions by row.
+        var starts = [Int](repeating: 0, count: pivots.count + 1)
+        for r in 0 ..< pivots.count { starts[r + 1] = starts[r] + counts[r] }
+        var next = starts
+        var order = [Int](repeating: 0, count: rowOf.count)
+        for (k, r) in rowOf.enumerated() {
+            order[next[r]] = k
+            next[r] += 1
+        }
+        self.starts = starts
+        self.rowOf = order.map { rowOf[$0] }
+        sources = order.map { h.merges[$0].source }
+        sourceWeights = order.map { h.merges[$0].sourceWeight }
+        pivotWeights = order.map { h.merges[$0].pivotWeight }
     }
 
     /// The merged rows (`pivots.count · D`) from the head's rows `x` `[T][D]` (position `p` at
@@ -190,8 +201,9 @@ public struct MergeRows: Sendable {
         let nr = pivots.count
         return [Double](unsafeUninitializedCapacity: nr * D) { out, filled in
             if nr > 0 {
-                ck_merge_rows(
-                    D, sources.count, sources, rowOf, sourceWeights, pivotWeights, x, elementType, nr, pivots, counts, out.baseAddress!)
+                ck_merge_rows_grouped(
+                    D, sources.count, sources, rowOf, sourceWeights, pivotWeights, x, elementType, nr, starts, pivots, counts,
+                    out.baseAddress!)
             }
             filled = nr * D
         }
