@@ -1039,6 +1039,14 @@ static void accum_avx2_t(long r, long d, const double *w, long ldw, const long *
 #endif
 
 #if CK_X86
+// Bytes per element of `vtype`.
+static inline long vtype_width(int vtype) { return vtype == CK_F16 ? 2 : vtype == CK_F32 ? 4 : 8; }
+
+// Asks for the `bytes` of one row at `row` into the cache.
+static inline void prefetch_row(const void *row, long bytes) {
+    for (long o = 0; o < bytes; o += 64) _mm_prefetch((const char *)row + o, _MM_HINT_T0);
+}
+
 // Sixteen elements of row `p` from column `e`, as two vectors of eight doubles (exact).
 __attribute__((target("avx512f"), always_inline))
 static inline void load16(const void *v, int vtype, long at, __m512d *lo, __m512d *hi) {
@@ -1079,7 +1087,7 @@ static inline void accum_avx512_t(long r, long d, const double *w, long ldw, con
                 hi[t] = _mm512_loadu_pd(acc + (i0 + t) * d + e + 8);
             }
             const double *wr = w + i0 * ldw;
-            const long width = vtype == CK_F16 ? 2 : vtype == CK_F32 ? 4 : 8;
+            const long width = vtype_width(vtype);
             for (long k = 0; k < n; k++) {
                 const long p = pos[k];
                 // The listed rows are scattered: fetch the one CK_AHEAD512 positions on.
@@ -1332,15 +1340,13 @@ __attribute__((target("avx512f"), always_inline))
 static inline void merge_grouped512_t(long d, const long *src, const double *a, const double *b, const void *x,
                                       const int vtype, long nr, const long *start, const long *pivot, const long *count,
                                       double *out) {
-    const long width = vtype == CK_F16 ? 2 : vtype == CK_F32 ? 4 : 8;
+    const long rowBytes = vtype_width(vtype) * d;
     for (long r = 0; r < nr; r++) {
         const __m512d div = _mm512_set1_pd((double)(1 + count[r]));
         // The next row's pivot and sources are scattered rows: fetch them while this row is summed.
         if (r + 1 < nr) {
-            for (long k = start[r + 1] - 1; k < start[r + 2]; k++) {
-                const char *q = (const char *)x + width * d * (k < start[r + 1] ? pivot[r + 1] : src[k]);
-                for (long o = 0; o < width * d; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
-            }
+            prefetch_row((const char *)x + rowBytes * pivot[r + 1], rowBytes);
+            for (long k = start[r + 1]; k < start[r + 2]; k++) prefetch_row((const char *)x + rowBytes * src[k], rowBytes);
         }
         long e = 0;
         for (; e + 64 <= d; e += 64) merge_block512(d, e, 4, src, a, b, x, vtype, start[r], start[r + 1], pivot[r] * d, div, out + r * d);

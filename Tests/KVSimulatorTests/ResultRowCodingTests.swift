@@ -36,7 +36,7 @@ import Testing
         configurations.append(try PolicyConfiguration.parse("h2o", merge: .pivotal))
         configurations.append(try PolicyConfiguration.parse("lookm", scope: .image))
         let budgets: [BudgetSpec] = [.fraction(0.2), .tokens(64, recentShare: 0.25), .ratios(heavy: 0.1, recent: 0.05)]
-        let numbers: [Double] = [1, 0.1, 1e-7, 1e16, -0.0, 5e-324, 1.7976931348623157e308, 123456.0, 2.5e-5, 1 / 3]
+        let numbers: [Double] = [1, 0.1, 1e-7, 1e16, -0.0, .leastNonzeroMagnitude, 1.7976931348623157e308, 123456.0, 2.5e-5, 1 / 3]
         let names = ["llava \"1.5\"/a,b", "tab\there\nnew\r\u{1}\u{1F}\u{7F}", "é😀 ", ""]
         var rows: [ResultRow] = []
         var k = 0
@@ -70,6 +70,9 @@ import Testing
         #expect(pretty == [UInt8](try e.encode(rows)))
         #expect(RowJSON.array([], pretty: true) == [UInt8](try e.encode([ResultRow]())))
         #expect(RowJSON.array([], pretty: false) == Array("[]".utf8))
+        e.outputFormatting = [.sortedKeys]
+        #expect(RowJSON.arrays([rows, [], Array(rows.prefix(3))]) == [UInt8](try e.encode([rows, [], Array(rows.prefix(3))])))
+        #expect(RowJSON.arrays([]) == Array("[]".utf8))
         // Read back, the rows write the same bytes again (a real parameter with an integral value
         // reads back as an integer, whose text is the same).
         let compact = RowJSON.array(rows, pretty: false)

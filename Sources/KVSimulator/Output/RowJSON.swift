@@ -23,6 +23,13 @@ public enum RowJSON {
         return w.out
     }
 
+    /// Arrays of rows as one JSON array of arrays (compact), as `JSONEncoder` writes `[[ResultRow]]`.
+    public static func arrays(_ groups: [[ResultRow]]) -> [UInt8] {
+        var w = Writer(pretty: false)
+        w.array(groups.count, depth: 0) { w, g, d in w.array(groups[g].count, depth: d) { w, i, d in w.row(groups[g][i], depth: d) } }
+        return w.out
+    }
+
     /// `{"metadata": …, "rows": […]}` as `JSONEncoder` writes it pretty-printed with sorted keys and
     /// snake-case keys: the metadata by `JSONEncoder`, the rows by this writer.
     public static func document(metadata: SweepMetadata, rows: [ResultRow]) throws -> Data {
@@ -53,7 +60,7 @@ public enum RowJSON {
             for _ in 0 ..< depth { out.append(0x20); out.append(0x20) }
         }
 
-        /// `[e0, e1, …]` with `element(i, depth)` writing element `i`.
+        /// `[e0, e1, …]` with `element(&writer, i, depth)` writing element `i` at nesting `depth`.
         mutating func array(_ n: Int, depth: Int, _ element: (inout Writer, Int, Int) -> Void) {
             out.append(UInt8(ascii: "["))
             if n == 0 && pretty { newline(0) }
@@ -66,7 +73,7 @@ public enum RowJSON {
             out.append(UInt8(ascii: "]"))
         }
 
-        /// An object's fields, written by `fields` through `key`; `first` tracks the comma.
+        /// The key of an object's next field (with the comma before it unless `first`, which it clears).
         mutating func key(_ k: String, depth: Int, first: inout Bool) {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false

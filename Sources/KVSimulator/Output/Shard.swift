@@ -239,7 +239,7 @@ public enum ShardCollector {
     public static func write(_ c: Collected, to out: URL) throws {
         var files = [(try ResultWriter.json(c.rows, metadata: c.metadata), out.appendingPathComponent("results.json"))]
         if let spec = c.manifest.explore { files.append((Data(spec.apply(c.rows).csv.utf8), out.appendingPathComponent("safe.csv"))) }
-        files.append((Data(ResultWriter.csv(c.rows).utf8), out.appendingPathComponent("results.csv")))
+        files.append((Data(ResultWriter.csvBytes(c.rows)), out.appendingPathComponent("results.csv")))
         try AtomicFile.writeAll(files)
     }
 

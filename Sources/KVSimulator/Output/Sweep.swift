@@ -129,7 +129,7 @@ public struct Sweep: Sendable {
                 command: command, shard: shard, cells: plan.cellCount, totalCells: plan.totalCells,
                 layers: traces.map(\.source.info.recordedLayers), order: order, metadata: metadata(0),
                 explore: explore)
-            try AtomicFile.write(try PartStore.encode(layerRowsByTrace), to: base.appendingPathComponent(ShardManifest.rowsFileName))
+            try AtomicFile.write(PartStore.encode(layerRowsByTrace), to: base.appendingPathComponent(ShardManifest.rowsFileName))
             try AtomicFile.write(try manifest.encoded(), to: manifestURL)
             return layerRowsByTrace.flatMap { $0 }
         }
@@ -138,7 +138,7 @@ public struct Sweep: Sendable {
         // a results.csv never stands without its results.json (a csv alone is an incomplete sweep).
         try AtomicFile.writeAll([
             (try ResultWriter.json(sorted, metadata: metadata(sorted.count)), json),
-            (Data(ResultWriter.csv(sorted).utf8), results),
+            (Data(ResultWriter.csvBytes(sorted)), results),
         ])
         return sorted
     }
@@ -200,14 +200,6 @@ struct PartStore: Sendable {
     static func encode(_ rows: [ResultRow]) -> Data { Data(RowJSON.array(rows, pretty: false)) }
 
     /// The layer rows of each trace, stored as by `save`.
-    static func encode(_ byTrace: [[ResultRow]]) throws -> Data {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (i, rows) in byTrace.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out += RowJSON.array(rows, pretty: false)
-        }
-        out.append(UInt8(ascii: "]"))
-        return Data(out)
-    }
+    static func encode(_ byTrace: [[ResultRow]]) -> Data { Data(RowJSON.arrays(byTrace)) }
     static func decode(_ data: Data) throws -> [[ResultRow]] { try JSONDecoder().decode([[ResultRow]].self, from: data) }
 }

@@ -135,7 +135,7 @@ struct SimulateCommand: ExampledCommand {
         }
         if json {
             let rows = measures ? try replay.runSync(p, budget: spec, options: options).rows : nil
-            if let o = output, let rows { try writeOutput(Data(ResultWriter.csv(rows).utf8), to: o, flag: "--output") }
+            if let o = output, let rows { try writeOutput(Data(ResultWriter.csvBytes(rows)), to: o, flag: "--output") }
             let layers = decided.map { ctx, d in
                 SimulateReport.Layer(
                     layer: ctx.layer, nominal: d.nominal, actual: d.actual, merges: d.meanMerges, notes: d.notes.map(\.code))
@@ -177,7 +177,7 @@ struct SimulateCommand: ExampledCommand {
                 print(SummaryTable.render(result), terminator: "")
             }
             if let o = output {
-                try writeOutput(Data(ResultWriter.csv(result.rows).utf8), to: o, flag: "--output")
+                try writeOutput(Data(ResultWriter.csvBytes(result.rows)), to: o, flag: "--output")
                 print("wrote \(result.rows.count) result rows to \(o)")
             }
         }
